@@ -1,0 +1,40 @@
+# salesloop: `make run` starts everything on this machine, `make test` proves it.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint fmt bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Build the virtualenv and install salesloop with its dev tools
+
+run: $(STAMP) ## Start the whole system on embedded Postgres and Tansu (Ctrl-C stops it)
+	$(BIN)/salesloop dev
+
+test: lint ## Lint, type-check and run every test against real Postgres and Kafka
+	$(BIN)/pytest
+
+lint: $(STAMP) ## ruff and mypy --strict
+	$(BIN)/ruff check services tests bench migrations
+	$(BIN)/ruff format --check services tests bench migrations
+	$(BIN)/mypy
+
+fmt: $(STAMP) ## Format and fix what ruff can
+	$(BIN)/ruff format services tests bench migrations
+	$(BIN)/ruff check --fix services tests bench migrations
+
+bench: $(STAMP) ## Benchmarks (numbers go to bench/results.json and bench/README.md)
+	$(BIN)/python -m bench.run
+
+clean: ## Remove the virtualenv and the dev state
+	rm -rf $(VENV) .salesloop

@@ -1,0 +1,52 @@
+"""Request authentication shared by ingest and api: API keys and tenant look-ups, briefly cached.
+
+Caching keeps the hot path off the database; the TTL bounds how long a revoked key or a changed
+secret keeps working (SALESLOOP_AUTH_CACHE_TTL_S, default 5 s).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.core.tenancy import KeyInfo, TenantInfo, TtlCache, get_secret, get_tenant, lookup_key
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+class Directory:
+    """Keys, tenants and tenant secrets as one service sees them."""
+
+    def __init__(self, engine: AsyncEngine, secret_key: str, ttl_s: float) -> None:
+        self._engine = engine
+        self._secret_key = secret_key
+        self._keys: TtlCache[str, KeyInfo | None] = TtlCache(ttl_s)
+        self._tenants: TtlCache[str, TenantInfo | None] = TtlCache(ttl_s)
+        self._secrets: TtlCache[tuple[str, str], str | None] = TtlCache(ttl_s)
+
+    async def key(self, token: str) -> KeyInfo | None:
+        hit, info = self._keys.get(token)
+        if not hit:
+            info = await lookup_key(self._engine, token)
+            self._keys.put(token, info)
+        return info
+
+    async def tenant(self, slug: str) -> TenantInfo | None:
+        hit, info = self._tenants.get(slug)
+        if not hit:
+            info = await get_tenant(self._engine, slug)
+            self._tenants.put(slug, info)
+        return info
+
+    async def secret(self, tenant: str, source: str) -> str | None:
+        hit, value = self._secrets.get((tenant, source))
+        if not hit:
+            value = await get_secret(self._engine, self._secret_key, tenant, source)
+            self._secrets.put((tenant, source), value)
+        return value

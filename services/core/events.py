@@ -1,0 +1,161 @@
+"""BuyerEvent v1: the one canonical event every source is normalised to (SPEC section 1)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+SCHEMA_HEADER = ("schema", b"buyer-event/1")
+MAX_FUTURE = timedelta(hours=24)
+MAX_ATTRIBUTES_BYTES = 16 * 1024
+
+
+class EventType(StrEnum):
+    CALL_COMPLETED = "call.completed"
+    EMAIL_SENT = "email.sent"
+    EMAIL_OPENED = "email.opened"
+    EMAIL_CLICKED = "email.clicked"
+    EMAIL_REPLIED = "email.replied"
+    EMAIL_BOUNCED = "email.bounced"
+    MEETING_BOOKED = "meeting.booked"
+    MEETING_HELD = "meeting.held"
+    MEETING_NO_SHOW = "meeting.no_show"
+    LEAD_CREATED = "lead.created"
+    LEAD_QUALIFIED = "lead.qualified"
+    DEAL_CREATED = "deal.created"
+    DEAL_STAGE_CHANGED = "deal.stage_changed"
+    DEAL_WON = "deal.won"
+    DEAL_LOST = "deal.lost"
+    TRAINING_CERTIFICATION = "training.certification"
+
+
+class Channel(StrEnum):
+    ORGANIC_SEARCH = "organic_search"
+    PAID_SEARCH = "paid_search"
+    PAID_SOCIAL = "paid_social"
+    ORGANIC_SOCIAL = "organic_social"
+    EMAIL_MARKETING = "email_marketing"
+    REFERRAL = "referral"
+    DIRECT = "direct"
+    EVENTS = "events"
+    CONTENT = "content"
+    OUTBOUND = "outbound"
+    PARTNER = "partner"
+    OTHER = "other"
+
+
+class Source(StrEnum):
+    API = "api"
+    HUBSPOT = "hubspot"
+    SALESFORCE = "salesforce"
+    TWILIO = "twilio"
+    AIRCALL = "aircall"
+    SENDGRID = "sendgrid"
+
+
+Id = Annotated[str, Field(min_length=1, max_length=200)]
+Seconds = Annotated[float, Field(ge=0, le=10_000_000, allow_inf_nan=False)]
+
+
+class TranscriptSegment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    speaker: Literal["rep", "buyer"]
+    start_s: Seconds
+    end_s: Seconds
+    text: str = Field(max_length=100_000)
+
+
+class BuyerEvent(BaseModel):
+    """What a client may send. The service adds tenant, source and received_at (see `StoredEvent`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: Id
+    type: EventType
+    occurred_at: AwareDatetime
+    rep_id: Id | None = None
+    contact_id: Id | None = None
+    account_id: Id | None = None
+    deal_id: Id | None = None
+    channel: Channel | None = None
+    direction: Literal["inbound", "outbound"] | None = None
+    outcome: Literal["connected", "no_answer", "voicemail", "busy", "failed"] | None = None
+    duration_s: Seconds | None = None
+    rep_talk_s: Seconds | None = None
+    buyer_talk_s: Seconds | None = None
+    amount: (
+        Annotated[Decimal, Field(ge=0, le=Decimal("1e15"), decimal_places=4, allow_inf_nan=False)] | None
+    ) = None
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None
+    stage: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    module: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    score: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] | None = None
+    passed: bool | None = None
+    transcript: Annotated[list[TranscriptSegment], Field(max_length=10_000)] | None = None
+    attributes: dict[str, Any] | None = None
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _not_in_far_future(cls, value: datetime, info: ValidationInfo) -> datetime:
+        now = (info.context or {}).get("now") or datetime.now(UTC)
+        if value - now > MAX_FUTURE:
+            raise ValueError("must not be more than 24 hours in the future")
+        return value
+
+    @field_validator("currency")
+    @classmethod
+    def _tenant_currency(cls, value: str | None, info: ValidationInfo) -> str | None:
+        expected = (info.context or {}).get("currency")
+        if value is not None and expected is not None and value != expected:
+            raise ValueError(f"must be the tenant's reporting currency {expected}")
+        return value
+
+    @field_validator("attributes")
+    @classmethod
+    def _attributes_size(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and len(orjson.dumps(value)) > MAX_ATTRIBUTES_BYTES:
+            raise ValueError("must be at most 16 KiB of JSON")
+        return value
+
+    @model_validator(mode="after")
+    def _type_rules(self) -> BuyerEvent:
+        if self.type is EventType.LEAD_QUALIFIED and self.stage not in ("mql", "sql"):
+            raise ValueError("stage must be 'mql' or 'sql' for lead.qualified")
+        if self.type is EventType.TRAINING_CERTIFICATION and (self.module is None or self.passed is None):
+            raise ValueError("module and passed are required for training.certification")
+        return self
+
+
+class StoredEvent(BuyerEvent):
+    """The event as it travels on Kafka and sits in the archive."""
+
+    tenant: str
+    source: Source
+    received_at: AwareDatetime
+
+
+def kafka_key(tenant: str, rep_id: str | None, contact_id: str | None) -> bytes:
+    return f"{tenant}:{rep_id or contact_id or '-'}".encode()
+
+
+def to_message(event: BuyerEvent, tenant: str, source: Source, received_at: datetime) -> bytes:
+    """The Kafka value: the event's JSON with the service-set fields filled in."""
+    body = event.model_dump(mode="json", exclude_none=True)
+    body["tenant"] = tenant
+    body["source"] = source.value
+    body["received_at"] = received_at.isoformat()
+    return orjson.dumps(body)

@@ -1,0 +1,210 @@
+"""Tables. All SQL lives in each domain's queries/store module; this is only the schema."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Money = Numeric(20, 4)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _counter() -> Mapped[int]:
+    return mapped_column(BigInteger, nullable=False, server_default="0")
+
+
+def _seconds() -> Mapped[float]:
+    return mapped_column(Numeric(20, 3), nullable=False, server_default="0")
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    slug: Mapped[str] = mapped_column(String(63), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    timezone: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class TenantSecret(Base):
+    """Per-source secrets, Fernet-encrypted with a key derived from SALESLOOP_SECRET_KEY."""
+
+    __tablename__ = "tenant_secrets"
+
+    tenant: Mapped[str] = mapped_column(ForeignKey("tenants.slug", ondelete="CASCADE"), primary_key=True)
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    prefix: Mapped[str] = mapped_column(String(16), primary_key=True)
+    tenant: Mapped[str] = mapped_column(ForeignKey("tenants.slug", ondelete="CASCADE"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Rep(Base):
+    __tablename__ = "reps"
+
+    tenant: Mapped[str] = mapped_column(ForeignKey("tenants.slug", ondelete="CASCADE"), primary_key=True)
+    rep_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    team: Mapped[str | None] = mapped_column(String(200))
+    hired_at: Mapped[date | None] = mapped_column(Date)
+    timezone: Mapped[str] = mapped_column(String(64), nullable=False)
+    quota_monthly: Mapped[Decimal | None] = mapped_column(Money)
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="true")
+    aliases: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (Index("ix_reps_tenant_team", "tenant", "team"),)
+
+
+class RepAlias(Base):
+    """Vendor identity -> rep, e.g. (acme, hubspot_owner_id, 123) -> r1."""
+
+    __tablename__ = "rep_aliases"
+
+    tenant: Mapped[str] = mapped_column(ForeignKey("tenants.slug", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(320), primary_key=True)
+    rep_id: Mapped[str] = mapped_column(String(200), nullable=False)
+
+
+class Event(Base):
+    """The archive: every folded event once, the source of truth for `salesloop rebuild`."""
+
+    __tablename__ = "events"
+
+    tenant: Mapped[str] = mapped_column(String(63), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    type: Mapped[str] = mapped_column(String(40), nullable=False)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    folded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    source: Mapped[str] = mapped_column(String(20), nullable=False)
+    rep_id: Mapped[str | None] = mapped_column(String(200))
+    contact_id: Mapped[str | None] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+
+    __table_args__ = (Index("ix_events_tenant_occurred_at", "tenant", "occurred_at"),)
+
+
+class RepDaily(Base):
+    """Per rep per rep-local day counters. Additive: every column is a sum."""
+
+    __tablename__ = "rollup_rep_daily"
+
+    tenant: Mapped[str] = mapped_column(String(63), primary_key=True)
+    rep_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    events: Mapped[int] = _counter()
+    calls: Mapped[int] = _counter()
+    dials: Mapped[int] = _counter()
+    connects: Mapped[int] = _counter()
+    talk_time_s: Mapped[float] = _seconds()
+    talk_calls: Mapped[int] = _counter()
+    rep_talk_s: Mapped[float] = _seconds()
+    buyer_talk_s: Mapped[float] = _seconds()
+    emails_sent: Mapped[int] = _counter()
+    emails_opened: Mapped[int] = _counter()
+    emails_clicked: Mapped[int] = _counter()
+    email_replies: Mapped[int] = _counter()
+    emails_bounced: Mapped[int] = _counter()
+    meetings_booked: Mapped[int] = _counter()
+    meetings_held: Mapped[int] = _counter()
+    meetings_no_show: Mapped[int] = _counter()
+    leads_created: Mapped[int] = _counter()
+    leads_mql: Mapped[int] = _counter()
+    leads_sql: Mapped[int] = _counter()
+    deals_created: Mapped[int] = _counter()
+    deal_stage_changes: Mapped[int] = _counter()
+    deals_won: Mapped[int] = _counter()
+    deals_lost: Mapped[int] = _counter()
+    revenue_won: Mapped[Decimal] = mapped_column(Money, nullable=False, server_default="0")
+    certifications: Mapped[int] = _counter()
+    certifications_passed: Mapped[int] = _counter()
+
+
+class ChannelDaily(Base):
+    """Per acquisition channel per tenant-local day."""
+
+    __tablename__ = "rollup_channel_daily"
+
+    tenant: Mapped[str] = mapped_column(String(63), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    events: Mapped[int] = _counter()
+    leads: Mapped[int] = _counter()
+    mqls: Mapped[int] = _counter()
+    sqls: Mapped[int] = _counter()
+    deals_created: Mapped[int] = _counter()
+    deals_won: Mapped[int] = _counter()
+    revenue_won: Mapped[Decimal] = mapped_column(Money, nullable=False, server_default="0")
+
+
+class TenantWatermark(Base):
+    """The newest event time folded per tenant: the `as_of` of every API answer."""
+
+    __tablename__ = "tenant_watermarks"
+
+    tenant: Mapped[str] = mapped_column(String(63), primary_key=True)
+    as_of: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    events_folded: Mapped[int] = _counter()
+
+
+class ConsumerOffset(Base):
+    """Kafka offsets committed in the same transaction as the rollups (exactly-once folding)."""
+
+    __tablename__ = "consumer_offsets"
+
+    consumer_group: Mapped[str] = mapped_column(String(200), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(249), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    next_offset: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# Counter columns of each rollup, in table order: the fold and the store share these.
+REP_COUNTERS: tuple[str, ...] = tuple(
+    c.name for c in RepDaily.__table__.columns if c.name not in ("tenant", "rep_id", "day")
+)
+CHANNEL_COUNTERS: tuple[str, ...] = tuple(
+    c.name for c in ChannelDaily.__table__.columns if c.name not in ("tenant", "channel", "day")
+)

@@ -1,0 +1,58 @@
+"""The one settings class: every knob is a `SALESLOOP_*` environment variable."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Used by `salesloop dev` and the tests only; refused anywhere else.
+DEV_SECRET_KEY = "dev-only-secret-key-do-not-use-in-production"
+
+EVENTS_TOPIC = "salesloop.events.v1"
+DLQ_TOPIC = "salesloop.events.dlq.v1"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SALESLOOP_", extra="ignore")
+
+    env: Literal["dev", "test", "production"] = "production"
+    database_url: SecretStr = SecretStr("postgresql://salesloop@127.0.0.1:5432/salesloop")
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    events_topic: str = EVENTS_TOPIC
+    dlq_topic: str = DLQ_TOPIC
+    topic_partitions: int = Field(12, ge=1)
+    topic_replication: int = Field(1, ge=1)
+    consumer_group: str = "salesloop-aggregator"
+    # Encrypts tenant secrets at rest (Fernet key derived from it); see README "Secrets".
+    secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
+    public_base_url: str | None = None
+
+    # ingest
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    max_batch_events: int = Field(1000, ge=1)
+    produce_timeout_s: float = Field(5.0, gt=0)
+    auth_cache_ttl_s: float = Field(5.0, ge=0)
+
+    # aggregator
+    batch_max_events: int = Field(10_000, ge=1)
+    batch_wait_ms: int = Field(200, ge=0)
+
+    # databases
+    db_pool_size: int = Field(10, ge=1)
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _refuse_dev_secret(self) -> Settings:
+        if self.env == "production" and self.secret_key.get_secret_value() == DEV_SECRET_KEY:
+            raise ValueError(
+                "SALESLOOP_SECRET_KEY is the development default; set a real secret in production"
+            )
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,172 @@
+"""Tenants, their per-source secrets and API keys: all SQL of the tenancy domain."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.core.models import ApiKey, Tenant, TenantSecret
+from services.core.secrets import decrypt_secret, encrypt_secret, key_matches, new_api_key, parse_key_prefix
+
+SCOPES = frozenset(
+    {
+        "ingest",
+        "reps:write",
+        "metrics:read",
+        "coaching:read",
+        "hiring:read",
+        "hiring:write",
+        "training:read",
+        "demand:read",
+        "demand:write",
+        "admin",
+    }
+)
+SECRET_SOURCES = frozenset({"hubspot", "salesforce", "twilio", "aircall", "sendgrid", "webhooks"})
+
+
+@dataclass(frozen=True)
+class TenantInfo:
+    slug: str
+    currency: str
+    timezone: str
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    prefix: str
+    tenant: str
+    scopes: frozenset[str]
+
+
+class TenancyError(ValueError):
+    pass
+
+
+def validate_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise TenancyError(f"unknown IANA timezone {name!r}") from exc
+    return name
+
+
+async def create_tenant(engine: AsyncEngine, slug: str, currency: str, timezone: str) -> None:
+    if not slug.replace("-", "").replace("_", "").isalnum() or not 1 <= len(slug) <= 63:
+        raise TenancyError("slug must be 1-63 letters, digits, '-' or '_'")
+    if len(currency) != 3 or not currency.isalpha():
+        raise TenancyError("currency must be an ISO 4217 code such as USD")
+    validate_timezone(timezone)
+    async with engine.begin() as conn:
+        row = await conn.execute(
+            insert(Tenant)
+            .values(slug=slug, currency=currency.upper(), timezone=timezone)
+            .on_conflict_do_nothing()
+            .returning(Tenant.slug)
+        )
+        if row.first() is None:
+            raise TenancyError(f"tenant {slug!r} exists already")
+
+
+async def get_tenant(engine: AsyncEngine, slug: str) -> TenantInfo | None:
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(Tenant).where(Tenant.slug == slug))).first()
+    return TenantInfo(row.slug, row.currency, row.timezone) if row else None
+
+
+async def set_secret(engine: AsyncEngine, secret_key: str, tenant: str, source: str, value: str) -> None:
+    if source not in SECRET_SOURCES:
+        raise TenancyError(f"source must be one of {', '.join(sorted(SECRET_SOURCES))}")
+    if await get_tenant(engine, tenant) is None:
+        raise TenancyError(f"no tenant {tenant!r}")
+    ciphertext = encrypt_secret(secret_key, value)
+    stmt = insert(TenantSecret).values(tenant=tenant, source=source, ciphertext=ciphertext)
+    async with engine.begin() as conn:
+        await conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[TenantSecret.tenant, TenantSecret.source],
+                set_={"ciphertext": ciphertext, "updated_at": datetime.now(UTC)},
+            )
+        )
+
+
+async def get_secret(engine: AsyncEngine, secret_key: str, tenant: str, source: str) -> str | None:
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(TenantSecret.ciphertext).where(
+                    TenantSecret.tenant == tenant, TenantSecret.source == source
+                )
+            )
+        ).first()
+    return decrypt_secret(secret_key, row.ciphertext) if row else None
+
+
+async def create_key(engine: AsyncEngine, tenant: str, scopes: list[str]) -> str:
+    unknown = set(scopes) - SCOPES
+    if unknown or not scopes:
+        raise TenancyError(f"scopes must be among {', '.join(sorted(SCOPES))}")
+    if await get_tenant(engine, tenant) is None:
+        raise TenancyError(f"no tenant {tenant!r}")
+    key, prefix, key_hash = new_api_key()
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(ApiKey).values(prefix=prefix, tenant=tenant, key_hash=key_hash, scopes=sorted(set(scopes)))
+        )
+    return key
+
+
+async def revoke_key(engine: AsyncEngine, prefix: str) -> bool:
+    prefix = parse_key_prefix(prefix) or prefix
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            update(ApiKey)
+            .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+            .values(revoked_at=datetime.now(UTC))
+            .returning(ApiKey.prefix)
+        )
+        return result.first() is not None
+
+
+async def lookup_key(engine: AsyncEngine, key: str) -> KeyInfo | None:
+    prefix = parse_key_prefix(key)
+    if prefix is None:
+        return None
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(select(ApiKey).where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None)))
+        ).first()
+    if row is None or not key_matches(key, row.key_hash):
+        return None
+    return KeyInfo(row.prefix, row.tenant, frozenset(row.scopes))
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class TtlCache(Generic[K, V]):
+    """A small time-bounded cache: revocations and secret changes take effect within `ttl_s`."""
+
+    def __init__(self, ttl_s: float, max_items: int = 10_000) -> None:
+        self.ttl_s = ttl_s
+        self.max_items = max_items
+        self._items: dict[K, tuple[float, V]] = {}
+
+    def get(self, key: K) -> tuple[bool, V | None]:
+        hit = self._items.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            return False, None
+        return True, hit[1]
+
+    def put(self, key: K, value: V) -> None:
+        if len(self._items) >= self.max_items:
+            self._items.clear()
+        self._items[key] = (time.monotonic() + self.ttl_s, value)
