@@ -140,22 +140,43 @@ class BuyerEvent(BaseModel):
         return self
 
 
+ALIAS_KINDS = ("hubspot_owner_id", "salesforce_user_id", "phone", "email", "aircall_user_id")
+
+
+class RepAlias(BaseModel):
+    """A vendor identity of the rep (e.g. a HubSpot owner id), resolved to `rep_id` by the aggregator."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["hubspot_owner_id", "salesforce_user_id", "phone", "email", "aircall_user_id"]
+    value: Annotated[str, Field(min_length=1, max_length=320)]
+
+
 class StoredEvent(BuyerEvent):
-    """The event as it travels on Kafka and sits in the archive."""
+    """The event as it travels on Kafka and sits in the archive: service-set fields filled in."""
 
     tenant: str
     source: Source
     received_at: AwareDatetime
+    rep_alias: RepAlias | None = None
 
 
 def kafka_key(tenant: str, rep_id: str | None, contact_id: str | None) -> bytes:
     return f"{tenant}:{rep_id or contact_id or '-'}".encode()
 
 
-def to_message(event: BuyerEvent, tenant: str, source: Source, received_at: datetime) -> bytes:
+def to_message(
+    event: BuyerEvent,
+    tenant: str,
+    source: Source,
+    received_at: datetime,
+    rep_alias: RepAlias | None = None,
+) -> bytes:
     """The Kafka value: the event's JSON with the service-set fields filled in."""
     body = event.model_dump(mode="json", exclude_none=True)
     body["tenant"] = tenant
     body["source"] = source.value
     body["received_at"] = received_at.isoformat()
+    if rep_alias is not None:
+        body["rep_alias"] = rep_alias.model_dump()
     return orjson.dumps(body)
