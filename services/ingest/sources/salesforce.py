@@ -1,0 +1,395 @@
+"""Salesforce Outbound Messages: a SOAP `notifications` envelope of up to 100 sObject snapshots.
+
+Authenticity: the envelope's `OrganizationId` must be the tenant's org id (15- or 18-character form),
+optionally with an IP allow-list. The XML is parsed with defusedxml and any DTD is refused outright:
+SOAP forbids them, and refusing the declaration means no entity is ever expanded or fetched.
+
+A notification is a snapshot of the record's fields when a workflow rule fired, not a change, and a
+rule may fire on every edit. So facts that happen once per record take an id from the record, not
+from the notification: `salesforce:{record id}:deal.won` is the same id whichever notification first
+showed the deal won, and re-edits or retries never count it twice. The Notification Id names the
+entity updates (amount, owner, stage, channel, status) and is kept in every event's attributes.
+
+- Opportunity -> deal.created (at CreatedDate), then deal.won / deal.lost (IsWon / IsClosed, else the
+  standard "Closed Won"/"Closed Lost" stage names) or deal.stage_changed once per stage.
+- Lead -> lead.created (at CreatedDate), lead.qualified mql / sql by Status (MappingContext) or sql
+  once IsConverted.
+- Task -> call.completed (TaskSubtype/Type Call), email.sent (Email, ListEmail), meeting.held (Type
+  Meeting), for completed tasks only. Event -> meeting.booked (at CreatedDate), and meeting.held when
+  the notification arrives after the meeting ended (reps edit a meeting after it took place).
+The rep is OwnerId when it is a user (005...), as alias kind `salesforce_user_id`; queues are nobody.
+Amounts in another currency than the tenant's (multi-currency orgs) are kept in the attributes only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from xml.etree.ElementTree import Element
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
+
+from services.core.events import Channel, EventType, RepAlias
+
+from .common import (
+    EntityKind,
+    EntityProperty,
+    EntityUpdate,
+    InboundRequest,
+    MappingContext,
+    Normalised,
+    PayloadError,
+    SignatureError,
+    VendorEvent,
+    channel_for,
+    equal,
+    fingerprint,
+    make_event,
+)
+
+ACK_CONTENT_TYPE = "text/xml; charset=utf-8"
+_SOAP = "{http://schemas.xmlsoap.org/soap/envelope/}"
+_OM = "{http://soap.sforce.com/2005/09/outbound}"
+_XSI = "{http://www.w3.org/2001/XMLSchema-instance}"
+_ACK = (
+    b'<?xml version="1.0" encoding="UTF-8"?>'
+    b'<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/">'
+    b"<soapenv:Body>"
+    b'<notificationsResponse xmlns="http://soap.sforce.com/2005/09/outbound">'
+    b"<Ack>true</Ack>"
+    b"</notificationsResponse>"
+    b"</soapenv:Body>"
+    b"</soapenv:Envelope>"
+)
+# The standard Lead Source picklist; values that are SPEC channel names map to themselves.
+CHANNELS = {
+    "web": Channel.DIRECT,
+    "phone inquiry": Channel.DIRECT,
+    "partner referral": Channel.PARTNER,
+    "partner": Channel.PARTNER,
+    "purchased list": Channel.OUTBOUND,
+    "employee referral": Channel.REFERRAL,
+    "external referral": Channel.REFERRAL,
+    "word of mouth": Channel.REFERRAL,
+    "trade show": Channel.EVENTS,
+    "seminar - internal": Channel.EVENTS,
+    "seminar - partner": Channel.EVENTS,
+    "webinar": Channel.EVENTS,
+    "advertisement": Channel.OTHER,
+    "public relations": Channel.OTHER,
+}
+_DISPOSITIONS = (
+    (("voicemail", "voice mail", "left message", "left vm"), "voicemail"),
+    (("no answer", "no-answer", "not answered", "unanswered"), "no_answer"),
+    (("busy",), "busy"),
+    (("wrong number", "bad number", "invalid number", "failed"), "failed"),
+    (("connected", "answered", "spoke", "conversation", "reached"), "connected"),
+)
+_MAX_STAGE = 100
+# A record first seen without CreatedDate was created, as far as anyone here knows, when first seen.
+_CREATED = ("CreatedDate", "LastModifiedDate", "SystemModstamp")
+
+
+@dataclass(frozen=True)
+class Notification:
+    id: str
+    sobject: str
+    fields: dict[str, str | None]
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    organization_id: str | None
+    notifications: list[Notification]
+
+
+def ack_response() -> bytes:
+    """The `notificationsResponse` Salesforce needs to stop redelivering; serve as ACK_CONTENT_TYPE."""
+    return _ACK
+
+
+def verify(request: InboundRequest, secret: str, *, allowed_networks: Sequence[str] = ()) -> None:
+    """Check the org id, and the sender's address when `allowed_networks` (CIDRs) are given."""
+    if allowed_networks and not _ip_allowed(request.client_ip, allowed_networks):
+        raise SignatureError("sender address is not in the allowed networks")
+    message = parse(request.body)
+    org = message.organization_id or ""
+    expected = secret.strip()
+    # Setup shows the 15-character id; messages carry the 18-character one (15 + a case checksum).
+    received = org[:15] if len(expected) == 15 else org
+    if not org or not equal(received, expected):
+        raise SignatureError("OrganizationId is not the tenant's Salesforce org")
+
+
+def parse(body: bytes) -> OutboundMessage:
+    try:
+        root = SafeET.fromstring(body, forbid_dtd=True)
+    except DefusedXmlException:
+        raise PayloadError(None, "XML with a DTD or entity declarations is not accepted") from None
+    except SafeET.ParseError as exc:
+        raise PayloadError(None, f"not well-formed XML: {exc}") from None
+    if root.tag != f"{_SOAP}Envelope":
+        raise PayloadError("Envelope", "must be a SOAP 1.1 envelope")
+    node = root.find(f"{_SOAP}Body/{_OM}notifications")
+    if node is None:
+        raise PayloadError("notifications", "must be an Outbound Message notifications element")
+    notifications = []
+    for i, item in enumerate(node.findall(f"{_OM}Notification")):
+        notification_id = _text(item.find(f"{_OM}Id"))
+        sobject = item.find(f"{_OM}sObject")
+        if not notification_id:
+            raise PayloadError("Notification.Id", "is required", i)
+        if sobject is None:
+            raise PayloadError("Notification.sObject", "is required", i)
+        kind = (sobject.get(f"{_XSI}type") or "").rpartition(":")[2]
+        fields = {_local(child.tag): _field(child) for child in sobject}
+        notifications.append(Notification(notification_id, kind, fields))
+    return OutboundMessage(_text(node.find(f"{_OM}OrganizationId")), notifications)
+
+
+def to_events(message: OutboundMessage, ctx: MappingContext) -> Normalised:
+    mappers = {"Opportunity": _opportunity, "Lead": _lead, "Task": _task, "Event": _event}
+    out = Normalised(events=[], ignored=0)
+    ignored = 0
+    for i, notification in enumerate(message.notifications):
+        mapper = mappers.get(notification.sobject)
+        before = len(out.events) + len(out.entity_updates)
+        if mapper is not None:
+            mapper(_Record(notification, i, ctx), out)
+        ignored += len(out.events) + len(out.entity_updates) == before
+    return Normalised(out.events, ignored, out.entity_updates)
+
+
+class _Record:
+    """One notification's sObject with typed, error-naming accessors."""
+
+    def __init__(self, notification: Notification, index: int, ctx: MappingContext) -> None:
+        self.n, self.i, self.ctx = notification, index, ctx
+        record_id = self.get("Id")
+        if record_id is None:
+            raise PayloadError("sObject.Id", "is required", index)
+        self.id = record_id
+        owner = self.get("OwnerId")
+        # 005 is the User key prefix; an owner may also be a queue (00G), which is no rep.
+        self.alias = (
+            RepAlias(kind="salesforce_user_id", value=owner) if owner and owner[:3] == "005" else None
+        )
+
+    def get(self, name: str) -> str | None:
+        value = self.n.fields.get(name)
+        return (value.strip() or None) if value is not None else None
+
+    def flag(self, name: str) -> bool | None:
+        value = self.get(name)
+        return None if value is None else value.lower() == "true"
+
+    def when(self, *names: str) -> datetime:
+        return self.first_time(names)[0]
+
+    def first_time(self, names: tuple[str, ...]) -> tuple[datetime, str | None]:
+        """The first of `names` that is set (and which), else the time the message was received."""
+        for name in names:
+            value = self.get(name)
+            if value is None:
+                continue
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                raise PayloadError(f"sObject.{name}", "must be an xsd:dateTime or xsd:date", self.i) from None
+            return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)), name
+        return self.ctx.received_at, None
+
+    def number(self, name: str) -> Decimal | None:
+        value = self.get(name)
+        if value is None:
+            return None
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            raise PayloadError(f"sObject.{name}", "must be a number", self.i) from None
+        if not number.is_finite() or number < 0:
+            raise PayloadError(f"sObject.{name}", "must be a finite number of at least 0", self.i)
+        return number
+
+    def event(self, type_: EventType, fact: str, times: tuple[str, ...], **fields: Any) -> VendorEvent:
+        """`times`: the fields that may hold the event time, first set one wins."""
+        occurred_at, source = self.first_time(times)
+        attributes = {"salesforce_notification_id": self.n.id, "salesforce_sobject": self.n.sobject}
+        event = make_event(
+            self.ctx,
+            index=self.i,
+            names={"occurred_at": f"sObject.{source}"} if source else None,
+            event_id=f"salesforce:{self.id}:{fact}",
+            type=type_,
+            occurred_at=occurred_at,
+            attributes={**attributes, **fields.pop("attributes", {})},
+            **fields,
+        )
+        return VendorEvent(event, self.alias)
+
+    def update(self, entity: EntityKind, prop: EntityProperty, value: str | None) -> EntityUpdate:
+        alias = self.alias if prop == "owner" else None
+        occurred_at = self.when("LastModifiedDate", "SystemModstamp")
+        return EntityUpdate(entity, self.id, prop, value, occurred_at, f"salesforce:{self.n.id}", alias)
+
+
+def _opportunity(r: _Record, out: Normalised) -> None:
+    stage = (r.get("StageName") or "")[:_MAX_STAGE] or None
+    won, closed = r.flag("IsWon"), r.flag("IsClosed")
+    if won is None and closed is None and stage is not None:
+        won, closed = stage.lower() == "closed won", stage.lower() in ("closed won", "closed lost")
+    amount, currency, attributes = r.number("Amount"), r.get("CurrencyIsoCode"), {}
+    if amount is not None and currency is not None and currency != r.ctx.currency:
+        attributes = {"amount_original": str(amount), "currency_original": currency}
+        amount = None
+    common: dict[str, Any] = {
+        "deal_id": r.id,
+        "account_id": r.get("AccountId"),
+        "channel": channel_for(r.get("LeadSource"), CHANNELS, r.ctx),
+        "amount": amount,
+        "currency": r.ctx.currency if amount is not None else None,
+        "attributes": {**attributes, **({"close_date": r.get("CloseDate")} if r.get("CloseDate") else {})},
+    }
+    changed_at = ("LastModifiedDate", "SystemModstamp")
+    out.events.append(r.event(EventType.DEAL_CREATED, "deal.created", _CREATED, **common))
+    if won:
+        out.events.append(r.event(EventType.DEAL_WON, "deal.won", changed_at, stage=stage, **common))
+    elif closed:
+        out.events.append(r.event(EventType.DEAL_LOST, "deal.lost", changed_at, stage=stage, **common))
+    elif stage is not None:
+        fact = f"stage:{stage}" if len(stage) <= 60 else f"stage:{fingerprint(stage)}"
+        out.events.append(r.event(EventType.DEAL_STAGE_CHANGED, fact, changed_at, stage=stage, **common))
+    if amount is not None:
+        out.entity_updates.append(r.update("deal", "amount", str(amount)))
+    if r.alias is not None:
+        out.entity_updates.append(r.update("deal", "owner", r.alias.value))
+    if stage is not None:
+        out.entity_updates.append(r.update("deal", "stage", stage))
+
+
+def _lead(r: _Record, out: Normalised) -> None:
+    channel = channel_for(r.get("LeadSource"), CHANNELS, r.ctx)
+    converted = {
+        "converted_contact_id": r.get("ConvertedContactId"),
+        "converted_opportunity_id": r.get("ConvertedOpportunityId"),
+    }
+    common: dict[str, Any] = {
+        "contact_id": r.id,
+        "channel": channel,
+        "attributes": {k: v for k, v in converted.items() if v is not None},
+    }
+    out.events.append(r.event(EventType.LEAD_CREATED, "lead.created", _CREATED, **common))
+    status = (r.get("Status") or "").lower()
+    stages = []
+    if status in {s.lower() for s in r.ctx.salesforce_mql_statuses}:
+        stages.append("mql")
+    if status in {s.lower() for s in r.ctx.salesforce_sql_statuses} or r.flag("IsConverted"):
+        stages.append("sql")
+    for stage in stages:
+        at = ("LastModifiedDate", "ConvertedDate", "SystemModstamp")
+        out.events.append(
+            r.event(EventType.LEAD_QUALIFIED, f"lead.qualified:{stage}", at, stage=stage, **common)
+        )
+    if r.alias is not None:
+        out.entity_updates.append(r.update("contact", "owner", r.alias.value))
+    if channel is not None:
+        out.entity_updates.append(r.update("contact", "channel", channel.value))
+    if r.get("Status") is not None:
+        out.entity_updates.append(r.update("contact", "lifecycle_stage", r.get("Status")))
+
+
+def _task(r: _Record, out: Normalised) -> None:
+    closed = r.flag("IsClosed")
+    if closed is False or (closed is None and (r.get("Status") or "Completed").lower() != "completed"):
+        return
+    subtype, kind = (r.get("TaskSubtype") or "").lower(), (r.get("Type") or "").lower()
+    at = ("CompletedDateTime", "CreatedDate", "LastModifiedDate")
+    links = _links(r)
+    if subtype == "call" or kind == "call" or r.get("CallType") is not None:
+        direction = {"inbound": "inbound", "outbound": "outbound"}.get((r.get("CallType") or "").lower())
+        duration = r.number("CallDurationInSeconds")
+        disposition = r.get("CallDisposition")
+        attributes = {"call_disposition": disposition} if disposition else {}
+        out.events.append(
+            r.event(
+                EventType.CALL_COMPLETED,
+                "call.completed",
+                at,
+                direction=direction,
+                outcome=_outcome(disposition),
+                duration_s=float(duration) if duration is not None else None,
+                attributes=attributes,
+                **links,
+            )
+        )
+    elif subtype in ("email", "listemail") or kind == "email":
+        out.events.append(r.event(EventType.EMAIL_SENT, "email.sent", at, direction="outbound", **links))
+    elif kind == "meeting":
+        out.events.append(r.event(EventType.MEETING_HELD, "meeting.held", at, **links))
+
+
+def _event(r: _Record, out: Normalised) -> None:
+    minutes = r.number("DurationInMinutes")
+    duration_s = float(minutes) * 60 if minutes is not None else None
+    links = _links(r)
+    booked_at = ("CreatedDate", "LastModifiedDate")
+    out.events.append(
+        r.event(EventType.MEETING_BOOKED, "meeting.booked", booked_at, duration_s=duration_s, **links)
+    )
+    if r.get("StartDateTime") is None:
+        return
+    start = r.when("StartDateTime")
+    end = r.when("EndDateTime") if r.get("EndDateTime") else start + timedelta(seconds=duration_s or 0)
+    if end <= r.ctx.received_at:
+        out.events.append(
+            r.event(
+                EventType.MEETING_HELD, "meeting.held", ("StartDateTime",), duration_s=duration_s, **links
+            )
+        )
+
+
+def _links(r: _Record) -> dict[str, Any]:
+    """WhoId is a lead or contact; WhatId may be an opportunity (006) or an account (001)."""
+    what = r.get("WhatId") or ""
+    return {
+        "contact_id": r.get("WhoId"),
+        "deal_id": what if what[:3] == "006" else None,
+        "account_id": r.get("AccountId") or (what if what[:3] == "001" else None),
+    }
+
+
+def _outcome(disposition: str | None) -> str | None:
+    lowered = (disposition or "").lower()
+    for needles, outcome in _DISPOSITIONS:
+        if any(needle in lowered for needle in needles):
+            return outcome
+    return None
+
+
+def _ip_allowed(client_ip: str | None, networks: Sequence[str]) -> bool:
+    if client_ip is None:
+        return False
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(net, strict=False) for net in networks)
+
+
+def _text(node: Element | None) -> str | None:
+    return (node.text or "").strip() or None if node is not None else None
+
+
+def _field(node: Element) -> str | None:
+    if (node.get(f"{_XSI}nil") or "").lower() == "true":
+        return None
+    return node.text or ""
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]

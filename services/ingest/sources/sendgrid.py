@@ -1,0 +1,152 @@
+"""SendGrid (Twilio) signed Event Webhook: ECDSA P-256 over timestamp + raw body, and email events.
+
+The tenant's secret is the verification key exactly as SendGrid shows it (base64 DER
+SubjectPublicKeyInfo); a PEM block is accepted too. SendGrid documents no replay window, so the
+common 5-minute one applies to `X-Twilio-Email-Event-Webhook-Timestamp` (Unix seconds); SendGrid signs
+every delivery attempt afresh, and a replayed event is dropped by its id anyway.
+
+processed -> email.sent, open -> email.opened, click -> email.clicked, bounce / dropped ->
+email.bounced; every other event is ignored, and so are opens SendGrid flags as machine opens
+(`sg_machine_open`: mail privacy proxies fetch every image, which says nothing about the buyer).
+Rep, contact, deal and account come from the custom args `rep_id`, `contact_id`, `deal_id` and
+`account_id`, which SendGrid copies to the top level of each event.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import timedelta
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from services.core.events import EventType
+
+from .common import (
+    DEFAULT_TOLERANCE,
+    InboundRequest,
+    MappingContext,
+    Normalised,
+    PayloadError,
+    SignatureError,
+    VendorEvent,
+    check_timestamp,
+    fingerprint,
+    from_epoch,
+    header,
+    load_json,
+    make_event,
+    text,
+)
+
+SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
+TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
+_TYPES = {
+    "processed": EventType.EMAIL_SENT,
+    "open": EventType.EMAIL_OPENED,
+    "click": EventType.EMAIL_CLICKED,
+    "bounce": EventType.EMAIL_BOUNCED,
+    "dropped": EventType.EMAIL_BOUNCED,
+}
+_SECONDS = re.compile(r"[0-9]{1,12}")
+_NAMES = {"occurred_at": "timestamp", "event_id": "sg_event_id"}
+
+
+def load_public_key(key: str) -> ec.EllipticCurvePublicKey:
+    """The verification key as SendGrid shows it; ValueError if it is not a P-256 public key."""
+    try:
+        if "BEGIN PUBLIC KEY" in key:
+            loaded = serialization.load_pem_public_key(key.encode())
+        else:
+            loaded = serialization.load_der_public_key(base64.b64decode("".join(key.split()), validate=True))
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise ValueError("not a base64 DER or PEM public key") from exc
+    if not isinstance(loaded, ec.EllipticCurvePublicKey) or loaded.curve.name != "secp256r1":
+        raise ValueError("not an ECDSA P-256 public key")
+    return loaded
+
+
+def sign(private_key: ec.EllipticCurvePrivateKey, timestamp: str, body: bytes) -> str:
+    """What SendGrid does with its private key; for tests and the demo loader."""
+    return base64.b64encode(private_key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))).decode()
+
+
+def verify(request: InboundRequest, secret: str, *, tolerance: timedelta = DEFAULT_TOLERANCE) -> None:
+    signature = header(request.headers, SIGNATURE)
+    timestamp = (header(request.headers, TIMESTAMP) or "").strip()
+    if not signature:
+        raise SignatureError(f"missing {SIGNATURE} header")
+    if not timestamp:
+        raise SignatureError(f"missing {TIMESTAMP} header")
+    if not _SECONDS.fullmatch(timestamp):
+        raise SignatureError(f"{TIMESTAMP} is not a Unix timestamp in seconds")
+    check_timestamp(from_epoch(timestamp, unit="s", field=TIMESTAMP), request.now, tolerance)
+    try:
+        key = load_public_key(secret)
+    except ValueError:
+        raise SignatureError(
+            "the tenant's SendGrid verification key is not an ECDSA P-256 public key"
+        ) from None
+    try:
+        decoded = base64.b64decode(signature.strip(), validate=True)
+    except binascii.Error:
+        raise SignatureError("signature is not base64") from None
+    try:
+        key.verify(decoded, timestamp.encode() + request.body, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise SignatureError("signature does not match") from None
+
+
+def parse(body: bytes) -> list[dict[str, Any]]:
+    payload = load_json(body)
+    if not isinstance(payload, list):
+        raise PayloadError(None, "must be a JSON array of SendGrid events")
+    for i, item in enumerate(payload):
+        if not isinstance(item, dict):
+            raise PayloadError(None, "must be a JSON object", i)
+    return payload
+
+
+def to_events(payload: list[dict[str, Any]], ctx: MappingContext) -> Normalised:
+    events: list[VendorEvent] = []
+    ignored = 0
+    for i, item in enumerate(payload):
+        name = text(item.get("event"))
+        if name is None:
+            raise PayloadError("event", "is required", i)
+        type_ = _TYPES.get(name)
+        if type_ is None or (name == "open" and item.get("sg_machine_open") is True):
+            ignored += 1
+            continue
+        if item.get("timestamp") is None:
+            raise PayloadError("timestamp", "is required", i)
+        # Without sg_event_id, the event itself (which SendGrid resends unchanged) names it.
+        vendor_id = text(item.get("sg_event_id")) or fingerprint(item)
+        attributes = {
+            "sendgrid_event": name,
+            "sg_message_id": text(item.get("sg_message_id")),
+            "sendgrid_bounce_type": text(item.get("type")) if name == "bounce" else None,
+            "sendgrid_category": item.get("category")
+            if isinstance(item.get("category"), str | list)
+            else None,
+        }
+        event = make_event(
+            ctx,
+            index=i,
+            names=_NAMES,
+            event_id=f"sendgrid:{vendor_id}",
+            type=type_,
+            occurred_at=from_epoch(item["timestamp"], unit="s", field="timestamp", index=i),
+            rep_id=text(item.get("rep_id")),
+            contact_id=text(item.get("contact_id")),
+            deal_id=text(item.get("deal_id")),
+            account_id=text(item.get("account_id")),
+            direction="outbound",
+            attributes={k: v for k, v in attributes.items() if v is not None},
+        )
+        events.append(VendorEvent(event))
+    return Normalised(events=events, ignored=ignored)

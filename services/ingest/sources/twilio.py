@@ -1,0 +1,193 @@
+"""Twilio Voice status callbacks: `X-Twilio-Signature` and call statuses.
+
+The signature is base64(HMAC-SHA1(auth token, URL + every POST parameter, sorted by name, as name +
+value)), over the URL Twilio called. Twilio signs that URL with or without the default port
+depending on the path the request took, so both forms are tried, as Twilio's own validator does.
+An `X-Twilio-Webhooks-Signature-Settings` header naming HMAC_SHA256 selects SHA-256 (shared keys).
+
+Terminal statuses become `call.completed`; ringing, in-progress, queued and initiated are ignored.
+Outcomes: completed -> connected (voicemail when answering-machine detection says a machine answered,
+failed for a fax), busy -> busy, no-answer -> no_answer, failed -> failed, and canceled -> no_answer:
+the caller hung up while it was still ringing, which for a dial means nobody picked up.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import parse_qs, parse_qsl, urlsplit, urlunsplit
+
+from services.core.events import EventType, RepAlias
+
+from .common import (
+    InboundRequest,
+    MappingContext,
+    Normalised,
+    PayloadError,
+    SignatureError,
+    VendorEvent,
+    equal,
+    header,
+    make_event,
+    text,
+)
+
+SIGNATURE = "X-Twilio-Signature"
+SIGNATURE_SETTINGS = "X-Twilio-Webhooks-Signature-Settings"
+_DIGESTS = {"HMAC_SHA1": hashlib.sha1, "HMAC_SHA256": hashlib.sha256}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_OUTCOMES = {
+    "completed": "connected",
+    "busy": "busy",
+    "no-answer": "no_answer",
+    "failed": "failed",
+    "canceled": "no_answer",
+}
+_MAX_FIELDS = 500
+_NAMES = {"occurred_at": "Timestamp", "duration_s": "CallDuration", "event_id": "CallSid"}
+
+
+def sign(secret: str, url: str, params: list[tuple[str, str]], algorithm: str = "HMAC_SHA1") -> str:
+    values: dict[str, set[str]] = {}
+    for name, value in params:
+        values.setdefault(name, set()).add(value)
+    message = url + "".join(name + value for name in sorted(values) for value in sorted(values[name]))
+    digest = hmac.new(secret.encode(), message.encode(), _DIGESTS[algorithm]).digest()
+    return base64.b64encode(digest).decode()
+
+
+def verify(request: InboundRequest, secret: str) -> None:
+    signature = header(request.headers, SIGNATURE)
+    if not signature:
+        raise SignatureError(f"missing {SIGNATURE} header")
+    algorithm = _algorithm(header(request.headers, SIGNATURE_SETTINGS))
+    query = parse_qs(urlsplit(request.url).query)
+    if "bodySHA256" in query:
+        # JSON callbacks sign the URL only; the body is bound by its hash in the query string.
+        if not equal(hashlib.sha256(request.body).hexdigest(), query["bodySHA256"][0]):
+            raise SignatureError("body does not match bodySHA256")
+        params: list[tuple[str, str]] = []
+    else:
+        params = _form(request.body)
+    for url in _url_forms(request.url):
+        if equal(sign(secret, url, params, algorithm), signature.strip()):
+            return
+    raise SignatureError("signature does not match")
+
+
+def parse(body: bytes) -> dict[str, str]:
+    return dict(_form(body))
+
+
+def to_events(payload: Mapping[str, str], ctx: MappingContext) -> Normalised:
+    status = (text(payload.get("CallStatus")) or "").lower()
+    call_sid = text(payload.get("CallSid"))
+    if call_sid is None:
+        raise PayloadError("CallSid", "is required")
+    if not status:
+        raise PayloadError("CallStatus", "is required")
+    if status not in _OUTCOMES:
+        return Normalised(events=[], ignored=1)
+
+    direction = _direction(text(payload.get("Direction")))
+    rep_number = text(payload.get("From" if direction == "outbound" else "To")) if direction else None
+    buyer_number = text(payload.get("To" if direction == "outbound" else "From")) if direction else None
+    answered_by = (text(payload.get("AnsweredBy")) or "").lower()
+    outcome = _OUTCOMES[status]
+    if status == "completed" and answered_by.startswith("machine"):
+        outcome = "voicemail"
+    elif status == "completed" and answered_by == "fax":
+        outcome = "failed"
+    attributes = {
+        "buyer_phone": buyer_number,
+        "twilio_call_status": status,
+        "twilio_direction": text(payload.get("Direction")),
+        "twilio_answered_by": answered_by or None,
+        "twilio_parent_call_sid": text(payload.get("ParentCallSid")),
+    }
+    event = make_event(
+        ctx,
+        names=_NAMES,
+        event_id=f"twilio:{call_sid}:{status}",
+        type=EventType.CALL_COMPLETED,
+        occurred_at=_timestamp(payload.get("Timestamp"), ctx),
+        direction=direction,
+        outcome=outcome,
+        duration_s=_duration(payload.get("CallDuration")),
+        attributes={k: v for k, v in attributes.items() if v is not None},
+    )
+    alias = RepAlias(kind="phone", value=rep_number) if rep_number else None
+    return Normalised(events=[VendorEvent(event, alias)], ignored=0)
+
+
+def _algorithm(settings: str | None) -> str:
+    """`key=<shared key id>,algorithm=<name>`; absent means the auth-token signature, HMAC-SHA1."""
+    for part in (settings or "").split(","):
+        name, _, value = part.partition("=")
+        if name.strip().lower() == "algorithm" and value.strip():
+            algorithm = value.strip().upper()
+            if algorithm not in _DIGESTS:
+                raise SignatureError(f"unsupported signature algorithm {algorithm[:20]!r}")
+            return algorithm
+    return "HMAC_SHA1"
+
+
+def _url_forms(url: str) -> list[str]:
+    parts = urlsplit(url)
+    default = _DEFAULT_PORTS.get(parts.scheme)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    userinfo = parts.netloc.rpartition("@")[0]
+    prefix = f"{userinfo}@" if userinfo else ""
+    without = urlunsplit(parts._replace(netloc=prefix + host))
+    port = parts.port or default
+    with_port = urlunsplit(parts._replace(netloc=f"{prefix}{host}:{port}")) if port else without
+    return list(dict.fromkeys([url, without, with_port]))
+
+
+def _form(body: bytes) -> list[tuple[str, str]]:
+    try:
+        return parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=_MAX_FIELDS)
+    except UnicodeDecodeError:
+        raise PayloadError(None, "must be a UTF-8 form (application/x-www-form-urlencoded)") from None
+    except ValueError:
+        raise PayloadError(None, f"must hold at most {_MAX_FIELDS} form fields") from None
+
+
+def _direction(value: str | None) -> str | None:
+    """inbound, or outbound-api (REST API) / outbound-dial (<Dial> child leg)."""
+    if value is None:
+        return None
+    lowered = value.lower()
+    if lowered == "inbound":
+        return "inbound"
+    return "outbound" if lowered.startswith("outbound") else None
+
+
+def _timestamp(value: Any, ctx: MappingContext) -> datetime:
+    raw = text(value)
+    if raw is None:
+        return ctx.received_at
+    try:
+        moment = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        raise PayloadError(
+            "Timestamp", "must be an RFC 2822 date such as 'Mon, 16 Aug 2010 03:45:01 +0000'"
+        ) from None
+    # RFC 2822 "-0000" means UTC with no local offset known; parsedate_to_datetime returns it naive.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _duration(value: Any) -> int | None:
+    raw = text(value)
+    if raw is None:
+        return None
+    if not raw.isascii() or not raw.isdigit():
+        raise PayloadError("CallDuration", "must be a whole number of seconds")
+    return int(raw)

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from services.core.events import RepAlias
+from services.ingest.sources import aircall
+from services.ingest.sources.common import InboundRequest, PayloadError, SignatureError
+from tests.ingest.sources.support import CTX, NOW, at, body, expected
+
+TOKEN = "45XXYYZZa08"
+URL = "https://hooks.salesloop.example/webhooks/aircall/acme"
+
+
+def request(payload: bytes) -> InboundRequest:
+    return InboundRequest("POST", URL, {"Content-Type": "application/json"}, payload, NOW)
+
+
+def test_token_matches() -> None:
+    aircall.verify(request(body("aircall_call_ended.json")), TOKEN)
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (body("aircall_call_ended.json").replace(b'"45XXYYZZa08"', b'"45XXYYZZa09"'), "does not match"),
+        (body("aircall_call_ended.json").replace(b'"45XXYYZZa08"', b'"45XXYYZZa08 "'), "does not match"),
+        (body("aircall_call_ended.json").replace(b'"token": "45XXYYZZa08",', b""), "missing token"),
+        (body("aircall_call_ended.json").replace(b'"45XXYYZZa08"', b"12345"), "missing token"),
+        (b"[]", "missing token"),
+    ],
+    ids=["wrong-token", "padded-token", "no-token", "numeric-token", "not-an-object"],
+)
+def test_refused(payload: bytes, reason: str) -> None:
+    with pytest.raises(SignatureError, match=reason):
+        aircall.verify(request(payload), TOKEN)
+
+
+def test_wrong_tenant_token_is_refused() -> None:
+    with pytest.raises(SignatureError):
+        aircall.verify(request(body("aircall_call_ended.json")), "another-tenant-token")
+
+
+def test_answered_outbound_call() -> None:
+    result = aircall.to_events(aircall.parse(body("aircall_call_ended.json")), CTX)
+    assert result.ignored == 0
+    assert [(v.event, v.rep_alias) for v in result.events] == [
+        (
+            expected(
+                event_id="aircall:812345678:call.ended",
+                type="call.completed",
+                occurred_at=at("2026-07-07T15:21:52Z"),
+                direction="outbound",
+                outcome="connected",
+                duration_s=294,
+                attributes={
+                    "buyer_phone": "+1 415-555-0142",
+                    "aircall_duration_s": 312,
+                    "aircall_contact_id": "9988",
+                },
+            ),
+            RepAlias(kind="aircall_user_id", value="123456"),
+        )
+    ]
+
+
+def test_missed_inbound_call_with_voicemail_and_no_agent() -> None:
+    (vendor_event,) = aircall.to_events(aircall.parse(body("aircall_call_missed_voicemail.json")), CTX).events
+    assert vendor_event.event == expected(
+        event_id="aircall:812345679:call.ended",
+        type="call.completed",
+        occurred_at=at("2026-07-07T16:01:04Z"),
+        direction="inbound",
+        outcome="voicemail",
+        attributes={
+            "buyer_phone": "+1 212-555-0177",
+            "aircall_duration_s": 64,
+            "aircall_missed_call_reason": "agents_did_not_answer",
+        },
+    )
+    assert vendor_event.rep_alias is None
+
+
+def test_unanswered_without_voicemail_is_no_answer() -> None:
+    payload = aircall.parse(body("aircall_call_missed_voicemail.json"))
+    payload["data"]["voicemail"] = None
+    (vendor_event,) = aircall.to_events(payload, CTX).events
+    assert vendor_event.event.outcome == "no_answer"
+
+
+def test_other_events_are_ignored() -> None:
+    result = aircall.to_events(aircall.parse(body("aircall_call_created.json")), CTX)
+    assert (result.events, result.ignored) == ([], 1)
+
+
+def test_same_delivery_twice_gives_the_same_id() -> None:
+    first = aircall.to_events(aircall.parse(body("aircall_call_ended.json")), CTX)
+    again = aircall.to_events(aircall.parse(body("aircall_call_ended.json")), CTX)
+    assert first == again
+    assert first.events[0].event.event_id == "aircall:812345678:call.ended"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"event": None}, "event"),
+        ({"data": "call"}, "data"),
+        ({"data": {"direction": "outbound"}}, "data.id"),
+        ({"data": {"id": 1, "direction": "sideways"}}, "data.direction"),
+        ({"data": {"id": 1, "ended_at": "late"}}, "data.ended_at"),
+    ],
+)
+def test_malformed_payload_names_the_field(change: dict[str, object], field: str) -> None:
+    payload = {**orjson.loads(body("aircall_call_ended.json")), **change}
+    with pytest.raises(PayloadError) as caught:
+        aircall.to_events(payload, CTX)
+    assert caught.value.field == field
+
+
+def test_body_that_is_not_an_object() -> None:
+    with pytest.raises(PayloadError):
+        aircall.parse(b"[1, 2]")

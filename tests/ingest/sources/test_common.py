@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from starlette.datastructures import Headers
+
+from services.core.events import Channel, Source
+from services.ingest.sources import ADAPTERS, aircall, hubspot, salesforce, sendgrid, twilio
+from services.ingest.sources.common import (
+    MappingContext,
+    PayloadError,
+    SignatureError,
+    channel_for,
+    check_timestamp,
+    equal,
+    fingerprint,
+    from_epoch,
+    header,
+    make_event,
+    public_url,
+)
+from tests.ingest.sources.support import CTX, NOW
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "url"),
+    [
+        ({"scheme": "https", "host": "hooks.example.com", "port": 443}, "https://hooks.example.com/w/t?a=1"),
+        ({"scheme": "http", "host": "127.0.0.1", "port": 8001}, "http://127.0.0.1:8001/w/t?a=1"),
+        ({"scheme": "http", "host": "127.0.0.1:8001", "port": 8001}, "http://127.0.0.1:8001/w/t?a=1"),
+        ({"scheme": "http", "host": "[::1]", "port": 8001}, "http://[::1]:8001/w/t?a=1"),
+        # Behind a proxy the request says http://10.0.0.5:8001, the vendor called the public URL.
+        (
+            {"scheme": "http", "host": "10.0.0.5", "port": 8001, "base_url": "https://hooks.example.com/"},
+            "https://hooks.example.com/w/t?a=1",
+        ),
+        (
+            {"scheme": "http", "host": "10.0.0.5", "port": 8001, "base_url": "https://example.com/salesloop"},
+            "https://example.com/salesloop/w/t?a=1",
+        ),
+    ],
+)
+def test_public_url(kwargs: dict[str, object], url: str) -> None:
+    assert public_url(path="/w/t", query="a=1", **kwargs) == url  # type: ignore[arg-type]
+
+
+def test_public_url_without_query() -> None:
+    assert public_url(scheme="https", host="h.example", path="/x") == "https://h.example/x"
+
+
+def test_header_lookup_ignores_case_on_plain_dicts_and_starlette_headers() -> None:
+    plain = {"x-twilio-signature": "abc"}
+    assert header(plain, "X-Twilio-Signature") == "abc"
+    assert header(Headers({"X-Twilio-Signature": "abc"}), "x-twilio-signature") == "abc"
+    assert header(plain, "X-Other") is None
+
+
+def test_equal_is_exact_and_handles_non_ascii() -> None:
+    assert equal("tökén", "tökén")
+    assert not equal("tökén", "token")
+    assert not equal(b"abc", "abcd")
+
+
+def test_timestamp_tolerance_both_ways() -> None:
+    check_timestamp(NOW - timedelta(minutes=5), NOW)
+    check_timestamp(NOW + timedelta(minutes=5), NOW)
+    with pytest.raises(SignatureError, match="older"):
+        check_timestamp(NOW - timedelta(minutes=5, microseconds=1), NOW)
+    with pytest.raises(SignatureError, match="future"):
+        check_timestamp(NOW + timedelta(minutes=5, microseconds=1), NOW)
+
+
+def test_fingerprint_is_deterministic_and_order_insensitive_for_keys() -> None:
+    assert fingerprint({"a": 1, "b": [1, 2]}) == fingerprint({"b": [1, 2], "a": 1})
+    assert fingerprint({"a": 1}) != fingerprint({"a": 2})
+    assert len(fingerprint("x")) == 40
+
+
+def test_from_epoch() -> None:
+    assert from_epoch(1783440000123, unit="ms", field="t") == datetime(
+        2026, 7, 7, 16, 0, 0, 123000, tzinfo=UTC
+    )
+    assert from_epoch("1783440000", unit="s", field="t") == datetime(2026, 7, 7, 16, 0, tzinfo=UTC)
+    for bad in ("soon", True, float("nan"), 10**30, [1]):
+        with pytest.raises(PayloadError, match="Unix timestamp") as caught:
+            from_epoch(bad, unit="s", field="t", index=3)
+        assert (caught.value.field, caught.value.index) == ("t", 3)
+
+
+def test_make_event_validates_like_the_canonical_endpoint() -> None:
+    event = make_event(CTX, event_id="x:1", type="email.sent", occurred_at=NOW, rep_id=None)
+    assert event.rep_id is None
+    with pytest.raises(PayloadError, match="24 hours") as caught:
+        make_event(
+            CTX,
+            index=2,
+            names={"occurred_at": "ts"},
+            event_id="x",
+            type="call.completed",
+            occurred_at=NOW + timedelta(days=2),
+        )
+    assert (caught.value.field, caught.value.index) == ("ts", 2)
+    assert caught.value.detail() == {"field": "ts", "reason": caught.value.reason, "index": 2}
+    with pytest.raises(PayloadError, match="NUL"):
+        make_event(CTX, event_id="x", type="email.sent", occurred_at=NOW, attributes={"k": "a\x00"})
+    with pytest.raises(PayloadError, match="currency"):
+        make_event(CTX, event_id="x", type="deal.won", occurred_at=NOW, amount=1, currency="EUR")
+
+
+def test_channel_for() -> None:
+    table = {"web": Channel.DIRECT}
+    assert channel_for(None, table, CTX) is None
+    assert channel_for(" Web ", table, CTX) is Channel.DIRECT
+    assert channel_for("Organic Social", table, CTX) is Channel.ORGANIC_SOCIAL
+    assert channel_for("Carrier pigeon", table, CTX) is Channel.OTHER
+    ctx = MappingContext(currency="USD", received_at=NOW, channel_overrides={"WEB": Channel.CONTENT})
+    assert channel_for("web", table, ctx) is Channel.CONTENT
+
+
+def test_context_needs_an_aware_time() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        MappingContext(currency="USD", received_at=datetime(2026, 7, 7))  # noqa: DTZ001
+
+
+def test_every_source_but_the_api_has_an_adapter() -> None:
+    assert set(ADAPTERS) == set(Source) - {Source.API}
+    assert ADAPTERS[Source.HUBSPOT] is hubspot
+    assert ADAPTERS[Source.SALESFORCE] is salesforce
+    assert ADAPTERS[Source.TWILIO] is twilio
+    assert ADAPTERS[Source.AIRCALL] is aircall
+    assert ADAPTERS[Source.SENDGRID] is sendgrid

@@ -1,0 +1,205 @@
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from urllib.parse import parse_qsl, urlencode
+
+import pytest
+from twilio.request_validator import RequestValidator
+
+from services.core.events import RepAlias
+from services.ingest.sources import twilio
+from services.ingest.sources.common import InboundRequest, PayloadError, SignatureError
+from tests.ingest.sources.support import CTX, NOW, at, body, expected
+
+TOKEN = "9f2c1e0b7a6d5c4b3a2918f7e6d5c4b3"
+URL = "https://hooks.salesloop.example/webhooks/twilio/acme"
+
+
+def signed(
+    payload: bytes, *, token: str = TOKEN, url: str = URL, signed_url: str | None = None
+) -> InboundRequest:
+    """Signed by Twilio's own helper library, the way Twilio signs a status callback."""
+    params = dict(parse_qsl(payload.decode(), keep_blank_values=True))
+    signature = RequestValidator(token).compute_signature(signed_url or url, params)
+    headers = {"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"}
+    return InboundRequest("POST", url, headers, payload, NOW)
+
+
+def test_signature_from_twilio_library_passes() -> None:
+    request = signed(body("twilio_outbound_completed.form"))
+    twilio.verify(request, TOKEN)
+    twilio.verify(
+        dataclasses.replace(request, headers={"x-twilio-signature": request.headers["X-Twilio-Signature"]}),
+        TOKEN,
+    )
+
+
+def test_our_signature_passes_twilio_library() -> None:
+    payload = body("twilio_inbound_no_answer.form")
+    params = parse_qsl(payload.decode())
+    assert RequestValidator(TOKEN).validate(URL, dict(params), twilio.sign(TOKEN, URL, params))
+
+
+@pytest.mark.parametrize(
+    ("called", "signed_as"),
+    [
+        (URL, "https://hooks.salesloop.example:443/webhooks/twilio/acme"),
+        (URL.replace(".example/", ".example:443/"), URL),
+    ],
+)
+def test_url_with_or_without_default_port(called: str, signed_as: str) -> None:
+    twilio.verify(signed(body("twilio_ringing.form"), url=called, signed_url=signed_as), TOKEN)
+
+
+def test_query_string_is_part_of_the_signed_url() -> None:
+    url = URL + "?tenant_hint=acme&v=2"
+    twilio.verify(signed(body("twilio_ringing.form"), url=url), TOKEN)
+    with pytest.raises(SignatureError):
+        twilio.verify(signed(body("twilio_ringing.form"), url=url, signed_url=URL), TOKEN)
+
+
+def test_sha256_shared_key_signatures() -> None:
+    payload = body("twilio_outbound_completed.form")
+    params = dict(parse_qsl(payload.decode()))
+    signature = RequestValidator(TOKEN).compute_signature(URL, params, "HMAC_SHA256")
+    headers = {
+        "X-Twilio-Signature": signature,
+        "X-Twilio-Webhooks-Signature-Settings": "key=webhooks_sharedkey_1,algorithm=HMAC_SHA256",
+    }
+    twilio.verify(InboundRequest("POST", URL, headers, payload, NOW), TOKEN)
+    with pytest.raises(SignatureError, match="does not match"):
+        twilio.verify(InboundRequest("POST", URL, {"X-Twilio-Signature": signature}, payload, NOW), TOKEN)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "reason"),
+    [
+        (lambda r: signed(r.body, token="another-token"), "does not match"),
+        (
+            lambda r: dataclasses.replace(r, body=r.body.replace(b"CallDuration=312", b"CallDuration=999")),
+            "does not",
+        ),
+        (lambda r: dataclasses.replace(r, body=r.body + b"&Extra=1"), "does not match"),
+        (lambda r: dataclasses.replace(r, url=URL.replace("acme", "globex")), "does not match"),
+        (lambda r: dataclasses.replace(r, url=URL.replace("https", "http")), "does not match"),
+        (lambda r: dataclasses.replace(r, headers={}), "missing X-Twilio-Signature"),
+    ],
+    ids=["wrong-token", "modified-body", "added-param", "other-url", "other-scheme", "no-signature"],
+)
+def test_refused(tamper: object, reason: str) -> None:
+    request = tamper(signed(body("twilio_outbound_completed.form")))  # type: ignore[operator]
+    with pytest.raises(SignatureError, match=reason):
+        twilio.verify(request, TOKEN)
+
+
+def test_outbound_completed_call() -> None:
+    result = twilio.to_events(twilio.parse(body("twilio_outbound_completed.form")), CTX)
+    assert result.ignored == 0
+    assert [(v.event, v.rep_alias) for v in result.events] == [
+        (
+            expected(
+                event_id="twilio:CA5e1c1f31e1c8c7a5b2d3e4f5a6b7c8d9:completed",
+                type="call.completed",
+                occurred_at=at("2026-07-07T14:21:40Z"),
+                direction="outbound",
+                outcome="connected",
+                duration_s=312,
+                attributes={
+                    "buyer_phone": "+14155550142",
+                    "twilio_call_status": "completed",
+                    "twilio_direction": "outbound-api",
+                },
+            ),
+            RepAlias(kind="phone", value="+14155550100"),
+        )
+    ]
+
+
+def test_inbound_no_answer_names_the_rep_by_the_number_called() -> None:
+    (vendor_event,) = twilio.to_events(twilio.parse(body("twilio_inbound_no_answer.form")), CTX).events
+    assert vendor_event.event == expected(
+        event_id="twilio:CA0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c:no-answer",
+        type="call.completed",
+        occurred_at=at("2026-07-07T15:02:11Z"),
+        direction="inbound",
+        outcome="no_answer",
+        duration_s=0,
+        attributes={
+            "buyer_phone": "+12125550177",
+            "twilio_call_status": "no-answer",
+            "twilio_direction": "inbound",
+        },
+    )
+    assert vendor_event.rep_alias == RepAlias(kind="phone", value="+14155550100")
+
+
+@pytest.mark.parametrize(
+    ("status", "answered_by", "outcome"),
+    [
+        ("completed", None, "connected"),
+        ("completed", "human", "connected"),
+        ("completed", "machine_end_beep", "voicemail"),
+        ("completed", "fax", "failed"),
+        ("busy", None, "busy"),
+        ("no-answer", None, "no_answer"),
+        ("failed", None, "failed"),
+        ("canceled", None, "no_answer"),
+    ],
+)
+def test_outcomes(status: str, answered_by: str | None, outcome: str) -> None:
+    params = {"CallSid": "CA1", "CallStatus": status, "Direction": "outbound-dial", "From": "+1", "To": "+2"}
+    if answered_by:
+        params["AnsweredBy"] = answered_by
+    (vendor_event,) = twilio.to_events(params, CTX).events
+    assert (vendor_event.event.outcome, vendor_event.event.direction) == (outcome, "outbound")
+    assert vendor_event.event.occurred_at == NOW  # no Timestamp: the time it was received
+
+
+@pytest.mark.parametrize("status", ["queued", "initiated", "ringing", "in-progress"])
+def test_non_terminal_statuses_are_ignored(status: str) -> None:
+    result = twilio.to_events({"CallSid": "CA1", "CallStatus": status}, CTX)
+    assert (result.events, result.ignored) == ([], 1)
+
+
+def test_same_callback_twice_gives_the_same_event() -> None:
+    first = twilio.to_events(twilio.parse(body("twilio_outbound_completed.form")), CTX)
+    again = twilio.to_events(twilio.parse(body("twilio_outbound_completed.form")), CTX)
+    assert first == again
+    ringing = twilio.to_events(twilio.parse(body("twilio_ringing.form")), CTX)
+    assert ringing.events == []
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"CallStatus": "completed"}, "CallSid"),
+        ({"CallSid": "CA1"}, "CallStatus"),
+        ({"CallSid": "CA1", "CallStatus": "completed", "CallDuration": "12.5"}, "CallDuration"),
+        ({"CallSid": "CA1", "CallStatus": "completed", "Timestamp": "tomorrow"}, "Timestamp"),
+        (
+            {"CallSid": "CA1", "CallStatus": "busy", "Timestamp": "Fri, 01 Jan 2100 00:00:00 +0000"},
+            "Timestamp",
+        ),
+    ],
+)
+def test_malformed_callback_names_the_field(params: dict[str, str], field: str) -> None:
+    with pytest.raises(PayloadError) as caught:
+        twilio.to_events(twilio.parse(urlencode(params).encode()), CTX)
+    assert caught.value.field == field
+
+
+def test_body_that_is_not_a_form() -> None:
+    with pytest.raises(PayloadError):
+        twilio.parse(b"\xff\xfe")
+
+
+def test_json_callbacks_are_bound_by_body_hash() -> None:
+    payload = b'{"CallSid": "CA1", "CallStatus": "completed"}'
+    url = f"{URL}?bodySHA256={hashlib.sha256(payload).hexdigest()}"
+    signature = RequestValidator(TOKEN).compute_signature(url, {})
+    request = InboundRequest("POST", url, {"X-Twilio-Signature": signature}, payload, NOW)
+    assert RequestValidator(TOKEN).validate(url, payload.decode(), signature)
+    twilio.verify(request, TOKEN)
+    with pytest.raises(SignatureError, match="bodySHA256"):
+        twilio.verify(dataclasses.replace(request, body=payload.replace(b"completed", b"busy")), TOKEN)
