@@ -1,0 +1,157 @@
+"""Response bodies of the coaching routes (SPEC 5.2, 5.6)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
+
+from services.api.coaching.service import RepCoaching, Standing
+
+Scope = Literal["tenant", "team"]
+
+STANDING_EXAMPLE: JsonDict = {
+    "value": 0.12,
+    "sample": 120,
+    "peers": 11,
+    "peer_median": 0.25,
+    "percentile": 9.1,
+    "gap_pct": -0.52,
+    "z": -2.4,
+}
+
+
+class StandingOut(BaseModel):
+    """One metric of a rep against the peers. `sample` is the rate's denominator (null for activity
+    metrics); `z` is null below `min_sample`, with fewer than 5 peers, or when the peers' MAD is 0."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [STANDING_EXAMPLE]})
+
+    value: float | None
+    sample: int | None
+    peers: int
+    peer_median: float | None
+    percentile: float | None = Field(description="100 x (peers below + half the peers equal) / peers")
+    gap_pct: float | None = Field(description="(value - peer_median) / peer_median")
+    z: float | None = Field(description="(value - peer_median) / (1.4826 x MAD of the peers)")
+
+    @classmethod
+    def of(cls, standing: Standing) -> StandingOut:
+        return cls(
+            value=standing.value,
+            sample=standing.sample,
+            peers=standing.peers,
+            peer_median=standing.peer_median,
+            percentile=standing.percentile,
+            gap_pct=standing.gap_pct,
+            z=standing.z,
+        )
+
+
+class RepCoachingOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "rep_id": "r1",
+                    "team": "east",
+                    "scope": "tenant",
+                    "min_sample": 20,
+                    "from": "2026-10-01",
+                    "to": "2026-10-30",
+                    "as_of": "2026-10-30T17:02:11Z",
+                    "metrics": {"connect_rate": STANDING_EXAMPLE},
+                    "focus": ["connect_rate", "meeting_rate"],
+                }
+            ]
+        }
+    )
+
+    rep_id: str
+    team: str | None
+    scope: Scope
+    min_sample: int
+    from_: date = Field(serialization_alias="from", description="First day of the window, inclusive")
+    to: date = Field(description="Last day of the window, inclusive")
+    as_of: datetime | None = Field(description="Newest event time folded for the tenant; null before any")
+    metrics: dict[str, StandingOut]
+    focus: list[str] = Field(description="At most two metrics to coach on, most negative z first")
+
+    @classmethod
+    def of(
+        cls,
+        result: RepCoaching,
+        *,
+        scope: Scope,
+        min_sample: int,
+        start: date,
+        end: date,
+        as_of: datetime | None,
+    ) -> RepCoachingOut:
+        return cls(
+            rep_id=result.rep_id,
+            team=result.team,
+            scope=scope,
+            min_sample=min_sample,
+            from_=start,
+            to=end,
+            as_of=as_of,
+            metrics={name: StandingOut.of(s) for name, s in result.metrics.items()},
+            focus=list(result.focus),
+        )
+
+
+class TeamRepOut(BaseModel):
+    rep_id: str
+    team: str | None
+    focus: list[str]
+
+
+class TeamCoachingOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "scope": "tenant",
+                    "team": None,
+                    "min_sample": 20,
+                    "from": "2026-10-01",
+                    "to": "2026-10-30",
+                    "as_of": "2026-10-30T17:02:11Z",
+                    "reps": [{"rep_id": "r1", "team": "east", "focus": ["connect_rate"]}],
+                }
+            ]
+        }
+    )
+
+    scope: Scope
+    team: str | None = Field(description="The team listed, or null for every team of the tenant")
+    min_sample: int
+    from_: date = Field(serialization_alias="from", description="First day of the window, inclusive")
+    to: date = Field(description="Last day of the window, inclusive")
+    as_of: datetime | None = Field(description="Newest event time folded for the tenant; null before any")
+    reps: list[TeamRepOut]
+
+    @classmethod
+    def of(
+        cls,
+        results: list[RepCoaching],
+        *,
+        scope: Scope,
+        team: str | None,
+        min_sample: int,
+        start: date,
+        end: date,
+        as_of: datetime | None,
+    ) -> TeamCoachingOut:
+        return cls(
+            scope=scope,
+            team=team,
+            min_sample=min_sample,
+            from_=start,
+            to=end,
+            as_of=as_of,
+            reps=[TeamRepOut(rep_id=r.rep_id, team=r.team, focus=list(r.focus)) for r in results],
+        )

@@ -1,0 +1,122 @@
+"""Request and response bodies of the hiring routes (SPEC 5.3, 5.6)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.config import JsonDict
+
+from services.api.hiring.service import (
+    MAX_SCORE,
+    MIN_SCORE,
+    ScorecardError,
+    TraitCorrelation,
+    validate_scorecard,
+)
+
+Score = Annotated[int, Field(ge=MIN_SCORE, le=MAX_SCORE)]
+
+CORRELATION_EXAMPLE: JsonDict = {
+    "n": 14,
+    "r": 0.61,
+    "rho": 0.58,
+    "p_value": 0.02,
+    "ci95": [0.12, 0.86],
+    "insufficient_data": False,
+}
+
+
+class ScorecardIn(BaseModel):
+    """Trait scores 1-10 at hire: the five standard traits and any custom ones (lowercase names)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"traits": {"coachability": 8, "curiosity": 6, "grit": 7}}]},
+    )
+
+    traits: dict[str, Score]
+
+    @field_validator("traits", mode="before")
+    @classmethod
+    def _valid(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value  # pydantic reports the wrong type itself
+        try:
+            return validate_scorecard(value)
+        except ScorecardError as exc:
+            raise ValueError(str(exc)) from exc
+
+
+class ScorecardOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "rep_id": "r1",
+                    "traits": {"coachability": 8, "curiosity": 6},
+                    "updated_at": "2026-11-02T09:30:00Z",
+                }
+            ]
+        }
+    )
+
+    rep_id: str
+    traits: dict[str, int]
+    updated_at: datetime | None = None
+
+
+class TraitCorrelationOut(BaseModel):
+    """r, rho and p_value are null below 3 reps or for a constant trait or outcome; ci95 (Fisher z)
+    is null below 4 reps or for |r| = 1; `insufficient_data` below 10 reps."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [CORRELATION_EXAMPLE]})
+
+    n: int
+    r: float | None
+    rho: float | None
+    p_value: float | None = Field(description="Two-sided p-value of r")
+    ci95: tuple[float, float] | None
+    insufficient_data: bool
+
+    @classmethod
+    def of(cls, c: TraitCorrelation) -> TraitCorrelationOut:
+        return cls(
+            n=c.n, r=c.r, rho=c.rho, p_value=c.p_value, ci95=c.ci95, insufficient_data=c.insufficient_data
+        )
+
+
+class TraitCorrelationsOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "outcome": "quota_attainment",
+                    "from": "2026-10-01",
+                    "to": "2026-10-30",
+                    "as_of": "2026-10-30T17:02:11Z",
+                    "traits": {"coachability": CORRELATION_EXAMPLE},
+                }
+            ]
+        }
+    )
+
+    outcome: str
+    from_: date = Field(serialization_alias="from", description="First day of the window, inclusive")
+    to: date = Field(description="Last day of the window, inclusive")
+    as_of: datetime | None = Field(description="Newest event time folded for the tenant; null before any")
+    traits: dict[str, TraitCorrelationOut]
+
+    @classmethod
+    def of(
+        cls,
+        results: dict[str, TraitCorrelation],
+        *,
+        outcome: str,
+        start: date,
+        end: date,
+        as_of: datetime | None,
+    ) -> TraitCorrelationsOut:
+        traits = {name: TraitCorrelationOut.of(c) for name, c in results.items()}
+        return cls(outcome=outcome, from_=start, to=end, as_of=as_of, traits=traits)

@@ -1,0 +1,296 @@
+"""Ramp and certification numbers (SPEC 5.4): how fast new hires become productive, and whether
+passing the training modules early goes with a faster ramp.
+
+Month k of a rep's tenure is [hired_at + k months, hired_at + k+1 months), calendar months with the
+day clamped to the month's end (hired 31 Jan: month 1 starts 28/29 Feb, month 2 on 31 Mar). Only
+months that have started by `today` exist, the current one included. All dates are rep-local days.
+"""
+
+from __future__ import annotations
+
+import calendar
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+CohortKind = Literal["month", "quarter"]
+CERTIFIED_BY_MONTH = 3
+
+
+@dataclass(frozen=True)
+class MonthRange:
+    """Month `index` of a tenure: the days `start` <= day < `end`; `complete` when its last day is past."""
+
+    index: int
+    start: date
+    end: date
+    complete: bool
+
+
+@dataclass(frozen=True)
+class RampRep:
+    """A rep's metric per month index.
+
+    `monthly` maps month index -> the metric over that month; None (or a missing index, unless the
+    caller gives a `missing` value) means no data, e.g. a rate whose denominator was 0.
+    `first_win` is the first rep-local day on or after `hired_at` with a deal.won.
+    """
+
+    rep_id: str
+    hired_at: date | None
+    monthly: Mapping[int, float | None]
+    first_win: date | None = None
+
+
+@dataclass(frozen=True)
+class RampMonth:
+    month: int
+    reps: int
+    median: float | None
+
+
+@dataclass(frozen=True)
+class RampCohort:
+    cohort: str
+    reps: int
+    months: tuple[RampMonth, ...]
+    days_to_first_win: dict[str, int | None]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One training.certification event; `occurred_at` is the rep-local day."""
+
+    rep_id: str
+    module: str
+    passed: bool
+    occurred_at: date
+    score: float | None = None
+
+
+@dataclass(frozen=True)
+class ModuleStats:
+    module: str
+    attempts: int
+    reps_attempted: int
+    reps_passed: int
+    pass_rate: float | None
+    median_score: float | None
+    median_days_to_pass: float | None
+
+
+@dataclass(frozen=True)
+class RampGroup:
+    reps: int
+    months: tuple[RampMonth, ...]
+
+
+@dataclass(frozen=True)
+class CertifiedRamp:
+    """Reps who passed every module within `by_month` months of hire against all other hires."""
+
+    by_month: int
+    modules: tuple[str, ...]
+    certified: RampGroup
+    others: RampGroup
+
+
+@dataclass(frozen=True)
+class CertificationReport:
+    modules: dict[str, ModuleStats]
+    certified_ramp: CertifiedRamp
+
+
+def add_months(day: date, months: int) -> date:
+    """`day` moved by whole calendar months, the day of month clamped to the target month's end."""
+    total = day.year * 12 + day.month - 1 + months
+    year, month = divmod(total, 12)
+    last = calendar.monthrange(year, month + 1)[1]
+    return date(year, month + 1, min(day.day, last))
+
+
+def month_index(hired_at: date, day: date) -> int | None:
+    """The tenure month `day` falls in (0 = the month starting on `hired_at`); None before hire."""
+    if day < hired_at:
+        return None
+    k = (day.year - hired_at.year) * 12 + day.month - hired_at.month
+    return k if add_months(hired_at, k) <= day else k - 1
+
+
+def month_ranges(hired_at: date, today: date, max_months: int | None = None) -> list[MonthRange]:
+    """The tenure months that have started by `today` (0.., at most `max_months` of them).
+
+    The SQL sums a rep's daily rollups over each [start, end) to get the monthly values of `RampRep`.
+    """
+    current = month_index(hired_at, today)
+    if current is None:
+        return []
+    last = current if max_months is None else min(current, max_months - 1)
+    out = []
+    for k in range(last + 1):
+        end = add_months(hired_at, k + 1)
+        out.append(MonthRange(k, add_months(hired_at, k), end, complete=end <= today))
+    return out
+
+
+def cohort_key(hired_at: date, cohort: CohortKind) -> str:
+    """ "2026-03" for cohort=month, "2026-Q1" for cohort=quarter."""
+    if cohort == "month":
+        return f"{hired_at.year:04d}-{hired_at.month:02d}"
+    return f"{hired_at.year:04d}-Q{(hired_at.month - 1) // 3 + 1}"
+
+
+def days_to_first_win(hired_at: date, first_win: date | None) -> int | None:
+    """Days from hire to the first won deal; a win dated before the hire is not part of the ramp."""
+    if first_win is None or first_win < hired_at:
+        return None
+    return (first_win - hired_at).days
+
+
+def ramp_months(
+    reps: Iterable[RampRep], *, today: date, missing: float | None = None, max_months: int | None = None
+) -> tuple[RampMonth, ...]:
+    """Per month index: how many reps have a value for it, and their median.
+
+    Runs to the longest tenure among `reps` (capped by `max_months`); a rep only contributes to
+    months that have started by `today`. `missing` stands in for a started month absent from
+    `RampRep.monthly`: 0.0 for counts and sums (no events is a real zero), None for rates.
+    """
+    by_month: dict[int, list[float]] = {}
+    longest = -1
+    for rep in reps:
+        if rep.hired_at is None or (current := month_index(rep.hired_at, today)) is None:
+            continue
+        if max_months is not None:
+            current = min(current, max_months - 1)
+        longest = max(longest, current)
+        for k in range(current + 1):
+            value = rep.monthly.get(k, missing)
+            if value is not None:
+                by_month.setdefault(k, []).append(float(value))
+    return tuple(
+        RampMonth(k, len(by_month.get(k, ())), _median(by_month.get(k, ()))) for k in range(longest + 1)
+    )
+
+
+def ramp(
+    reps: Iterable[RampRep],
+    *,
+    cohort: CohortKind,
+    today: date,
+    missing: float | None = None,
+    max_months: int | None = None,
+) -> list[RampCohort]:
+    """The ramp of every hire cohort (reps without `hired_at` are left out), oldest cohort first."""
+    cohorts: dict[str, list[RampRep]] = {}
+    for rep in reps:
+        if rep.hired_at is not None:
+            cohorts.setdefault(cohort_key(rep.hired_at, cohort), []).append(rep)
+    return [
+        RampCohort(
+            key,
+            len(members),
+            ramp_months(members, today=today, missing=missing, max_months=max_months),
+            {r.rep_id: days_to_first_win(r.hired_at, r.first_win) for r in members if r.hired_at},
+        )
+        for key, members in sorted(cohorts.items())
+    ]
+
+
+def first_passes(attempts: Iterable[Attempt]) -> dict[tuple[str, str], date]:
+    """(rep_id, module) -> the day of the rep's first passed attempt of the module."""
+    out: dict[tuple[str, str], date] = {}
+    for a in attempts:
+        key = (a.rep_id, a.module)
+        if a.passed and (key not in out or a.occurred_at < out[key]):
+            out[key] = a.occurred_at
+    return out
+
+
+def module_stats(attempts: Sequence[Attempt], hired_at: Mapping[str, date | None]) -> dict[str, ModuleStats]:
+    """Per module: attempts, reps who attempted and passed, pass rate, median score and days to pass.
+
+    Days to pass run from hire to the first pass, for reps with a known hire date; a pass before
+    the hire date (pre-boarding) counts as day 0.
+    """
+    passes = first_passes(attempts)
+    grouped: dict[str, list[Attempt]] = {}
+    for a in attempts:
+        grouped.setdefault(a.module, []).append(a)
+    out = {}
+    for module in sorted(grouped):
+        tries = grouped[module]
+        attempted = {a.rep_id for a in tries}
+        passed = {a.rep_id for a in tries if a.passed}
+        days = [
+            max(0, (passes[(rep_id, module)] - hired).days)
+            for rep_id in passed
+            if (hired := hired_at.get(rep_id)) is not None
+        ]
+        out[module] = ModuleStats(
+            module,
+            attempts=len(tries),
+            reps_attempted=len(attempted),
+            reps_passed=len(passed),
+            pass_rate=len(passed) / len(attempted),
+            median_score=_median([a.score for a in tries if a.score is not None]),
+            median_days_to_pass=_median(days),
+        )
+    return out
+
+
+def certified_reps(
+    attempts: Sequence[Attempt], hired_at: Mapping[str, date | None], by_month: int = CERTIFIED_BY_MONTH
+) -> set[str]:
+    """Reps (with a hire date) who passed every module seen in `attempts` before hire + `by_month` months.
+
+    With no module at all nobody is certified: an empty programme certifies nothing.
+    """
+    modules = {a.module for a in attempts}
+    if not modules:
+        return set()
+    passes = first_passes(attempts)
+    out = set()
+    for rep_id, hired in hired_at.items():
+        if hired is None:
+            continue
+        deadline = add_months(hired, by_month)
+        if all((day := passes.get((rep_id, m))) is not None and day < deadline for m in modules):
+            out.add(rep_id)
+    return out
+
+
+def certifications(
+    attempts: Sequence[Attempt],
+    reps: Sequence[RampRep],
+    *,
+    today: date,
+    missing: float | None = None,
+    by_month: int = CERTIFIED_BY_MONTH,
+    max_months: int | None = None,
+) -> CertificationReport:
+    """Module statistics plus the ramp of reps certified by month `by_month` against the others.
+
+    `attempts` should be every attempt on record (not just the window): certification by month 3
+    depends on the whole history. The ramp groups are drawn from `reps` with a hire date.
+    """
+    hired_at = {r.rep_id: r.hired_at for r in reps}
+    certified = certified_reps(attempts, hired_at, by_month)
+    hires = [r for r in reps if r.hired_at is not None]
+    yes = [r for r in hires if r.rep_id in certified]
+    no = [r for r in hires if r.rep_id not in certified]
+
+    def group(members: list[RampRep]) -> RampGroup:
+        months = ramp_months(members, today=today, missing=missing, max_months=max_months)
+        return RampGroup(len(members), months)
+
+    return CertificationReport(
+        module_stats(attempts, hired_at),
+        CertifiedRamp(by_month, tuple(sorted({a.module for a in attempts})), group(yes), group(no)),
+    )
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return float(statistics.median(values)) if values else None
