@@ -8,7 +8,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
@@ -54,29 +54,29 @@ def validation_details(
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> ORJSONResponse:
-        return ORJSONResponse(
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(
             error_body(exc.code, exc.message, exc.details), status_code=exc.status, headers=exc.headers
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> ORJSONResponse:
-        return ORJSONResponse(
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(
             error_body("invalid_request", "the request is not valid", validation_details(exc)),
             status_code=422,
         )
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> ORJSONResponse:
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return ORJSONResponse(
+        return JSONResponse(
             error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> ORJSONResponse:
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return ORJSONResponse(error_body("internal", "internal error"), status_code=500)
+        return JSONResponse(error_body("internal", "internal error"), status_code=500)
 
 
 def serve(app: FastAPI, host: str, port: int, *, graceful_s: int = 10) -> None:

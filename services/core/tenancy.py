@@ -51,6 +51,9 @@ class TenancyError(ValueError):
 
 
 def validate_timezone(name: str) -> str:
+    # "localtime" loads in Python (the host's zone) but means nothing to Postgres: refuse it.
+    if name == "localtime":
+        raise TenancyError("unknown IANA timezone 'localtime'")
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:

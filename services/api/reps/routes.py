@@ -1,0 +1,93 @@
+"""Reps and their metrics: `/v1/reps`, `/v1/reps/{rep_id}/metrics`, `/v1/teams/{team}/metrics`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+
+from services.api.deps import (
+    EngineDep,
+    MetricsReadKey,
+    RepsReadKey,
+    RepsWriteKey,
+    WindowDep,
+    error_responses,
+)
+from services.api.reps import service
+from services.api.reps.schemas import RepIn, RepList, RepMetricsOut, RepOut, TeamMetricsOut
+
+router = APIRouter(prefix="/v1", tags=["reps"])
+
+RepId = Annotated[str, Path(min_length=1, max_length=200, description="The tenant's own id of the rep")]
+Team = Annotated[str, Path(min_length=1, max_length=200, description="Team name, as set on its reps")]
+
+
+@router.put(
+    "/reps/{rep_id}",
+    response_model=RepOut,
+    summary="Create or replace a rep",
+    description="Creates (201) or replaces (200) the rep and all of its aliases. Fields left out take "
+    "their defaults: timezone the tenant's, active true, the others null. An alias held by another "
+    "rep of the tenant answers 409 and changes nothing.",
+    responses={201: {"model": RepOut, "description": "Created"}, **error_responses(401, 403, 409, 422)},
+)
+async def put_rep(
+    key: RepsWriteKey, rep_id: RepId, body: RepIn, engine: EngineDep, response: Response
+) -> RepOut:
+    rep, created = await service.put_rep(engine, key.tenant, rep_id, body)
+    response.status_code = 201 if created else 200
+    return rep
+
+
+@router.get(
+    "/reps",
+    response_model=RepList,
+    summary="List the tenant's reps",
+    responses=error_responses(401, 403, 422),
+)
+async def list_reps(
+    key: RepsReadKey,
+    engine: EngineDep,
+    team: Annotated[str | None, Query(max_length=200, description="Only reps of this team")] = None,
+    active: Annotated[bool | None, Query(description="Only active (true) or inactive (false) reps")] = None,
+) -> RepList:
+    return RepList(reps=await service.list_reps(engine, key.tenant, team, active))
+
+
+@router.get(
+    "/reps/{rep_id}",
+    response_model=RepOut,
+    summary="One rep",
+    responses=error_responses(401, 403, 404, 422),
+)
+async def get_rep(key: RepsReadKey, rep_id: RepId, engine: EngineDep) -> RepOut:
+    return await service.get_rep(engine, key.tenant, rep_id)
+
+
+@router.get(
+    "/reps/{rep_id}/metrics",
+    response_model=RepMetricsOut,
+    summary="A rep's SPEC 5.1 metrics over a window of rep-local days",
+    responses=error_responses(401, 403, 404, 422),
+)
+async def rep_metrics(
+    key: MetricsReadKey, rep_id: RepId, window: WindowDep, engine: EngineDep
+) -> RepMetricsOut:
+    return await service.rep_metrics(engine, key.tenant, rep_id, window, datetime.now(UTC))
+
+
+@router.get(
+    "/teams/{team}/metrics",
+    response_model=TeamMetricsOut,
+    summary="A team's metrics: rates from the summed counts of its reps",
+    description="Every rep of the team counts, active or not. The default window follows the tenant's "
+    "timezone; each rep contributes its own rep-local days between `from` and `to`. Quota is the sum "
+    "of the reps' monthly quotas.",
+    responses=error_responses(401, 403, 404, 422),
+)
+async def team_metrics(
+    key: MetricsReadKey, team: Team, window: WindowDep, engine: EngineDep
+) -> TeamMetricsOut:
+    return await service.team_metrics(engine, key.tenant, team, window, datetime.now(UTC))

@@ -1,0 +1,210 @@
+"""Request and response bodies of the reps routes (SPEC sections 4, 5.1, 5.6)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.config import JsonDict
+
+from services.core.tenancy import TenancyError, validate_timezone
+
+AliasValue = Annotated[str, Field(min_length=1, max_length=320)]
+Label = Annotated[str, Field(min_length=1, max_length=200)]
+
+REP_EXAMPLE: JsonDict = {
+    "rep_id": "r1",
+    "name": "Ada Lovelace",
+    "team": "east",
+    "hired_at": "2026-01-05",
+    "timezone": "America/New_York",
+    "quota_monthly": 50000.0,
+    "active": True,
+    "aliases": {
+        "hubspot_owner_id": "31337",
+        "salesforce_user_id": "0055e000001AbCd",
+        "phone": "+14155550100",
+        "email": "ada@example.com",
+        "aircall_user_id": None,
+    },
+    "updated_at": "2026-11-02T09:30:00Z",
+}
+
+METRICS_EXAMPLE: JsonDict = {
+    "dials": 120,
+    "connects": 30,
+    "connect_rate": 0.25,
+    "talk_time_s": 8100.0,
+    "talk_ratio": 0.46,
+    "emails_sent": 0,
+    "email_replies": 0,
+    "reply_rate": None,
+    "meetings_booked": 9,
+    "meetings_held": 7,
+    "meeting_rate": 0.3,
+    "show_rate": 0.7777777777777778,
+    "deals_created": 6,
+    "deals_won": 2,
+    "deals_lost": 1,
+    "win_rate": 0.6666666666666666,
+    "revenue_won": 48000.0,
+    "avg_deal_size": 24000.0,
+    "quota_attainment": 0.9740259740259741,
+}
+
+
+class Aliases(BaseModel):
+    """The rep's identities in vendor systems; the aggregator resolves vendor events through them."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    hubspot_owner_id: AliasValue | None = None
+    salesforce_user_id: AliasValue | None = None
+    phone: AliasValue | None = None
+    email: AliasValue | None = None
+    aircall_user_id: AliasValue | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _looks_like_email(cls, value: str | None) -> str | None:
+        if value is not None and "@" not in value:
+            raise ValueError("must be an email address")
+        return value
+
+
+class RepIn(BaseModel):
+    """The whole rep: fields left out take their defaults (timezone: the tenant's)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Ada Lovelace",
+                    "team": "east",
+                    "hired_at": "2026-01-05",
+                    "timezone": "America/New_York",
+                    "quota_monthly": "50000",
+                    "active": True,
+                    "aliases": {"hubspot_owner_id": "31337", "email": "ada@example.com"},
+                }
+            ]
+        },
+    )
+
+    name: Label | None = None
+    team: Label | None = None
+    hired_at: date | None = None
+    timezone: Annotated[str, Field(max_length=64)] | None = None
+    quota_monthly: (
+        Annotated[Decimal, Field(ge=0, le=Decimal("1e15"), decimal_places=4, allow_inf_nan=False)] | None
+    ) = None
+    active: bool = True
+    aliases: Aliases | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _iana(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value == "localtime":  # the host's zone, not an IANA name: means something else on every server
+            raise ValueError("must be an IANA timezone name such as Europe/Berlin")
+        try:
+            return validate_timezone(value)
+        except TenancyError as exc:
+            raise ValueError(str(exc)) from exc
+
+
+class RepOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [REP_EXAMPLE]})
+
+    rep_id: str
+    name: str | None
+    team: str | None
+    hired_at: date | None
+    timezone: str
+    quota_monthly: float | None
+    active: bool
+    aliases: Aliases
+    updated_at: datetime
+
+
+class RepList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reps": [REP_EXAMPLE]}]})
+
+    reps: list[RepOut]
+
+
+class Metrics(BaseModel):
+    """SPEC 5.1. A rate whose denominator is 0 is null."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [METRICS_EXAMPLE]})
+
+    dials: int
+    connects: int
+    connect_rate: float | None
+    talk_time_s: float
+    talk_ratio: float | None
+    emails_sent: int
+    email_replies: int
+    reply_rate: float | None
+    meetings_booked: int
+    meetings_held: int
+    meeting_rate: float | None
+    show_rate: float | None
+    deals_created: int
+    deals_won: int
+    deals_lost: int
+    win_rate: float | None
+    revenue_won: float
+    avg_deal_size: float | None
+    quota_attainment: float | None
+
+
+class RepMetricsOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "rep_id": "r1",
+                    "from": "2026-10-01",
+                    "to": "2026-10-30",
+                    "as_of": "2026-10-30T17:02:11Z",
+                    "metrics": METRICS_EXAMPLE,
+                }
+            ]
+        }
+    )
+
+    rep_id: str
+    from_: date = Field(serialization_alias="from", description="First day of the window, inclusive")
+    to: date = Field(description="Last day of the window, inclusive")
+    as_of: datetime | None = Field(description="Newest event time folded for the tenant; null before any")
+    metrics: Metrics
+
+
+class TeamMetricsOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "team": "east",
+                    "reps": ["r1", "r2", "r5"],
+                    "from": "2026-10-01",
+                    "to": "2026-10-30",
+                    "as_of": "2026-10-30T17:02:11Z",
+                    "metrics": METRICS_EXAMPLE,
+                }
+            ]
+        }
+    )
+
+    team: str
+    reps: list[str]
+    from_: date = Field(serialization_alias="from", description="First day of the window, inclusive")
+    to: date = Field(description="Last day of the window, inclusive")
+    as_of: datetime | None = Field(description="Newest event time folded for the tenant; null before any")
+    metrics: Metrics
