@@ -1,0 +1,81 @@
+"""The ingest service: FastAPI factory, lifespan (engine, directory, producer) and `salesloop ingest`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import orjson
+from fastapi import FastAPI, Response
+
+from services.core.auth import Directory
+from services.core.db import create_engine
+from services.core.http import error_body, install_error_handlers, serve
+from services.core.kafka import EventProducer
+from services.core.observability import metrics_response, setup_logging
+from services.core.settings import Settings
+from services.ingest import metrics, routes
+from services.ingest.deps import Ingest, Limits, ProducerDep
+
+log = logging.getLogger(__name__)
+
+# Bounds how long one request body may take to arrive, so slow senders cannot hold connections open.
+BODY_READ_TIMEOUT_S = 10.0
+_JSON = "application/json"
+
+
+def create_app(settings: Settings, *, body_read_timeout_s: float = BODY_READ_TIMEOUT_S) -> FastAPI:
+    limits = Limits.from_settings(settings, body_read_timeout_s)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings, "salesloop-ingest")
+        producer = EventProducer(settings)
+        try:
+            await producer.start()
+            directory = Directory(engine, settings.secret_key.get_secret_value(), settings.auth_cache_ttl_s)
+            app.state.ingest = Ingest(directory, producer, limits)
+            log.info(
+                "ingest ready to serve",
+                extra={"topic": settings.events_topic, "idempotent_producer": producer.idempotent},
+            )
+            yield
+        finally:
+            await producer.stop()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="salesloop ingest",
+        version="1",
+        summary="Buyer events in: canonical JSON and vendor webhooks, verified, validated, onto Kafka.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(metrics.RequestMetricsMiddleware)
+    app.include_router(routes.router)
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> Response:
+        """The process is alive."""
+        return Response(b'{"status":"ok"}', media_type=_JSON)
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz(producer: ProducerDep) -> Response:
+        """Ready when the broker answers and the events topic exists."""
+        if await producer.ready():
+            return Response(b'{"status":"ready"}', media_type=_JSON)
+        body = error_body("not_ready", "the event broker is not reachable or the events topic is missing")
+        return Response(orjson.dumps(body), status_code=503, media_type=_JSON)
+
+    @app.get("/metrics", tags=["operations"])
+    async def prometheus_metrics() -> Response:
+        """Prometheus exposition."""
+        return metrics_response()
+
+    return app
+
+
+def main(settings: Settings, host: str, port: int) -> None:
+    setup_logging(settings.log_level)
+    serve(create_app(settings), host, port)
