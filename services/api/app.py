@@ -14,13 +14,17 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.middleware.base import BaseHTTPMiddleware
 
 from services.api.deps import EngineDep, error_responses
 from services.core.auth import Directory
 from services.core.db import create_engine
 from services.core.http import ApiError, install_error_handlers, serve
-from services.core.observability import RequestMetrics, metrics_response, setup_logging
+from services.core.observability import (
+    RequestMetrics,
+    RequestMetricsMiddleware,
+    metrics_response,
+    setup_logging,
+)
 from services.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -129,7 +133,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(BaseHTTPMiddleware, dispatch=HTTP)
+    app.add_middleware(RequestMetricsMiddleware, request_metrics=HTTP)
     app.include_router(health)
     for router in domain_routers():
         app.include_router(router)

@@ -127,7 +127,13 @@ class BuyerEvent(BaseModel):
     @field_validator("attributes")
     @classmethod
     def _attributes_size(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None and len(orjson.dumps(value)) > MAX_ATTRIBUTES_BYTES:
+        if value is None:
+            return value
+        try:
+            size = len(orjson.dumps(value))
+        except orjson.JSONEncodeError as exc:  # e.g. nested deeper than JSON encoders go
+            raise ValueError("must be serialisable JSON of reasonable depth") from exc
+        if size > MAX_ATTRIBUTES_BYTES:
             raise ValueError("must be at most 16 KiB of JSON")
         return value
 

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     max_batch_events: int = Field(1000, ge=1)
     produce_timeout_s: float = Field(5.0, gt=0)
+    # A body slower than this is refused with 408 (slow senders must not hold workers).
+    body_read_timeout_s: float = Field(10.0, gt=0)
     auth_cache_ttl_s: float = Field(5.0, ge=0)
 
     # aggregator

@@ -13,7 +13,7 @@ from services.core.auth import Directory
 from services.core.db import create_engine
 from services.core.http import error_body, install_error_handlers, serve
 from services.core.kafka import EventProducer
-from services.core.observability import metrics_response, setup_logging
+from services.core.observability import RequestMetricsMiddleware, metrics_response, setup_logging
 from services.core.settings import Settings
 from services.ingest import metrics, routes
 from services.ingest.deps import Ingest, Limits, ProducerDep
@@ -21,12 +21,11 @@ from services.ingest.deps import Ingest, Limits, ProducerDep
 log = logging.getLogger(__name__)
 
 # Bounds how long one request body may take to arrive, so slow senders cannot hold connections open.
-BODY_READ_TIMEOUT_S = 10.0
 _JSON = "application/json"
 
 
-def create_app(settings: Settings, *, body_read_timeout_s: float = BODY_READ_TIMEOUT_S) -> FastAPI:
-    limits = Limits.from_settings(settings, body_read_timeout_s)
+def create_app(settings: Settings) -> FastAPI:
+    limits = Limits.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -52,7 +51,7 @@ def create_app(settings: Settings, *, body_read_timeout_s: float = BODY_READ_TIM
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(metrics.RequestMetricsMiddleware)
+    app.add_middleware(RequestMetricsMiddleware, request_metrics=metrics.HTTP)
     app.include_router(routes.router)
 
     @app.get("/healthz", tags=["operations"])

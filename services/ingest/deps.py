@@ -25,8 +25,8 @@ class Limits:
     body_read_timeout_s: float
 
     @classmethod
-    def from_settings(cls, settings: Settings, body_read_timeout_s: float) -> Limits:
-        return cls(settings.max_body_bytes, settings.max_batch_events, body_read_timeout_s)
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(settings.max_body_bytes, settings.max_batch_events, settings.body_read_timeout_s)
 
 
 @dataclass(frozen=True)

@@ -8,17 +8,13 @@ fixed sets. Tenants, event ids and keys are never labels. Metrics are created on
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TypeVar
 
 from prometheus_client import Counter, Histogram
-from prometheus_client.metrics import MetricWrapperBase
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.core.http import ApiError
-from services.core.observability import UNTRACKED_PATHS, RequestMetrics
+from services.core.observability import RequestMetrics
 from services.ingest.canonical import InvalidEvents
 
 log = logging.getLogger("services.ingest")
@@ -68,21 +64,6 @@ BATCH_SIZE = Histogram(
     buckets=BATCH_EVENTS_BUCKETS,
 )
 
-M = TypeVar("M", bound=MetricWrapperBase)
-_children: dict[tuple[int, tuple[str, ...]], MetricWrapperBase] = {}
-
-
-def child(metric: M, *labels: str) -> M:
-    """`metric.labels(*labels)`, remembered: label look-ups take a lock and showed up on the hot path.
-
-    Only for label values from small fixed sets (the cache is never pruned).
-    """
-    key = (id(metric), labels)
-    found = _children.get(key)
-    if found is None:
-        found = _children[key] = metric.labels(*labels)
-    return found  # type: ignore[return-value]
-
 
 @contextmanager
 def counted_rejections(source: str, tenant: str) -> Iterator[None]:
@@ -101,36 +82,3 @@ def counted_rejections(source: str, tenant: str) -> Iterator[None]:
             extra={"tenant": tenant[:64], "source": source, "status": exc.status, "code": exc.code},
         )
         raise
-
-
-class RequestMetricsMiddleware:
-    """`RequestMetrics` as plain ASGI middleware.
-
-    The `call_next` form runs every request through a task group and memory streams; on the ingest
-    hot path that cost about a third of the CPU, so the same metrics are recorded here directly.
-    """
-
-    def __init__(self, app: ASGIApp, request_metrics: RequestMetrics = HTTP) -> None:
-        self.app = app
-        self.metrics = request_metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in UNTRACKED_PATHS:
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            template = getattr(scope.get("route"), "path", "unmatched")
-            method = scope["method"]
-            child(self.metrics.latency, template, method).observe(time.perf_counter() - start)
-            child(self.metrics.requests, template, method, str(status)).inc()

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from services.core.events import BuyerEvent, RepAlias, Source, kafka_key, to_message
 from services.core.http import ApiError
 from services.core.kafka import BrokerUnavailable, EventProducer
+from services.core.observability import child
 from services.ingest import metrics
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ async def publish(
             " deduplicated by event_id)",
             headers={"Retry-After": str(RETRY_AFTER_S)},
         ) from None
-    metrics.child(metrics.PRODUCE_LATENCY, source.value, "acked").observe(time.perf_counter() - started)
-    metrics.child(metrics.EVENTS_ACCEPTED, source.value).inc(len(records))
-    metrics.child(metrics.BATCH_SIZE, source.value).observe(len(records))
+    child(metrics.PRODUCE_LATENCY, source.value, "acked").observe(time.perf_counter() - started)
+    child(metrics.EVENTS_ACCEPTED, source.value).inc(len(records))
+    child(metrics.BATCH_SIZE, source.value).observe(len(records))
     return len(records)

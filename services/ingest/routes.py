@@ -9,6 +9,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 
 from services.core.events import Source
+from services.core.observability import child
 from services.ingest import metrics
 from services.ingest.auth import authenticate_key, authenticate_webhook, credentials_kind
 from services.ingest.body import parse_json, read_body, require_json
@@ -55,7 +56,7 @@ async def post_events(tenant: str, request: Request, ingest: IngestDep) -> Respo
             # The signature covers the body, so it is read first, whatever the tenant.
             body = await read_body(request, limits)
             info = await authenticate_webhook(directory, tenant, body, headers)
-        metrics.child(metrics.BODY_SIZE, Source.API.value).observe(len(body))
+        child(metrics.BODY_SIZE, Source.API.value).observe(len(body))
         events = events_from_payload(parse_json(body), info.currency, limits.max_batch_events, body)
         accepted = await publish(ingest.producer, info.slug, Source.API, events)
     log.debug("events accepted", extra={"tenant": info.slug, "events": accepted})

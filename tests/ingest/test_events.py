@@ -92,11 +92,16 @@ class Harness:
 @pytest.fixture(scope="module")
 async def ingest(stack: Stack, engine: AsyncEngine, tenants: TenantFactory) -> AsyncIterator[Harness]:
     topic = f"ingest-events-{secrets.token_hex(4)}"
-    settings = stack.settings(events_topic=topic, topic_partitions=1, max_body_bytes=MAX_BODY)
+    settings = stack.settings(
+        events_topic=topic,
+        topic_partitions=1,
+        max_body_bytes=MAX_BODY,
+        body_read_timeout_s=BODY_READ_TIMEOUT_S,
+    )
     await ensure_topics(settings)
     t, other = await tenants.create(), await tenants.create()
     no_scope_key = await create_key(engine, t.slug, ["metrics:read"])
-    app = create_app(settings, body_read_timeout_s=BODY_READ_TIMEOUT_S)
+    app = create_app(settings)
     tp = TopicPartition(topic, 0)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=stack.broker.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20

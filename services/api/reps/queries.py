@@ -137,7 +137,7 @@ async def upsert_rep(engine: AsyncEngine, tenant: str, rep_id: str, rep: RepFiel
                         tuple_(RepAlias.kind, RepAlias.value).in_([(k, rep.aliases[k]) for k in taken]),
                     )
                 )
-                owner = dict(owners.tuples().all())
+                owner = {row[0]: row[1] for row in owners}
                 raise AliasConflict(taken[0], rep.aliases[taken[0]], owner.get(taken[0]))
     return row, bool(row.created)
 
