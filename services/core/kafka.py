@@ -152,7 +152,7 @@ def new_consumer(settings: Settings, *, group_id: str | None = None) -> AIOKafka
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,
         fetch_max_bytes=32 * 1024 * 1024,
-        session_timeout_ms=10_000,
-        heartbeat_interval_ms=1_000,
+        session_timeout_ms=settings.consumer_session_timeout_ms,
+        heartbeat_interval_ms=min(1_000, settings.consumer_session_timeout_ms // 3),
         max_poll_interval_ms=300_000,
     )

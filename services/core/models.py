@@ -33,6 +33,9 @@ NAMING_CONVENTION = {
 }
 
 Money = Numeric(20, 4)
+# Sums of amounts: wide enough that no stream of valid events (each <= 1e15) can overflow a rollup row,
+# which would make its batch fail on every retry.
+MoneySum = Numeric(38, 4)
 
 
 class Base(DeclarativeBase):
@@ -43,7 +46,7 @@ def _counter() -> Mapped[int]:
     return mapped_column(BigInteger, nullable=False, server_default="0")
 
 
-def _seconds() -> Mapped[float]:
+def _seconds() -> Mapped[Decimal]:
     return mapped_column(Numeric(20, 3), nullable=False, server_default="0")
 
 
@@ -138,10 +141,10 @@ class RepDaily(Base):
     calls: Mapped[int] = _counter()
     dials: Mapped[int] = _counter()
     connects: Mapped[int] = _counter()
-    talk_time_s: Mapped[float] = _seconds()
+    talk_time_s: Mapped[Decimal] = _seconds()
     talk_calls: Mapped[int] = _counter()
-    rep_talk_s: Mapped[float] = _seconds()
-    buyer_talk_s: Mapped[float] = _seconds()
+    rep_talk_s: Mapped[Decimal] = _seconds()
+    buyer_talk_s: Mapped[Decimal] = _seconds()
     emails_sent: Mapped[int] = _counter()
     emails_opened: Mapped[int] = _counter()
     emails_clicked: Mapped[int] = _counter()
@@ -157,7 +160,7 @@ class RepDaily(Base):
     deal_stage_changes: Mapped[int] = _counter()
     deals_won: Mapped[int] = _counter()
     deals_lost: Mapped[int] = _counter()
-    revenue_won: Mapped[Decimal] = mapped_column(Money, nullable=False, server_default="0")
+    revenue_won: Mapped[Decimal] = mapped_column(MoneySum, nullable=False, server_default="0")
     certifications: Mapped[int] = _counter()
     certifications_passed: Mapped[int] = _counter()
 
@@ -176,7 +179,7 @@ class ChannelDaily(Base):
     sqls: Mapped[int] = _counter()
     deals_created: Mapped[int] = _counter()
     deals_won: Mapped[int] = _counter()
-    revenue_won: Mapped[Decimal] = mapped_column(Money, nullable=False, server_default="0")
+    revenue_won: Mapped[Decimal] = mapped_column(MoneySum, nullable=False, server_default="0")
 
 
 class TenantWatermark(Base):

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(12, ge=1)
     topic_replication: int = Field(1, ge=1)
     consumer_group: str = "salesloop-aggregator"
+    # How long the group waits for a silent (crashed) member before moving its partitions.
+    consumer_session_timeout_ms: int = Field(10_000, ge=1_000)
     # Encrypts tenant secrets at rest (Fernet key derived from it); see README "Secrets".
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     public_base_url: str | None = None
@@ -44,6 +46,8 @@ class Settings(BaseSettings):
 
     # databases
     db_pool_size: int = Field(10, ge=1)
+    # Read by `salesloop migrate` only: the login of Grafana's read-only role (unset: role cannot log in).
+    grafana_db_password: SecretStr | None = None
     log_level: str = "INFO"
 
     @model_validator(mode="after")

@@ -1,0 +1,354 @@
+"""`salesloop aggregator`: one member of the consumer group that folds events into the rollups.
+
+Postgres is the truth for offsets (SPEC 7, STYLE 5): on assignment the consumer seeks to the offsets
+stored with the rollups, each batch commits archive rows, rollups and next offsets in one transaction,
+and the Kafka commit afterwards only serves lag tools. A batch that Postgres refuses is retried, never
+skipped; if its partitions are taken away meanwhile it is dropped, and whoever owns them next starts
+from the stored offsets, so nothing is lost and nothing counted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+
+from services.aggregator import metrics as m
+from services.aggregator.decode import Malformed, decode
+from services.aggregator.fold import Event
+from services.aggregator.health import EmbeddedServer, health_app
+from services.aggregator.store import DB_ERRORS, BatchResult, Store
+from services.core.kafka import new_consumer
+from services.core.observability import setup_logging
+from services.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Postgres retries: one connection attempt every 2 s at worst costs nothing and recovers quickly.
+RETRY_FIRST_S = 0.2
+RETRY_MAX_S = 2.0
+KAFKA_COMMIT_TIMEOUT_S = 5.0
+SHUTDOWN_GRACE_S = 30.0  # the batch in flight (and its retries) plus leaving the group
+LEAVE_TIMEOUT_S = 10.0
+
+Records = dict[TopicPartition, list[ConsumerRecord]]
+
+
+class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
+    """The consume -> fold -> commit loop and its rebalance listener.
+
+    A generation counter, bumped by every revocation and assignment, marks fetched records as stale:
+    after a rebalance every owned partition is paused until it has been moved to its stored offset.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.topic = settings.events_topic
+        self.started = False
+        self.store: Store | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()  # interrupts retry back-off: stop or revocation
+        self._lock = asyncio.Lock()  # held while a batch is in flight
+        self._generation = 0
+        self._revoking = False
+        self._pending: set[TopicPartition] = set()  # assigned, paused, not yet at the stored offset
+        self._next: dict[TopicPartition, int] = {}
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    async def wait_stopping(self) -> None:
+        await self._stop.wait()
+
+    async def ready(self) -> bool:
+        return self.started and self.store is not None and await self.store.ping()
+
+    async def run(self) -> None:
+        self.store = await Store.open(self.settings)
+        try:
+            consumer = await self._start_consumer()
+            if consumer is None:
+                return
+            try:
+                while not self.stopping:
+                    await self._step(consumer)
+            finally:
+                self.started = False
+                await self._leave(consumer)
+        finally:
+            await self.store.close()
+            log.info("aggregator stopped")
+
+    async def _start_consumer(self) -> AIOKafkaConsumer | None:
+        delay = RETRY_FIRST_S
+        while not self.stopping:
+            consumer = new_consumer(self.settings)
+            consumer.subscribe([self.topic], listener=self)
+            self._consumer = consumer
+            try:
+                await consumer.start()
+            except (KafkaError, OSError) as exc:
+                await consumer.stop()
+                log.warning("broker not reachable", extra={"error": repr(exc), "retry_in_s": delay})
+                await self._pause(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            self.started = True
+            log.info("consumer started", extra={"topic": self.topic, "group": self.settings.consumer_group})
+            return consumer
+        return None
+
+    async def _leave(self, consumer: AIOKafkaConsumer) -> None:
+        """Leave the group so the others take over at once. Bounded: a rebalance in progress (waiting for
+        a member that died) would otherwise hold the exit; the broker then expires this member instead."""
+        try:
+            await asyncio.wait_for(consumer.stop(), LEAVE_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("could not leave the consumer group in time; the broker will expire this member")
+
+    # -- rebalance listener (called from the group coordinator's task) --
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._revoking = True
+        self._wake.set()
+        try:
+            async with self._lock:  # the batch in flight commits or is abandoned first
+                self._generation += 1
+                self._pending.clear()
+                for tp in revoked:
+                    self._next.pop(tp, None)
+                    with contextlib.suppress(KeyError):
+                        m.LAG.remove(str(tp.partition))
+                m.ASSIGNED.set(0)
+        finally:
+            self._revoking = False
+            if not self.stopping:
+                self._wake.clear()
+        if revoked:
+            log.info("partitions revoked", extra={"partitions": sorted(tp.partition for tp in revoked)})
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        async with self._lock:
+            self._generation += 1
+            self._pending = set(assigned)
+            if assigned and self._consumer is not None:
+                self._consumer.pause(*assigned)
+            m.REBALANCES.inc()
+            m.ASSIGNED.set(len(assigned))
+        log.info("partitions assigned", extra={"partitions": sorted(tp.partition for tp in assigned)})
+
+    # -- the loop --
+
+    async def _step(self, consumer: AIOKafkaConsumer) -> None:
+        if self._pending:
+            await self._seek_pending(consumer)
+            return
+        generation = self._generation
+        try:
+            records: Records = await consumer.getmany(
+                timeout_ms=self.settings.batch_wait_ms, max_records=self.settings.batch_max_events
+            )
+        except KafkaError as exc:
+            log.warning("fetch failed", extra={"error": repr(exc)})
+            await self._pause(1.0)
+            return
+        async with self._lock:
+            if generation != self._generation:
+                return  # fetched before a rebalance: positions were reset, these come again
+            committed = await self._fold(records) if records else None
+            self._report_lag(consumer)
+        if committed:
+            await self._commit_kafka(consumer, committed)
+
+    async def _seek_pending(self, consumer: AIOKafkaConsumer) -> None:
+        """Move freshly assigned partitions to the offsets stored in Postgres, then resume them."""
+        assert self.store is not None
+        generation, tps = self._generation, set(self._pending)
+        store = self.store
+        stored = await self._retry(
+            "load offsets", lambda: store.load_offsets(tp.partition for tp in tps), generation
+        )
+        if stored is None:
+            return
+        missing = [tp for tp in tps if tp.partition not in stored]
+        try:
+            beginning = await consumer.beginning_offsets(missing) if missing else {}
+        except KafkaError as exc:
+            log.warning("could not read the partitions' first offsets", extra={"error": repr(exc)})
+            await self._pause(1.0)
+            return
+        async with self._lock:
+            if generation != self._generation:
+                return
+            for tp in tps:
+                offset = stored[tp.partition] if tp.partition in stored else beginning[tp]
+                consumer.seek(tp, offset)
+                self._next[tp] = offset
+            consumer.resume(*tps)
+            self._pending.clear()
+        log.info(
+            "resuming from stored offsets",
+            extra={"offsets": {str(tp.partition): self._next.get(tp) for tp in sorted(tps)}},
+        )
+
+    async def _fold(self, records: Records) -> dict[int, int] | None:
+        """Decode, dedupe and commit one batch. Returns its next offsets, or None if abandoned."""
+        assert self.store is not None
+        events: list[Event] = []
+        offsets: dict[int, int] = {}
+        messages = 0
+        for tp, batch in records.items():
+            for msg in batch:
+                decoded = decode(msg.value, msg.headers)
+                if isinstance(decoded, Malformed):
+                    _skip(msg, decoded)
+                else:
+                    events.append(decoded)
+            if batch:
+                offsets[tp.partition] = batch[-1].offset + 1
+                messages += len(batch)
+        store = self.store
+
+        async def commit() -> tuple[float, BatchResult]:
+            started = time.perf_counter()
+            result = await store.commit_batch(events, offsets)
+            return time.perf_counter() - started, result
+
+        outcome = await self._retry("commit batch", commit, self._generation)
+        if outcome is None:
+            log.warning("batch abandoned before commit; it will be read again", extra={"messages": messages})
+            return None
+        elapsed, result = outcome
+        now = datetime.now(UTC)
+        m.BATCH_SIZE.observe(messages)
+        m.COMMIT_SECONDS.observe(elapsed)
+        m.EVENTS_FOLDED.inc(len(result.folded))
+        m.DUPLICATES.inc(result.duplicates)
+        m.LAST_COMMIT.set(time.time())
+        for e in result.folded:
+            m.FRESHNESS.observe((now - e.received_at).total_seconds())
+        for tp in records:
+            if tp.partition in offsets:
+                self._next[tp] = offsets[tp.partition]
+        log.debug("batch committed", extra={"messages": messages, "folded": len(result.folded)})
+        return offsets
+
+    async def _retry(self, what: str, attempt: Callable[[], Awaitable[T]], generation: int) -> T | None:
+        """Retry a Postgres step with capped exponential back-off until it succeeds.
+
+        Gives up (None) only when the process stops or the partitions are being taken away.
+        """
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                return await attempt()
+            except DB_ERRORS as exc:
+                m.DB_RETRIES.inc()
+                log.warning(
+                    "postgres unavailable", extra={"step": what, "error": repr(exc), "retry_in_s": delay}
+                )
+            if self.stopping or self._revoking or generation != self._generation:
+                return None
+            await self._pause(delay)
+            if self.stopping or self._revoking or generation != self._generation:
+                return None
+            delay = min(delay * 2, RETRY_MAX_S)
+
+    async def _commit_kafka(self, consumer: AIOKafkaConsumer, offsets: dict[int, int]) -> None:
+        """Best effort, for lag tools only: Postgres holds the offsets that count."""
+        owned = consumer.assignment()
+        commit = {tp: n for p, n in offsets.items() if (tp := TopicPartition(self.topic, p)) in owned}
+        if not commit:
+            return
+        try:
+            await asyncio.wait_for(consumer.commit(commit), KAFKA_COMMIT_TIMEOUT_S)
+        except (KafkaError, TimeoutError) as exc:
+            log.debug("kafka offset commit skipped", extra={"error": repr(exc)})
+
+    def _report_lag(self, consumer: AIOKafkaConsumer) -> None:
+        # The broker's ListOffsets can under-report the log end; fetch high watermarks do not.
+        for tp in consumer.assignment():
+            highwater, position = consumer.highwater(tp), self._next.get(tp)
+            if highwater is not None and position is not None:
+                m.LAG.labels(str(tp.partition)).set(max(highwater - position, 0))
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+
+def _skip(msg: ConsumerRecord, why: Malformed) -> None:
+    m.MALFORMED.labels(why.reason).inc()
+    log.warning(
+        "skipping malformed message",
+        extra={
+            "reason": why.reason,
+            "detail": why.detail,
+            "tenant": why.tenant,
+            "event_id": why.event_id,
+            "partition": msg.partition,
+            "offset": msg.offset,
+        },
+    )
+
+
+async def serve(settings: Settings, host: str, metrics_port: int) -> int:
+    """Run until SIGTERM/SIGINT; returns the exit code."""
+    aggregator = Aggregator(settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, aggregator.stop)
+
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.create_server((host, metrics_port), family=family)
+    except OSError as exc:
+        log.error("cannot serve metrics", extra={"host": host, "port": metrics_port, "error": repr(exc)})
+        return 1
+    server = EmbeddedServer(health_app(aggregator.ready), host, metrics_port)
+    http = asyncio.create_task(server.serve(sockets=[sock]))
+
+    work = asyncio.create_task(aggregator.run())
+    stopping = asyncio.create_task(aggregator.wait_stopping())
+    await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if not work.done():
+        log.info("stopping: finishing the batch in flight")
+        try:
+            await asyncio.wait_for(work, SHUTDOWN_GRACE_S)
+        except TimeoutError:
+            log.error("shutdown took too long; the uncommitted batch is rolled back")
+            code = 1
+    stopping.cancel()
+    if work.done() and not work.cancelled() and (error := work.exception()) is not None:
+        log.error("aggregator failed", exc_info=error)
+        code = 1
+    server.should_exit = True
+    await http
+    return code
+
+
+def main(settings: Settings, host: str, metrics_port: int) -> None:
+    import uvloop
+
+    setup_logging(settings.log_level)
+    code = uvloop.run(serve(settings, host, metrics_port))
+    if code:
+        raise SystemExit(code)

@@ -1,0 +1,165 @@
+"""The batch transaction against the session Postgres: archive dedupe, rep registration, offsets, locking."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+from collections.abc import AsyncIterator
+from datetime import date
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.aggregator.decode import decode
+from services.aggregator.fold import Event
+from services.aggregator.store import Store
+from services.core.events import SCHEMA_HEADER
+from tests.aggregator.streams import Tenant, assert_rollups_match, make_events
+from tests.conftest import Stack
+from tests.factories import TenantFactory
+
+
+@pytest.fixture
+async def store(stack: Stack) -> AsyncIterator[Store]:
+    s = await Store.open(stack.settings(consumer_group=f"store-{secrets.token_hex(3)}", events_topic="t"))
+    yield s
+    await s.close()
+
+
+def decoded(events: list[dict[str, Any]], tenant: str) -> list[Event]:
+    out = []
+    for e in events:
+        body = {**e, "tenant": tenant, "source": "api", "received_at": "2026-11-20T00:00:00Z"}
+        d = decode(orjson.dumps(body), [SCHEMA_HEADER])
+        assert isinstance(d, Event), d
+        out.append(d)
+    return out
+
+
+async def sql(engine: AsyncEngine, statement: str, **params: Any) -> list[Any]:
+    async with engine.begin() as conn:
+        result = await conn.execute(text(statement), params)
+        return list(result) if result.returns_rows else []
+
+
+async def test_a_batch_is_counted_once_however_often_it_is_committed(
+    store: Store, engine: AsyncEngine, tenants: TenantFactory
+) -> None:
+    t = await tenants.create(timezone="Europe/Berlin")
+    tenant = Tenant(t.slug, t.timezone)
+    events = make_events(300, t.slug, ["r1", "r2", None], seed=1)
+    batch = decoded(events, t.slug)
+
+    first = await store.commit_batch(batch[:200], {0: 200})
+    assert (len(first.folded), first.duplicates, first.registered_reps) == (200, 0, 2)
+    again = await store.commit_batch(batch + batch[250:260], {0: 300, 1: 7})  # twice within the batch too
+    assert (len(again.folded), again.duplicates) == (100, 210)
+    redelivered = await store.commit_batch(batch[50:80], {0: 300})
+    assert (len(redelivered.folded), redelivered.duplicates) == (0, 30)
+
+    await assert_rollups_match(engine, events, tenant)
+    assert await store.load_offsets([0, 1, 2]) == {0: 300, 1: 7}
+    archived = await sql(engine, "SELECT count(*) FROM events WHERE tenant = :t", t=t.slug)
+    assert archived[0][0] == 300
+
+
+async def test_unknown_reps_are_registered_in_the_tenant_timezone_and_known_reps_keep_theirs(
+    store: Store, engine: AsyncEngine, tenants: TenantFactory
+) -> None:
+    t = await tenants.create(timezone="America/New_York")
+    await sql(
+        engine,
+        "INSERT INTO reps (tenant, rep_id, timezone, name) VALUES (:t, 'tokyo', 'Asia/Tokyo', 'Kenji')",
+        t=t.slug,
+    )
+    at = "2026-11-02T23:30:00Z"  # the 2nd in New York, the 3rd in Tokyo
+    batch = decoded(
+        [
+            {"event_id": "a", "type": "email.sent", "occurred_at": at, "rep_id": "tokyo"},
+            {"event_id": "b", "type": "email.sent", "occurred_at": at, "rep_id": "newbie"},
+        ],
+        t.slug,
+    )
+    result = await store.commit_batch(batch, {0: 2})
+    assert result.registered_reps == 1
+
+    reps = await sql(
+        engine, "SELECT rep_id, timezone, active, name FROM reps WHERE tenant = :t ORDER BY 1", t=t.slug
+    )
+    assert [tuple(r) for r in reps] == [
+        ("newbie", "America/New_York", True, None),
+        ("tokyo", "Asia/Tokyo", True, "Kenji"),
+    ]
+    days = await sql(
+        engine, "SELECT rep_id, day FROM rollup_rep_daily WHERE tenant = :t ORDER BY 1", t=t.slug
+    )
+    assert [tuple(r) for r in days] == [("newbie", date(2026, 11, 2)), ("tokyo", date(2026, 11, 3))]
+
+
+async def test_vendor_identities_resolve_to_reps_through_aliases(
+    store: Store, engine: AsyncEngine, tenants: TenantFactory
+) -> None:
+    t = await tenants.create()
+    await sql(
+        engine,
+        "INSERT INTO rep_aliases (tenant, kind, value, rep_id) VALUES (:t, 'hubspot_owner_id', '77', 'r9')",
+        t=t.slug,
+    )
+    batch = decoded(
+        [
+            {"event_id": "k", "type": "deal.won", "occurred_at": "2026-11-02T10:00:00Z",
+             "amount": "10", "rep_alias": {"kind": "hubspot_owner_id", "value": "77"}},
+            {"event_id": "u", "type": "deal.won", "occurred_at": "2026-11-02T10:00:00Z",
+             "amount": "5", "rep_alias": {"kind": "hubspot_owner_id", "value": "78"}},
+        ],
+        t.slug,
+    )  # fmt: skip
+    await store.commit_batch(batch, {0: 2})
+    rows = await sql(engine, "SELECT rep_id, revenue_won FROM rollup_rep_daily WHERE tenant = :t", t=t.slug)
+    assert [tuple(r) for r in rows] == [("r9", 10)]
+    archived = await sql(engine, "SELECT event_id, rep_id FROM events WHERE tenant = :t ORDER BY 1", t=t.slug)
+    assert [tuple(r) for r in archived] == [("k", "r9"), ("u", None)]
+
+
+async def test_events_of_an_unknown_tenant_are_archived_and_folded_in_utc(
+    store: Store, engine: AsyncEngine
+) -> None:
+    slug = f"gone-{secrets.token_hex(3)}"
+    batch = decoded(
+        [{"event_id": "x", "type": "email.sent", "occurred_at": "2026-11-02T23:30:00-05:00", "rep_id": "r1"}],
+        slug,
+    )
+    result = await store.commit_batch(batch, {0: 1})
+    assert len(result.folded) == 1
+    assert result.registered_reps == 0
+    days = await sql(engine, "SELECT day FROM rollup_rep_daily WHERE tenant = :t", t=slug)
+    assert [r[0] for r in days] == [date(2026, 11, 3)]
+
+
+async def test_concurrent_batches_over_the_same_rows_neither_deadlock_nor_double_count(
+    stack: Stack, engine: AsyncEngine, tenants: TenantFactory
+) -> None:
+    """Several consumers folding overlapping redeliveries of one tenant's events at the same time."""
+    t = await tenants.create(timezone="Asia/Tokyo")
+    events = make_events(400, t.slug, ["r1", "r2", "r3"], seed=2)
+    rnd = random.Random(3)
+    stores = [
+        await Store.open(stack.settings(consumer_group="concurrent", events_topic="t")) for _ in range(4)
+    ]
+    try:
+
+        async def consumer(store: Store, partition: int) -> None:
+            for _ in range(5):
+                sample = rnd.sample(events, 150)
+                await store.commit_batch(decoded(sample, t.slug), {partition: 1})
+
+        await asyncio.wait_for(asyncio.gather(*(consumer(s, i) for i, s in enumerate(stores))), 60)
+        await stores[0].commit_batch(decoded(events, t.slug), {9: 1})  # whatever was not sampled yet
+    finally:
+        for s in stores:
+            await s.close()
+    await assert_rollups_match(engine, events, Tenant(t.slug, t.timezone))
