@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 08:38:09.977625
+Create Date: 2026-11-22 09:12:09.747601
 """
 
 from collections.abc import Sequence
@@ -54,7 +54,7 @@ def upgrade() -> None:
         sa.Column("sqls", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("deals_created", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("deals_won", sa.BigInteger(), server_default="0", nullable=False),
-        sa.Column("revenue_won", sa.Numeric(precision=20, scale=4), server_default="0", nullable=False),
+        sa.Column("revenue_won", sa.Numeric(precision=38, scale=4), server_default="0", nullable=False),
         sa.PrimaryKeyConstraint("tenant", "channel", "day", name=op.f("pk_rollup_channel_daily")),
     )
     op.create_table(
@@ -85,7 +85,7 @@ def upgrade() -> None:
         sa.Column("deal_stage_changes", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("deals_won", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("deals_lost", sa.BigInteger(), server_default="0", nullable=False),
-        sa.Column("revenue_won", sa.Numeric(precision=20, scale=4), server_default="0", nullable=False),
+        sa.Column("revenue_won", sa.Numeric(precision=38, scale=4), server_default="0", nullable=False),
         sa.Column("certifications", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("certifications_passed", sa.BigInteger(), server_default="0", nullable=False),
         sa.PrimaryKeyConstraint("tenant", "rep_id", "day", name=op.f("pk_rollup_rep_daily")),
