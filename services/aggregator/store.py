@@ -21,6 +21,7 @@ import asyncpg
 from sqlalchemy import Numeric
 
 from services.aggregator.fold import Deltas, Event, ZoneOf, distinct, fold
+from services.aggregator.states import REBUILD_LOCK_KEY, STATE_FOLDS
 from services.core.db import asyncpg_dsn
 from services.core.models import CHANNEL_COUNTERS, REP_COUNTERS, ChannelDaily, RepDaily
 from services.core.settings import Settings
@@ -170,6 +171,7 @@ class Store:
         """
         unique = distinct(events)
         async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", REBUILD_LOCK_KEY)
             await _resolve_aliases(conn, unique)
             new = await _archive(conn, unique)
             zone_of, unknown_reps = await _zones(conn, new)
@@ -178,6 +180,10 @@ class Store:
                 status = await conn.execute(REGISTER_REPS, *_columns(unknown_reps, 2))
                 registered = int(status.rsplit(" ", 1)[-1])  # "INSERT 0 <rows>"
             deltas = fold(new, zone_of)
+            for state in STATE_FOLDS:
+                extra = await state.apply(conn, new, zone_of)
+                if extra is not None:
+                    deltas.merge(extra)
             await _write_deltas(conn, deltas)
             parts = sorted(offsets)
             await conn.execute(
