@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-22 09:17:23.699996
+Create Date: 2026-11-22 09:18:50.186054
 """
 
 from collections.abc import Sequence
@@ -64,6 +64,32 @@ def upgrade() -> None:
     )
     op.create_index("ix_deal_facts_tenant_contact_id", "deal_facts", ["tenant", "contact_id"], unique=False)
     op.create_index("ix_deal_facts_tenant_occurred_at", "deal_facts", ["tenant", "occurred_at"], unique=False)
+    op.create_table(
+        "failed_events",
+        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
+        sa.Column("tenant", sa.String(length=63), nullable=True),
+        sa.Column("event_id", sa.String(length=200), nullable=True),
+        sa.Column("topic", sa.String(length=249), nullable=False),
+        sa.Column("partition", sa.Integer(), nullable=False),
+        sa.Column("offset", sa.BigInteger(), nullable=False),
+        sa.Column("reason", sa.String(length=64), nullable=False),
+        sa.Column("detail", sa.Text(), nullable=True),
+        sa.Column("key", sa.LargeBinary(), nullable=True),
+        sa.Column("value", sa.LargeBinary(), nullable=False),
+        sa.Column("headers", postgresql.JSONB(astext_type=sa.Text()), server_default="{}", nullable=False),
+        sa.Column("failed_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column("replayed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_failed_events")),
+    )
+    op.create_index(
+        "ix_failed_events_tenant_replayed_at", "failed_events", ["tenant", "replayed_at"], unique=False
+    )
+    op.create_index(
+        "uq_failed_events_topic_partition_offset",
+        "failed_events",
+        ["topic", "partition", "offset"],
+        unique=True,
+    )
     op.create_table(
         "leads",
         sa.Column("tenant", sa.String(length=63), nullable=False),
@@ -136,6 +162,9 @@ def downgrade() -> None:
     op.drop_table("channel_spend")
     op.drop_index("ix_leads_tenant_created_at", table_name="leads")
     op.drop_table("leads")
+    op.drop_index("uq_failed_events_topic_partition_offset", table_name="failed_events")
+    op.drop_index("ix_failed_events_tenant_replayed_at", table_name="failed_events")
+    op.drop_table("failed_events")
     op.drop_index("ix_deal_facts_tenant_occurred_at", table_name="deal_facts")
     op.drop_index("ix_deal_facts_tenant_contact_id", table_name="deal_facts")
     op.drop_table("deal_facts")

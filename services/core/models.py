@@ -324,6 +324,32 @@ class TenantSourceSettings(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class FailedEvent(Base):
+    """Messages the aggregator could not fold (also on the DLQ topic); `salesloop replay-failed` re-folds them."""
+
+    __tablename__ = "failed_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    tenant: Mapped[str | None] = mapped_column(String(63))
+    event_id: Mapped[str | None] = mapped_column(String(200))
+    topic: Mapped[str] = mapped_column(String(249), nullable=False)
+    partition: Mapped[int] = mapped_column(Integer, nullable=False)
+    offset: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    reason: Mapped[str] = mapped_column(String(64), nullable=False)
+    detail: Mapped[str | None] = mapped_column(Text)
+    key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    value: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    headers: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        # One row per message: a redelivered poison message is recorded once.
+        Index("uq_failed_events_topic_partition_offset", "topic", "partition", "offset", unique=True),
+        Index("ix_failed_events_tenant_replayed_at", "tenant", "replayed_at"),
+    )
+
+
 # Counter columns of each rollup, in table order: the fold and the store share these.
 REP_COUNTERS: tuple[str, ...] = tuple(
     c.name for c in RepDaily.__table__.columns if c.name not in ("tenant", "rep_id", "day")
