@@ -1,0 +1,214 @@
+"""Every SQL query of the Sales feedback dashboard, expanded as Grafana expands it, runs as the
+read-only role Grafana uses and returns the numbers of events sent through the real pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.conftest import Services, Stack
+from tests.deploy import grafana, traffic
+from tests.deploy.tooling import DASHBOARDS
+from tests.factories import TenantCtx, TenantFactory
+
+ROLE = "salesloop_grafana"
+PASSWORD = "grafana-test-password"
+ALPHA_CONNECTS = {"a1": 10, "a2": 10, "a3": 10, "a4": 2}  # of 20 dials each
+BETA = "beta's crew"  # a quote in a value: Grafana's quoting must keep the SQL intact
+NO_TEAM = "(no team)"
+
+
+@dataclass(frozen=True)
+class Org:
+    tenant: TenantCtx
+    today: date
+    alpha_hired: date
+    beta_hired: date
+    events: int
+
+
+def org_events(now: datetime, alpha_hired: date) -> list[dict[str, Any]]:
+    recent = now - timedelta(days=2)
+    hired = datetime.combine(alpha_hired, datetime.min.time(), UTC) + timedelta(hours=12)
+    out: list[dict[str, Any]] = []
+    for rep, connects in ALPHA_CONNECTS.items():
+        out += [traffic.call(f"{rep}-call-{i}", recent, rep, connected=i < connects) for i in range(20)]
+    out += [traffic.event(f"a1-meeting-{i}", "meeting.booked", recent, "a1") for i in range(3)]
+    out += [
+        traffic.event(
+            "a1-won-1", "deal.won", hired + timedelta(days=10), "a1", amount="1000", channel="organic_search"
+        ),
+        traffic.event("a1-won-2", "deal.won", hired + timedelta(days=45), "a1", amount="1000"),
+        traffic.event("a2-lost-1", "deal.lost", recent, "a2"),
+    ]
+    out += [traffic.call(f"b1-call-{i}", recent, "b1", connected=i < 3) for i in range(5)]
+    out += [
+        traffic.event("b1-won-1", "deal.won", now - timedelta(days=3), "b1", amount="500", channel="referral")
+    ]
+    out += [traffic.call("u1-call-0", recent, "u1", connected=False)]  # registers u1, without a team
+    leads = [
+        ("organic_search", "c1"),
+        ("organic_search", "c2"),
+        ("organic_search", "c3"),
+        ("paid_search", "c4"),
+    ]
+    out += [
+        traffic.event(
+            f"lead-{contact}", "lead.created", now - timedelta(days=5), channel=channel, contact_id=contact
+        )
+        for channel, contact in leads
+    ]
+    return out
+
+
+@pytest.fixture(scope="module")
+async def org(services: Services, tenants: TenantFactory, engine: AsyncEngine) -> Org:
+    t = await tenants.create(prefix="graf")
+    now = datetime.now(UTC)
+    today = now.date()
+    alpha_hired, beta_hired = today - timedelta(days=100), today - timedelta(days=40)
+    events = org_events(now, alpha_hired)
+    async with (
+        httpx.AsyncClient(base_url=services.api_url, timeout=10) as api,
+        httpx.AsyncClient(base_url=services.ingest_url, timeout=10) as ingest,
+    ):
+        for rep in ALPHA_CONNECTS:
+            await traffic.put_rep(api, t, rep, name=rep.upper(), team="alpha", hired_at=str(alpha_hired))
+        await traffic.put_rep(api, t, "b1", name="B1", team=BETA, hired_at=str(beta_hired))
+        await traffic.post_events(ingest, t, events)
+    await traffic.wait_folded(engine, t.slug, len(events))
+    return Org(t, today, alpha_hired, beta_hired, len(events))
+
+
+@pytest.fixture(scope="module")
+async def reader(stack: Stack, engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """A connection as the role the migration created (NOLOGIN here: no password was configured)."""
+    async with engine.begin() as conn:
+        await conn.execute(text(f"ALTER ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'"))
+    parts = urlsplit(stack.database_url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    conn = await asyncpg.connect(urlunsplit((parts.scheme, f"{ROLE}:{PASSWORD}@{host}", *parts[2:])))
+    assert await conn.fetchval("SELECT current_user") == ROLE
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+def dashboard() -> grafana.Dashboard:
+    return grafana.load(DASHBOARDS / "sales-feedback.json")
+
+
+async def run(
+    reader: asyncpg.Connection, sql: str, org: Org, **values: grafana.VariableValue
+) -> list[asyncpg.Record]:
+    board = dashboard()
+    start = datetime.combine(org.today - timedelta(days=120), datetime.min.time(), UTC)
+    end = datetime.now(UTC)
+    expanded = grafana.expand_sql(sql, grafana.variables(board), values, start, end)
+    rows: list[asyncpg.Record] = await reader.fetch(expanded)
+    return rows
+
+
+async def panel_rows(
+    reader: asyncpg.Connection, org: Org, teams: list[str]
+) -> dict[str, list[asyncpg.Record]]:
+    values: dict[str, grafana.VariableValue] = {"tenant": org.tenant.slug, "team": teams, "coach_gap": "0.2"}
+    out = {}
+    for target in grafana.targets(dashboard()):
+        out[target.panel] = await run(reader, target.query, org, **values)
+    return out
+
+
+async def test_variable_queries_list_tenants_and_teams(reader: asyncpg.Connection, org: Org) -> None:
+    variables = grafana.variables(dashboard())
+    assert {"tenant", "team"} <= set(variables)
+    tenants = await run(reader, variables["tenant"]["query"], org)
+    assert org.tenant.slug in [r[0] for r in tenants]
+    teams = await run(reader, variables["team"]["query"], org, tenant=org.tenant.slug)
+    assert [r[0] for r in teams] == [NO_TEAM, "alpha", BETA]
+
+
+async def test_every_panel_returns_the_pipeline_numbers(reader: asyncpg.Connection, org: Org) -> None:
+    every_team = [NO_TEAM, "alpha", BETA]  # "All": every value of the team query
+    rows = await panel_rows(reader, org, every_team)
+    assert all(rows.values()), [title for title, found in rows.items() if not found]
+
+    (fresh,) = rows["Data as of"]
+    assert fresh["events_folded"] == org.events
+
+    funnel = {r["team"]: r for r in rows["Team funnel: dials, connects, meetings, deals won"]}
+    assert set(funnel) == set(every_team)
+    alpha = funnel["alpha"]
+    assert (alpha["dials"], alpha["connects"], alpha["meetings_booked"], alpha["deals_won"]) == (80, 32, 3, 2)
+    assert alpha["connect_rate"] == Decimal("0.4")
+    assert (funnel[BETA]["dials"], funnel[BETA]["connects"], funnel[BETA]["deals_won"]) == (5, 3, 1)
+    assert funnel[NO_TEAM]["meeting_rate"] is None  # no connects: a rate without denominator is null
+
+    board = {r["rep_id"]: r for r in rows["Rep leaderboard and coaching flags"]}
+    assert set(board) == {"a1", "a2", "a3", "a4", "b1", "u1"}
+    assert board["a1"]["rank"] == 1
+    assert board["a1"]["revenue_won"] == Decimal(2000)
+    assert board["a4"]["connect_rate"] == Decimal("0.1")
+    assert board["a4"]["team_median_connect_rate"] == Decimal("0.5")
+    assert {rep for rep, r in board.items() if r["coach_connect_rate"]} == {"a4"}
+    assert board["b1"]["team_median_connect_rate"] is None  # under 20 dials: no peer comparison
+    assert (board["a1"]["win_rate"], board["a2"]["win_rate"], board["a3"]["win_rate"]) == (1, 0, None)
+    assert board["a1"]["meeting_rate"] == Decimal("0.3")
+
+    channels = {r["channel"]: r for r in rows["Channel quality"]}
+    organic = channels["organic_search"]
+    assert (organic["leads"], organic["deals_won"], organic["revenue_won"]) == (3, 1, Decimal(1000))
+    assert round(organic["revenue_per_lead"], 2) == Decimal("333.33")
+    assert channels["referral"]["revenue_per_lead"] is None
+    assert channels["paid_search"]["leads"] == 1
+
+    ramp = {
+        (r["cohort"], r["month_since_hire"]): r
+        for r in rows["Ramp by hire cohort: revenue per rep by month since hire"]
+    }
+    alpha_cohort, beta_cohort = org.alpha_hired.strftime("%Y-%m"), org.beta_hired.strftime("%Y-%m")
+    assert ramp[(alpha_cohort, 0)]["reps"] == 4
+    assert ramp[(alpha_cohort, 0)]["tenure_month"] == "month 00"
+    assert ramp[(alpha_cohort, 0)]["revenue_per_rep"] == Decimal(250)
+    assert ramp[(alpha_cohort, 1)]["revenue_per_rep"] == Decimal(250)
+    assert ramp[(alpha_cohort, 3)]["revenue_won"] == 0  # the calls, two days ago
+    assert ramp[(beta_cohort, 1)]["revenue_per_rep"] == Decimal(500)
+
+
+async def test_a_team_selection_narrows_every_team_panel(reader: asyncpg.Connection, org: Org) -> None:
+    rows = await panel_rows(reader, org, [BETA])
+    assert [r["team"] for r in rows["Team funnel: dials, connects, meetings, deals won"]] == [BETA]
+    assert [r["rep_id"] for r in rows["Rep leaderboard and coaching flags"]] == ["b1"]
+    assert {r["cohort"] for r in rows["Ramp by hire cohort: revenue per rep by month since hire"]} == {
+        org.beta_hired.strftime("%Y-%m")
+    }
+    assert len(rows["Channel quality"]) == 3  # tenant-wide
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT count(*) FROM events",
+        "SELECT count(*) FROM tenant_secrets",
+        "SELECT count(*) FROM api_keys",
+        "SELECT count(*) FROM rep_aliases",
+        "SELECT count(*) FROM consumer_offsets",
+        "SELECT aliases FROM reps",
+        "UPDATE rollup_rep_daily SET events = 0",
+        "DELETE FROM tenants",
+    ],
+)
+async def test_the_role_reads_nothing_but_the_rollups(reader: asyncpg.Connection, query: str) -> None:
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await reader.fetch(query)
