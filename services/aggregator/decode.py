@@ -13,7 +13,10 @@ from typing import Any, Literal, NamedTuple
 
 import orjson
 
+from services.aggregator.entities import ENTITY_SOURCES, entity_of
 from services.aggregator.fold import Event
+from services.core import crm
+from services.core.crm import CrmMessageError, CrmUpdate
 from services.core.events import ALIAS_KINDS, SCHEMA_HEADER, Channel, EventType, Source
 
 Reason = Literal["schema_header", "invalid_json", "missing_field", "invalid_field"]
@@ -90,6 +93,8 @@ def _event(data: dict[str, Any], value: bytes) -> Event:
         if v is not None:
             attr, check = _OPTIONAL[name]
             setattr(event, attr, check(name, v))
+    if event.source in ENTITY_SOURCES:
+        event.entity = entity_of(event)
     return event
 
 
@@ -146,6 +151,12 @@ def _money(name: str, v: Any) -> Decimal:
     return amount
 
 
+def _score(name: str, v: Any) -> Decimal:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 100:
+        raise _Invalid("invalid_field", f"{name} must be a number between 0 and 100")
+    return Decimal(repr(v)) if isinstance(v, float) else Decimal(v)
+
+
 def _flag(name: str, v: Any) -> bool:
     if not isinstance(v, bool):
         raise _Invalid("invalid_field", f"{name} must be true or false")
@@ -181,6 +192,9 @@ _OPTIONAL: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "stage": ("stage", _short_text(100)),
     "passed": ("passed", _flag),
     "rep_alias": ("rep_alias", _alias),
+    "deal_id": ("deal_id", _short_text(200)),
+    "module": ("module", _short_text(200)),
+    "score": ("score", _score),
 }
 
 
@@ -192,3 +206,33 @@ def _without_nul(v: Any) -> Any:
     if isinstance(v, list):
         return [_without_nul(x) for x in v]
     return v
+
+
+# -- CRM entity updates share the topic, told apart by their schema header (services/core/crm.py) --
+
+
+def decode_message(
+    value: bytes | None, headers: Sequence[tuple[str, bytes]]
+) -> Event | CrmUpdate | Malformed:
+    """Any message of the events topic: a BuyerEvent, a CRM entity update, or why it cannot be folded."""
+    if crm.SCHEMA_HEADER not in headers:
+        return decode(value, headers)
+    try:
+        return crm.parse(value)
+    except CrmMessageError as exc:
+        data = _object(value)
+        tenant, update_id = data.get("tenant"), data.get("update_id")
+        return Malformed(
+            exc.reason,
+            exc.detail,
+            tenant if isinstance(tenant, str) else None,
+            update_id if isinstance(update_id, str) else None,
+        )
+
+
+def _object(value: bytes | None) -> dict[str, Any]:
+    try:
+        data = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}

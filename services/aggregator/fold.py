@@ -48,6 +48,12 @@ class Event:
     stage: str | None = None
     passed: bool | None = None
     rep_alias: tuple[str, str] | None = None  # (kind, value) of a vendor identity, see SPEC 4
+    deal_id: str | None = None
+    module: str | None = None
+    score: Decimal | None = None
+    # ("deal", id) or ("contact", id) when the event's rep, amount and channel come from CRM entity
+    # state (services/aggregator/crm.py) rather than from the event itself: then it is counted there.
+    entity: tuple[str, str] | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -184,6 +190,8 @@ def fold(events: Iterable[Event], zone_of: ZoneOf, into: Deltas | None = None) -
             if at > mark.as_of:
                 mark.as_of = at
 
+        if e.entity is not None:
+            continue  # its rep, amount and channel come from entity state: the CRM fold counts it
         t = e.type
         rep_day: date | None = None
         rep_zone: ZoneInfo | None = None

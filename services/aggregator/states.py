@@ -15,7 +15,12 @@ from typing import Protocol
 
 import asyncpg
 
+from services.aggregator.certifications import CertificationsFold
+from services.aggregator.crm import CrmFold
+from services.aggregator.data_quality import DataQualityFold
+from services.aggregator.deals import DealsFold
 from services.aggregator.fold import Deltas, Event, ZoneOf
+from services.aggregator.leads import LeadsFold
 
 
 class StateFold(Protocol):
@@ -28,7 +33,10 @@ class StateFold(Protocol):
         ...
 
 
-STATE_FOLDS: tuple[StateFold, ...] = ()
+# In this order: tables are locked data_quality, crm_entities (and their deal_facts), leads, and the
+# leads fold reads the contacts' CRM channels the CRM fold has just brought up to date.
+FEEDBACK_FOLDS = (DealsFold(), CertificationsFold(), DataQualityFold(), CrmFold(), LeadsFold())
+STATE_FOLDS: tuple[StateFold, ...] = FEEDBACK_FOLDS
 
 # Taken shared by every batch transaction and exclusively by `salesloop rebuild`, so no batch
 # commits while a rebuild recomputes rollups from the archive.

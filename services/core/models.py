@@ -325,7 +325,8 @@ class TenantSourceSettings(Base):
 
 
 class FailedEvent(Base):
-    """Messages the aggregator could not fold (also on the DLQ topic); `salesloop replay-failed` re-folds them."""
+    """Messages the aggregator could not fold (also on the DLQ topic); `salesloop replay-failed`
+    re-folds them."""
 
     __tablename__ = "failed_events"
 
@@ -348,6 +349,56 @@ class FailedEvent(Base):
         Index("uq_failed_events_topic_partition_offset", "topic", "partition", "offset", unique=True),
         Index("ix_failed_events_tenant_replayed_at", "tenant", "replayed_at"),
     )
+
+
+class CrmUpdateArchive(Base):
+    """The archive of CRM property updates (services/core/crm.py): their dedupe, and what a rebuild replays.
+
+    `rep_id` is the rep an owner identity (`alias_kind`, `alias_value`) resolved to when folded; null
+    while the identity is unknown (re-resolved by `salesloop rebuild`).
+    """
+
+    __tablename__ = "crm_updates"
+
+    tenant: Mapped[str] = mapped_column(String(63), primary_key=True)
+    update_id: Mapped[str] = mapped_column(String(250), primary_key=True)
+    source: Mapped[str] = mapped_column(String(20), nullable=False)
+    entity: Mapped[str] = mapped_column(String(16), nullable=False)
+    entity_id: Mapped[str] = mapped_column(String(200), nullable=False)
+    property: Mapped[str] = mapped_column(String(32), nullable=False)
+    value: Mapped[str | None] = mapped_column(String(320))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    folded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    alias_kind: Mapped[str | None] = mapped_column(String(32))
+    alias_value: Mapped[str | None] = mapped_column(String(320))
+    rep_id: Mapped[str | None] = mapped_column(String(200))
+
+
+class CrmEntity(Base):
+    """A CRM deal or contact as the aggregator knows it (services/aggregator/crm.py).
+
+    The columns are the newest value of each property (`rep_id`: the rep the current owner resolves
+    to). `history` holds every property change, `events` the deal or lead events attributed through
+    the entity, and `contribution` what those events currently add to the rollups.
+    """
+
+    __tablename__ = "crm_entities"
+
+    tenant: Mapped[str] = mapped_column(String(63), primary_key=True)
+    entity: Mapped[str] = mapped_column(String(16), primary_key=True)
+    entity_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(320))
+    rep_id: Mapped[str | None] = mapped_column(String(200))
+    amount: Mapped[Decimal | None] = mapped_column(Money)
+    contact_id: Mapped[str | None] = mapped_column(String(320))
+    channel: Mapped[str | None] = mapped_column(String(32))
+    stage: Mapped[str | None] = mapped_column(String(320))
+    lifecycle_stage: Mapped[str | None] = mapped_column(String(320))
+    history: Mapped[list[Any]] = mapped_column(JSONB, nullable=False, server_default="[]")
+    events: Mapped[list[Any]] = mapped_column(JSONB, nullable=False, server_default="[]")
+    contribution: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 # Counter columns of each rollup, in table order: the fold and the store share these.

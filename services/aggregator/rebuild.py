@@ -1,0 +1,213 @@
+"""`salesloop rebuild`: recompute every rollup and state table of a tenant from the archive.
+
+After a metric definition changes, or once an alias names the rep behind vendor identities that were
+unknown (SPEC 4), the rollups are folded again from the event archive (`events`) and the CRM update
+archive (`crm_updates`), through the same fold and state folds the aggregator runs.
+
+Everything happens in one transaction under `pg_advisory_xact_lock(REBUILD_LOCK_KEY)`: batch
+transactions take that lock shared, so none commits while the rollups are recomputed (the aggregators
+wait, then carry on from their stored offsets), and readers keep seeing the previous rollups until the
+rebuild commits. Per tenant:
+
+1. delete the rollups, the watermark and every state table's rows;
+2. resolve the archive's unresolved vendor identities through the current aliases (and keep the
+   resolved rep in the archive, as the live fold would have);
+3. fold the archived events, then the archived CRM updates, in chunks; the folds do not depend on
+   order or batching, so the result is what live folding of the same archive gives.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from services.aggregator.crm import ARCHIVED, archived_update
+from services.aggregator.decode import Malformed, decode
+from services.aggregator.fold import Event, fold
+from services.aggregator.states import FEEDBACK_FOLDS, REBUILD_LOCK_KEY
+from services.aggregator.store import REGISTER_REPS, _columns, _write_deltas, _zones
+from services.core.crm import CrmUpdate
+from services.core.db import asyncpg_dsn
+from services.core.events import SCHEMA_HEADER
+from services.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+APPLICATION_NAME = "salesloop-rebuild"
+CHUNK = 5_000
+# Every table the aggregator derives from the archive, per tenant.
+DERIVED_TABLES = (
+    "rollup_rep_daily",
+    "rollup_channel_daily",
+    "tenant_watermarks",
+    "leads",
+    "deal_facts",
+    "certification_attempts",
+    "data_quality",
+    "crm_entities",
+)
+
+ALL_TENANTS = "SELECT slug FROM tenants UNION SELECT tenant FROM tenant_watermarks ORDER BY 1"
+KNOWN_TENANT = """
+SELECT EXISTS (SELECT 1 FROM tenants WHERE slug = $1)
+    OR EXISTS (SELECT 1 FROM tenant_watermarks WHERE tenant = $1)
+    OR EXISTS (SELECT 1 FROM events WHERE tenant = $1)
+"""
+SIZES = """
+SELECT (SELECT count(*) FROM events WHERE tenant = $1) AS events,
+       (SELECT count(*) FROM crm_updates WHERE tenant = $1) AS updates
+"""
+# The same resolution the store applies to a batch (any event with an identity and no rep).
+REATTRIBUTE_EVENTS = """
+UPDATE events AS e SET rep_id = a.rep_id
+FROM rep_aliases AS a
+WHERE e.tenant = $1 AND e.rep_id IS NULL AND e.payload ? 'rep_alias'
+  AND a.tenant = e.tenant
+  AND a.kind = e.payload -> 'rep_alias' ->> 'kind'
+  AND a.value = e.payload -> 'rep_alias' ->> 'value'
+"""
+REATTRIBUTE_UPDATES = """
+UPDATE crm_updates AS u SET rep_id = a.rep_id
+FROM rep_aliases AS a
+WHERE u.tenant = $1 AND u.rep_id IS NULL AND u.alias_kind IS NOT NULL
+  AND a.tenant = u.tenant AND a.kind = u.alias_kind AND a.value = u.alias_value
+"""
+ARCHIVED_EVENTS = "SELECT rep_id, payload::text AS payload FROM events WHERE tenant = $1"
+
+
+class RebuildError(Exception):
+    """The rebuild cannot run as asked (answer with exit code 1)."""
+
+
+@dataclass(frozen=True)
+class TenantRebuild:
+    tenant: str
+    events: int
+    updates: int
+    reattributed_events: int
+    reattributed_updates: int
+    skipped: int  # archived messages that no longer decode (logged)
+
+
+async def rebuild(
+    conn: asyncpg.Connection, tenants: Sequence[str], progress: Progress | None = None
+) -> list[TenantRebuild]:
+    """Recompute `tenants` inside the caller's transaction, which then holds the rebuild lock."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", REBUILD_LOCK_KEY)
+    return [await _rebuild_tenant(conn, tenant, progress) for tenant in tenants]
+
+
+async def tenants_to_rebuild(conn: asyncpg.Connection, tenant: str | None) -> list[str]:
+    if tenant is None:
+        return [r["slug"] for r in await conn.fetch(ALL_TENANTS)]
+    if not await conn.fetchval(KNOWN_TENANT, tenant):
+        raise RebuildError(f"unknown tenant {tenant!r}")
+    return [tenant]
+
+
+async def _rebuild_tenant(conn: asyncpg.Connection, tenant: str, progress: Progress | None) -> TenantRebuild:
+    for table in DERIVED_TABLES:
+        await conn.execute(f"DELETE FROM {table} WHERE tenant = $1", tenant)
+    events_resolved = _count(await conn.execute(REATTRIBUTE_EVENTS, tenant))
+    updates_resolved = _count(await conn.execute(REATTRIBUTE_UPDATES, tenant))
+    sizes = await conn.fetchrow(SIZES, tenant)
+    task = progress.add_task(tenant, total=sizes["events"] + sizes["updates"]) if progress else None
+
+    skipped = 0
+    chunk: list[Event] = []
+    async for row in conn.cursor(ARCHIVED_EVENTS, tenant, prefetch=CHUNK):
+        e = decode(row["payload"].encode(), [SCHEMA_HEADER])
+        if isinstance(e, Malformed):
+            skipped += 1
+            log.warning("archived event no longer decodes", extra={"tenant": tenant, "detail": e.detail})
+            continue
+        e.rep_id = row["rep_id"]
+        chunk.append(e)
+        if len(chunk) >= CHUNK:
+            await refold(conn, chunk, ())
+            _advance(progress, task, len(chunk))
+            chunk = []
+    await refold(conn, chunk, ())
+    _advance(progress, task, len(chunk))
+
+    updates: list[CrmUpdate] = []
+    async for row in conn.cursor(ARCHIVED, tenant, prefetch=CHUNK):
+        updates.append(archived_update(row))
+        if len(updates) >= CHUNK:
+            await refold(conn, [], updates)
+            _advance(progress, task, len(updates))
+            updates = []
+    await refold(conn, [], updates)
+    _advance(progress, task, len(updates))
+    return TenantRebuild(
+        tenant, sizes["events"] - skipped, sizes["updates"], events_resolved, updates_resolved, skipped
+    )
+
+
+async def refold(conn: asyncpg.Connection, events: Sequence[Event], updates: Sequence[CrmUpdate]) -> None:
+    """Fold archived events and updates into rollups and state, as a batch transaction does with the
+    events and updates it has just archived."""
+    if not events and not updates:
+        return
+    zone_of, unknown_reps = await _zones(conn, events)
+    if unknown_reps:
+        await conn.execute(REGISTER_REPS, *_columns(unknown_reps, 2))
+    deltas = fold(events, zone_of)
+    for state in FEEDBACK_FOLDS:
+        extra = await state.apply(conn, events, zone_of, updates)
+        if extra is not None:
+            deltas.merge(extra)
+    await _write_deltas(conn, deltas)
+
+
+def _advance(progress: Progress | None, task: TaskID | None, n: int) -> None:
+    if progress is not None and task is not None and n:
+        progress.advance(task, n)
+
+
+def _n(count: int, what: str) -> str:
+    return f"{count} {what}" if count == 1 else f"{count} {what}s"
+
+
+def _count(status: str) -> int:
+    return int(status.rsplit(" ", 1)[-1])  # "UPDATE <rows>"
+
+
+async def run(settings: Settings, tenant: str | None, console: Console) -> list[TenantRebuild]:
+    """The command: one connection, one transaction, progress on `console`."""
+    try:
+        conn = await asyncpg.connect(
+            asyncpg_dsn(settings.database_url.get_secret_value()),
+            server_settings={"application_name": APPLICATION_NAME},
+        )
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        raise RebuildError(f"cannot connect to the database: {exc}") from exc
+    try:
+        async with conn.transaction():
+            tenants = await tenants_to_rebuild(conn, tenant)
+            console.print(f"waiting for batches in flight, then rebuilding {len(tenants)} tenant(s)")
+            columns = (
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+            )
+            with Progress(*columns, console=console) as progress:
+                results = await rebuild(conn, tenants, progress)
+            console.print("committing")
+    finally:
+        await conn.close()
+    for r in results:
+        line = f"{r.tenant}: {_n(r.events, 'event')} and {_n(r.updates, 'CRM update')} folded"
+        if r.reattributed_events or r.reattributed_updates:
+            line += f"; newly attributed to reps: {_n(r.reattributed_events, 'event')}"
+            line += f" and {_n(r.reattributed_updates, 'CRM update')}"
+        if r.skipped:
+            line += f"; {_n(r.skipped, 'archived event')} skipped (no longer valid, see the log)"
+        console.print(line, soft_wrap=True)
+    return results

@@ -1,0 +1,196 @@
+"""CRM entity updates on the events topic: how ingest sends them and how the aggregator reads them.
+
+A CRM reports its records one property at a time: HubSpot sends a deal's amount, its owner and its
+stage as separate notifications, in no guaranteed order. Such a fact is not a buyer interaction, so it
+is no BuyerEvent; the aggregator keeps it as entity state and attributes the CRM's deal and lead
+events through that state by event time (services/aggregator/crm.py).
+
+Updates travel on the events topic beside the BuyerEvents, told apart by the `schema` header:
+
+- header `schema: crm-update/1`
+- key `"{tenant}:{entity_id}"` (one record's updates stay ordered on one partition)
+- value, JSON: `tenant`, `source`, `entity` (`deal` | `contact`), `entity_id`, `property`, `value`
+  (string or null), `occurred_at`, `update_id`, `received_at`, and for `owner` the vendor identity
+  `rep_alias: {kind, value}` that the aggregator resolves to a rep.
+
+Properties and their values: `amount` (a decimal string >= 0), `owner` (the vendor's owner id),
+`stage`, `lifecycle_stage` (the vendor's own names), `channel` (a SPEC channel: the contact's
+original traffic source), `contact` (on a deal: the associated contact's id). A null value clears the
+property. `update_id` is unique per tenant and stable across retried deliveries: it is the vendor
+notification's id with the property appended (one notification may update several properties).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal, Protocol
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from services.core.events import Channel, RepAlias, Source
+
+SCHEMA_HEADER = ("schema", b"crm-update/1")
+ENTITIES = ("deal", "contact")
+PROPERTIES = ("amount", "owner", "stage", "lifecycle_stage", "channel", "contact")
+
+EntityKind = Literal["deal", "contact"]
+Property = Literal["amount", "owner", "stage", "lifecycle_stage", "channel", "contact"]
+
+_MAX_AMOUNT = Decimal("1e15")
+_AMOUNT_QUANTUM = Decimal("0.0001")
+_CHANNELS = frozenset(c.value for c in Channel)
+# Far enough from datetime's limits that shifting into any timezone cannot overflow.
+_MIN_YEAR, _MAX_YEAR = 1900, 9000
+
+
+class EntityUpdateLike(Protocol):
+    """What a vendor adapter produces (`services.ingest.sources.common.EntityUpdate` fits)."""
+
+    @property
+    def entity(self) -> str: ...
+    @property
+    def entity_id(self) -> str: ...
+    @property
+    def value(self) -> str | None: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def rep_alias(self) -> RepAlias | None: ...
+    @property  # last: the member's name shadows the decorator within the class body
+    def property(self) -> str: ...
+
+
+class CrmUpdateMessage(BaseModel):
+    """The message value, validated the same way on both sides of the topic."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant: Annotated[str, Field(min_length=1, max_length=63)]
+    source: Source
+    entity: EntityKind
+    entity_id: Annotated[str, Field(min_length=1, max_length=200)]
+    property: Property
+    value: Annotated[str, Field(min_length=1, max_length=320)] | None = None
+    occurred_at: AwareDatetime
+    update_id: Annotated[str, Field(min_length=1, max_length=250)]
+    received_at: AwareDatetime
+    rep_alias: RepAlias | None = None
+
+    @model_validator(mode="after")
+    def _values(self) -> CrmUpdateMessage:
+        for moment in (self.occurred_at, self.received_at):
+            if not _MIN_YEAR <= moment.year <= _MAX_YEAR:
+                raise ValueError(f"timestamps must lie between the years {_MIN_YEAR} and {_MAX_YEAR}")
+        if self.value is not None and "\x00" in self.value:
+            raise ValueError("value must not contain NUL characters")
+        if self.property == "amount" and self.value is not None:
+            amount = amount_value(self.value)
+            if amount is None or not 0 <= amount <= _MAX_AMOUNT:
+                raise ValueError("an amount must be a decimal number between 0 and 1e15")
+        if self.property == "channel" and self.value is not None and self.value not in _CHANNELS:
+            raise ValueError(f"channel {self.value[:50]!r} is not one of the known channels")
+        return self
+
+
+@dataclass(slots=True)
+class CrmUpdate:
+    """One decoded update, as the aggregator folds it. `rep_id` is set once the owner identity resolves."""
+
+    tenant: str
+    update_id: str
+    source: str
+    entity: str
+    entity_id: str
+    property: str
+    value: str | None
+    occurred_at: datetime
+    received_at: datetime
+    rep_alias: tuple[str, str] | None = None
+    rep_id: str | None = None
+
+
+class CrmMessageError(ValueError):
+    """A message that is no valid `crm-update/1` value; `reason` uses the aggregator's DLQ reasons."""
+
+    def __init__(
+        self, reason: Literal["invalid_json", "missing_field", "invalid_field"], detail: str
+    ) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def update_id(event_id: str, prop: str) -> str:
+    return f"{event_id}:{prop}"
+
+
+def kafka_key(tenant: str, entity_id: str) -> bytes:
+    return f"{tenant}:{entity_id}".encode()
+
+
+def to_message(update: EntityUpdateLike, tenant: str, source: Source, received_at: datetime) -> bytes:
+    """The Kafka value of one vendor entity update; ValueError if it is not a valid update."""
+    message = CrmUpdateMessage(
+        tenant=tenant,
+        source=source,
+        entity=update.entity,
+        entity_id=update.entity_id,
+        property=update.property,
+        value=update.value,
+        occurred_at=update.occurred_at,
+        update_id=update_id(update.event_id, update.property),
+        received_at=received_at,
+        rep_alias=update.rep_alias,
+    )
+    return orjson.dumps(message.model_dump(mode="json", exclude_none=True))
+
+
+def parse(value: bytes | None) -> CrmUpdate:
+    """Validate one `crm-update/1` message value; CrmMessageError says why it cannot be folded."""
+    if not value:
+        raise CrmMessageError("invalid_json", "empty message")
+    try:
+        data = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise CrmMessageError("invalid_json", str(exc)) from None
+    if not isinstance(data, dict):
+        raise CrmMessageError("invalid_json", "not a JSON object")
+    try:
+        m = CrmUpdateMessage.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err.get("loc", ())) or "message"
+        reason: Literal["missing_field", "invalid_field"] = (
+            "missing_field" if err.get("type") == "missing" else "invalid_field"
+        )
+        raise CrmMessageError(reason, f"{where}: {err.get('msg', 'invalid')}") from None
+    alias = (m.rep_alias.kind, m.rep_alias.value) if m.rep_alias is not None else None
+    return CrmUpdate(
+        m.tenant,
+        m.update_id,
+        m.source.value,
+        m.entity,
+        m.entity_id,
+        m.property,
+        m.value,
+        m.occurred_at,
+        m.received_at,
+        alias,
+    )
+
+
+def amount_value(text: str) -> Decimal | None:
+    """A decimal amount as the aggregator stores it (at most 4 places); None if `text` is no number."""
+    try:
+        amount = Decimal(text)
+    except ArithmeticError:
+        return None
+    if not amount.is_finite():
+        return None
+    exponent = amount.as_tuple().exponent
+    return amount.quantize(_AMOUNT_QUANTUM) if isinstance(exponent, int) and exponent < -4 else amount
