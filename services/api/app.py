@@ -36,7 +36,7 @@ READY_TIMEOUT_S = 2.0
 
 # Consumer domains, each a package whose `routes` module exposes `router`. A domain not (yet)
 # deployed is skipped; one that exists but fails to import stops the service.
-DOMAINS = ("reps", "coaching", "hiring", "training", "demand")
+DOMAINS = ("reps", "coaching", "hiring", "training", "demand", "quality")
 
 
 class Health(BaseModel):

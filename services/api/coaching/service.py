@@ -4,7 +4,8 @@ Roberge's rule is to coach a rep on one or two gaps, not on everything, so besid
 every metric each rep gets at most two `focus` metrics: the ones where the rep sits furthest below
 the peers in robust z-score terms (median and MAD, so one outlier rep does not move everybody).
 
-Everything here is pure: the routes read the 5.1 metrics of the scope's active reps and pass them in.
+The statistics are pure; `rep_coaching` and `team_coaching` at the end read the scope's window sums
+(one statement each) and hand them over.
 """
 
 from __future__ import annotations
@@ -13,6 +14,16 @@ import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.api.coaching import queries
+from services.api.deps import rollup_read
+from services.api.reps.service import metrics_from_sums
+from services.api.windows import WindowSpec
+from services.core.http import ApiError
 
 RATE_METRICS: tuple[str, ...] = (
     "connect_rate",
@@ -125,10 +136,12 @@ def coach_rep(
     rep_id: str, reps: Sequence[CoachingRep], *, min_sample: int = DEFAULT_MIN_SAMPLE
 ) -> RepCoaching | None:
     """One rep of the scope against the others; None when `rep_id` is not among `reps`."""
-    for result in _coach_group(reps, min_sample):
-        if result.rep_id == rep_id:
-            return result
-    return None
+    index = next((i for i, rep in enumerate(reps) if rep.rep_id == rep_id), None)
+    if index is None:
+        return None
+    # Only this rep's standings: the others' are not needed (a team view computes them all).
+    standings = {name: _standings(name, reps, min_sample, only=index)[0] for name in COACHING_METRICS}
+    return RepCoaching(rep_id, reps[index].team, standings, focus_metrics(standings))
 
 
 def focus_metrics(standings: Mapping[str, Standing]) -> tuple[str, ...]:
@@ -158,7 +171,10 @@ def _coach_group(reps: Sequence[CoachingRep], min_sample: int) -> list[RepCoachi
     return out
 
 
-def _standings(name: str, reps: Sequence[CoachingRep], min_sample: int) -> list[Standing]:
+def _standings(
+    name: str, reps: Sequence[CoachingRep], min_sample: int, only: int | None = None
+) -> list[Standing]:
+    """Every rep's standing on `name`, or just the one of `reps[only]`."""
     observed = [rep.metrics.get(name, Observation(None)) for rep in reps]
     activity = name not in DENOMINATORS
     values = [_finite(o.value) for o in observed]
@@ -168,9 +184,9 @@ def _standings(name: str, reps: Sequence[CoachingRep], min_sample: int) -> list[
     ]
     peers = _Peers(sorted(v for v, q in zip(values, qualified, strict=True) if q and v is not None))
     out = []
-    for o, value, is_peer in zip(observed, values, qualified, strict=True):
-        sample = None if activity else o.sample
-        out.append(peers.standing(value, sample, is_peer))
+    for i, (o, value, is_peer) in enumerate(zip(observed, values, qualified, strict=True)):
+        if only is None or i == only:
+            out.append(peers.standing(value, None if activity else o.sample, is_peer))
     return out
 
 
@@ -233,3 +249,68 @@ def _finite(value: float | int | None) -> float | None:
         return None
     number = float(value)
     return number if math.isfinite(number) else None
+
+
+# --- reads ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Coached:
+    """Coaching results of a read, with the window they cover."""
+
+    start: date
+    end: date
+    as_of: datetime | None
+    reps: list[RepCoaching]
+
+
+def rep_observations(sums: Mapping[str, Any]) -> dict[str, Observation]:
+    """Coaching input from one rep's counter sums of `rollup_rep_daily` (queries.COACHING_COLUMNS)."""
+    # Quota attainment is no coaching metric, so no quota and the window's length does not matter.
+    metrics = metrics_from_sums(sums, quota_monthly=None, days=1)
+    return observations({**metrics, "talk_calls": int(sums.get("talk_calls", 0))})
+
+
+def _coaching_reps(group: queries.GroupSums) -> list[CoachingRep]:
+    return [CoachingRep(r.rep_id, r.team, rep_observations(r.sums)) for r in group.reps]
+
+
+async def rep_coaching(
+    engine: AsyncEngine,
+    tenant: str,
+    rep_id: str,
+    *,
+    scope: Literal["tenant", "team"],
+    min_sample: int,
+    spec: WindowSpec,
+    now: datetime,
+) -> Coached:
+    with rollup_read("coaching_rep"):
+        group = await queries.rep_and_peers(engine, tenant, rep_id, scope, spec, now)
+    result = None if group is None else coach_rep(rep_id, _coaching_reps(group), min_sample=min_sample)
+    if group is None or result is None:
+        raise ApiError(404, "not_found", "no such rep")
+    return Coached(group.start, group.end, group.as_of, [result])
+
+
+async def team_coaching(
+    engine: AsyncEngine,
+    tenant: str,
+    *,
+    scope: Literal["tenant", "team"],
+    team: str | None,
+    min_sample: int,
+    spec: WindowSpec,
+    now: datetime,
+) -> Coached:
+    """Every active rep (of `team`, if given) with its focus; peers per `scope`."""
+    with rollup_read("coaching_team"):
+        group = await queries.active_reps(engine, tenant, team if scope == "team" else None, spec, now)
+    reps = [] if group is None else _coaching_reps(group)
+    if group is None or (team is not None and not any(r.team == team for r in reps)):
+        # The same answer for another tenant's team and a team nobody is in.
+        raise ApiError(404, "not_found", "no active rep in this team")
+    results = coach_scope(reps, min_sample=min_sample, by_team=scope == "team")
+    if team is not None:
+        results = [r for r in results if r.team == team]
+    return Coached(group.start, group.end, group.as_of, results)

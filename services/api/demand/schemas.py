@@ -113,6 +113,10 @@ class SpendIn(BaseModel):
 
 
 class SpendOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"channel": "paid_search", "month": "2026-10", "amount": 12500.0}]}
+    )
+
     channel: Channel
     month: str
     amount: float

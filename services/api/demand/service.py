@@ -3,7 +3,8 @@ are worked.
 
 Besides the per-channel report this module holds two pure pieces the aggregator folds events with,
 so that their results do not depend on the order events arrive in: the speed-to-lead state of a
-contact, and first-touch attribution of deals to the channel of the contact's first lead.
+contact, and first-touch attribution of deals to the channel of the contact's first lead. The
+reads at the end fetch the window's funnel counts and spend (see queries.py).
 """
 
 from __future__ import annotations
@@ -16,9 +17,16 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.api.demand import queries
+from services.api.deps import rollup_read
 from services.api.reps.service import ratio
+from services.api.windows import WindowSpec
 
 LEAD_CREATED = "lead.created"
+# Leads and deals whose channel is not known are reported under this name rather than dropped.
+UNATTRIBUTED = "unattributed"
 TOUCH_TYPES: frozenset[str] = frozenset({"call.completed", "email.sent", "meeting.booked"})
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
@@ -54,9 +62,16 @@ class ChannelStats:
 
 
 def channel_stats(
-    counts: ChannelCounts, *, spend: Decimal | float | None = None, speeds: Sequence[float] = ()
+    counts: ChannelCounts,
+    *,
+    spend: Decimal | float | None = None,
+    speeds: Sequence[float] = (),
+    speed_median_s: float | None = None,
 ) -> ChannelStats:
-    """The rates of one channel. `speeds`: seconds from lead.created to first touch, one per lead."""
+    """The rates of one channel. `speeds`: seconds from lead.created to first touch, one per lead;
+    or their median already taken (`speed_median_s`, as the database computes it)."""
+    if speed_median_s is None and speeds:
+        speed_median_s = float(statistics.median(speeds))
     return ChannelStats(
         leads=counts.leads,
         mqls=counts.mqls,
@@ -67,7 +82,7 @@ def channel_stats(
         lead_to_deal=ratio(counts.deals_created, counts.leads),
         lead_to_won=ratio(counts.deals_won, counts.leads),
         revenue_per_lead=ratio(counts.revenue_won, counts.leads),
-        speed_to_lead_median_s=float(statistics.median(speeds)) if speeds else None,
+        speed_to_lead_median_s=speed_median_s,
         spend=None if spend is None else float(spend),
         cac=None if spend is None else ratio(spend, counts.deals_won),
     )
@@ -78,14 +93,19 @@ def channels_report(
     *,
     spend: Mapping[str, Decimal | float] | None = None,
     speeds: Mapping[str, Sequence[float]] | None = None,
+    speed_medians: Mapping[str, float] | None = None,
 ) -> dict[str, ChannelStats]:
     """Every channel that has counts, spend or speeds in the window, by channel name."""
     spend = spend or {}
     speeds = speeds or {}
-    names = sorted(set(counts) | set(spend) | set(speeds))
+    speed_medians = speed_medians or {}
+    names = sorted(set(counts) | set(spend) | set(speeds) | set(speed_medians))
     return {
         name: channel_stats(
-            counts.get(name, ChannelCounts()), spend=spend.get(name), speeds=speeds.get(name, ())
+            counts.get(name, ChannelCounts()),
+            spend=spend.get(name),
+            speeds=speeds.get(name, ()),
+            speed_median_s=speed_medians.get(name),
         )
         for name in names
     }
@@ -274,3 +294,56 @@ def _min(a: datetime | None, b: datetime) -> datetime:
 
 def _max(a: datetime | None, b: datetime) -> datetime:
     return b if a is None else max(a, b)
+
+
+# --- reads and writes -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChannelsReport:
+    start: date
+    end: date
+    as_of: datetime | None
+    channels: dict[str, ChannelStats]
+
+
+def month_key(month: date) -> str:
+    return f"{month.year:04d}-{month.month:02d}"
+
+
+def report_from(data: queries.ChannelData) -> dict[str, ChannelStats]:
+    """The per-channel report from what the database counted; unknown channels as `unattributed`."""
+    counts: dict[str, ChannelCounts] = {}
+    for channel in set(data.leads) | set(data.deals):
+        leads, deals = data.leads.get(channel), data.deals.get(channel)
+        counts[channel or UNATTRIBUTED] = ChannelCounts(
+            leads=leads.leads if leads else 0,
+            mqls=leads.mqls if leads else 0,
+            sqls=leads.sqls if leads else 0,
+            deals_created=deals.deals_created if deals else 0,
+            deals_won=deals.deals_won if deals else 0,
+            revenue_won=deals.revenue_won if deals else 0,
+        )
+    medians = {
+        channel or UNATTRIBUTED: leads.speed_median_s
+        for channel, leads in data.leads.items()
+        if leads.speed_median_s is not None
+    }
+    spend: dict[str, Decimal | float] = {}
+    for channel, months in data.spend.items():
+        amount = spend_in_window({month_key(m): a for m, a in months.items()}, data.start, data.end)
+        if amount is not None:
+            spend[channel] = amount
+    return channels_report(counts, spend=spend, speed_medians=medians)
+
+
+async def channels(engine: AsyncEngine, tenant: str, spec: WindowSpec, now: datetime) -> ChannelsReport:
+    with rollup_read("demand_channels"):
+        data = await queries.channel_data(engine, tenant, spec, now)
+    return ChannelsReport(data.start, data.end, data.as_of, report_from(data))
+
+
+async def put_spend(
+    engine: AsyncEngine, tenant: str, channel: str, month: str, amount: Decimal
+) -> tuple[queries.Spend, bool]:
+    return await queries.put_spend(engine, tenant, channel, parse_month(month), amount)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.config import JsonDict
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from services.api.hiring.service import (
     MAX_SCORE,
@@ -38,15 +39,27 @@ class ScorecardIn(BaseModel):
 
     traits: dict[str, Score]
 
-    @field_validator("traits", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _valid(cls, value: Any) -> Any:
-        if not isinstance(value, dict):
-            return value  # pydantic reports the wrong type itself
+    def _valid(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("traits"), dict):
+            return data  # pydantic reports the wrong type itself
         try:
-            return validate_scorecard(value)
+            return {**data, "traits": validate_scorecard(data["traits"])}
         except ScorecardError as exc:
-            raise ValueError(str(exc)) from exc
+            # One error per bad trait, each at its own location ("traits.<name>", or "traits" for a
+            # bad name), so a client sees every problem of the scorecard at once.
+            raise ValidationError.from_exception_data(
+                cls.__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("invalid_trait", "{reason}", {"reason": d["reason"]}),
+                        loc=tuple(d["field"].split(".")),
+                        input=data["traits"],
+                    )
+                    for d in exc.details
+                ],
+            ) from None
 
 
 class ScorecardOut(BaseModel):

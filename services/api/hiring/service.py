@@ -3,6 +3,7 @@
 Roberge hires on a scorecard of traits and then checks, once there is data, which traits actually
 correlate with quota attainment. This module validates scorecards and computes, per trait, Pearson
 r (with its two-sided p-value and a Fisher-z 95 % interval) and Spearman rho against an outcome.
+The statistics are pure; the reads at the end fetch scorecards and window sums for them.
 """
 
 from __future__ import annotations
@@ -12,9 +13,19 @@ import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from scipy import stats
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.api.deps import rollup_read
+from services.api.hiring import queries
+from services.api.reps.schemas import Metrics
+from services.api.reps.service import metrics_from_sums
+from services.api.windows import WindowSpec
+from services.core.http import ApiError
 
 STANDARD_TRAITS: tuple[str, ...] = (
     "coachability",
@@ -28,6 +39,10 @@ MAX_SCORE = 10
 MAX_TRAITS = 50
 TRAIT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 TRAIT_NAME_RULE = "must be 1-64 characters: a lowercase letter, then lowercase letters, digits or '_'"
+
+# Any SPEC 5.1 metric can be the outcome.
+OUTCOMES: tuple[str, ...] = tuple(Metrics.model_fields)
+DEFAULT_OUTCOME = "quota_attainment"
 
 # Below ten reps a correlation is noise however small its p-value looks.
 MIN_MEANINGFUL_N = 10
@@ -165,3 +180,56 @@ def _scipy(fn: Any, xs: Sequence[float], ys: Sequence[float]) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return fn(xs, ys)
+
+
+# --- reads and writes -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Correlations:
+    outcome: str
+    start: date
+    end: date
+    as_of: datetime | None
+    traits: dict[str, TraitCorrelation]
+
+
+def _no_rep() -> ApiError:
+    # Identical for a rep of another tenant and a rep that does not exist: nothing leaks.
+    return ApiError(404, "not_found", "no such rep")
+
+
+async def put_scorecard(
+    engine: AsyncEngine, tenant: str, rep_id: str, traits: dict[str, int]
+) -> tuple[Row[Any], bool]:
+    found = await queries.put_scorecard(engine, tenant, rep_id, traits)
+    if found is None:
+        raise _no_rep()
+    return found
+
+
+async def get_scorecard(engine: AsyncEngine, tenant: str, rep_id: str) -> Row[Any]:
+    row = await queries.get_scorecard(engine, tenant, rep_id)
+    if row is None:
+        raise ApiError(404, "not_found", "no scorecard for this rep")
+    return row
+
+
+async def correlations(
+    engine: AsyncEngine, tenant: str, outcome: str, spec: WindowSpec, now: datetime
+) -> Correlations:
+    """Every trait of the active reps' scorecards against `outcome` over the window."""
+    if outcome not in OUTCOMES:
+        reason = f"must be a metric of GET /v1/reps/{{rep_id}}/metrics: {', '.join(OUTCOMES)}"
+        raise ApiError(422, "invalid_request", f"outcome {reason}", [{"field": "outcome", "reason": reason}])
+    with rollup_read("hiring_correlations"):
+        found = await queries.scored_rep_sums(engine, tenant, spec, now)
+    days = (found.end - found.start).days + 1
+    outcomes = {
+        r.rep_id: metrics_from_sums(r.sums, quota_monthly=r.quota_monthly, days=days)[outcome]
+        for r in found.reps
+    }
+    scorecards = {r.rep_id: r.traits for r in found.reps}
+    return Correlations(
+        outcome, found.start, found.end, found.as_of, trait_correlations(scorecards, outcomes)
+    )

@@ -4,6 +4,9 @@ passing the training modules early goes with a faster ramp.
 Month k of a rep's tenure is [hired_at + k months, hired_at + k+1 months), calendar months with the
 day clamped to the month's end (hired 31 Jan: month 1 starts 28/29 Feb, month 2 on 31 Mar). Only
 months that have started by `today` exist, the current one included. All dates are rep-local days.
+
+The computations are pure; the reads at the end fetch monthly rollup sums and certification
+attempts for them.
 """
 
 from __future__ import annotations
@@ -12,11 +15,25 @@ import calendar
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.api.deps import rollup_read
+from services.api.reps.schemas import Metrics
+from services.api.reps.service import metrics_from_sums
+from services.api.training import queries
+from services.api.windows import WindowSpec
+from services.core.http import ApiError
 
 CohortKind = Literal["month", "quarter"]
 CERTIFIED_BY_MONTH = 3
+# Any SPEC 5.1 metric can be ramped.
+METRICS: tuple[str, ...] = tuple(Metrics.model_fields)
+DEFAULT_METRIC = "revenue_won"
+DEFAULT_MONTHS = 12
+MAX_MONTHS = 120
 
 
 @dataclass(frozen=True)
@@ -294,3 +311,65 @@ def certifications(
 
 def _median(values: Sequence[float]) -> float | None:
     return float(statistics.median(values)) if values else None
+
+
+# --- reads ----------------------------------------------------------------------------------------
+
+
+def tenure_ramp(tenure: queries.RepTenure, *, metric: str, today: date, max_months: int) -> RampRep:
+    """A rep's metric for every started month of its tenure: months without rollup rows are
+    computed from zero counts, so sums read 0 and rates null. Quota attainment takes each month's
+    own length."""
+    if tenure.hired_at is None:
+        return RampRep(tenure.rep_id, None, {}, None)
+    monthly = {
+        m.index: metrics_from_sums(
+            tenure.months.get(m.index, {}), quota_monthly=tenure.quota_monthly, days=(m.end - m.start).days
+        )[metric]
+        for m in month_ranges(tenure.hired_at, today, max_months)
+    }
+    return RampRep(tenure.rep_id, tenure.hired_at, monthly, tenure.first_win)
+
+
+def _check_metric(metric: str) -> None:
+    if metric not in METRICS:
+        reason = f"must be a metric of GET /v1/reps/{{rep_id}}/metrics: {', '.join(METRICS)}"
+        raise ApiError(422, "invalid_request", f"metric {reason}", [{"field": "metric", "reason": reason}])
+
+
+async def ramp_report(
+    engine: AsyncEngine,
+    tenant: str,
+    *,
+    metric: str,
+    cohort: CohortKind,
+    months: int,
+    hires: WindowSpec | None,
+    now: datetime,
+) -> tuple[list[RampCohort], datetime | None]:
+    """The ramp of the active reps (hired in `hires`, if given); and the tenant's `as_of`."""
+    _check_metric(metric)
+    with rollup_read("training_ramp"):
+        data = await queries.training_data(engine, tenant, hires=hires, max_months=months, now=now)
+    reps = [tenure_ramp(t, metric=metric, today=data.today, max_months=months) for t in data.reps]
+    return ramp(reps, cohort=cohort, today=data.today, max_months=months), data.as_of
+
+
+async def certification_report(
+    engine: AsyncEngine,
+    tenant: str,
+    *,
+    metric: str,
+    months: int,
+    hires: WindowSpec | None,
+    now: datetime,
+) -> tuple[CertificationReport, datetime | None]:
+    _check_metric(metric)
+    with rollup_read("training_certifications"):
+        data = await queries.training_data(
+            engine, tenant, hires=hires, max_months=months, now=now, attempts=True
+        )
+    reps = [tenure_ramp(t, metric=metric, today=data.today, max_months=months) for t in data.reps]
+    attempts = [Attempt(a.rep_id, a.module, a.passed, a.day, a.score) for a in data.attempts]
+    report = certifications(attempts, reps, today=data.today, max_months=months)
+    return report, data.as_of

@@ -191,9 +191,11 @@ def test_scorecard_body() -> None:
     assert ScorecardIn.model_validate({"traits": {"coachability": 8}}).traits == {"coachability": 8}
     with pytest.raises(ValidationError) as err:
         ScorecardIn.model_validate({"traits": {"coachability": 11, "Bad": 3}})
-    [error] = err.value.errors()
-    assert error["loc"] == ("traits",)
-    assert "traits.coachability: must be between 1 and 10" in error["msg"]
+    problems = [(e["loc"], e["msg"]) for e in err.value.errors()]
+    assert problems[0] == (("traits", "coachability"), "must be between 1 and 10")
+    assert problems[1][0] == ("traits",)
+    assert problems[1][1].startswith("trait name 'Bad' must be")
+    assert len(problems) == 2
     with pytest.raises(ValidationError):
         ScorecardIn.model_validate({"traits": {"coachability": 8}, "extra": 1})
     with pytest.raises(ValidationError):

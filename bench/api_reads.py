@@ -1,0 +1,391 @@
+"""API read latency over a year of rollups, before and after the raw event archive grows tenfold.
+
+Seeds one tenant directly in Postgres (this measures reads, not folding): 200 reps x 365 days of
+`rollup_rep_daily`, a year of leads, deal facts and monthly spend, and an event archive of N events.
+Then measures p50/p99 of four reads at concurrency 8 against a running api: the coaching team view,
+one rep's coaching, the demand channel report and one rep's metrics (default windows: the last 30
+days). Then adds 9 N events to the archive (the rollups stay the same size) and measures again: the
+answers come from rollups and feedback state, so their latency must not follow the archive.
+
+    python -m bench.api_reads --api-url http://127.0.0.1:8002 --database-url postgresql://...
+
+creates the tenant `bench-api` (and a key) when no `--api-key` is given. The tenant's data is replaced.
+`bench/run.py` calls `run()` with its own stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import orjson
+
+from bench import loadgen
+from services.core.db import asyncpg_dsn, sqlalchemy_url
+from services.core.events import Channel
+from services.core.models import REP_COUNTERS
+
+REPS = 200
+DAYS = 365
+TEAMS = 10
+TIMEZONES = ("UTC", "America/New_York", "Europe/Berlin", "Asia/Tokyo")
+LEADS_PER_DAY = 60
+DEALS_PER_DAY = 12
+CHANNELS = [c.value for c in Channel]
+# The feedback tables of the tenant, emptied before seeding so that reruns measure the same data.
+SEEDED_TABLES = (
+    "reps",
+    "rollup_rep_daily",
+    "leads",
+    "deal_facts",
+    "channel_spend",
+    "events",
+    "tenant_watermarks",
+)
+
+
+def rep_id(i: int) -> str:
+    return f"rep-{i:03d}"
+
+
+def rollup_rows(tenant: str, days: list[date], rnd: random.Random) -> Iterator[tuple[Any, ...]]:
+    """A plausible day of work per rep: dials, connects, talk, emails, meetings, deals."""
+    for i in range(REPS):
+        skill = rnd.uniform(0.6, 1.4)
+        for day in days:
+            dials = rnd.randint(10, 60)
+            connects = int(dials * rnd.uniform(0.1, 0.35) * skill)
+            talk_calls = connects
+            rep_talk, buyer_talk = talk_calls * rnd.randint(60, 240), talk_calls * rnd.randint(60, 300)
+            emails = rnd.randint(5, 50)
+            booked = rnd.randint(0, max(1, connects // 3))
+            won = rnd.random() < 0.08 * skill
+            values = {
+                "events": dials + emails + booked * 2 + 3,
+                "calls": dials,
+                "dials": dials,
+                "connects": connects,
+                "talk_time_s": Decimal(talk_calls * rnd.randint(120, 600)),
+                "talk_calls": talk_calls,
+                "rep_talk_s": Decimal(rep_talk),
+                "buyer_talk_s": Decimal(buyer_talk),
+                "emails_sent": emails,
+                "email_replies": int(emails * rnd.uniform(0.02, 0.15)),
+                "meetings_booked": booked,
+                "meetings_held": rnd.randint(0, booked),
+                "deals_created": int(rnd.random() < 0.2),
+                "deals_won": int(won),
+                "deals_lost": int(rnd.random() < 0.1),
+                "revenue_won": Decimal(rnd.randint(5, 80) * 1000 if won else 0),
+            }
+            counters = [
+                values.get(c, Decimal(0) if c.endswith("_s") or c == "revenue_won" else 0)
+                for c in REP_COUNTERS
+            ]
+            yield (tenant, rep_id(i), day, *counters)
+
+
+def lead_rows(tenant: str, days: list[date], rnd: random.Random) -> Iterator[tuple[Any, ...]]:
+    n = 0
+    for day in days:
+        for _ in range(LEADS_PER_DAY):
+            created = datetime.combine(day, datetime.min.time(), UTC) + timedelta(
+                seconds=rnd.randint(0, 86399)
+            )
+            speed = rnd.randint(30, 86400) if rnd.random() < 0.8 else None
+            touched = created + timedelta(seconds=speed) if speed is not None else None
+            mql = created + timedelta(days=rnd.randint(1, 10)) if rnd.random() < 0.3 else None
+            sql_at = (
+                mql + timedelta(days=rnd.randint(1, 10)) if mql is not None and rnd.random() < 0.4 else None
+            )
+            yield (
+                tenant,
+                f"c{n}",
+                created,
+                f"lead-{n}",
+                rnd.choice(CHANNELS),
+                touched,
+                None if speed is None else Decimal(speed),
+                mql,
+                sql_at,
+            )
+            n += 1
+
+
+def deal_rows(tenant: str, days: list[date], rnd: random.Random, leads: int) -> Iterator[tuple[Any, ...]]:
+    n = 0
+    for day in days:
+        for _ in range(DEALS_PER_DAY):
+            at = datetime.combine(day, datetime.min.time(), UTC) + timedelta(seconds=rnd.randint(0, 86399))
+            kind = rnd.choices(("deal.created", "deal.won", "deal.lost"), (6, 3, 3))[0]
+            # Half the deals name no channel: their contact's lead attributes them at read time.
+            channel = rnd.choice(CHANNELS) if rnd.random() < 0.5 else None
+            amount = Decimal(rnd.randint(5, 80) * 1000) if kind == "deal.won" else None
+            contact = f"c{rnd.randrange(leads)}"
+            yield (
+                tenant,
+                f"deal-{n}",
+                kind,
+                f"d{n}",
+                contact,
+                rep_id(rnd.randrange(REPS)),
+                channel,
+                amount,
+                at,
+            )
+            n += 1
+
+
+def event_rows(tenant: str, start: int, count: int, days: list[date]) -> Iterator[tuple[Any, ...]]:
+    """Archive rows: the rollups never change, only the archive grows."""
+    rnd = random.Random(start)
+    first = datetime.combine(days[0], datetime.min.time(), UTC)
+    span = len(days) * 86400
+    received = datetime.now(UTC)
+    for n in range(start, start + count):
+        at = first + timedelta(seconds=rnd.randrange(span))
+        rep, contact = rep_id(rnd.randrange(REPS)), f"c{rnd.randrange(20_000)}"
+        payload = orjson.dumps(
+            {
+                "event_id": f"ev-{n}",
+                "type": "call.completed",
+                "occurred_at": at.isoformat(),
+                "rep_id": rep,
+                "contact_id": contact,
+                "direction": "outbound",
+                "outcome": "no_answer",
+            }
+        ).decode()
+        yield (tenant, f"ev-{n}", "call.completed", at, received, "api", rep, contact, payload)
+
+
+async def seed(dsn: str, tenant: str, events: int) -> dict[str, int]:
+    rnd = random.Random(2026)
+    today = datetime.now(UTC).date()
+    days = [today - timedelta(days=d) for d in range(DAYS, 0, -1)]
+    conn = await asyncpg.connect(dsn)
+    try:
+        for table in SEEDED_TABLES:
+            await conn.execute(f"DELETE FROM {table} WHERE tenant = $1", tenant)
+        await conn.executemany(
+            "INSERT INTO reps (tenant, rep_id, team, hired_at, timezone, quota_monthly, active) "
+            "VALUES ($1, $2, $3, $4, $5, $6, true)",
+            [
+                (tenant, rep_id(i), f"team-{i % TEAMS}", today - timedelta(days=rnd.randint(30, 1000)),
+                 TIMEZONES[i % len(TIMEZONES)], Decimal(50_000))
+                for i in range(REPS)
+            ],
+        )  # fmt: skip
+        await conn.copy_records_to_table(
+            "rollup_rep_daily",
+            records=rollup_rows(tenant, days, rnd),
+            columns=["tenant", "rep_id", "day", *REP_COUNTERS],
+        )
+        await conn.copy_records_to_table(
+            "leads",
+            records=lead_rows(tenant, days, rnd),
+            columns=[
+                "tenant", "contact_id", "created_at", "created_event_id", "channel", "first_touch_at",
+                "speed_s", "mql_at", "sql_at",
+            ],
+        )  # fmt: skip
+        leads = LEADS_PER_DAY * DAYS
+        await conn.copy_records_to_table(
+            "deal_facts",
+            records=deal_rows(tenant, days, rnd, leads),
+            columns=[
+                "tenant",
+                "event_id",
+                "type",
+                "deal_id",
+                "contact_id",
+                "rep_id",
+                "channel",
+                "amount",
+                "occurred_at",
+            ],
+        )
+        months = sorted({d.replace(day=1) for d in days})
+        await conn.executemany(
+            "INSERT INTO channel_spend (tenant, channel, month, amount) VALUES ($1, $2, $3, $4)",
+            [(tenant, c, m, Decimal(rnd.randint(1, 30) * 1000)) for c in CHANNELS for m in months],
+        )
+        await conn.execute(
+            "INSERT INTO tenant_watermarks (tenant, as_of, events_folded) VALUES ($1, $2, 0)",
+            tenant,
+            datetime.now(UTC),
+        )
+        await grow_archive(conn, tenant, 0, events, days)
+        await conn.execute(f"VACUUM ANALYZE {', '.join(SEEDED_TABLES)}")
+    finally:
+        await conn.close()
+    return {"rollup_rows": REPS * DAYS, "leads": leads, "deal_facts": DEALS_PER_DAY * DAYS}
+
+
+async def grow_archive(
+    conn: asyncpg.Connection, tenant: str, start: int, count: int, days: list[date]
+) -> None:
+    chunk = 200_000
+    for offset in range(start, start + count, chunk):
+        await conn.copy_records_to_table(
+            "events",
+            records=event_rows(tenant, offset, min(chunk, start + count - offset), days),
+            columns=[
+                "tenant",
+                "event_id",
+                "type",
+                "occurred_at",
+                "received_at",
+                "source",
+                "rep_id",
+                "contact_id",
+                "payload",
+            ],
+        )
+    await conn.execute(
+        "UPDATE tenant_watermarks SET events_folded = $2 WHERE tenant = $1", tenant, start + count
+    )
+
+
+async def grow(dsn: str, tenant: str, start: int, count: int) -> None:
+    today = datetime.now(UTC).date()
+    days = [today - timedelta(days=d) for d in range(DAYS, 0, -1)]
+    conn = await asyncpg.connect(dsn)
+    try:
+        await grow_archive(conn, tenant, start, count, days)
+        await conn.execute("VACUUM ANALYZE events")
+    finally:
+        await conn.close()
+
+
+def requests(host: str, api_key: str) -> dict[str, list[bytes]]:
+    headers = {"Authorization": f"Bearer {api_key}"}
+
+    def get(path: str) -> bytes:
+        return loadgen.build_request(host, path, headers, method="GET")
+
+    reps = [rep_id(i) for i in range(REPS)]
+    return {
+        "coaching_team": [get("/v1/coaching/team"), get("/v1/coaching/team?scope=team")],
+        "coaching_rep": [get(f"/v1/coaching/reps/{r}") for r in reps],
+        "demand_channels": [get("/v1/demand/channels"), get("/v1/demand/channels?window=90d")],
+        "rep_metrics": [get(f"/v1/reps/{r}/metrics") for r in reps],
+    }
+
+
+def measure(api_url: str, api_key: str, concurrency: int, seconds: float) -> dict[str, dict[str, Any]]:
+    url = urlsplit(api_url)
+    host, port = url.hostname or "127.0.0.1", url.port or 80
+    out = {}
+    for name, reqs in requests(f"{host}:{port}", api_key).items():
+        result = asyncio.run(loadgen.run(host, port, reqs, concurrency, seconds)).summary()
+        statuses = result["statuses"]
+        assert isinstance(statuses, dict)
+        if set(statuses) != {200}:
+            raise RuntimeError(f"{name}: answers other than 200: {statuses}")
+        out[name] = {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}
+    return out
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def run(
+    api_url: str,
+    api_key: str,
+    dsn: str,
+    tenant: str,
+    *,
+    events: int = 100_000,
+    concurrency: int = 8,
+    seconds: float = 10.0,
+    log: Callable[[str], None] = _stderr,
+) -> dict[str, Any]:
+    """Seed `tenant` (its data is replaced), measure, grow the archive tenfold, measure again."""
+    t0 = time.monotonic()
+    sizes = asyncio.run(seed(dsn, tenant, events))
+    log(f"api reads: seeded {sizes} and {events:,} archived events in {time.monotonic() - t0:.0f} s")
+    before = measure(api_url, api_key, concurrency, seconds)
+    t0 = time.monotonic()
+    asyncio.run(grow(dsn, tenant, events, 9 * events))
+    log(f"api reads: archive grown to {10 * events:,} events in {time.monotonic() - t0:.0f} s")
+    after = measure(api_url, api_key, concurrency, seconds)
+    for name in before:
+        log(f"  {name}: p50 {before[name]['p50_ms']} -> {after[name]['p50_ms']} ms, "
+            f"p99 {before[name]['p99_ms']} -> {after[name]['p99_ms']} ms")  # fmt: skip
+    return {
+        "reps": REPS,
+        "days": DAYS,
+        **sizes,
+        "concurrency": concurrency,
+        "events_before": events,
+        "events_after": 10 * events,
+        "before": before,
+        "after": after,
+        "api_p99_ms": {name: after[name]["p99_ms"] for name in after},
+        "p99_growth": {
+            name: round(after[name]["p99_ms"] / max(before[name]["p99_ms"], 0.01), 2) for name in after
+        },
+    }
+
+
+async def ensure_tenant(database_url: str, tenant: str) -> str:
+    """A key with every read scope for `tenant`, created (tenant included) when missing."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from services.core.tenancy import create_key, create_tenant, get_tenant
+
+    engine = create_async_engine(sqlalchemy_url(database_url))
+    try:
+        if await get_tenant(engine, tenant) is None:
+            await create_tenant(engine, tenant, "USD", "UTC")
+        return await create_key(engine, tenant, ["metrics:read", "coaching:read", "demand:read"])
+    finally:
+        await engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--api-url", required=True)
+    parser.add_argument("--database-url", required=True, help="postgresql:// URL of the api's database")
+    parser.add_argument("--tenant", default="bench-api")
+    parser.add_argument("--api-key", help="a key of --tenant with metrics, coaching and demand read scopes")
+    parser.add_argument(
+        "--events", type=int, default=100_000, help="archived events before the tenfold growth"
+    )
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per endpoint and phase")
+    parser.add_argument("--out", help="write the results here as JSON")
+    args = parser.parse_args()
+    key = args.api_key or asyncio.run(ensure_tenant(args.database_url, args.tenant))
+    results = run(
+        args.api_url,
+        key,
+        asyncpg_dsn(args.database_url),
+        args.tenant,
+        events=args.events,
+        concurrency=args.concurrency,
+        seconds=args.seconds,
+    )
+    text = json.dumps(results, indent=2)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Coaching (SPEC 5.2): `/v1/coaching/reps/{rep_id}`, `/v1/coaching/team`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from services.api.coaching import service
+from services.api.coaching.schemas import RepCoachingOut, Scope, TeamCoachingOut
+from services.api.deps import CoachingReadKey, EngineDep, WindowDep, error_responses
+from services.api.reps.routes import RepId
+
+router = APIRouter(prefix="/v1/coaching", tags=["coaching"])
+
+ScopeQuery = Annotated[
+    Scope,
+    Query(description="Peers: the other active reps of the tenant, or of the rep's own team"),
+]
+MinSample = Annotated[
+    int,
+    Query(
+        ge=0,
+        le=1_000_000,
+        description="A rate's denominator a rep needs to be a peer and to get a z-score "
+        "(dials for connect_rate, connects for meeting_rate, calls with talk times for talk_ratio, ...)",
+    ),
+]
+
+
+@router.get(
+    "/reps/{rep_id}",
+    response_model=RepCoachingOut,
+    summary="Where a rep stands against its peers, and the one or two metrics to coach on",
+    description="For each rate and activity metric: the rep's value over the window, the peers' median, "
+    "the rep's percentile and gap, and a robust z-score (median and MAD). `focus` lists at most two "
+    "metrics with z <= -1, most negative first (talk_ratio counts in either direction). The default "
+    "window is the last 30 full days in the rep's timezone; every peer counts its own local days "
+    "between the same dates.",
+    responses=error_responses(401, 403, 404, 422),
+)
+async def rep_coaching(
+    key: CoachingReadKey,
+    rep_id: RepId,
+    window: WindowDep,
+    engine: EngineDep,
+    scope: ScopeQuery = "tenant",
+    min_sample: MinSample = service.DEFAULT_MIN_SAMPLE,
+) -> RepCoachingOut:
+    found = await service.rep_coaching(
+        engine, key.tenant, rep_id, scope=scope, min_sample=min_sample, spec=window, now=datetime.now(UTC)
+    )
+    return RepCoachingOut.of(
+        found.reps[0], scope=scope, min_sample=min_sample, start=found.start, end=found.end, as_of=found.as_of
+    )
+
+
+@router.get(
+    "/team",
+    response_model=TeamCoachingOut,
+    summary="Every active rep with its focus metrics",
+    description="The coaching view of the whole tenant, or of one `team`. With `scope=team` each rep "
+    "is compared with the other active reps of its own team; with `scope=tenant` with every other "
+    "active rep. The default window follows the tenant's timezone.",
+    responses=error_responses(401, 403, 404, 422),
+)
+async def team_coaching(
+    key: CoachingReadKey,
+    window: WindowDep,
+    engine: EngineDep,
+    scope: ScopeQuery = "tenant",
+    team: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="List only the reps of this team")
+    ] = None,
+    min_sample: MinSample = service.DEFAULT_MIN_SAMPLE,
+) -> TeamCoachingOut:
+    found = await service.team_coaching(
+        engine,
+        key.tenant,
+        scope=scope,
+        team=team,
+        min_sample=min_sample,
+        spec=window,
+        now=datetime.now(UTC),
+    )
+    return TeamCoachingOut.of(
+        found.reps,
+        scope=scope,
+        team=team,
+        min_sample=min_sample,
+        start=found.start,
+        end=found.end,
+        as_of=found.as_of,
+    )

@@ -1,0 +1,37 @@
+"""The data-quality report: unresolved vendor identities grouped by source, with totals."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.api.deps import rollup_read
+from services.api.quality import queries
+from services.api.quality.schemas import DataQualityOut, SourceQualityOut, UnknownAliasOut
+
+
+async def data_quality(engine: AsyncEngine, tenant: str, limit: int) -> DataQualityOut:
+    with rollup_read("data_quality"):
+        as_of, rows = await queries.unknown_aliases(engine, tenant, limit)
+    sources: dict[str, SourceQualityOut] = {}
+    for r in rows:
+        source = sources.get(r.source)
+        if source is None:
+            source = sources[r.source] = SourceQualityOut(
+                events=r.source_events, unknown_aliases=r.source_aliases, aliases=[]
+            )
+        source.aliases.append(
+            UnknownAliasOut(
+                kind=r.kind,
+                value=r.value,
+                events=r.events,
+                first_seen=r.first_seen,
+                last_seen=r.last_seen,
+                resolves_to=r.resolves_to,
+            )
+        )
+    return DataQualityOut(
+        as_of=as_of,
+        unassigned_events=sum(s.events for s in sources.values()),
+        unknown_aliases=sum(s.unknown_aliases for s in sources.values()),
+        sources=sources,
+    )
