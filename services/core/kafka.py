@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, UnknownError, UnsupportedVersionError
 
+from services.core.crm import SCHEMA_HEADER as CRM_SCHEMA_HEADER
 from services.core.events import SCHEMA_HEADER
 from services.core.settings import Settings
 
@@ -114,17 +115,30 @@ class EventProducer:
         if self._producer is not None:
             await self._producer.stop()
 
-    async def send_all(self, records: Sequence[tuple[bytes, bytes]], timeout_s: float | None = None) -> None:
-        """Produce every (key, value) and wait until the broker acknowledged all of them."""
+    async def send_all(
+        self,
+        records: Sequence[tuple[bytes, bytes]],
+        timeout_s: float | None = None,
+        *,
+        updates: Sequence[tuple[bytes, bytes]] = (),
+    ) -> None:
+        """Produce every (key, value) and wait until the broker acknowledged all of them.
+
+        `records` are BuyerEvents; `updates` are CRM entity updates (their own schema header), sent
+        and acknowledged together with the events of the same delivery.
+        """
         producer = self._producer
         if producer is None:
             raise BrokerUnavailable("not connected to the broker")
         timeout = timeout_s if timeout_s is not None else self._settings.produce_timeout_s
         topic = self._settings.events_topic
         headers = [SCHEMA_HEADER]
+        update_headers = [CRM_SCHEMA_HEADER]
 
         async def produce() -> None:
             futures = [await producer.send(topic, value, key=key, headers=headers) for key, value in records]
+            for key, value in updates:
+                futures.append(await producer.send(topic, value, key=key, headers=update_headers))
             await asyncio.gather(*futures)
 
         try:

@@ -15,7 +15,7 @@ from services.core.http import error_body, install_error_handlers, serve
 from services.core.kafka import EventProducer
 from services.core.observability import RequestMetricsMiddleware, metrics_response, setup_logging
 from services.core.settings import Settings
-from services.ingest import metrics, routes
+from services.ingest import metrics, routes, webhooks
 from services.ingest.deps import Ingest, Limits, ProducerDep
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestMetricsMiddleware, request_metrics=metrics.HTTP)
     app.include_router(routes.router)
+    app.include_router(webhooks.create_router(settings))
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> Response:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from services.core import crm
 from services.core.events import BuyerEvent, RepAlias, Source, kafka_key, to_message
 from services.core.http import ApiError
 from services.core.kafka import BrokerUnavailable, EventProducer
@@ -25,10 +26,12 @@ async def publish(
     source: Source,
     events: Sequence[BuyerEvent],
     aliases: Sequence[RepAlias | None] | None = None,
+    updates: Sequence[crm.EntityUpdateLike] = (),
 ) -> int:
     """Produce every event with `received_at` = now; 503 with Retry-After if the broker does not ack.
 
-    `aliases`, when given, holds the vendor rep identity of each event (same order).
+    `aliases`, when given, holds the vendor rep identity of each event (same order). `updates` are
+    the delivery's CRM entity updates (HubSpot property changes...), acknowledged together with it.
     """
     received_at = datetime.now(UTC)
     records = [
@@ -38,9 +41,10 @@ async def publish(
         )
         for i, event in enumerate(events)
     ]
+    update_records = _update_records(tenant, source, received_at, updates)
     started = time.perf_counter()
     try:
-        await producer.send_all(records)
+        await producer.send_all(records, updates=update_records)
     except BrokerUnavailable as exc:
         metrics.PRODUCE_LATENCY.labels(source.value, "unavailable").observe(time.perf_counter() - started)
         metrics.EVENTS_REJECTED.labels(source.value, "broker_unavailable").inc(len(records))
@@ -59,3 +63,27 @@ async def publish(
     child(metrics.EVENTS_ACCEPTED, source.value).inc(len(records))
     child(metrics.BATCH_SIZE, source.value).observe(len(records))
     return len(records)
+
+
+def _update_records(
+    tenant: str, source: Source, received_at: datetime, updates: Sequence[crm.EntityUpdateLike]
+) -> list[tuple[bytes, bytes]]:
+    """Kafka records of the CRM updates; one the aggregator could not use is dropped with a warning
+    (answering an error would make the vendor retry a delivery whose events are fine)."""
+    out = []
+    for update in updates:
+        try:
+            out.append(
+                (crm.kafka_key(tenant, update.entity_id), crm.to_message(update, tenant, source, received_at))
+            )
+        except ValueError as exc:
+            log.warning(
+                "dropped an unusable CRM update",
+                extra={
+                    "tenant": tenant,
+                    "source": source.value,
+                    "property": update.property,
+                    "error": str(exc),
+                },
+            )
+    return out

@@ -21,7 +21,7 @@ from services.core.events import BuyerEvent, Channel, RepAlias
 
 DEFAULT_TOLERANCE = timedelta(minutes=5)
 EntityKind = Literal["deal", "contact"]
-EntityProperty = Literal["amount", "owner", "lifecycle_stage", "channel", "stage"]
+EntityProperty = Literal["amount", "owner", "lifecycle_stage", "channel", "stage", "contact"]
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _CHANNELS = frozenset(c.value for c in Channel)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -152,6 +152,8 @@ def _notification(
     item: dict[str, Any], i: int, ctx: MappingContext
 ) -> tuple[list[VendorEvent], list[EntityUpdate]]:
     kind, action = _kind(item, i)
+    if kind in ("contact", "deal") and action == "associationChange":
+        return [], _deal_contact(item, i)
     if kind not in ("contact", "deal") or action not in ("creation", "propertyChange"):
         return [], []
     object_id = _required(item, "objectId", i)
@@ -200,6 +202,20 @@ def _notification(
         event = make_event(ctx, index=i, names=_NAMES, type=type_, stage=value, **base)
         return [VendorEvent(event)], []
     return [], []
+
+
+def _deal_contact(item: dict[str, Any], i: int) -> list[EntityUpdate]:
+    """A deal-contact association: which contact (and so which lead channel) a deal belongs to."""
+    association = (text(item.get("associationType")) or "").upper()
+    if association not in ("DEAL_TO_CONTACT", "CONTACT_TO_DEAL"):
+        return []
+    source, target = _required(item, "fromObjectId", i), _required(item, "toObjectId", i)
+    deal, contact = (source, target) if association == "DEAL_TO_CONTACT" else (target, source)
+    removed = item.get("associationRemoved") is True
+    portal, number = _required(item, "portalId", i), _required(item, "eventId", i)
+    event_id = f"hubspot:{portal}:{number}:{_id(item, 'subscriptionId')}:{deal}"
+    occurred_at = from_epoch(_raw(item, "occurredAt", i), unit="ms", field="occurredAt", index=i)
+    return [EntityUpdate("deal", deal, "contact", None if removed else contact, occurred_at, event_id, None)]
 
 
 def _kind(item: dict[str, Any], i: int) -> tuple[str, str]:

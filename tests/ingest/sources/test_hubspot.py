@@ -361,3 +361,42 @@ def test_malformed_payload_names_the_field(payload: bytes, field: str | None, in
         hubspot.to_events(hubspot.parse(payload), CTX)
     assert (caught.value.field, caught.value.index) == (field, index)
     assert caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("association", "source", "target", "removed", "contact"),
+    [
+        ("DEAL_TO_CONTACT", 555, 901, False, "901"),
+        ("CONTACT_TO_DEAL", 901, 555, False, "901"),
+        ("DEAL_TO_CONTACT", 555, 901, True, None),
+    ],
+)
+def test_deal_contact_associations_tell_which_contact_a_deal_belongs_to(
+    association: str, source: int, target: int, removed: bool, contact: str | None
+) -> None:
+    item = {
+        "eventId": 11,
+        "subscriptionId": 3,
+        "portalId": 7,
+        "appId": 1,
+        "occurredAt": 1790000000000,
+        "subscriptionType": "deal.associationChange",
+        "associationType": association,
+        "fromObjectId": source,
+        "toObjectId": target,
+        "associationRemoved": removed,
+        "isPrimaryAssociation": True,
+        "attemptNumber": 0,
+        "changeSource": "USER",
+    }
+    result = hubspot.to_events([item], CTX)
+    assert result.events == []
+    (update,) = result.entity_updates
+    assert (update.entity, update.entity_id, update.property, update.value) == (
+        "deal",
+        "555",
+        "contact",
+        contact,
+    )
+    other = hubspot.to_events([{**item, "associationType": "COMPANY_TO_DEAL"}], CTX)
+    assert (other.entity_updates, other.ignored) == ([], 1)
