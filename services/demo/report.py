@@ -1,0 +1,306 @@
+"""`salesloop report`: what the feedback API says about a tenant, as tables in the terminal.
+
+Four sections, one per consumer of the numbers: who to coach on what, which hiring traits predict
+quota attainment, how fast each hire cohort ramps, and what each acquisition channel yields. A
+section the key may not read (403) or the API does not serve (404) says so instead of its table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from services.demo.send import error_message
+
+RAMP_MONTHS = 6
+RECENT_COHORT_DAYS = 365
+DETAIL_CONCURRENCY = 8
+SECTIONS = ("Team coaching focus", "Top hiring traits", "Ramp by cohort", "Channel quality")
+
+
+class ReportError(Exception):
+    """The report cannot be made at all: the API is unreachable or refuses the key."""
+
+
+@dataclass
+class Section:
+    title: str
+    body: dict[str, Any] | None = None
+    problem: str | None = None  # why there is no body
+    missing_scope: bool = False
+
+
+@dataclass
+class ReportData:
+    coaching: Section
+    hiring: Section
+    ramp: Section
+    channels: Section
+    rep_details: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rep_names: dict[str, str] = field(default_factory=dict)
+
+
+async def fetch(api_url: str, api_key: str, window: Mapping[str, str]) -> ReportData:
+    """Every answer the report needs; raises ReportError when nothing can be read.
+
+    `window` is the API's window parameters: {"window": "90d"} or {"from": ..., "to": ...}.
+    """
+    headers = {"Authorization": f"Bearer {api_key}"}
+    params = dict(window)
+    async with httpx.AsyncClient(base_url=api_url.rstrip("/"), headers=headers, timeout=30.0) as client:
+
+        async def get(title: str, path: str, query: Mapping[str, str]) -> Section:
+            try:
+                response = await client.get(path, params=dict(query))
+            except httpx.HTTPError as exc:
+                raise ReportError(f"cannot reach the API at {api_url}: {type(exc).__name__}") from exc
+            if response.status_code == 401:
+                raise ReportError(f"the API refused the key (401): {error_message(response)}")
+            if response.status_code == 403:
+                return Section(title, problem=error_message(response), missing_scope=True)
+            if response.status_code == 404:
+                return Section(title, problem=f"this API does not serve {path}")
+            if response.status_code == 422:
+                raise ReportError(f"the API refused the request: {error_message(response)}")
+            if response.status_code != 200:
+                return Section(
+                    title, problem=f"{path} answered {response.status_code}: {error_message(response)}"
+                )
+            return Section(title, body=response.json())
+
+        coaching, hiring, ramp, channels, reps = await asyncio.gather(
+            get(SECTIONS[0], "/v1/coaching/team", params),
+            get(SECTIONS[1], "/v1/hiring/trait-correlations", {**params, "outcome": "quota_attainment"}),
+            get(SECTIONS[2], "/v1/training/ramp", {"cohort": "month", "metric": "revenue_won"}),
+            get(SECTIONS[3], "/v1/demand/channels", params),
+            get("reps", "/v1/reps", {}),
+        )
+        data = ReportData(coaching, hiring, ramp, channels)
+        if reps.body is not None:
+            data.rep_names = {r["rep_id"]: r.get("name") or "" for r in reps.body.get("reps", [])}
+        if coaching.body is not None:
+            focused = [r["rep_id"] for r in coaching.body.get("reps", []) if r.get("focus")]
+            gate = asyncio.Semaphore(DETAIL_CONCURRENCY)
+
+            async def detail(rep_id: str) -> None:
+                async with gate:
+                    section = await get(rep_id, f"/v1/coaching/reps/{quote(rep_id, safe='')}", params)
+                if section.body is not None:
+                    data.rep_details[rep_id] = section.body
+
+            await asyncio.gather(*(detail(rep_id) for rep_id in focused))
+    return data
+
+
+def render(data: ReportData, tenant: str | None) -> list[RenderableType]:
+    window = _window_of(data)
+    heading = f"salesloop report{f' for {tenant}' if tenant else ''}{f', {window}' if window else ''}"
+    return [
+        Text(heading, style="bold"),
+        _section(data.coaching, lambda body: coaching_table(body, data.rep_details, data.rep_names)),
+        _section(data.hiring, hiring_table),
+        _section(data.ramp, ramp_table),
+        _section(data.channels, channels_table),
+    ]
+
+
+def problems(data: ReportData) -> list[str]:
+    """Sections the key may not read, as messages naming the scope the API asked for."""
+    sections = (data.coaching, data.hiring, data.ramp, data.channels)
+    return [f"{s.title}: {s.problem}" for s in sections if s.missing_scope]
+
+
+def coaching_table(
+    body: Mapping[str, Any], details: Mapping[str, Mapping[str, Any]], names: Mapping[str, str]
+) -> RenderableType:
+    table = Table(title=SECTIONS[0], title_justify="left", caption_justify="left")
+    for column in ("rep", "name", "team", "focus", "value vs peer median (z)"):
+        table.add_column(column)
+    reps = body.get("reps", [])
+    rows = []
+    for rep in reps:
+        if not rep.get("focus"):
+            continue
+        standing = details.get(rep["rep_id"], {}).get("metrics", {})
+        worst = min((_z(standing.get(m)) for m in rep["focus"]), default=0.0)
+        lines = [_standing_line(m, standing.get(m)) for m in rep["focus"]]
+        rows.append((worst, rep, lines))
+    for _, rep, lines in sorted(rows, key=lambda row: (row[0], row[1]["rep_id"])):
+        table.add_row(
+            rep["rep_id"],
+            names.get(rep["rep_id"], ""),
+            rep.get("team") or "",
+            "\n".join(rep["focus"]),
+            "\n".join(lines),
+        )
+    table.caption = (
+        f"{len(rows)} of {len(reps)} reps have a focus: metrics at least 1 robust standard deviation "
+        "below their peers, most urgent first"
+    )
+    return table
+
+
+def hiring_table(body: Mapping[str, Any]) -> RenderableType:
+    table = Table(title=SECTIONS[1], title_justify="left", caption_justify="left")
+    for column in ("trait", "r", "rho", "p", "n", "95% CI of r"):
+        table.add_column(column, justify="left" if column == "trait" else "right")
+    traits = body.get("traits", {})
+    ranked = sorted(traits.items(), key=lambda kv: -(kv[1].get("r") if kv[1].get("r") is not None else -2.0))
+    for name, c in ranked:
+        ci = c.get("ci95")
+        table.add_row(
+            name + (" (too few reps)" if c.get("insufficient_data") else ""),
+            _num(c.get("r"), 2),
+            _num(c.get("rho"), 2),
+            _p(c.get("p_value")),
+            str(c.get("n", "")),
+            f"{ci[0]:.2f} to {ci[1]:.2f}" if ci else "-",
+        )
+    table.caption = f"correlation of each scorecard trait with {body.get('outcome', 'the outcome')}"
+    return table
+
+
+def ramp_table(body: Mapping[str, Any]) -> RenderableType:
+    table = Table(title=SECTIONS[2], title_justify="left", caption_justify="left")
+    table.add_column("cohort")
+    table.add_column("reps", justify="right")
+    for k in range(RAMP_MONTHS):
+        table.add_column(f"month {k}", justify="right")
+    table.add_column("days to 1st win", justify="right")
+    as_of = str(body.get("as_of") or "")[:10]
+    end = date.fromisoformat(as_of) if as_of else datetime.now(UTC).date()
+    first = end - timedelta(days=RECENT_COHORT_DAYS)
+    cohorts = [c for c in body.get("cohorts", []) if c["cohort"] >= f"{first.year:04d}-{first.month:02d}"]
+    for c in cohorts:
+        months = {m["month"]: m.get("median") for m in c.get("months", [])}
+        days = sorted(d for d in c.get("days_to_first_win", {}).values() if d is not None)
+        table.add_row(
+            c["cohort"],
+            str(c.get("reps", "")),
+            *(_money(months.get(k)) if k in months else "" for k in range(RAMP_MONTHS)),
+            f"{days[len(days) // 2]} ({len(days)}/{len(c.get('days_to_first_win', {}))} won)"
+            if days
+            else "-",
+        )
+    table.caption = (
+        f"median {body.get('metric', 'revenue_won')} per month since hire, hire cohorts of the last "
+        f"{RECENT_COHORT_DAYS} days; days to first win: median over reps who won"
+    )
+    return table
+
+
+def channels_table(body: Mapping[str, Any]) -> RenderableType:
+    table = Table(title=SECTIONS[3], title_justify="left", caption_justify="left")
+    for column in ("channel", "leads", "lead->won", "revenue per lead", "speed to lead", "CAC"):
+        table.add_column(column, justify="left" if column == "channel" else "right")
+    channels = body.get("channels", {})
+    ranked = sorted(channels.items(), key=lambda kv: -(kv[1].get("lead_to_won") or 0.0))
+    for name, c in ranked:
+        table.add_row(
+            name,
+            f"{c.get('leads', 0):,}",
+            _pct(c.get("lead_to_won")),
+            _money(c.get("revenue_per_lead")),
+            _duration(c.get("speed_to_lead_median_s")),
+            _money(c.get("cac")),
+        )
+    table.caption = (
+        "best lead quality first; speed to lead is the median time to the first call, email or meeting"
+    )
+    return table
+
+
+def _section(section: Section, build: Callable[[dict[str, Any]], RenderableType]) -> RenderableType:
+    if section.body is None:
+        return Group(
+            Text(section.title, style="italic"), Text(f"  not available: {section.problem}", style="yellow")
+        )
+    renderable: RenderableType = build(section.body)
+    return renderable
+
+
+def _window_of(data: ReportData) -> str | None:
+    for section in (data.coaching, data.hiring, data.channels):
+        if section.body and section.body.get("from") and section.body.get("to"):
+            return f"{section.body['from']} to {section.body['to']}"
+    return None
+
+
+def _standing_line(metric: str, standing: Mapping[str, Any] | None) -> str:
+    if not standing:
+        return ""
+    value, median, z = standing.get("value"), standing.get("peer_median"), standing.get("z")
+    return f"{_metric_value(metric, value)} vs {_metric_value(metric, median)} (z {_num(z, 1)})"
+
+
+def _metric_value(metric: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    if metric.endswith("_rate") or metric == "talk_ratio":
+        return _pct(value)
+    if metric == "avg_deal_size":
+        return _money(value)
+    return f"{value:,.0f}"
+
+
+def _z(standing: Mapping[str, Any] | None) -> float:
+    z = (standing or {}).get("z")
+    return float(z) if isinstance(z, int | float) else 0.0
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:,.0f}"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def print_report(
+    console: Console,
+    errors: Console,
+    api_url: str,
+    api_key: str,
+    *,
+    tenant: str | None,
+    window: Mapping[str, str],
+) -> int:
+    """Fetch and print the report; returns the exit code (1 when a section lacked a scope)."""
+    data = asyncio.run(fetch(api_url, api_key, window))
+    for renderable in render(data, tenant):
+        console.print(renderable)
+        console.print()
+    missing = problems(data)
+    for line in missing:
+        errors.print(f"[red]error:[/] {line}", highlight=False)
+    return 1 if missing else 0

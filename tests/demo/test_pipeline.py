@@ -1,0 +1,116 @@
+"""The demo through the real pipeline: vendor webhooks and /v1/events -> Kafka -> aggregator -> API,
+and the feedback API recovers what the model planted."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Services
+from tests.demo import reference
+from tests.demo.conftest import LoadedDemo
+
+
+@pytest.fixture
+async def api(services: Services, loaded: LoadedDemo) -> AsyncIterator[httpx.AsyncClient]:
+    headers = {"Authorization": f"Bearer {loaded.tenant.api_key}"}
+    async with httpx.AsyncClient(base_url=services.api_url, headers=headers, timeout=30) as client:
+        yield client
+
+
+async def get(api: httpx.AsyncClient, path: str, **params: str) -> dict[str, Any]:
+    response = await api.get(path, params=params)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def last_90_days(loaded: LoadedDemo) -> reference.Window:
+    last = loaded.org.last_day
+    return reference.Window(last - timedelta(days=89), last)
+
+
+def params(window: reference.Window) -> dict[str, str]:
+    return {"from": window.start.isoformat(), "to": window.end.isoformat()}
+
+
+def test_every_event_was_accepted_once_through_every_route(loaded: LoadedDemo) -> None:
+    summary = loaded.summary
+    assert summary.events == len(loaded.events)
+    assert summary.accepted == len(loaded.events)
+    assert (summary.rejected, summary.ignored, summary.errors) == (0, 0, [])
+    assert set(summary.by_via) == {"api", "twilio", "aircall", "sendgrid", "hubspot"}
+    for via, tally in summary.by_via.items():
+        assert tally.accepted == sum(1 for e in loaded.events if e.via == via), via
+    assert "demo load" in loaded.console_output
+
+
+async def test_reps_carry_the_vendor_identities_the_events_use(
+    api: httpx.AsyncClient, loaded: LoadedDemo
+) -> None:
+    reps = {r["rep_id"]: r for r in (await get(api, "/v1/reps"))["reps"]}
+    assert set(reps) == {r.rep_id for r in loaded.org.reps}
+    for rep in loaded.org.reps:
+        aliases = reps[rep.rep_id]["aliases"]
+        assert (aliases["phone"], aliases["aircall_user_id"]) == (rep.phone, rep.aircall_user_id)
+        assert reps[rep.rep_id]["hired_at"] == rep.hired_at.isoformat()
+
+
+async def test_the_planted_gaps_are_those_reps_focus(api: httpx.AsyncClient, loaded: LoadedDemo) -> None:
+    window = last_90_days(loaded)
+    team = await get(api, "/v1/coaching/team", **params(window))
+    focus = {r["rep_id"]: r["focus"] for r in team["reps"]}
+    expected = reference.coaching(loaded.org, loaded.events, window)
+    for rep_id, metric in loaded.org.plant.gaps.items():
+        assert metric in focus[rep_id], (rep_id, focus[rep_id])
+        # The calls came in as Twilio and Aircall webhooks: the counts prove they reached the right rep.
+        mine = (await get(api, f"/v1/coaching/reps/{rep_id}", **params(window)))["metrics"][metric]
+        planned = expected[rep_id].metrics[metric]
+        assert (mine["value"], mine["sample"]) == (pytest.approx(planned.value), planned.sample)
+        assert mine["z"] < -2
+    assert focus == {rep_id: list(c.focus) for rep_id, c in expected.items()}
+
+
+async def test_coachability_has_the_strongest_correlation(api: httpx.AsyncClient, loaded: LoadedDemo) -> None:
+    window = last_90_days(loaded)
+    body = await get(api, "/v1/hiring/trait-correlations", outcome="quota_attainment", **params(window))
+    traits = body["traits"]
+    assert max(traits, key=lambda t: traits[t]["r"]) == loaded.org.plant.strongest_trait == "coachability"
+    expected = reference.correlations(loaded.org, loaded.events, window)
+    for name, c in traits.items():
+        assert c["n"] == len(loaded.org.reps)
+        assert c["r"] == pytest.approx(expected[name].r)
+
+
+async def test_the_fast_cohort_ramps_faster(api: httpx.AsyncClient, loaded: LoadedDemo) -> None:
+    body = await get(api, "/v1/training/ramp", cohort="month", metric="revenue_won")
+    cohorts = {c["cohort"]: c for c in body["cohorts"]}
+    plant = loaded.org.plant
+    slow, fast = cohorts[f"{plant.slow_cohort:%Y-%m}"], cohorts[f"{plant.fast_cohort:%Y-%m}"]
+    assert fast["months"][1]["median"] > slow["months"][1]["median"] > 0
+    expected = reference.cohort_ramp(loaded.org, loaded.events)
+    for got in (slow, fast):
+        want = expected[got["cohort"]]
+        assert got["reps"] == want.reps
+        assert got["months"][1]["median"] == pytest.approx(want.months[1].median)
+        assert got["days_to_first_win"] == want.days_to_first_win
+
+
+async def test_channels_rank_by_lead_quality_and_speed_as_planned(
+    api: httpx.AsyncClient, loaded: LoadedDemo
+) -> None:
+    whole = reference.Window(loaded.org.start, loaded.org.last_day)
+    channels = (await get(api, "/v1/demand/channels", **params(whole)))["channels"]
+    plant = loaded.org.plant
+    assert tuple(sorted(channels, key=lambda c: -channels[c]["lead_to_won"])) == plant.channels_by_quality
+    # Speed to lead comes from the first email, which arrived as a SendGrid event with its contact.
+    by_speed = tuple(sorted(channels, key=lambda c: channels[c]["speed_to_lead_median_s"]))
+    assert by_speed == plant.channels_by_speed
+    expected = reference.channel_quality(loaded.events)
+    for name, c in channels.items():
+        assert (c["leads"], c["deals_won"]) == (expected[name]["leads"], expected[name]["deals_won"])
+        assert c["cac"] is not None  # spend went in through PUT /v1/demand/spend
