@@ -21,15 +21,21 @@ from services.aggregator.data_quality import DataQualityFold
 from services.aggregator.deals import DealsFold
 from services.aggregator.fold import Deltas, Event, ZoneOf
 from services.aggregator.leads import LeadsFold
+from services.core.crm import CrmUpdate
 
 
 class StateFold(Protocol):
     name: str
 
     async def apply(
-        self, conn: asyncpg.Connection, events: Sequence[Event], zone_of: ZoneOf
+        self,
+        conn: asyncpg.Connection,
+        events: Sequence[Event],
+        zone_of: ZoneOf,
+        updates: Sequence[CrmUpdate] = (),
     ) -> Deltas | None:
-        """Update this fold's tables for `events` (new, distinct) within the caller's transaction."""
+        """Update this fold's tables for the batch's new `events` and CRM `updates` (both distinct,
+        never seen before) within the caller's transaction."""
         ...
 
 

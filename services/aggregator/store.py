@@ -20,8 +20,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import asyncpg
 from sqlalchemy import Numeric
 
+from services.aggregator.crm import archive_updates
 from services.aggregator.fold import Deltas, Event, ZoneOf, distinct, fold
 from services.aggregator.states import REBUILD_LOCK_KEY, STATE_FOLDS
+from services.core.crm import CrmUpdate
 from services.core.db import asyncpg_dsn
 from services.core.models import CHANNEL_COUNTERS, REP_COUNTERS, ChannelDaily, RepDaily
 from services.core.settings import Settings
@@ -163,11 +165,14 @@ class Store:
             rows = await conn.fetch(LOAD_OFFSETS, self.consumer_group, self.topic, sorted(partitions))
         return {r["partition"]: r["next_offset"] for r in rows}
 
-    async def commit_batch(self, events: Sequence[Event], offsets: Mapping[int, int]) -> BatchResult:
+    async def commit_batch(
+        self, events: Sequence[Event], offsets: Mapping[int, int], updates: Sequence[CrmUpdate] = ()
+    ) -> BatchResult:
         """Archive, fold and store one batch and its next offsets in one transaction.
 
         `offsets` maps every partition of the batch to its next offset, including partitions whose
         messages were all skipped. Of several deliveries of one event in the batch the first counts.
+        `updates` are the batch's CRM entity updates, archived (and deduplicated) like events.
         """
         unique = distinct(events)
         async with self._pool.acquire() as conn, conn.transaction():
@@ -179,9 +184,10 @@ class Store:
             if unknown_reps:
                 status = await conn.execute(REGISTER_REPS, *_columns(unknown_reps, 2))
                 registered = int(status.rsplit(" ", 1)[-1])  # "INSERT 0 <rows>"
+            new_updates = await archive_updates(conn, updates) if updates else []
             deltas = fold(new, zone_of)
             for state in STATE_FOLDS:
-                extra = await state.apply(conn, new, zone_of)
+                extra = await state.apply(conn, new, zone_of, new_updates)
                 if extra is not None:
                     deltas.merge(extra)
             await _write_deltas(conn, deltas)

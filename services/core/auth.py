@@ -6,9 +6,14 @@ secret keeps working (SALESLOOP_AUTH_CACHE_TTL_S, default 5 s).
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.core.http import ApiError
 from services.core.tenancy import KeyInfo, TenantInfo, TtlCache, get_secret, get_tenant, lookup_key
+
+log = logging.getLogger(__name__)
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -45,8 +50,23 @@ class Directory:
         return info
 
     async def secret(self, tenant: str, source: str) -> str | None:
+        """The tenant's secret for `source`, None if none is set.
+
+        A stored secret that cannot be decrypted (SALESLOOP_SECRET_KEY changed) answers 503 with
+        Retry-After rather than 401: senders keep retrying while an operator restores the key or sets
+        the secret again, so no delivery is lost to a configuration mistake.
+        """
         hit, value = self._secrets.get((tenant, source))
         if not hit:
-            value = await get_secret(self._engine, self._secret_key, tenant, source)
+            try:
+                value = await get_secret(self._engine, self._secret_key, tenant, source)
+            except ValueError as exc:
+                log.error("tenant secret cannot be decrypted", extra={"tenant": tenant, "source": source})
+                raise ApiError(
+                    503,
+                    "secret_unavailable",
+                    "this tenant's signing secret cannot be read right now; retry later",
+                    headers={"Retry-After": "60"},
+                ) from exc
             self._secrets.put((tenant, source), value)
         return value

@@ -7,6 +7,7 @@ position, 0 for a single event), and no event is kept.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -40,7 +41,7 @@ def events_from_payload(payload: Any, currency: str, max_events: int, body: byte
     # Cheap byte scans decide whether the slower structural checks are needed at all.
     may_hold_nul = b"\\u0000" in body
     may_be_deep = body.count(b"{") + body.count(b"[") > MAX_DEPTH
-    context = {"currency": currency}
+    context = {"currency": currency, "now": datetime.now(UTC)}
     events: list[BuyerEvent] = []
     details: list[dict[str, Any]] = []
     bad_events = 0

@@ -16,7 +16,8 @@ ALERTS = PROMETHEUS_DIR / "alerts.yml"
 DASHBOARDS = DEPLOY / "grafana" / "dashboards"
 DATASOURCES = DEPLOY / "grafana" / "provisioning" / "datasources" / "salesloop.yml"
 DASHBOARD_PROVIDERS = DEPLOY / "grafana" / "provisioning" / "dashboards" / "salesloop.yml"
-OPERATIONS = DEPLOY / "OPERATIONS.md"
+# The runbooks: one heading per alert in its Operations section.
+README = ROOT / "README.md"
 
 
 def require_binary(name: str) -> str:

@@ -292,8 +292,9 @@ HUBSPOT = [
 ]
 
 # Hand-computed from the deliveries above (window: October, all reps in UTC).
-# HubSpot deal events name no owner (HubSpot sends the owner as a separate property change, a CRM
-# entity update), so they count for no rep; the Salesforce ones carry their OwnerId.
+# HubSpot deal events name no owner: HubSpot sends the owner and the amount as separate property
+# changes (CRM entity updates), and the aggregator attributes deal 555's creation and win to the owner
+# it had then (58210455 = Dana) with its latest amount (5000). Salesforce events carry their OwnerId.
 MONTHS = 31 / (365.25 / 12)
 EXPECTED = {
     "r-dana": {
@@ -309,13 +310,13 @@ EXPECTED = {
         "meetings_held": 1,
         "meeting_rate": 1 / 3,
         "show_rate": 1.0,
-        "deals_created": 2,
-        "deals_won": 1,
+        "deals_created": 3,  # Salesforce 2, HubSpot 555
+        "deals_won": 2,
         "deals_lost": 1,
-        "win_rate": 0.5,
-        "revenue_won": 12000.0,
-        "avg_deal_size": 12000.0,
-        "quota_attainment": 12000 / (20000 * MONTHS),
+        "win_rate": 2 / 3,
+        "revenue_won": 17000.0,
+        "avg_deal_size": 8500.0,
+        "quota_attainment": 17000 / (20000 * MONTHS),
     },
     "r-eve": {
         "dials": 4,  # CA04, CA06 (a machine answered), Aircall 9002, 9003
