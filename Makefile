@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint fmt bench clean
+.PHONY: help install run test lint fmt bench soak clean
 
 help: ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -33,8 +33,16 @@ fmt: $(STAMP) ## Format and fix what ruff can
 	$(BIN)/ruff format services tests bench migrations
 	$(BIN)/ruff check --fix services tests bench migrations
 
-bench: $(STAMP) ## Benchmarks (numbers go to bench/results.json and bench/README.md)
-	$(BIN)/python -m bench.run
+soak: $(STAMP) ## Fault injection at full size: >= 100 000 events through every fault (figures printed)
+	SALESLOOP_SOAK_EVENTS=$${SALESLOOP_SOAK_EVENTS:-100000} $(BIN)/pytest tests/system/test_faults.py \
+		-k every_fault -s -q --timeout 1800
+
+bench: $(STAMP) ## Benchmarks (numbers go to bench/results.json and bench/README.md); BENCH_ARGS="--runs 3"
+	@test -x bench/.venv/bin/python || $(PYTHON) -m venv bench/.venv
+	@cmp -s bench/requirements.txt bench/.venv/.requirements || { \
+		bench/.venv/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt && \
+		cp bench/requirements.txt bench/.venv/.requirements; }
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv and the dev state
 	rm -rf $(VENV) .salesloop

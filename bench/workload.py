@@ -1,0 +1,73 @@
+"""The benchmark workload: a sales org of 200 reps over 30 days, as canonical events."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+TYPES = [
+    ("call.completed", 40),
+    ("email.sent", 30),
+    ("email.replied", 6),
+    ("meeting.booked", 6),
+    ("meeting.held", 4),
+    ("lead.created", 5),
+    ("lead.qualified", 2),
+    ("deal.created", 3),
+    ("deal.won", 2),
+    ("deal.lost", 2),
+]
+CHANNELS = [
+    "organic_search",
+    "paid_search",
+    "paid_social",
+    "referral",
+    "direct",
+    "events",
+    "outbound",
+    "partner",
+]
+START = datetime(2026, 9, 1, tzinfo=UTC)
+
+
+def events(
+    n: int, *, reps: int = 200, days: float = 30, seed: int = 7, start: datetime = START
+) -> Iterator[dict[str, Any]]:
+    """`n` distinct events whose times advance through the period with jitter (a realistic stream)."""
+    rnd = random.Random(seed)
+    kinds, weights = zip(*TYPES, strict=True)
+    span = days * 86400
+    for i in range(n):
+        kind = rnd.choices(kinds, weights)[0]
+        at = start + timedelta(seconds=max(0.0, span * i / n + rnd.uniform(-600, 600)))
+        e: dict[str, Any] = {
+            "event_id": f"ev-{seed}-{i}",
+            "type": kind,
+            "occurred_at": at.isoformat(timespec="milliseconds"),
+            "rep_id": f"rep-{rnd.randrange(reps):04d}",
+            "contact_id": f"c-{rnd.randrange(50_000)}",
+            "channel": rnd.choice(CHANNELS),
+        }
+        if kind == "call.completed":
+            e["direction"] = "outbound"
+            e["outcome"] = rnd.choice(["connected", "no_answer", "voicemail"])
+            e["duration_s"] = rnd.randrange(10, 1800)
+            e["rep_talk_s"] = rnd.randrange(0, 900)
+            e["buyer_talk_s"] = rnd.randrange(0, 900)
+        elif kind == "lead.qualified":
+            e["stage"] = rnd.choice(["mql", "sql"])
+        elif kind == "deal.won":
+            e["amount"] = f"{rnd.randrange(1000, 90000)}.00"
+        yield e
+
+
+def with_duplicates(items: list[dict[str, Any]], share: float, seed: int = 8) -> list[dict[str, Any]]:
+    """Re-deliveries: `share` of the events again, a little later in the stream."""
+    rnd = random.Random(seed)
+    out = list(items)
+    for _ in range(int(len(items) * share)):
+        j = rnd.randrange(len(items))
+        out.insert(min(len(out), j + rnd.randrange(1, 500)), items[j])
+    return out
