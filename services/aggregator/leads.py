@@ -2,18 +2,26 @@
 
 The speed-to-lead state machine and first-touch attribution are the pure pieces of the demand domain
 (services/api/demand/service.py); this module feeds them a contact's events in whatever order they
-arrive and keeps the result in `leads`, one row per contact:
+arrive and keeps the result in `leads`, one row per contact that has a lead.created, a lead.qualified
+or a CRM channel:
 
 - `created_at` / `created_event_id`: the earliest lead.created (ties: the smaller event id);
-- `first_touch_at`, `speed_s`: `fold_speed_event`; when it cannot tell the first touch from its
-  state it asks for a look-up, answered from the event archive, which at this point holds every
-  event folded so far and this batch's new ones (they were archived before the state folds ran);
+- `first_touch_at`, `speed_s`: the earliest call, email or meeting at or after `created_at`. When
+  `created_at` is set or moves earlier it is looked up in the event archive, which at this point holds
+  every event folded so far and this batch's new ones (they were archived before the state folds
+  ran). Afterwards a touch only matters if it falls between `created_at` and the current first touch;
 - `channel`: the earliest lead.created naming a channel (`earliest_origin`), else the channel of the
   contact's CRM record (crm_entities, which the CRM fold has brought up to date in this transaction);
 - `mql_at` / `sql_at`: the earliest lead.qualified of each stage.
 
-A batch locks its contacts' rows in key order with one statement before reading them, so concurrent
-consumers serialise per contact and the CRM channel read afterwards is current.
+Touches of a contact without a row write nothing: the archive remembers them for the day the contact
+becomes a lead. `earliest_touch_at` and `latest_touch_at` are no longer kept (new rows leave them NULL).
+
+That makes the fold a read-then-write of two facts that may be in flight in another batch: a touch
+of a contact not yet a lead, and the lead.created that makes it one. Each batch therefore takes a
+transaction-scoped advisory lock per tenant before reading, so the batches of one tenant run this
+fold one after the other and each sees the archive and the rows of those before it. They already
+queue on the tenant's watermark row later in the same transaction, so this moves the queue, little more.
 """
 
 from __future__ import annotations
@@ -33,36 +41,40 @@ from services.api.demand.service import (
     LeadOrigin,
     LeadSpeed,
     earliest_origin,
-    fold_speed_event,
+    fold_touch,
     resolve_first_touch,
 )
 from services.core.crm import CrmUpdate
 
 LEAD_QUALIFIED = "lead.qualified"
-_FOLDED = TOUCH_TYPES | {LEAD_CREATED, LEAD_QUALIFIED}
+_ROWED = {LEAD_CREATED, LEAD_QUALIFIED}
+_FOLDED = TOUCH_TYPES | _ROWED
 _TOUCHES = sorted(TOUCH_TYPES)
 _MILLI = Decimal("0.001")
+# The two-key advisory lock space, apart from the single-key REBUILD_LOCK_KEY.
+_LOCK_CLASS = 0x1EAD5
 
-_COLUMNS = (
-    "created_at, created_event_id, channel, origin_at, origin_event_id, first_touch_at, "
-    "earliest_touch_at, latest_touch_at, speed_s, mql_at, sql_at"
-)
-# A no-op update takes the row lock (in key order) and returns the row as last committed.
-LOCK = f"""
-INSERT INTO leads AS l (tenant, contact_id)
-SELECT * FROM unnest($1::text[], $2::text[]) ORDER BY 1, 2
-ON CONFLICT (tenant, contact_id) DO UPDATE SET created_at = l.created_at
-RETURNING tenant, contact_id, {_COLUMNS}
+LOCK_TENANTS = """
+SELECT count(pg_advisory_xact_lock($1, k))
+FROM (SELECT DISTINCT hashtext(t) AS k FROM unnest($2::text[]) AS t ORDER BY k) AS s
 """
-# The earliest archived touch of each (tenant, contact) in [lo, hi], for many contacts at once.
+_COLUMNS = (
+    "created_at, created_event_id, channel, origin_at, origin_event_id, "
+    "first_touch_at, speed_s, mql_at, sql_at"
+)
+LOAD = f"""
+SELECT l.tenant, l.contact_id, {_COLUMNS}
+FROM unnest($1::text[], $2::text[]) AS u(tenant, contact_id)
+JOIN leads l ON l.tenant = u.tenant AND l.contact_id = u.contact_id
+"""
+# The earliest archived touch of each (tenant, contact) at or after its lead's creation.
 FIRST_TOUCHES = """
 SELECT u.i, (
   SELECT min(e.occurred_at) FROM events e
-  WHERE e.tenant = u.tenant AND e.contact_id = u.contact_id AND e.type = any($6::text[])
-    AND e.occurred_at >= u.lo AND e.occurred_at <= u.hi
+  WHERE e.tenant = u.tenant AND e.contact_id = u.contact_id AND e.type = any($5::text[])
+    AND e.occurred_at >= u.lo
 ) AS found
-FROM unnest($1::int[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
-  AS u(i, tenant, contact_id, lo, hi)
+FROM unnest($1::int[], $2::text[], $3::text[], $4::timestamptz[]) AS u(i, tenant, contact_id, lo)
 """
 CRM_CHANNELS = """
 SELECT u.tenant, u.contact_id, c.channel
@@ -70,14 +82,13 @@ FROM unnest($1::text[], $2::text[]) AS u(tenant, contact_id)
 JOIN crm_entities c ON c.tenant = u.tenant AND c.entity = 'contact' AND c.entity_id = u.contact_id
 """
 SAVE = f"""
-UPDATE leads AS l
-SET ({_COLUMNS}) = (u.created_at, u.created_event_id, u.channel, u.origin_at, u.origin_event_id,
-    u.first_touch_at, u.earliest_touch_at, u.latest_touch_at, u.speed_s, u.mql_at, u.sql_at)
-FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::timestamptz[], $7::text[],
-            $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::numeric[], $12::timestamptz[],
-            $13::timestamptz[])
-  AS u(tenant, contact_id, {_COLUMNS})
-WHERE l.tenant = u.tenant AND l.contact_id = u.contact_id
+INSERT INTO leads AS l (tenant, contact_id, {_COLUMNS})
+SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::timestamptz[],
+                     $7::text[], $8::timestamptz[], $9::numeric[], $10::timestamptz[], $11::timestamptz[])
+ORDER BY 1, 2
+ON CONFLICT (tenant, contact_id) DO UPDATE
+SET ({_COLUMNS}) = (EXCLUDED.created_at, EXCLUDED.created_event_id, EXCLUDED.channel, EXCLUDED.origin_at,
+    EXCLUDED.origin_event_id, EXCLUDED.first_touch_at, EXCLUDED.speed_s, EXCLUDED.mql_at, EXCLUDED.sql_at)
 """
 
 
@@ -90,7 +101,11 @@ class _Lead:
     origin: LeadOrigin | None
     mql_at: datetime | None
     sql_at: datetime | None
-    loaded: tuple[Any, ...]  # the row as locked, to leave unchanged rows alone
+    loaded: tuple[Any, ...] | None  # the row as read, to leave unchanged rows alone; None: no row yet
+
+    @classmethod
+    def new(cls, tenant: str, contact_id: str) -> _Lead:
+        return cls(tenant, contact_id, LeadSpeed(), None, None, None, None, None)
 
     @classmethod
     def of(cls, row: asyncpg.Record) -> _Lead:
@@ -100,13 +115,10 @@ class _Lead:
         created = None
         if row["created_at"] is not None:
             created = (row["created_at"], row["created_event_id"] or "")
-        speed = LeadSpeed(
-            row["created_at"], row["first_touch_at"], row["earliest_touch_at"], row["latest_touch_at"]
-        )
         return cls(
             row["tenant"],
             row["contact_id"],
-            speed,
+            LeadSpeed(row["created_at"], row["first_touch_at"]),
             created,
             origin,
             row["mql_at"],
@@ -125,36 +137,35 @@ class LeadsFold:
         zone_of: ZoneOf,
         updates: Sequence[CrmUpdate] = (),
     ) -> Deltas | None:
-        mine = [e for e in events if e.contact_id is not None and e.type in _FOLDED]
-        channel_changes = [u for u in updates if u.entity == "contact" and u.property == "channel"]
-        if not mine and not channel_changes:
-            return None
         by_contact: dict[tuple[str, str], list[Event]] = {}
-        for e in mine:
-            assert e.contact_id is not None
-            by_contact.setdefault((e.tenant, e.contact_id), []).append(e)
-        for u in channel_changes:
-            by_contact.setdefault((u.tenant, u.entity_id), [])
+        rowed: set[tuple[str, str]] = set()
+        for e in events:
+            if e.contact_id is not None and e.type in _FOLDED:
+                by_contact.setdefault((e.tenant, e.contact_id), []).append(e)
+                if e.type in _ROWED:
+                    rowed.add((e.tenant, e.contact_id))
+        for u in updates:
+            if u.entity == "contact" and u.property == "channel":
+                by_contact.setdefault((u.tenant, u.entity_id), [])
+                rowed.add((u.tenant, u.entity_id))
+        if not by_contact:
+            return None
         keys = sorted(by_contact)
+        await conn.execute(LOCK_TENANTS, _LOCK_CLASS, sorted({t for t, _ in keys}))
+        found = {(r["tenant"], r["contact_id"]): _Lead.of(r) for r in await conn.fetch(LOAD, *_columns(keys))}
 
-        leads = [_Lead.of(row) for row in await conn.fetch(LOCK, *_columns(keys))]
-        # A contact's earliest lead.created goes first: only it can need the archive (the others
-        # and all touches fold from the state alone), so the batch asks the archive once.
-        rest: list[list[Event]] = []
-        asks: list[tuple[_Lead, tuple[datetime, datetime]]] = []
-        for lead in leads:
-            ordered = sorted(by_contact[(lead.tenant, lead.contact_id)], key=_creations_first)
-            if ordered and ordered[0].type == LEAD_CREATED:
-                lookup = _fold(lead, ordered.pop(0))
-                if lookup is not None:
-                    asks.append((lead, lookup))
-            rest.append(ordered)
+        leads: list[_Lead] = []
+        asks: list[_Lead] = []
+        for key in keys:
+            lead = found.get(key)
+            if lead is None:
+                if key not in rowed:
+                    continue  # touches of a contact that is no lead (yet): the archive remembers them
+                lead = _Lead.new(*key)
+            if _fold(lead, by_contact[key]):
+                asks.append(lead)
+            leads.append(lead)
         await _first_touches(conn, asks)
-        for lead, events_left in zip(leads, rest, strict=True):
-            for e in events_left:
-                lookup = _fold(lead, e)
-                if lookup is not None:  # cannot happen after the earliest creation; kept exact anyway
-                    await _first_touches(conn, [(lead, lookup)])
         crm = await _crm_channels(conn, [lead for lead in leads if lead.origin is None])
         changed = [row for lead in leads if (row := _row(lead, crm)) != lead.loaded]
         if changed:
@@ -162,37 +173,40 @@ class LeadsFold:
         return None
 
 
-def _creations_first(e: Event) -> tuple[bool, datetime, str]:
-    return (e.type != LEAD_CREATED, e.occurred_at, e.event_id)
+def _fold(lead: _Lead, events: Sequence[Event]) -> bool:
+    """Fold a contact's events of the batch; True when its creation moved and the first touch must
+    be looked up in the archive (which then also answers for the batch's touches)."""
+    created_before = lead.created
+    for e in events:
+        at = e.occurred_at
+        if e.type == LEAD_CREATED:
+            if lead.created is None or (at, e.event_id) < lead.created:
+                lead.created = (at, e.event_id)
+            lead.origin = earliest_origin(lead.origin, at, e.event_id, e.channel)
+        elif e.type == LEAD_QUALIFIED:
+            if e.stage == "mql":
+                lead.mql_at = at if lead.mql_at is None else min(lead.mql_at, at)
+            elif e.stage == "sql":
+                lead.sql_at = at if lead.sql_at is None else min(lead.sql_at, at)
+    if lead.created is not None and (created_before is None or lead.created[0] < created_before[0]):
+        lead.speed = LeadSpeed(lead.created[0])
+        return True
+    # Only a touch between the creation and the current first touch moves the first touch.
+    for e in events:
+        if e.type in TOUCH_TYPES:
+            lead.speed = fold_touch(lead.speed, e.occurred_at).state
+    return False
 
 
-def _fold(lead: _Lead, e: Event) -> tuple[datetime, datetime] | None:
-    """Fold one event; returns the range to look the first touch up in, if the state cannot tell."""
-    at = e.occurred_at
-    if e.type == LEAD_QUALIFIED:
-        if e.stage == "mql":
-            lead.mql_at = at if lead.mql_at is None else min(lead.mql_at, at)
-        elif e.stage == "sql":
-            lead.sql_at = at if lead.sql_at is None else min(lead.sql_at, at)
-        return None
-    step = fold_speed_event(lead.speed, e.type, at)
-    lead.speed = step.state
-    if e.type == LEAD_CREATED:
-        if lead.created is None or (at, e.event_id) < lead.created:
-            lead.created = (at, e.event_id)
-        lead.origin = earliest_origin(lead.origin, at, e.event_id, e.channel)
-    return step.lookup
-
-
-async def _first_touches(
-    conn: asyncpg.Connection, asks: Sequence[tuple[_Lead, tuple[datetime, datetime]]]
-) -> None:
-    """Complete the folds that asked for a look-up, from the archive."""
+async def _first_touches(conn: asyncpg.Connection, asks: Sequence[_Lead]) -> None:
     if not asks:
         return
-    rows = [(i, lead.tenant, lead.contact_id, lo, hi) for i, (lead, (lo, hi)) in enumerate(asks)]
+    rows = []
+    for i, lead in enumerate(asks):
+        assert lead.speed.created_at is not None
+        rows.append((i, lead.tenant, lead.contact_id, lead.speed.created_at))
     for r in await conn.fetch(FIRST_TOUCHES, *_columns(rows), _TOUCHES):
-        lead = asks[r["i"]][0]
+        lead = asks[r["i"]]
         lead.speed = resolve_first_touch(lead.speed, r["found"]).state
 
 
@@ -216,8 +230,6 @@ def _row(lead: _Lead, crm: dict[tuple[str, str], str]) -> tuple[Any, ...]:
         origin.occurred_at if origin is not None else None,
         origin.event_id if origin is not None else None,
         s.first_touch,
-        s.earliest_touch,
-        s.latest_touch,
         speed,
         lead.mql_at,
         lead.sql_at,
