@@ -106,6 +106,27 @@ def api(host: Host = "127.0.0.1", port: Annotated[int, typer.Option()] = 8002) -
     main(_settings(), host, port)
 
 
+@app.command()
+def rebuild(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant (default: every tenant).")] = None,
+) -> None:
+    """Recompute every rollup and state table from the archive, e.g. after adding an alias.
+
+    One transaction: the API serves the previous numbers until it commits, and the aggregators wait.
+    """
+    from rich.console import Console
+
+    from services.aggregator.rebuild import RebuildError, run
+    from services.core.observability import setup_logging
+
+    settings = _settings()
+    setup_logging("WARNING")
+    try:
+        asyncio.run(run(settings, tenant, Console(stderr=True)))
+    except RebuildError as exc:
+        raise _fail(str(exc)) from exc
+
+
 @tenants_app.command("create")
 def tenants_create(
     slug: str,
@@ -127,12 +148,39 @@ def tenants_set_secret(slug: str, source: str, value: str) -> None:
     """Set a per-source secret (hubspot, salesforce, twilio, aircall, sendgrid, webhooks)."""
     from services.core.tenancy import TenancyError, set_secret
 
+    if source == "sendgrid":
+        from services.ingest.sources.sendgrid import load_public_key
+
+        try:
+            load_public_key(value)
+        except ValueError as exc:
+            raise _fail(
+                "the SendGrid secret is the Event Webhook verification key as SendGrid shows it"
+                f" (base64, or a PEM block): {exc}"
+            ) from exc
     secret_key = _settings().secret_key.get_secret_value()
     try:
         _with_engine(set_secret, secret_key, slug, source, value)
     except TenancyError as exc:
         raise _fail(str(exc)) from exc
     typer.echo(f"{source} secret of {slug} set", err=True)
+
+
+@tenants_app.command("set-option")
+def tenants_set_option(slug: str, source: str, key: str, value: str) -> None:
+    """Set a vendor mapping option; an empty VALUE restores the default. Lists are comma-separated.
+
+    hubspot: won_stages, lost_stages, legacy_signatures (true/false), channel_overrides (VALUE=channel,...)
+
+    salesforce: mql_statuses, sql_statuses, allowed_networks (CIDRs), channel_overrides
+    """
+    from services.core.source_settings import SourceSettingsError, format_option, set_option
+
+    try:
+        stored = _with_engine(set_option, slug, source, key, value)
+    except SourceSettingsError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"{source} option {key} of {slug}: {format_option(stored.get(key))}", err=True)
 
 
 @keys_app.command("create")
@@ -158,6 +206,110 @@ def keys_revoke(key_prefix: str) -> None:
     if not _with_engine(revoke_key, key_prefix):
         raise _fail(f"no active key with prefix {key_prefix!r}")
     typer.echo("key revoked", err=True)
+
+
+@app.command("replay-failed")
+def replay_failed(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's failed events.")] = None,
+) -> None:
+    """Fold dead-lettered events again once their cause is fixed (e.g. the tenant now exists)."""
+    from services.aggregator.replay import replay_failed as replay
+    from services.aggregator.store import DB_ERRORS
+    from services.core.observability import setup_logging
+
+    settings = _settings()
+    setup_logging("WARNING")
+    try:
+        result = asyncio.run(replay(settings, tenant))
+    except DB_ERRORS as exc:
+        raise _fail(f"database unavailable: {exc!r}") from exc
+    typer.echo(
+        f"replayed {result.replayed} ({result.folded} new to the rollups), still failing"
+        f" {result.still_failing}"
+    )
+
+
+EnvFile = Annotated[
+    Path, typer.Option(help="Read for whatever the environment does not set (written by `salesloop dev`).")
+]
+
+
+@app.command()
+def demo(
+    reps: Annotated[int, typer.Option(min=12, max=1000, help="Reps in the organisation.")] = 50,
+    days: Annotated[int, typer.Option(min=90, max=1096, help="Days of history, up to yesterday.")] = 180,
+    seed: Annotated[int, typer.Option(help="The same seed on the same day gives the same events.")] = 7,
+    tenant: Annotated[str, typer.Option(help="The tenant of the ingest key.")] = "demo",
+    ingest_url: Annotated[str | None, typer.Option(help="Default: SALESLOOP_INGEST_URL.")] = None,
+    api_url: Annotated[str | None, typer.Option(help="Default: SALESLOOP_API_URL.")] = None,
+    ingest_key: Annotated[str | None, typer.Option(help="Default: SALESLOOP_INGEST_KEY.")] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(help="Needs reps:write, hiring:write, demand:write. Default: SALESLOOP_API_KEY."),
+    ] = None,
+    webhook_secret: Annotated[
+        str | None,
+        typer.Option(help="Signs /v1/events (else the ingest key). Default: SALESLOOP_WEBHOOK_SECRET."),
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="Requests in flight.")] = 16,
+    env_file: EnvFile = Path(".salesloop/dev.env"),
+) -> None:
+    """Load a synthetic sales organisation with known structure through the real endpoints.
+
+    Calls arrive as Twilio and Aircall webhooks, emails as SendGrid events, deal progress as HubSpot
+    notifications (each signed as the vendor signs), the rest as canonical events. With database
+    access (SALESLOOP_DATABASE_URL) the vendor secrets are set on the tenant first; without, every
+    event goes to /v1/events.
+    """
+    from services.demo import commands
+
+    overrides = {
+        "SALESLOOP_INGEST_URL": ingest_url,
+        "SALESLOOP_API_URL": api_url,
+        "SALESLOOP_INGEST_KEY": ingest_key,
+        "SALESLOOP_API_KEY": api_key,
+        "SALESLOOP_WEBHOOK_SECRET": webhook_secret,
+    }
+    raise typer.Exit(
+        commands.demo(
+            reps=reps,
+            days=days,
+            seed=seed,
+            tenant=tenant,
+            concurrency=concurrency,
+            env_file=env_file,
+            overrides=overrides,
+        )
+    )
+
+
+@app.command()
+def report(
+    tenant: Annotated[
+        str | None, typer.Option(help="Shown in the title; the data is the API key's tenant.")
+    ] = None,
+    window: Annotated[str, typer.Option(help="The last full days, e.g. 30d.")] = "90d",
+    from_: Annotated[
+        str | None, typer.Option("--from", help="First day (YYYY-MM-DD), with --to, instead of --window.")
+    ] = None,
+    to: Annotated[str | None, typer.Option(help="Last day (YYYY-MM-DD), inclusive.")] = None,
+    api_url: Annotated[str | None, typer.Option(help="Default: SALESLOOP_API_URL.")] = None,
+    api_key: Annotated[str | None, typer.Option(help="Default: SALESLOOP_API_KEY.")] = None,
+    env_file: EnvFile = Path(".salesloop/dev.env"),
+) -> None:
+    """What the feedback API says: coaching focus, hiring traits, ramp by cohort, channel quality."""
+    from services.demo import commands
+
+    days = {"from": from_, "to": to} if from_ is not None or to is not None else {"window": window}
+    overrides = {"SALESLOOP_API_URL": api_url, "SALESLOOP_API_KEY": api_key}
+    raise typer.Exit(
+        commands.report(
+            tenant=tenant,
+            window={k: v for k, v in days.items() if v is not None},
+            env_file=env_file,
+            overrides=overrides,
+        )
+    )
 
 
 def main() -> None:

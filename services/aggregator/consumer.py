@@ -5,6 +5,10 @@ stored with the rollups, each batch commits archive rows, rollups and next offse
 and the Kafka commit afterwards only serves lag tools. A batch that Postgres refuses is retried, never
 skipped; if its partitions are taken away meanwhile it is dropped, and whoever owns them next starts
 from the stored offsets, so nothing is lost and nothing counted twice.
+
+A message that cannot be folded is dead-lettered (dlq.py) within its batch and never retried. Once a
+partition's log is seen to restart below the stored offset (a broker that lost its log, rewind.py),
+every owned partition is read again from its new beginning.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import logging
 import signal
 import socket
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -23,10 +28,13 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import KafkaError
 
 from services.aggregator import metrics as m
-from services.aggregator.decode import Malformed, decode
+from services.aggregator import rewind
+from services.aggregator.decode import Malformed, decode_message
+from services.aggregator.dlq import DeadLetter, DeadLetters, DeadLetterUnpublished, Message
 from services.aggregator.fold import Event
 from services.aggregator.health import EmbeddedServer, health_app
-from services.aggregator.store import DB_ERRORS, BatchResult, Store
+from services.aggregator.store import APPLICATION_NAME, DB_ERRORS, BatchResult, Store
+from services.core.crm import CrmUpdate
 from services.core.kafka import new_consumer
 from services.core.observability import setup_logging
 from services.core.settings import Settings
@@ -57,6 +65,7 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
         self.topic = settings.events_topic
         self.started = False
         self.store: Store | None = None
+        self.dead_letters: DeadLetters | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()  # interrupts retry back-off: stop or revocation
@@ -82,6 +91,7 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def run(self) -> None:
         self.store = await Store.open(self.settings)
+        self.dead_letters = await DeadLetters.open(self.settings, APPLICATION_NAME)
         try:
             consumer = await self._start_consumer()
             if consumer is None:
@@ -93,6 +103,7 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
                 self.started = False
                 await self._leave(consumer)
         finally:
+            await self.dead_letters.close()
             await self.store.close()
             log.info("aggregator stopped")
 
@@ -172,10 +183,12 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
         async with self._lock:
             if generation != self._generation:
                 return  # fetched before a rebalance: positions were reset, these come again
+            rewound = self._notice_rewound(records)
             committed = await self._fold(records) if records else None
             self._report_lag(consumer)
         if committed:
             await self._commit_kafka(consumer, committed)
+        await self._restart_lost_logs(consumer, generation, rewound)
 
     async def _seek_pending(self, consumer: AIOKafkaConsumer) -> None:
         """Move freshly assigned partitions to the offsets stored in Postgres, then resume them."""
@@ -211,31 +224,43 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
     async def _fold(self, records: Records) -> dict[int, int] | None:
         """Decode, dedupe and commit one batch. Returns its next offsets, or None if abandoned."""
         assert self.store is not None
-        events: list[Event] = []
+        assert self.dead_letters is not None
+        decoded: list[tuple[Message, Event]] = []
+        updates: list[CrmUpdate] = []
+        letters: list[DeadLetter] = []
         offsets: dict[int, int] = {}
         messages = 0
         for tp, batch in records.items():
             for msg in batch:
-                decoded = decode(msg.value, msg.headers)
-                if isinstance(decoded, Malformed):
-                    _skip(msg, decoded)
+                item = decode_message(msg.value, msg.headers)
+                if isinstance(item, Malformed):
+                    letters.append(DeadLetter.malformed(msg, item))
+                elif isinstance(item, CrmUpdate):
+                    updates.append(item)
                 else:
-                    events.append(decoded)
+                    decoded.append((msg, item))
             if batch:
                 offsets[tp.partition] = batch[-1].offset + 1
                 messages += len(batch)
-        store = self.store
+        store, dead_letters = self.store, self.dead_letters
+        events = await self._set_aside(decoded, letters)
 
-        async def commit() -> tuple[float, BatchResult]:
+        async def commit(events: list[Event]) -> tuple[float, BatchResult, Counter[str]]:
             started = time.perf_counter()
-            result = await store.commit_batch(events, offsets)
-            return time.perf_counter() - started, result
+            # Before the batch: a crash in between leaves the rows, and the redelivery finds them there.
+            recorded = await dead_letters.record(letters) if letters else Counter[str]()
+            result = await store.commit_batch(events, offsets, updates)
+            return time.perf_counter() - started, result, recorded
 
-        outcome = await self._retry("commit batch", commit, self._generation)
+        outcome = None
+        if events is not None:
+            outcome = await self._retry("commit batch", lambda: commit(events), self._generation)
         if outcome is None:
             log.warning("batch abandoned before commit; it will be read again", extra={"messages": messages})
             return None
-        elapsed, result = outcome
+        elapsed, result, recorded = outcome
+        for reason, n in recorded.items():
+            m.DEAD_LETTERS.labels(reason).inc(n)
         now = datetime.now(UTC)
         m.BATCH_SIZE.observe(messages)
         m.COMMIT_SECONDS.observe(elapsed)
@@ -251,9 +276,8 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
         return offsets
 
     async def _retry(self, what: str, attempt: Callable[[], Awaitable[T]], generation: int) -> T | None:
-        """Retry a Postgres step with capped exponential back-off until it succeeds.
-
-        Gives up (None) only when the process stops or the partitions are being taken away.
+        """Retry a Postgres (or dead-letter publishing) step with capped exponential back-off until it
+        succeeds. Gives up (None) only when the process stops or the partitions are being taken away.
         """
         delay = RETRY_FIRST_S
         while True:
@@ -263,6 +287,10 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
                 m.DB_RETRIES.inc()
                 log.warning(
                     "postgres unavailable", extra={"step": what, "error": repr(exc), "retry_in_s": delay}
+                )
+            except DeadLetterUnpublished as exc:
+                log.warning(
+                    "broker unavailable", extra={"step": what, "error": str(exc), "retry_in_s": delay}
                 )
             if self.stopping or self._revoking or generation != self._generation:
                 return None
@@ -289,22 +317,78 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
             if highwater is not None and position is not None:
                 m.LAG.labels(str(tp.partition)).set(max(highwater - position, 0))
 
+    # -- dead letters --
+
+    async def _set_aside(
+        self, decoded: list[tuple[Message, Event]], letters: list[DeadLetter]
+    ) -> list[Event] | None:
+        """The batch's events to fold. Those of unknown tenants or in a foreign currency join `letters`,
+        which are then published to the DLQ topic. None: abandoned (stopping or partitions revoked)."""
+        assert self.dead_letters is not None
+        dead_letters, generation = self.dead_letters, self._generation
+        events: list[Event] = []
+        if decoded:
+            screened = await self._retry("look up tenants", lambda: dead_letters.screen(decoded), generation)
+            if screened is None:
+                return None
+            events, refused = screened
+            letters.extend(refused)
+        if letters:
+            published = await self._retry(
+                "publish dead letters", lambda: dead_letters.publish(letters), generation
+            )
+            if published is None:
+                return None
+            for letter in letters:
+                _skip(letter)
+        return events
+
+    # -- logs that restarted below the stored offsets (rewind.py) --
+
+    def _notice_rewound(self, records: Records) -> list[TopicPartition]:
+        found = rewind.rewound(records, self._next)
+        for tp, expected, first in found:
+            rewind.restarted(tp, expected, first)
+        return [tp for tp, _, _ in found]
+
+    async def _restart_lost_logs(
+        self, consumer: AIOKafkaConsumer, generation: int, rewound: list[TopicPartition]
+    ) -> None:
+        """Once one partition's log restarted, read every other owned partition from its beginning too."""
+        if not rewound and not rewind.shrunk(consumer.assignment(), consumer.highwater, self._next):
+            return
+        restart = [tp for tp in consumer.assignment() if tp not in rewound]
+        try:
+            beginning = await consumer.beginning_offsets(restart)
+        except KafkaError as exc:
+            log.warning("could not read the partitions' first offsets", extra={"error": repr(exc)})
+            return
+        async with self._lock:
+            if generation != self._generation:
+                return
+            for tp in restart:
+                expected = self._next.get(tp)
+                if expected is not None and expected != beginning[tp] and tp in consumer.assignment():
+                    rewind.restarted(tp, expected, beginning[tp])
+                    consumer.seek(tp, beginning[tp])
+                    self._next[tp] = beginning[tp]
+
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
 
 
-def _skip(msg: ConsumerRecord, why: Malformed) -> None:
-    m.MALFORMED.labels(why.reason).inc()
+def _skip(letter: DeadLetter) -> None:
+    m.MALFORMED.labels(letter.reason).inc()
     log.warning(
         "skipping malformed message",
         extra={
-            "reason": why.reason,
-            "detail": why.detail,
-            "tenant": why.tenant,
-            "event_id": why.event_id,
-            "partition": msg.partition,
-            "offset": msg.offset,
+            "reason": letter.reason,
+            "detail": letter.detail,
+            "tenant": letter.tenant,
+            "event_id": letter.event_id,
+            "partition": letter.partition,
+            "offset": letter.offset,
         },
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.aggregator.decode import REASONS
+from services.aggregator.dlq import DEAD_LETTER_REASONS
 
 BATCH_SIZE_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 20_000, 50_000)
 COMMIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -22,6 +23,18 @@ MALFORMED = Counter(
 )
 for _reason in REASONS:
     MALFORMED.labels(_reason)
+DEAD_LETTERS = Counter(
+    "salesloop_aggregator_dead_letters_total",
+    "Messages recorded in failed_events and sent to the DLQ topic (each message once)",
+    ["reason"],
+)
+for _dead_letter_reason in DEAD_LETTER_REASONS:
+    DEAD_LETTERS.labels(_dead_letter_reason)
+OFFSET_RESETS = Counter(
+    "salesloop_aggregator_offset_resets_total",
+    "Partitions found restarted below the stored offset (a broker that lost its log), read again from"
+    " their new beginning",
+)
 BATCH_SIZE = Histogram(
     "salesloop_aggregator_batch_size_events", "Messages per committed batch", buckets=BATCH_SIZE_BUCKETS
 )

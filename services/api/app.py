@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from services.api.deps import EngineDep, error_responses
 from services.core.auth import Directory
 from services.core.db import create_engine
-from services.core.http import ApiError, install_error_handlers, serve
+from services.core.http import ApiError, RejectNul, install_error_handlers, serve
 from services.core.observability import (
     RequestMetrics,
     RequestMetricsMiddleware,
@@ -134,6 +134,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(RequestMetricsMiddleware, request_metrics=HTTP)
+    app.add_middleware(RejectNul)
     app.include_router(health)
     for router in domain_routers():
         app.include_router(router)

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
@@ -93,3 +94,27 @@ def serve(app: FastAPI, host: str, port: int, *, graceful_s: int = 10) -> None:
         timeout_keep_alive=30,
         server_header=False,
     )
+
+
+class RejectNul:
+    """422 for a NUL character anywhere in the path or query string.
+
+    Postgres text cannot hold NUL, so such a value would otherwise fail deep inside a query; no
+    legitimate id, team or parameter contains one.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope["path"] or b"%00" in scope["query_string"] or b"\x00" in scope["query_string"]
+        ):
+            body = error_body(
+                "invalid_request",
+                "the request is not valid",
+                [{"field": None, "reason": "the path or query string must not contain NUL characters"}],
+            )
+            await JSONResponse(body, status_code=422)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     # A body slower than this is refused with 408 (slow senders must not hold workers).
     body_read_timeout_s: float = Field(10.0, gt=0)
     auth_cache_ttl_s: float = Field(5.0, ge=0)
+    # Per-tenant token bucket over events (a batch of n takes n tokens), per ingest process: with N
+    # replicas a tenant may send N times this. 0 turns the limit off.
+    rate_limit_events_per_s: float = Field(2000.0, ge=0)
+    rate_limit_burst: int = Field(4000, ge=1)
 
     # aggregator
     batch_max_events: int = Field(10_000, ge=1)

@@ -16,6 +16,7 @@ from services.ingest.body import parse_json, read_body, require_json
 from services.ingest.canonical import events_from_payload
 from services.ingest.deps import IngestDep
 from services.ingest.producer import publish
+from services.ingest.ratelimit import limiter_of
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         413: "the body is over the size limit",
         415: "Content-Type is not application/json",
         422: "invalid event(s), nothing accepted: one `details` entry per bad field, with the event `index`",
+        429: "over the tenant's rate limit (events per second); nothing accepted, retry after `Retry-After`",
         503: "the broker did not acknowledge; retry after `Retry-After` seconds",
     }.items()
 }
@@ -47,10 +49,12 @@ async def post_events(tenant: str, request: Request, ingest: IngestDep) -> Respo
     """Authenticated by `Authorization: Bearer <ingest key>` or by Standard Webhooks headers."""
     headers = request.headers
     directory, limits = ingest.directory, ingest.limits
+    limiter = limiter_of(request.app)
     with metrics.counted_rejections(Source.API.value, tenant):
         require_json(headers)
         if credentials_kind(headers) == "bearer":
             info = await authenticate_key(directory, tenant, headers.get("authorization"))
+            limiter.check(info.slug, Source.API.value)
             body = await read_body(request, limits)
         else:
             # The signature covers the body, so it is read first, whatever the tenant.
@@ -58,6 +62,7 @@ async def post_events(tenant: str, request: Request, ingest: IngestDep) -> Respo
             info = await authenticate_webhook(directory, tenant, body, headers)
         child(metrics.BODY_SIZE, Source.API.value).observe(len(body))
         events = events_from_payload(parse_json(body), info.currency, limits.max_batch_events, body)
+        limiter.admit(info.slug, len(events), Source.API.value)
         accepted = await publish(ingest.producer, info.slug, Source.API, events)
     log.debug("events accepted", extra={"tenant": info.slug, "events": accepted})
     return Response(orjson.dumps({"accepted": accepted}), status_code=202, media_type="application/json")
