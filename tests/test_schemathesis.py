@@ -42,14 +42,7 @@ from tests.factories import TenantCtx, TenantFactory
 EXAMPLES = 20
 # Defects in code outside this test's reach, tolerated (and warned about) until fixed there. Remove an
 # entry once its operation passes; anything not listed fails the test.
-KNOWN_DEFECTS = {
-    "ingest GET /metrics": "documented as application/json; the exposition is text/plain"
-    " (declare response_class=PlainTextResponse, as the api does)",
-    "api PUT /v1/reps/{rep_id}": "a body that is not UTF-8 JSON answers 400, which the operation does"
-    " not document",
-    "api PUT /v1/demand/spend": "a body that is not UTF-8 JSON answers 400, which the operation does not"
-    " document",
-}
+KNOWN_DEFECTS: dict[str, str] = {}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 FUZZ = settings(
     max_examples=EXAMPLES,

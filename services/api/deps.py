@@ -168,6 +168,7 @@ class ErrorBody(BaseModel):
 
 
 _ERROR_DESCRIPTIONS = {
+    400: "The body is not JSON (or not UTF-8)",
     401: "Missing, unknown or revoked API key",
     403: "The key lacks the scope this route needs",
     404: "No such resource in the key's tenant",

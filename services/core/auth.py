@@ -7,13 +7,35 @@ secret keeps working (SALESLOOP_AUTH_CACHE_TTL_S, default 5 s).
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
+from typing import TypeVar
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.http import ApiError
 from services.core.tenancy import KeyInfo, TenantInfo, TtlCache, get_secret, get_tenant, lookup_key
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+DATABASE_RETRY_AFTER_S = 5
+
+
+async def answered(lookup: Awaitable[T]) -> T:
+    """A key, tenant or secret look-up; 503 with Retry-After while the database cannot answer (a
+    server fault, never the sender's: it retries, and nothing was accepted)."""
+    try:
+        return await lookup
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        log.warning("database unavailable for authentication; answering 503", extra={"error": repr(exc)})
+        raise ApiError(
+            503,
+            "database_unavailable",
+            "credentials cannot be checked right now; retry later",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+        ) from None
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -38,14 +60,14 @@ class Directory:
     async def key(self, token: str) -> KeyInfo | None:
         hit, info = self._keys.get(token)
         if not hit:
-            info = await lookup_key(self._engine, token)
+            info = await answered(lookup_key(self._engine, token))
             self._keys.put(token, info)
         return info
 
     async def tenant(self, slug: str) -> TenantInfo | None:
         hit, info = self._tenants.get(slug)
         if not hit:
-            info = await get_tenant(self._engine, slug)
+            info = await answered(get_tenant(self._engine, slug))
             self._tenants.put(slug, info)
         return info
 
@@ -59,7 +81,7 @@ class Directory:
         hit, value = self._secrets.get((tenant, source))
         if not hit:
             try:
-                value = await get_secret(self._engine, self._secret_key, tenant, source)
+                value = await answered(get_secret(self._engine, self._secret_key, tenant, source))
             except ValueError as exc:
                 log.error("tenant secret cannot be decrypted", extra={"tenant": tenant, "source": source})
                 raise ApiError(

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import orjson
 from fastapi import FastAPI, Response
+from fastapi.responses import PlainTextResponse
 
 from services.core.auth import Directory
 from services.core.db import create_engine
@@ -68,7 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
         body = error_body("not_ready", "the event broker is not reachable or the events topic is missing")
         return Response(orjson.dumps(body), status_code=503, media_type=_JSON)
 
-    @app.get("/metrics", tags=["operations"])
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
     async def prometheus_metrics() -> Response:
         """Prometheus exposition."""
         return metrics_response()

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import binascii
 import logging
-from collections.abc import Awaitable
 from functools import lru_cache
 from typing import TypeVar
 
-from sqlalchemy.exc import SQLAlchemyError
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook, WebhookVerificationError
 from starlette.datastructures import Headers
 
@@ -26,7 +24,6 @@ INGEST_SCOPES = frozenset({"ingest", "admin"})
 WEBHOOK_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 WEBHOOK_SECRET_SOURCE = "webhooks"
 # Long enough for a restarting database to come back, short enough not to stall senders.
-DIRECTORY_RETRY_AFTER_S = 5
 
 T = TypeVar("T")
 
@@ -39,21 +36,6 @@ def unauthorized(source: str, reason: str) -> ApiError:
         "missing or invalid credentials for this tenant",
         headers={"WWW-Authenticate": 'Bearer realm="salesloop"'},
     )
-
-
-async def looked_up(lookup: Awaitable[T]) -> T:
-    """A key, tenant or secret look-up; 503 with Retry-After while the database cannot answer (a
-    server fault, never the sender's: it retries, and nothing was accepted)."""
-    try:
-        return await lookup
-    except (SQLAlchemyError, OSError, TimeoutError) as exc:
-        log.warning("database unavailable for authentication; answering 503", extra={"error": repr(exc)})
-        raise ApiError(
-            503,
-            "database_unavailable",
-            "credentials cannot be checked right now; retry later",
-            headers={"Retry-After": str(DIRECTORY_RETRY_AFTER_S)},
-        ) from None
 
 
 def credentials_kind(headers: Headers) -> str:
@@ -71,12 +53,12 @@ async def authenticate_key(directory: Directory, tenant: str, authorization: str
     token = bearer_token(authorization)
     if token is None or not (token.isascii() and token.isprintable()):
         raise unauthorized("api", "malformed_authorization")
-    key = await looked_up(directory.key(token))
+    key = await directory.key(token)
     if key is None:
         raise unauthorized("api", "unknown_key")
     if key.tenant != tenant:
         raise unauthorized("api", "wrong_tenant")
-    info = await looked_up(directory.tenant(tenant))
+    info = await directory.tenant(tenant)
     if info is None:
         raise unauthorized("api", "unknown_tenant")
     if not key.scopes & INGEST_SCOPES:
@@ -89,10 +71,10 @@ async def authenticate_webhook(
     directory: Directory, tenant: str, body: bytes, headers: Headers
 ) -> TenantInfo:
     """A Standard Webhooks signature over `body` with the tenant's `webhooks` secret, at most 5 min old."""
-    info = await looked_up(directory.tenant(tenant)) if _plausible_slug(tenant) else None
+    info = await directory.tenant(tenant) if _plausible_slug(tenant) else None
     if info is None:
         raise unauthorized("api", "unknown_tenant")
-    secret = await looked_up(directory.secret(tenant, WEBHOOK_SECRET_SOURCE))
+    secret = await directory.secret(tenant, WEBHOOK_SECRET_SOURCE)
     if secret is None:
         raise unauthorized("api", "no_secret")
     verifier = _verifier(secret)

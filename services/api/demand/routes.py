@@ -36,7 +36,7 @@ async def channels(key: DemandReadKey, window: WindowDep, engine: EngineDep) -> 
     summary="Record or replace a channel's spend for a month",
     description="The amount is in the tenant's reporting currency and replaces any earlier amount for "
     "the same channel and month.",
-    responses={201: {"model": SpendOut, "description": "Created"}, **error_responses(401, 403, 422)},
+    responses={201: {"model": SpendOut, "description": "Created"}, **error_responses(400, 401, 403, 422)},
 )
 async def put_spend(key: DemandWriteKey, body: SpendIn, engine: EngineDep, response: Response) -> SpendOut:
     row, created = await service.put_spend(engine, key.tenant, body.channel.value, body.month, body.amount)

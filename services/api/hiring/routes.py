@@ -23,7 +23,10 @@ router = APIRouter(prefix="/v1/hiring", tags=["hiring"])
     "`prior_success`, `intelligence`, `work_ethic`, and any custom trait (lowercase name). Replaces the "
     "whole scorecard. The rep must exist (404 otherwise); every bad trait gets its own entry in the "
     "422 `details`.",
-    responses={201: {"model": ScorecardOut, "description": "Created"}, **error_responses(401, 403, 404, 422)},
+    responses={
+        201: {"model": ScorecardOut, "description": "Created"},
+        **error_responses(400, 401, 403, 404, 422),
+    },
 )
 async def put_scorecard(
     key: HiringWriteKey, rep_id: RepId, body: ScorecardIn, engine: EngineDep, response: Response

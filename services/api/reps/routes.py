@@ -31,7 +31,7 @@ Team = Annotated[str, Path(min_length=1, max_length=200, description="Team name,
     description="Creates (201) or replaces (200) the rep and all of its aliases. Fields left out take "
     "their defaults: timezone the tenant's, active true, the others null. An alias held by another "
     "rep of the tenant answers 409 and changes nothing.",
-    responses={201: {"model": RepOut, "description": "Created"}, **error_responses(401, 403, 409, 422)},
+    responses={201: {"model": RepOut, "description": "Created"}, **error_responses(400, 401, 403, 409, 422)},
 )
 async def put_rep(
     key: RepsWriteKey, rep_id: RepId, body: RepIn, engine: EngineDep, response: Response
