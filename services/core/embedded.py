@@ -85,6 +85,12 @@ class EmbeddedPostgres:
 
         pg_ctl(list(args), pgdata=self.data_dir, user=self._server.system_user)
 
+    def is_running(self) -> bool:
+        pid_file = self.data_dir / "postmaster.pid"
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            return psutil.pid_exists(int(pid_file.read_text().splitlines()[0]))
+        return False
+
     def stop(self) -> None:
         if self._server is not None:
             self._server._cleanup()
