@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
 from rich.console import Console
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.core.models import TenantWatermark
 from services.demo import Summary, load_async, model, simulate
 from services.demo.model import Organisation
 from services.demo.simulate import DemoEvent
 from tests.conftest import Services
 from tests.factories import TenantCtx, TenantFactory
+from tests.support import wait_folded
 
 # A fixed end keeps the organisation the same on every day the tests run (the events stay in the
 # past, which is all the pipeline asks of them).
@@ -63,19 +60,5 @@ async def loaded(
         console=Console(file=out, width=120),
         **SMALL,
     )
-    await wait_folded(engine, tenant.slug, len(events))
+    await wait_folded(engine, tenant.slug, len(events), FOLD_TIMEOUT_S)
     return LoadedDemo(tenant, org, events, summary, out.getvalue())
-
-
-async def wait_folded(engine: AsyncEngine, tenant: str, expected: int) -> None:
-    deadline = time.monotonic() + FOLD_TIMEOUT_S
-    folded = 0
-    while time.monotonic() < deadline:
-        query = select(TenantWatermark.events_folded).where(TenantWatermark.tenant == tenant)
-        async with engine.connect() as conn:
-            folded = (await conn.execute(query)).scalar() or 0
-        if folded >= expected:
-            assert folded == expected, f"{folded} events folded, more than the {expected} sent"
-            return
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"only {folded} of {expected} events folded after {FOLD_TIMEOUT_S:.0f} s")

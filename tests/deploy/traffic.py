@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.factories import TenantCtx
+from tests.support import events_folded as events_folded  # re-exported for the deploy tests
+from tests.support import wait_folded as wait_folded
 
 BATCH = 500
 
@@ -50,21 +48,3 @@ async def post_events(ingest: httpx.AsyncClient, t: TenantCtx, events: Sequence[
 async def put_rep(api: httpx.AsyncClient, t: TenantCtx, rep_id: str, **body: Any) -> None:
     r = await api.put(f"/v1/reps/{rep_id}", json=body, headers=bearer(t.api_key))
     assert r.status_code in (200, 201), r.text
-
-
-async def events_folded(engine: AsyncEngine, tenant: str) -> int:
-    async with engine.connect() as conn:
-        n = (
-            await conn.execute(
-                text("SELECT events_folded FROM tenant_watermarks WHERE tenant = :t"), {"t": tenant}
-            )
-        ).scalar()
-    return int(n or 0)
-
-
-async def wait_folded(engine: AsyncEngine, tenant: str, expected: int, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while (n := await events_folded(engine, tenant)) < expected:
-        assert time.monotonic() < deadline, f"only {n} of {expected} events folded after {timeout_s:.0f}s"
-        await asyncio.sleep(0.1)
-    assert n == expected, f"{n} events folded, {expected} were sent"

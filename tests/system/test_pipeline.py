@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import httpx
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import Services
 from tests.factories import TenantCtx, TenantFactory
+from tests.support import events_folded, wait_folded
 from tests.system.reference import Org, assert_metrics_equal, make_events, rep_metrics, utc
 
 ORG = Org(
@@ -28,24 +27,6 @@ ORG = Org(
     teams={"r1": "east", "r2": "east", "r3": "apac", "r4": "apac", "r5": "east"},
     quotas={"r1": Decimal(50000), "r2": Decimal(40000), "r3": Decimal(60000)},
 )
-
-
-async def folded_count(engine: AsyncEngine, tenant: str) -> int:
-    async with engine.connect() as conn:
-        n = (
-            await conn.execute(
-                text("SELECT events_folded FROM tenant_watermarks WHERE tenant = :t"), {"t": tenant}
-            )
-        ).scalar()
-    return int(n or 0)
-
-
-async def wait_folded(engine: AsyncEngine, tenant: str, expected: int, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while (n := await folded_count(engine, tenant)) < expected:
-        assert time.monotonic() < deadline, f"only {n} of {expected} events folded after {timeout_s}s"
-        await asyncio.sleep(0.1)
-    assert n == expected, f"{n} events folded, {expected} distinct were sent: something was double-counted"
 
 
 async def register_reps(api: httpx.AsyncClient, t: TenantCtx) -> None:
@@ -177,4 +158,4 @@ async def test_rejected_input_leaves_every_number_untouched(
         assert {k: v for k, v in after.items() if k not in ("emails_sent", "reply_rate")} == {
             k: v for k, v in before.items() if k not in ("emails_sent", "reply_rate")
         }
-        assert await folded_count(engine, other.slug) == 0
+        assert await events_folded(engine, other.slug) == 0

@@ -12,7 +12,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -26,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.conftest import Services, Stack
 from tests.factories import TenantCtx, TenantFactory
 from tests.ingest.test_webhooks import Delivery, Secrets, sign
+from tests.support import wait_folded
 from tests.system.reference import assert_metrics_equal
 
 DANA_PHONE, EVE_PHONE = "+14155550100", "+14155550111"
@@ -405,24 +405,6 @@ def deliveries(t: TenantCtx, keys: Secrets, base: str, *, attempt: int = 0) -> l
 async def send(ingest: httpx.AsyncClient, d: Delivery) -> None:
     r = await ingest.post(d.path, content=d.body, headers=d.headers)
     assert r.status_code == (200 if d.vendor == "salesforce" else 202), (d.vendor, r.text)
-
-
-async def folded(engine: AsyncEngine, tenant: str) -> int:
-    async with engine.connect() as conn:
-        n = (
-            await conn.execute(
-                text("SELECT events_folded FROM tenant_watermarks WHERE tenant = :t"), {"t": tenant}
-            )
-        ).scalar()
-    return int(n or 0)
-
-
-async def wait_folded(engine: AsyncEngine, tenant: str, expected: int, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while (n := await folded(engine, tenant)) < expected:
-        assert time.monotonic() < deadline, f"only {n} of {expected} events folded after {timeout_s}s"
-        await asyncio.sleep(0.1)
-    assert n == expected, f"{n} events folded, {expected} distinct were delivered: a replay was counted"
 
 
 async def flush(ingest: httpx.AsyncClient, t: TenantCtx) -> int:
