@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import json
 import os
 import platform
@@ -26,7 +27,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psutil
 from rich.console import Console
@@ -339,6 +340,18 @@ def machine() -> dict[str, Any]:
     }
 
 
+def exclusive(path: Path) -> IO[bytes]:
+    """One benchmark at a time on this machine: a second run would delete the first one's bench/.work
+    and both would measure each other. The lock is held until the process exits."""
+    handle = path.open("wb")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log(f"another benchmark holds {path}; waiting for it to finish")
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -363,20 +376,21 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown phases {sorted(unknown)}; choose from {PHASES}")
 
-    started = time.monotonic()
-    results: dict[str, Any] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "parameters": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "load_average_before": [round(x, 2) for x in os.getloadavg()],
-    }
-    results |= Runner(args).run()
-    results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-    results["duration_s"] = round(time.monotonic() - started)
-    results["targets"] = report.targets(results)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    report.print_table(results)
-    log(f"wrote {args.out} in {results['duration_s']} s")
+    with exclusive(HERE / ".work.lock"):
+        started = time.monotonic()
+        results: dict[str, Any] = {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": machine(),
+            "parameters": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "load_average_before": [round(x, 2) for x in os.getloadavg()],
+        }
+        results |= Runner(args).run()
+        results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+        results["duration_s"] = round(time.monotonic() - started)
+        results["targets"] = report.targets(results)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        report.print_table(results)
+        log(f"wrote {args.out} in {results['duration_s']} s")
 
 
 if __name__ == "__main__":
