@@ -93,7 +93,7 @@ def ingest(host: Host = "127.0.0.1", port: Annotated[int, typer.Option()] = 8001
 @app.command()
 def aggregator(host: Host = "127.0.0.1", metrics_port: Annotated[int, typer.Option()] = 8003) -> None:
     """The aggregator: one member of the consumer group that folds events into rollups."""
-    from services.aggregator.consumer import main
+    from services.aggregator.main import main
 
     main(_settings(), host, metrics_port)
 

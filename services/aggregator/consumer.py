@@ -9,6 +9,10 @@ from the stored offsets, so nothing is lost and nothing counted twice.
 A message that cannot be folded is dead-lettered (dlq.py) within its batch and never retried. Once a
 partition's log is seen to restart below the stored offset (a broker that lost its log, rewind.py),
 every owned partition is read again from its new beginning.
+
+The loop is pipelined, one batch deep: while a batch commits, the next one is fetched and decoded.
+Batches still commit one at a time and in order, and a batch is only committed after the one before
+it: if that one is abandoned, the next is dropped too and read again from the stored offsets.
 """
 
 from __future__ import annotations
@@ -16,27 +20,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
-import socket
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from services.aggregator import metrics as m
 from services.aggregator import rewind
-from services.aggregator.decode import Malformed, decode_message
+from services.aggregator.batch import Batch, Records, prepare
 from services.aggregator.dlq import DeadLetter, DeadLetters, DeadLetterUnpublished, Message
 from services.aggregator.fold import Event
-from services.aggregator.health import EmbeddedServer, health_app
 from services.aggregator.store import APPLICATION_NAME, DB_ERRORS, BatchResult, Store
-from services.core.crm import CrmUpdate
 from services.core.kafka import new_consumer
-from services.core.observability import setup_logging
 from services.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,10 +46,11 @@ T = TypeVar("T")
 RETRY_FIRST_S = 0.2
 RETRY_MAX_S = 2.0
 KAFKA_COMMIT_TIMEOUT_S = 5.0
-SHUTDOWN_GRACE_S = 30.0  # the batch in flight (and its retries) plus leaving the group
 LEAVE_TIMEOUT_S = 10.0
 
-Records = dict[TopicPartition, list[ConsumerRecord]]
+# What a committed batch leaves for the loop: its next offsets, the partitions it found rewound, and
+# the generation it was fetched in.
+Committed = tuple[dict[int, int], list[TopicPartition], int]
 
 
 class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -74,6 +74,7 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
         self._revoking = False
         self._pending: set[TopicPartition] = set()  # assigned, paused, not yet at the stored offset
         self._next: dict[TopicPartition, int] = {}
+        self._inflight: asyncio.Task[Committed | None] | None = None  # the batch committing now
 
     def stop(self) -> None:
         self._stop.set()
@@ -101,6 +102,7 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
                     await self._step(consumer)
             finally:
                 self.started = False
+                await self._settle(consumer)
                 await self._leave(consumer)
         finally:
             await self.dead_letters.close()
@@ -169,6 +171,7 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def _step(self, consumer: AIOKafkaConsumer) -> None:
         if self._pending:
+            await self._settle(consumer)
             await self._seek_pending(consumer)
             return
         generation = self._generation
@@ -180,15 +183,36 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
             log.warning("fetch failed", extra={"error": repr(exc)})
             await self._pause(1.0)
             return
+        batch = await prepare(records) if records else None  # while the batch before commits
+        if not await self._settle(consumer):
+            return  # the batch before was abandoned; this one lies beyond it and comes again
+        if batch is None:
+            self._report_lag(consumer)
+            await self._restart_lost_logs(consumer, generation, [])  # empty fetches show a shrunk log
+            return
+        self._inflight = asyncio.create_task(self._commit(batch, generation))
+
+    async def _commit(self, batch: Batch, generation: int) -> Committed | None:
         async with self._lock:
             if generation != self._generation:
-                return  # fetched before a rebalance: positions were reset, these come again
-            rewound = self._notice_rewound(records)
-            committed = await self._fold(records) if records else None
-            self._report_lag(consumer)
-        if committed:
-            await self._commit_kafka(consumer, committed)
+                return None  # fetched before a rebalance: positions were reset, these come again
+            rewound = self._notice_rewound(batch.records)
+            committed = await self._fold(batch)
+        return None if committed is None else (committed, rewound, generation)
+
+    async def _settle(self, consumer: AIOKafkaConsumer) -> bool:
+        """Wait for the batch in flight. False if it was abandoned rather than committed."""
+        task, self._inflight = self._inflight, None
+        if task is None:
+            return True
+        outcome = await task
+        if outcome is None:
+            return False
+        committed, rewound, generation = outcome
+        self._report_lag(consumer)
+        await self._commit_kafka(consumer, committed)
         await self._restart_lost_logs(consumer, generation, rewound)
+        return True
 
     async def _seek_pending(self, consumer: AIOKafkaConsumer) -> None:
         """Move freshly assigned partitions to the offsets stored in Postgres, then resume them."""
@@ -221,29 +245,13 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
             extra={"offsets": {str(tp.partition): self._next.get(tp) for tp in sorted(tps)}},
         )
 
-    async def _fold(self, records: Records) -> dict[int, int] | None:
-        """Decode, dedupe and commit one batch. Returns its next offsets, or None if abandoned."""
+    async def _fold(self, batch: Batch) -> dict[int, int] | None:
+        """Dedupe and commit one batch. Returns its next offsets, or None if abandoned."""
         assert self.store is not None
         assert self.dead_letters is not None
-        decoded: list[tuple[Message, Event]] = []
-        updates: list[CrmUpdate] = []
-        letters: list[DeadLetter] = []
-        offsets: dict[int, int] = {}
-        messages = 0
-        for tp, batch in records.items():
-            for msg in batch:
-                item = decode_message(msg.value, msg.headers)
-                if isinstance(item, Malformed):
-                    letters.append(DeadLetter.malformed(msg, item))
-                elif isinstance(item, CrmUpdate):
-                    updates.append(item)
-                else:
-                    decoded.append((msg, item))
-            if batch:
-                offsets[tp.partition] = batch[-1].offset + 1
-                messages += len(batch)
+        letters, offsets, updates, messages = batch.letters, batch.offsets, batch.updates, batch.messages
         store, dead_letters = self.store, self.dead_letters
-        events = await self._set_aside(decoded, letters)
+        events = await self._set_aside(batch.decoded, letters)
 
         async def commit(events: list[Event]) -> tuple[float, BatchResult, Counter[str]]:
             started = time.perf_counter()
@@ -269,7 +277,7 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
         m.LAST_COMMIT.set(time.time())
         for e in result.folded:
             m.FRESHNESS.observe((now - e.received_at).total_seconds())
-        for tp in records:
+        for tp in batch.records:
             if tp.partition in offsets:
                 self._next[tp] = offsets[tp.partition]
         log.debug("batch committed", extra={"messages": messages, "folded": len(result.folded)})
@@ -391,48 +399,3 @@ def _skip(letter: DeadLetter) -> None:
             "offset": letter.offset,
         },
     )
-
-
-async def serve(settings: Settings, host: str, metrics_port: int) -> int:
-    """Run until SIGTERM/SIGINT; returns the exit code."""
-    aggregator = Aggregator(settings)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, aggregator.stop)
-
-    try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.create_server((host, metrics_port), family=family)
-    except OSError as exc:
-        log.error("cannot serve metrics", extra={"host": host, "port": metrics_port, "error": repr(exc)})
-        return 1
-    server = EmbeddedServer(health_app(aggregator.ready), host, metrics_port)
-    http = asyncio.create_task(server.serve(sockets=[sock]))
-
-    work = asyncio.create_task(aggregator.run())
-    stopping = asyncio.create_task(aggregator.wait_stopping())
-    await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    code = 0
-    if not work.done():
-        log.info("stopping: finishing the batch in flight")
-        try:
-            await asyncio.wait_for(work, SHUTDOWN_GRACE_S)
-        except TimeoutError:
-            log.error("shutdown took too long; the uncommitted batch is rolled back")
-            code = 1
-    stopping.cancel()
-    if work.done() and not work.cancelled() and (error := work.exception()) is not None:
-        log.error("aggregator failed", exc_info=error)
-        code = 1
-    server.should_exit = True
-    await http
-    return code
-
-
-def main(settings: Settings, host: str, metrics_port: int) -> None:
-    import uvloop
-
-    setup_logging(settings.log_level)
-    code = uvloop.run(serve(settings, host, metrics_port))
-    if code:
-        raise SystemExit(code)
