@@ -3,6 +3,10 @@
 Requests are built (and signed) before the clock starts, so the generator spends its CPU on sockets.
 Event ids repeat when the generator cycles through its requests; ingest does not dedupe (the
 aggregator does), so every request is full work for it.
+
+Besides requests/s and latency, each scenario reports the ingest process's CPU seconds per 1,000
+requests (user + system, from psutil). On a shared machine requests/s moves with the neighbours'
+load; CPU per request hardly does, so compare changes by it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from urllib.parse import urlencode
 
 import httpx
 import orjson
+import psutil
 from standardwebhooks.webhooks import Webhook
 
 from bench import workload
@@ -143,20 +148,36 @@ def run(
 ) -> dict[str, Any]:
     """Every scenario once, back to back, against the same ingest process (profiled if `profiles`)."""
     results: dict[str, Any] = {}
+    process = psutil.Process(pid) if pid else None
     for name, per_request, build in scenarios(target, seconds):
         requests = build()
         profiler = Profiler(py_spy, pid, profiles / f"ingest-{name}.raw") if profiles else None
+        cpu_before = cpu_seconds(process)
         try:
             r = loadgen(target.port, requests, concurrency, seconds)
+            cpu_used = cpu_seconds(process) - cpu_before
         finally:
             summary = profiler.stop() if profiler else None
         if summary is not None:
             r["profile"] = summary
         r["events_per_s"] = r["req_per_s"] * per_request
         r["non_2xx"] = sum(v for k, v in r["statuses"].items() if not 200 <= int(k) < 300)
+        cpu = "n/a"
+        if process is not None and r["requests"]:
+            r["cpu_s_per_1k_requests"] = round(1000 * cpu_used / r["requests"], 3)
+            cpu = f"{r['cpu_s_per_1k_requests']:.3f} s"
         log(
             f"ingest {name}: {r['req_per_s']:,.0f} req/s ({r['events_per_s']:,.0f} events/s), "
-            f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, non-2xx {r['non_2xx']}"
+            f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, non-2xx {r['non_2xx']}, "
+            f"ingest CPU per 1k requests {cpu}"
         )
         results[name] = r
     return results
+
+
+def cpu_seconds(process: psutil.Process | None) -> float:
+    """User + system CPU seconds the process has used so far (0 without a process)."""
+    if process is None:
+        return 0.0
+    times = process.cpu_times()
+    return times.user + times.system

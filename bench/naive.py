@@ -1,11 +1,22 @@
 """The naive peer: how a first consumer is usually written. Run in its own process by bench.peers.
 
-Same topic, same decode, same fold definitions and same rollup tables (copies of the real ones), but
-one single-row upsert per event into each rollup, one Postgres transaction per poll (<= 500 messages)
-and a Kafka offset commit after it. No archive and no dedupe, so it also counts redeliveries twice:
-the comparison flatters it.
+Both variants read the aggregator's topic with their own consumer group, run one Postgres
+transaction per poll (<= 500 messages) with single-row statements per message, and commit the
+Kafka offsets after it. They fold with services.aggregator.fold in the rep's timezone (looked up
+once per rep and cached) into copies of the real rollup tables.
 
-stdin: JSON {bootstrap, topic, group, dsn, seconds, expected}; stdout: JSON {events, seconds}.
+  same_job      the aggregator's job: each message is inserted into a copy of the archive
+                (`naive_events`: same columns, jsonb payload, same indexes) with ON CONFLICT
+                (tenant, event_id) DO NOTHING RETURNING; only an event it did not have yet is
+                folded, by one upsert into each rollup copy. The poll's next offsets are upserted
+                into a copy of `consumer_offsets`, one row per partition, in the same transaction.
+  rollups_only  only the two rollup upserts per message: no archive, no dedupe (redeliveries
+                are counted twice), no offsets in Postgres.
+
+Neither keeps the aggregator's feedback state (leads, deal facts) or registers unknown reps.
+
+stdin: JSON {bootstrap, topic, group, dsn, seconds, expected, mode};
+stdout: JSON {messages, folded, seconds}: `folded` are the events counted in the rollups.
 """
 
 from __future__ import annotations
@@ -13,19 +24,22 @@ from __future__ import annotations
 import json
 import sys
 import time
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
 from services.aggregator.decode import Malformed, decode
-from services.aggregator.fold import fold
+from services.aggregator.fold import Event, fold
 from services.core.models import CHANNEL_COUNTERS, REP_COUNTERS
 
+MODES = ("same_job", "rollups_only")
+ARCHIVE_TABLE = "naive_events"
+OFFSETS_TABLE = "naive_consumer_offsets"
 REP_TABLE = "naive_rollup_rep_daily"
 CHANNEL_TABLE = "naive_rollup_channel_daily"
 POLL_MAX = 500
-UTC = ZoneInfo("UTC")
 
 
 def upsert_one(table: str, keys: tuple[str, ...], counters: tuple[str, ...]) -> str:
@@ -40,18 +54,85 @@ def upsert_one(table: str, keys: tuple[str, ...], counters: tuple[str, ...]) -> 
 
 UPSERT_REP = upsert_one(REP_TABLE, ("tenant", "rep_id", "day"), REP_COUNTERS)
 UPSERT_CHANNEL = upsert_one(CHANNEL_TABLE, ("tenant", "channel", "day"), CHANNEL_COUNTERS)
+ARCHIVE_ONE = f"""
+INSERT INTO {ARCHIVE_TABLE}
+  (tenant, event_id, type, occurred_at, received_at, source, rep_id, contact_id, payload)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)
+ON CONFLICT (tenant, event_id) DO NOTHING
+RETURNING true
+"""
+SAVE_OFFSET = f"""
+INSERT INTO {OFFSETS_TABLE} AS o (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, $4)
+ON CONFLICT (consumer_group, topic, partition) DO UPDATE
+SET next_offset = EXCLUDED.next_offset, updated_at = now()
+"""
+# rep_id NULL asks for the tenant's own timezone, as the aggregator's fold does.
+ZONE = """
+SELECT coalesce(
+  (SELECT timezone FROM reps WHERE tenant = $1 AND rep_id = $2),
+  (SELECT timezone FROM tenants WHERE slug = $1),
+  'UTC')
+"""
 
 
 def setup_sql() -> list[str]:
-    """Fresh copies of the real rollup tables (same columns, types and keys)."""
-    return [
-        f"DROP TABLE IF EXISTS {REP_TABLE}, {CHANNEL_TABLE}",
-        f"CREATE TABLE {REP_TABLE} (LIKE rollup_rep_daily INCLUDING ALL)",
-        f"CREATE TABLE {CHANNEL_TABLE} (LIKE rollup_channel_daily INCLUDING ALL)",
+    """Fresh copies of the real archive, rollup and offsets tables (same columns, types, keys, indexes)."""
+    tables = {
+        ARCHIVE_TABLE: "events",
+        OFFSETS_TABLE: "consumer_offsets",
+        REP_TABLE: "rollup_rep_daily",
+        CHANNEL_TABLE: "rollup_channel_daily",
+    }
+    return [f"DROP TABLE IF EXISTS {', '.join(tables)}"] + [
+        f"CREATE TABLE {copy} (LIKE {real} INCLUDING ALL)" for copy, real in tables.items()
     ]
 
 
+def archive_row(e: Event) -> tuple[object, ...]:
+    return (
+        *(e.tenant, e.event_id, e.type, e.occurred_at, e.received_at),
+        *(e.source, e.rep_id, e.contact_id, e.payload),
+    )
+
+
+class Zones:
+    """The fold's timezone look-up, one query per rep (and per tenant) the first time it is seen."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+        self._zones: dict[tuple[str, str | None], ZoneInfo] = {}
+
+    async def load(self, e: Event) -> None:
+        for key in ((e.tenant, e.rep_id), (e.tenant, None)):
+            if key not in self._zones:
+                self._zones[key] = ZoneInfo(await self._conn.fetchval(ZONE, *key))
+
+    def __call__(self, tenant: str, rep_id: str | None) -> ZoneInfo:
+        return self._zones[(tenant, rep_id)]
+
+
+async def handle(
+    conn: asyncpg.Connection, zones: Zones, mode: str, value: bytes | None, headers: Any
+) -> bool:
+    """Archives (same_job) and folds one message; False for a redelivery or a malformed message."""
+    event = decode(value, headers)
+    if isinstance(event, Malformed):
+        return False
+    if mode == "same_job" and await conn.fetchval(ARCHIVE_ONE, *archive_row(event)) is None:
+        return False  # a redelivery: archived and counted before
+    await zones.load(event)
+    deltas = fold([event], zones)
+    for row in deltas.rep_rows():
+        await conn.execute(UPSERT_REP, *row)
+    for row in deltas.channel_rows():
+        await conn.execute(UPSERT_CHANNEL, *row)
+    return True
+
+
 async def run(spec: dict[str, object]) -> dict[str, float]:
+    mode = str(spec["mode"])
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     conn = await asyncpg.connect(str(spec["dsn"]))
     consumer = AIOKafkaConsumer(
         str(spec["topic"]),
@@ -61,33 +142,31 @@ async def run(spec: dict[str, object]) -> dict[str, float]:
         auto_offset_reset="earliest",
     )
     await consumer.start()
+    group, topic = str(spec["group"]), str(spec["topic"])
     seconds, expected = float(str(spec["seconds"])), int(str(spec["expected"]))
-    done = 0
+    zones = Zones(conn)
+    messages = folded = 0
     started: float | None = None
     try:
-        while done < expected and (started is None or time.perf_counter() - started < seconds):
+        while messages < expected and (started is None or time.perf_counter() - started < seconds):
             batch = await consumer.getmany(timeout_ms=1000, max_records=POLL_MAX)
             if not batch:
                 continue
             started = started or time.perf_counter()
             async with conn.transaction():
-                for messages in batch.values():
-                    for msg in messages:
-                        event = decode(msg.value, msg.headers)
-                        if isinstance(event, Malformed):
-                            continue
-                        deltas = fold([event], lambda _tenant, _rep: UTC)
-                        for row in deltas.rep_rows():
-                            await conn.execute(UPSERT_REP, *row)
-                        for row in deltas.channel_rows():
-                            await conn.execute(UPSERT_CHANNEL, *row)
-                        done += 1
+                for records in batch.values():
+                    for msg in records:
+                        messages += 1
+                        folded += await handle(conn, zones, mode, msg.value, msg.headers)
+                if mode == "same_job":
+                    for tp, records in sorted(batch.items()):
+                        await conn.execute(SAVE_OFFSET, group, topic, tp.partition, records[-1].offset + 1)
             await consumer.commit()
     finally:
         await consumer.stop()
         await conn.close()
     elapsed = time.perf_counter() - started if started is not None else 0.0
-    return {"events": done, "seconds": elapsed}
+    return {"messages": messages, "folded": folded, "seconds": elapsed}
 
 
 def main() -> None:

@@ -1,6 +1,8 @@
 """The aggregator's peers on the same topic and data: the naive consumer and Quix Streams.
 
-Each runs in its own process with its own consumer group, reading the backlog from the start.
+Each variant runs in its own process with its own consumer group, reading the backlog from the
+start, right after the aggregator folded it: the aggregator's rollups (checked exactly once by then)
+are the reference that the peers' rows are compared with.
 """
 
 from __future__ import annotations
@@ -15,16 +17,34 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import asyncpg
+
 from bench import naive
 from bench import stack as st
 from bench.folding import Backlog
+from services.core.models import CHANNEL_COUNTERS, REP_COUNTERS
 
 HERE = Path(__file__).resolve().parent
-QUIX_TABLE = "quix_rollup_rep_daily"
+QUIX_TABLES = {
+    "rep": "quix_rollup_rep_daily",
+    "channel": "quix_rollup_channel_daily",
+    "hourly": "quix_rollup_rep_hourly",
+}
+# The reference configuration's table, as the reference measurements created it.
+HOURLY_DDL = f"""
+CREATE TABLE {QUIX_TABLES["hourly"]} (
+  tenant text NOT NULL, rep_id text NOT NULL, hour timestamptz NOT NULL, type text NOT NULL,
+  n bigint NOT NULL, duration_s bigint NOT NULL, amount numeric(18, 2) NOT NULL,
+  PRIMARY KEY (tenant, rep_id, hour, type))
+"""
 
 
-def run_naive(stack: st.Stack, backlog: Backlog, seconds: float, group: str) -> dict[str, Any]:
-    """The naive consumer, time-boxed to `seconds` from its first message."""
+def run_naive(stack: st.Stack, backlog: Backlog, seconds: float, group: str, mode: str) -> dict[str, Any]:
+    """One naive variant (see bench/naive.py), time-boxed to `seconds` from its first message.
+
+    Its rollups must count exactly the events it folded: for `same_job` the distinct events it
+    archived, for `rollups_only` every message it read.
+    """
     asyncio.run(st.execute(stack.dsn, *naive.setup_sql()))
     spec = {
         "bootstrap": stack.broker.bootstrap,
@@ -33,6 +53,7 @@ def run_naive(stack: st.Stack, backlog: Backlog, seconds: float, group: str) -> 
         "dsn": stack.dsn,
         "seconds": seconds,
         "expected": backlog.messages,
+        "mode": mode,
     }
     out = subprocess.run(
         [sys.executable, "-m", "bench.naive"],
@@ -43,14 +64,40 @@ def run_naive(stack: st.Stack, backlog: Backlog, seconds: float, group: str) -> 
         timeout=seconds + 120,
     )
     result: dict[str, Any] = json.loads(out.stdout)
-    counted = asyncio.run(st.fetchval(stack.dsn, f"SELECT coalesce(sum(events), 0) FROM {naive.REP_TABLE}"))
-    if int(counted) != result["events"]:
-        raise RuntimeError(f"naive consumer counted {counted} rows of {result['events']} events")
+    counted = asyncio.run(_naive_counts(stack.dsn))
+    folded, messages = result["folded"], result["messages"]
+    wanted = {"rep": folded, "channel": counted["with_channel"] if mode == "same_job" else folded}
+    if mode == "same_job":
+        wanted |= {"archived": folded, "offsets": messages}
+    else:
+        wanted["rep"] = messages
+    wrong = {k: (counted[k], v) for k, v in wanted.items() if counted[k] != v}
+    if wrong:
+        raise RuntimeError(f"naive consumer ({mode}) not exactly once: (counted, expected) {wrong}")
     return {
-        "events_per_s": round(result["events"] / result["seconds"]),
-        "events": result["events"],
+        "events_per_s": round(messages / result["seconds"]),
+        "messages": messages,
+        "events_folded": folded,
+        "redeliveries_skipped": messages - folded if mode == "same_job" else 0,
         "seconds": round(result["seconds"], 1),
+        "exactly_once": mode == "same_job",
     }
+
+
+async def _naive_counts(dsn: str) -> dict[str, int]:
+    sql = {
+        "rep": f"SELECT coalesce(sum(events), 0) FROM {naive.REP_TABLE}",
+        "channel": f"SELECT coalesce(sum(events), 0) FROM {naive.CHANNEL_TABLE}",
+        "archived": f"SELECT count(*) FROM {naive.ARCHIVE_TABLE}",
+        "with_channel": f"SELECT count(*) FROM {naive.ARCHIVE_TABLE} WHERE payload ? 'channel'",
+        # Offsets of a partition are dense from 0 here: their sum is the messages read.
+        "offsets": f"SELECT coalesce(sum(next_offset), 0) FROM {naive.OFFSETS_TABLE}",
+    }
+    conn = await asyncpg.connect(dsn)
+    try:
+        return {k: int(await conn.fetchval(q)) for k, q in sql.items()}
+    finally:
+        await conn.close()
 
 
 def _postgres(database_url: str) -> dict[str, Any]:
@@ -72,29 +119,40 @@ def _port(stack: st.Stack) -> int:
 
 
 def run_quix(
-    stack: st.Stack, backlog: Backlog, python: Path, max_seconds: float, group: str
+    stack: st.Stack,
+    backlog: Backlog,
+    python: Path,
+    variant: str,
+    max_seconds: float,
+    group: str,
+    max_messages: int | None = None,
 ) -> dict[str, Any]:
-    """Quix Streams over the whole backlog (or `max_seconds` of it), in bench/.venv's interpreter."""
+    """One Quix Streams variant (see bench/quix_peer.py) in bench/.venv's interpreter, over the backlog
+    or its first `max_messages`, for at most `max_seconds`."""
     asyncio.run(
         st.execute(
             stack.dsn,
-            f"DROP TABLE IF EXISTS {QUIX_TABLE}",
-            f"CREATE TABLE {QUIX_TABLE} (LIKE rollup_rep_daily INCLUDING ALL)",
+            f"DROP TABLE IF EXISTS {', '.join(QUIX_TABLES.values())}",
+            f"CREATE TABLE {QUIX_TABLES['rep']} (LIKE rollup_rep_daily INCLUDING ALL)",
+            f"CREATE TABLE {QUIX_TABLES['channel']} (LIKE rollup_channel_daily INCLUDING ALL)",
+            HOURLY_DDL,
         )
     )
     work = stack.work / "quix" / group
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    postgres = _postgres(stack.database_url) | {"port": _port(stack)}
+    expected = min(backlog.messages, max_messages or backlog.messages)
     spec = {
+        "variant": variant,
         "bootstrap": stack.broker.bootstrap,
         "topic": backlog.topic,
         "group": group,
         "state_dir": str(work / "state"),
-        "expected": backlog.messages,
+        "expected": expected,
         "max_seconds": max_seconds,
-        "postgres": postgres,
-        "table": QUIX_TABLE,
+        "postgres": _postgres(stack.database_url) | {"port": _port(stack)},
+        "tables": {"rep": QUIX_TABLES["hourly" if variant == "hourly_rep_only" else "rep"]}
+        | {"channel": QUIX_TABLES["channel"]},
     }
     (work / "spec.json").write_text(json.dumps(spec))
     result_path = work / "result.json"
@@ -108,12 +166,67 @@ def run_quix(
             timeout=max_seconds + 180,
         )
     result = json.loads(result_path.read_text())
-    emitted = asyncio.run(st.fetchval(stack.dsn, f"SELECT coalesce(sum(events), 0) FROM {QUIX_TABLE}"))
-    return {
-        "events_per_s": round(result["events"] / result["seconds"]),
-        "events": result["events"],
+    out: dict[str, Any] = {
+        "events_per_s": round(result["messages"] / result["seconds"]),
+        "messages": result["messages"],
+        "complete": result["messages"] >= expected,
         "seconds": round(result["seconds"], 1),
         "process_seconds": round(time.perf_counter() - started, 1),
-        # Windows still open at the stop are never emitted by .final(): the last day of each rep.
-        "events_in_closed_windows": int(emitted),
+        "late_dropped": result["late_dropped"],
+    }
+    if variant == "hourly_rep_only":
+        sql = f"SELECT coalesce(sum(n), 0) FROM {QUIX_TABLES['hourly']}"
+        out["events_in_closed_windows"] = int(asyncio.run(st.fetchval(stack.dsn, sql)))
+        return out
+    rollups = {"rep": _compare(stack.dsn, backlog.tenant, "rep")}
+    if variant == "same_job":
+        rollups["channel"] = _compare(stack.dsn, backlog.tenant, "channel")
+        out["redeliveries_skipped"] = result["read"] - result["distinct"]
+    out["rollups"] = rollups
+    # Windows still open at the stop are never emitted by .final(): the last day of each key.
+    out["events_in_closed_windows"] = rollups["rep"]["events"]
+    out["counted_twice"] = rollups["rep"]["counted_twice"]
+    out["exactly_once"] = all(r["differing"] == 0 and r["counted_twice"] == 0 for r in rollups.values())
+    if variant == "same_job":
+        complete_dedupe = not out["complete"] or result["distinct"] == backlog.distinct
+        if not out["exactly_once"] or not complete_dedupe or any(result["late_dropped"].values()):
+            raise RuntimeError(f"Quix Streams ({variant}) not exactly once: {out} {result}")
+    return out
+
+
+def _compare(dsn: str, tenant: str, rollup: str) -> dict[str, int]:
+    """Quix's emitted windows against the aggregator's rows for the same keys and days."""
+    real, key, counters = {
+        "rep": ("rollup_rep_daily", "rep_id", REP_COUNTERS),
+        "channel": ("rollup_channel_daily", "channel", CHANNEL_COUNTERS),
+    }[rollup]
+    q_row = ", ".join(f"q.{c}" for c in counters)
+    a_row = ", ".join(f"a.{c}" for c in counters)
+    emitted = f"""
+    SELECT count(*), coalesce(sum(q.events), 0),
+           count(*) FILTER (WHERE a.tenant IS NULL OR ({q_row}) IS DISTINCT FROM ({a_row})),
+           coalesce(sum(q.events - a.events), 0)
+    FROM {QUIX_TABLES[rollup]} q LEFT JOIN {real} a USING (tenant, {key}, day)
+    """
+    open_windows = f"""
+    SELECT count(*), coalesce(sum(events), 0) FROM {real} a
+    WHERE tenant = $1 AND NOT EXISTS (
+      SELECT FROM {QUIX_TABLES[rollup]} q WHERE (q.tenant, q.{key}, q.day) = (a.tenant, a.{key}, a.day))
+    """
+
+    async def fetch() -> tuple[Any, Any]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await conn.fetchrow(emitted), await conn.fetchrow(open_windows, tenant)
+        finally:
+            await conn.close()
+
+    e, o = asyncio.run(fetch())
+    return {
+        "windows": int(e[0]),
+        "events": int(e[1]),
+        "differing": int(e[2]),
+        "counted_twice": int(e[3]),
+        "windows_not_emitted": int(o[0]),
+        "events_not_emitted": int(o[1]),
     }

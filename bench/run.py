@@ -6,7 +6,8 @@ Phases (each on its own topic and tenant, so none inherits another's backlog):
 
   backlog    the aggregator on N/10 events: its peak RSS, to compare with the N-event run
   aggregator N events (+3% redeliveries) preloaded, folded by the real aggregator; then, on the same
-             topic and data, the naive consumer (time-boxed) and Quix Streams (same rep rollup)
+             topic and data, its peers: the naive consumer and Quix Streams doing the same job (archive
+             or state dedupe, both rollups), and their lighter variants (bench/peers.py)
   scaleout   two aggregators in one consumer group on N/2 events: both own partitions, exactly once
   ingest     signed single-event webhooks (Standard Webhooks, Twilio), Bearer, and 100-event batches
   freshness  1k events/s through ingest; 202 -> visible in GET /v1/reps/{rep}/metrics
@@ -25,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -131,39 +133,37 @@ class Runner:
 
     def aggregator(self) -> None:
         b = backlog_for(self.stack, TENANT, self.stack.settings.events_topic, self.args.events, seed=7)
-        runs: dict[str, list[Any]] = {"aggregator": [], "naive": [], "quix": []}
+        names = ["aggregator", *self.peer_variants()]
+        runs: dict[str, list[Any]] = {name: [] for name in names}
         for r in range(self.args.runs):
             if r:
                 reset_folded_state(self.stack)
             profiles = self.profiles if not r else None
             agg = folding.fold_backlog(self.stack, b, f"bench-agg-{r}", profiles, self.py_spy)
             self.peak("aggregator", agg["peak_rss_mb"])
-            naive = peers.run_naive(self.stack, b, self.args.naive_seconds, f"bench-naive-{r}")
-            quix = peers.run_quix(
-                self.stack, b, Path(self.args.tools_python), self.args.quix_seconds, f"bench-quix-{r}"
-            )
-            for name, result in (("aggregator", agg), ("naive", naive), ("quix", quix)):
+            runs["aggregator"].append(agg)
+            log(f"aggregator run {r + 1}: {agg['events_per_s']:,} events/s over {agg['messages']:,} messages")
+            for name, peer in self.peer_variants().items():
+                result = peer(b, f"bench-{name.replace('_', '-')}-{r}")
                 runs[name].append(result)
-                counted = result.get("events") or result["messages"]
-                log(f"{name} run {r + 1}: {result['events_per_s']:,} events/s over {counted:,} events")
+                log(
+                    f"{name} run {r + 1}: {result['events_per_s']:,} events/s over {result['messages']:,} "
+                    f"messages in {result['seconds']} s (exactly once: {result['exactly_once']})"
+                )
         if self.profiles is not None:
             self.ablation(b, runs["aggregator"][0]["events_per_s"])
         res = self.results
-        for name in runs:
+        for name in names:
             res[f"{name}_events_per_s"] = self.median(
                 f"{name}_events_per_s", [x["events_per_s"] for x in runs[name]]
             )
             res[name] = runs[name]
-        ratios = [
-            a["events_per_s"] / n["events_per_s"]
-            for a, n in zip(runs["aggregator"], runs["naive"], strict=True)
-        ]
-        res["aggregator_vs_naive"] = self.median("aggregator_vs_naive", ratios, 2)
-        ratios = [
-            a["events_per_s"] / q["events_per_s"]
-            for a, q in zip(runs["aggregator"], runs["quix"], strict=True)
-        ]
-        res["aggregator_vs_quix"] = self.median("aggregator_vs_quix", ratios, 2)
+            if name != "aggregator":
+                ratios = [
+                    a["events_per_s"] / p["events_per_s"]
+                    for a, p in zip(runs["aggregator"], runs[name], strict=True)
+                ]
+                res[f"aggregator_vs_{name}"] = self.median(f"aggregator_vs_{name}", ratios, 2)
         memory = res.get("aggregator_rss_backlog")
         if memory is not None:
             big = max(a["peak_rss_mb"] for a in runs["aggregator"])
@@ -175,6 +175,28 @@ class Runner:
             }
             memory["growth_pct"] = round(100 * (big - memory["rss_small_mb"]) / memory["rss_small_mb"], 1)
             memory["growth_in_run_pct"] = round(100 * (big - tenth) / tenth, 1)
+
+    def peer_variants(self) -> dict[str, Callable[[Backlog, str], dict[str, Any]]]:
+        """The peers on the aggregator's topic, each time-boxed: the same job first, then lighter ones."""
+        a, python = self.args, Path(self.args.tools_python)
+
+        def naive(mode: str) -> Callable[[Backlog, str], dict[str, Any]]:
+            return lambda b, group: peers.run_naive(self.stack, b, a.naive_seconds, group, mode)
+
+        def quix(variant: str, messages: int | None = None) -> Callable[[Backlog, str], dict[str, Any]]:
+            return lambda b, group: peers.run_quix(
+                self.stack, b, python, variant, a.quix_seconds, group, messages
+            )
+
+        out = {
+            "naive": naive("same_job"),
+            "naive_rollups_only": naive("rollups_only"),
+            "quix": quix("same_job"),
+            "quix_rep_only": quix("rep_only"),
+        }
+        if a.quix_hourly_messages > 0:
+            out["quix_hourly_rep_only"] = quix("hourly_rep_only", a.quix_hourly_messages)
+        return out
 
     def ablation(self, b: Backlog, full: float) -> None:
         """The same backlog with stateful folds switched off: what each costs in events/s."""
@@ -360,8 +382,16 @@ def main() -> None:
         "--events", type=int, default=200_000, help="distinct events in the aggregator backlog"
     )
     parser.add_argument("--runs", type=int, default=1, help="repeat the aggregator, peer and ingest parts")
-    parser.add_argument("--naive-seconds", type=float, default=20.0, help="time box of the naive consumer")
-    parser.add_argument("--quix-seconds", type=float, default=120.0, help="time box of Quix Streams")
+    parser.add_argument(
+        "--naive-seconds", type=float, default=15.0, help="time box of each naive consumer variant"
+    )
+    parser.add_argument("--quix-seconds", type=float, default=120.0, help="time box of each Quix variant")
+    parser.add_argument(
+        "--quix-hourly-messages",
+        type=int,
+        default=100_000,
+        help="messages for Quix in the reference configuration (1-hour windows); 0 skips it",
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each ingest scenario")
     parser.add_argument("--concurrency", type=int, default=16, help="load-generator connections for ingest")
     parser.add_argument("--freshness-rate", type=float, default=1000.0, help="events/s during freshness")

@@ -88,11 +88,9 @@ def _event(data: dict[str, Any], value: bytes) -> Event:
         payload,
     )
     # Optional fields: most events carry few of them, so only present ones are checked.
-    for name in _OPTIONAL.keys() & data.keys():
-        v = data[name]
-        if v is not None:
-            attr, check = _OPTIONAL[name]
-            setattr(event, attr, check(name, v))
+    for name, v in data.items():
+        if v is not None and (spec := _OPTIONAL.get(name)) is not None:
+            setattr(event, spec[0], spec[1](name, v))
     if event.source in ENTITY_SOURCES:
         event.entity = entity_of(event)
     return event

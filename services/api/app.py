@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.api.deps import EngineDep, error_responses
+from services.api.reads import AnswerCache, ReadPool, Reads
 from services.core.auth import Directory
 from services.core.db import create_engine
 from services.core.http import ApiError, RejectNul, install_error_handlers, serve
@@ -117,10 +118,13 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.directory = Directory(
             engine, settings.secret_key.get_secret_value(), settings.auth_cache_ttl_s
         )
+        pool = await ReadPool.open(settings)
+        app.state.reads = Reads(pool, AnswerCache())
         log.info("api started")
         try:
             yield
         finally:
+            await pool.close()
             await engine.dispose()
             log.info("api stopped")
 

@@ -17,6 +17,7 @@ from prometheus_client import Histogram
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.api.reads import Reads
 from services.api.windows import WindowError, WindowSpec, parse_window
 from services.core.auth import Directory
 from services.core.http import ApiError
@@ -52,7 +53,13 @@ async def _directory(request: Request) -> Directory:
     return directory
 
 
+async def _reads(request: Request) -> Reads:
+    reads: Reads = request.app.state.reads
+    return reads
+
+
 EngineDep = Annotated[AsyncEngine, Depends(_engine)]
+ReadsDep = Annotated[Reads, Depends(_reads)]
 DirectoryDep = Annotated[Directory, Depends(_directory)]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `salesloop keys create`.")

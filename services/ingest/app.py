@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 import orjson
 from fastapi import FastAPI, Response
 from fastapi.responses import PlainTextResponse
+from fastapi.telemetry import TelemetryConfig
 
 from services.core.auth import Directory
 from services.core.db import create_engine
@@ -21,7 +22,10 @@ from services.ingest.deps import Ingest, Limits, ProducerDep
 
 log = logging.getLogger(__name__)
 
-# Bounds how long one request body may take to arrive, so slow senders cannot hold connections open.
+# FastAPI's native OpenTelemetry looks up the global OpenTelemetry providers on every request, even
+# when none is configured; the service reports through Prometheus (/metrics) and its JSON logs.
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
 _JSON = "application/json"
 
 
@@ -36,11 +40,12 @@ def create_app(settings: Settings) -> FastAPI:
             await producer.start()
             directory = Directory(engine, settings.secret_key.get_secret_value(), settings.auth_cache_ttl_s)
             app.state.ingest = Ingest(directory, producer, limits)
-            log.info(
-                "ingest ready to serve",
-                extra={"topic": settings.events_topic, "idempotent_producer": producer.idempotent},
-            )
-            yield
+            async with webhooks.resources(app, settings):
+                log.info(
+                    "ingest ready to serve",
+                    extra={"topic": settings.events_topic, "idempotent_producer": producer.idempotent},
+                )
+                yield
         finally:
             await producer.stop()
             await engine.dispose()
@@ -50,11 +55,12 @@ def create_app(settings: Settings) -> FastAPI:
         version="1",
         summary="Buyer events in: canonical JSON and vendor webhooks, verified, validated, onto Kafka.",
         lifespan=lifespan,
+        telemetry=NO_TELEMETRY,
     )
     install_error_handlers(app)
     app.add_middleware(RequestMetricsMiddleware, request_metrics=metrics.HTTP)
-    app.include_router(routes.router)
-    app.include_router(webhooks.create_router(settings))
+    routes.router.install(app)
+    webhooks.router.install(app)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> Response:

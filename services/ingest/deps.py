@@ -1,7 +1,7 @@
-"""What routes get from the app: its long-lived resources, as named `Annotated` dependencies.
+"""What routes get from the app: its long-lived resources and limits.
 
-Each dependency FastAPI resolves costs measurable CPU per request, so a hot route takes the one
-`IngestDep` (everything at once) rather than several small ones.
+The data routes take no FastAPI dependencies (see `services.ingest.routing`): they call `ingest_of`.
+The operations routes take named `Annotated` dependencies.
 """
 
 from __future__ import annotations
@@ -38,20 +38,15 @@ class Ingest:
     limits: Limits
 
 
-# Coroutines on purpose: plain functions would be sent to the thread pool on every request.
-async def _ingest(request: Request) -> Ingest:
+def ingest_of(request: Request) -> Ingest:
+    """The app's resources (`app.state.ingest`, set by the lifespan)."""
     ingest: Ingest = request.app.state.ingest
     return ingest
 
 
-async def _directory(request: Request) -> Directory:
-    return (await _ingest(request)).directory
-
-
+# A coroutine on purpose: a plain function would be sent to the thread pool on every request.
 async def _producer(request: Request) -> EventProducer:
-    return (await _ingest(request)).producer
+    return ingest_of(request).producer
 
 
-IngestDep = Annotated[Ingest, Depends(_ingest)]
-DirectoryDep = Annotated[Directory, Depends(_directory)]
 ProducerDep = Annotated[EventProducer, Depends(_producer)]

@@ -6,7 +6,7 @@ with N ingest replicas behind a load balancer a tenant may send N times the conf
 
 Every ingest route applies it the same way once the tenant is authenticated: `check` before reading a
 body (a tenant already over its limit costs no parsing), `admit` once the number of events is known.
-Vendor routes take `RateLimiterDep` or call `limiter_of(request.app)`.
+Routes call `limiter_of(request.app)`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import Annotated
 
-from fastapi import Depends, Request
 from starlette.applications import Starlette
 
 from services.core.http import ApiError
@@ -119,11 +117,3 @@ def limiter_of(app: Starlette) -> RateLimiter:
             settings = Settings(env="test")
         limiter = app.state.rate_limiter = RateLimiter.from_settings(settings)
     return limiter
-
-
-# A coroutine so FastAPI does not send it to the thread pool.
-async def _rate_limiter(request: Request) -> RateLimiter:
-    return limiter_of(request.app)
-
-
-RateLimiterDep = Annotated[RateLimiter, Depends(_rate_limiter)]

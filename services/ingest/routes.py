@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from services.core.events import Source
 from services.core.observability import child
@@ -14,13 +14,14 @@ from services.ingest import metrics
 from services.ingest.auth import authenticate_key, authenticate_webhook, credentials_kind
 from services.ingest.body import parse_json, read_body, require_json
 from services.ingest.canonical import events_from_payload
-from services.ingest.deps import IngestDep
+from services.ingest.deps import ingest_of
 from services.ingest.producer import publish
 from services.ingest.ratelimit import limiter_of
+from services.ingest.routing import DataRouter
 
 log = logging.getLogger(__name__)
 
-router = APIRouter()
+router = DataRouter()
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"description": text}
@@ -45,9 +46,10 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     summary='One BuyerEvent, or a batch {"events": [...]}',
     responses=_RESPONSES,
 )
-async def post_events(tenant: str, request: Request, ingest: IngestDep) -> Response:
+async def post_events(request: Request, tenant: str) -> Response:
     """Authenticated by `Authorization: Bearer <ingest key>` or by Standard Webhooks headers."""
     headers = request.headers
+    ingest = ingest_of(request)
     directory, limits = ingest.directory, ingest.limits
     limiter = limiter_of(request.app)
     with metrics.counted_rejections(Source.API.value, tenant):

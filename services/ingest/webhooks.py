@@ -20,12 +20,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, lru_cache
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import FastAPI, Request, Response
 from starlette.datastructures import Headers
 
 from services.core.db import create_engine
@@ -41,6 +41,7 @@ from services.ingest.body import read_body, require_json, require_media_type
 from services.ingest.deps import Ingest
 from services.ingest.producer import publish
 from services.ingest.ratelimit import limiter_of
+from services.ingest.routing import DataRouter
 from services.ingest.sources import (
     ADAPTERS,
     Adapter,
@@ -312,37 +313,34 @@ def _decoy(source: Source) -> str:
 # ---------------------------------------------------------------------------------------------- routes
 
 
-async def _webhooks(request: Request) -> Webhooks:
+def _hooks(request: Request) -> Webhooks:
     hooks: Webhooks = request.app.state.webhooks
     return hooks
 
 
-WebhooksDep = Annotated[Webhooks, Depends(_webhooks)]
-
-
-async def hubspot_webhook(tenant: str, request: Request, hooks: WebhooksDep) -> Response:
+async def hubspot_webhook(request: Request, tenant: str) -> Response:
     """HubSpot app webhooks (CRM contact and deal subscriptions), signed with `X-HubSpot-Signature-v3`."""
-    return await receive(VENDORS[Source.HUBSPOT], tenant, request, hooks)
+    return await receive(VENDORS[Source.HUBSPOT], tenant, request, _hooks(request))
 
 
-async def salesforce_webhook(tenant: str, request: Request, hooks: WebhooksDep) -> Response:
+async def salesforce_webhook(request: Request, tenant: str) -> Response:
     """Salesforce Outbound Messages (Lead, Opportunity, Task, Event); answers the SOAP acknowledgement."""
-    return await receive(VENDORS[Source.SALESFORCE], tenant, request, hooks)
+    return await receive(VENDORS[Source.SALESFORCE], tenant, request, _hooks(request))
 
 
-async def twilio_webhook(tenant: str, request: Request, hooks: WebhooksDep) -> Response:
+async def twilio_webhook(request: Request, tenant: str) -> Response:
     """Twilio Voice status callbacks, signed with `X-Twilio-Signature`."""
-    return await receive(VENDORS[Source.TWILIO], tenant, request, hooks)
+    return await receive(VENDORS[Source.TWILIO], tenant, request, _hooks(request))
 
 
-async def aircall_webhook(tenant: str, request: Request, hooks: WebhooksDep) -> Response:
+async def aircall_webhook(request: Request, tenant: str) -> Response:
     """Aircall call webhooks, authenticated by the `token` in the body."""
-    return await receive(VENDORS[Source.AIRCALL], tenant, request, hooks)
+    return await receive(VENDORS[Source.AIRCALL], tenant, request, _hooks(request))
 
 
-async def sendgrid_webhook(tenant: str, request: Request, hooks: WebhooksDep) -> Response:
+async def sendgrid_webhook(request: Request, tenant: str) -> Response:
     """SendGrid signed Event Webhook (ECDSA P-256)."""
-    return await receive(VENDORS[Source.SENDGRID], tenant, request, hooks)
+    return await receive(VENDORS[Source.SENDGRID], tenant, request, _hooks(request))
 
 
 _ROUTES = {
@@ -373,27 +371,27 @@ def _responses(source: Source) -> dict[int | str, dict[str, Any]]:
     return {**ok, **{status: {"description": text} for status, text in _ERRORS.items()}}
 
 
-def create_router(settings: Settings) -> APIRouter:
-    """The five vendor routes; mounted after the app's own lifespan has created the ingest resources."""
+@asynccontextmanager
+async def resources(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    """`app.state.webhooks`, once the app's lifespan has created the ingest resources."""
+    # Options are read rarely (cached per tenant), so a small pool of their own is enough.
+    engine = create_engine(settings, "salesloop-ingest", pool_size=2)
+    try:
+        options = OptionsCache(engine, settings.auth_cache_ttl_s)
+        app.state.webhooks = Webhooks(app.state.ingest, options, settings.public_base_url)
+        yield
+    finally:
+        await engine.dispose()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Options are read rarely (cached per tenant), so a small pool of their own is enough.
-        engine = create_engine(settings, "salesloop-ingest", pool_size=2)
-        try:
-            options = OptionsCache(engine, settings.auth_cache_ttl_s)
-            app.state.webhooks = Webhooks(app.state.ingest, options, settings.public_base_url)
-            yield
-        finally:
-            await engine.dispose()
 
-    router = APIRouter(prefix="/webhooks", tags=["webhooks"], lifespan=lifespan)
+def _router() -> DataRouter:
+    router = DataRouter()
     for source, (endpoint, media_types) in _ROUTES.items():
-        router.add_api_route(
-            f"/{source.value}/{{tenant}}",
+        router.add(
+            f"/webhooks/{source.value}/{{tenant}}",
             endpoint,
-            methods=["POST"],
             status_code=200 if source is Source.SALESFORCE else 202,
+            tags=["webhooks"],
             summary=f"{VENDORS[source].name} webhook",
             responses=_responses(source),
             openapi_extra={
@@ -401,3 +399,7 @@ def create_router(settings: Settings) -> APIRouter:
             },
         )
     return router
+
+
+# The five vendor routes (`router.install(app)`); their resources come from `resources`.
+router = _router()

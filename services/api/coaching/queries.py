@@ -1,126 +1,117 @@
-"""All SQL of the coaching domain: the window's counter sums of every rep in a peer group.
+"""All SQL of the coaching domain: a peer group's window sums, and the probe that tells whether a
+cached answer still holds.
 
-Each read is one statement: the group's reps, the window's bounds, the sums of `rollup_rep_daily`
-per rep and the tenant's watermark come back in one round trip. Every rep contributes its own
-rep-local days between the window's dates.
+Reads are single statements on the read pool (services/api/reads.py). The group read returns the
+active reps of the tenant (plus, for one rep's own view, that rep whatever its state), the
+window's bounds, the sums of `rollup_rep_daily` per rep, the watermark and the database snapshot
+it saw. Every rep contributes its own rep-local days between the window's dates.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any
 
-from sqlalchemy import ColumnElement, Row, ScalarSelect, and_, or_, select, true
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from services.api.reps.queries import _as_of, _bounds, _sums
-from services.api.reps.service import METRIC_COLUMNS
+from services.api.reads import ReadPool
+from services.api.reps.queries import AS_OF_SQL, SNAPSHOT_SQL, sums_sql, window_args, window_sql
 from services.api.windows import WindowSpec
-from services.core.models import Rep, RepDaily, Tenant
 
-# `talk_calls` (calls with both talk times) is the sample behind talk_ratio.
-COACHING_COLUMNS: tuple[str, ...] = (*METRIC_COLUMNS, "talk_calls")
+# The sums a coaching table is built from; `talk_calls` (calls with both talk times) is the sample
+# behind talk_ratio.
+GROUP_COLUMNS: tuple[str, ...] = (
+    "dials",
+    "connects",
+    "rep_talk_s",
+    "buyer_talk_s",
+    "talk_calls",
+    "emails_sent",
+    "email_replies",
+    "meetings_booked",
+    "meetings_held",
+    "deals_won",
+    "deals_lost",
+    "revenue_won",
+)
+
+# $1 tenant, $2..$5 the window (reps.queries.window_args), $6 the rep whose timezone the window
+# follows (null: the tenant's), $7 a rep included whether active or not (null: none).
+_ZONE = (
+    "(CASE WHEN $6::text IS NULL THEN (SELECT timezone FROM tenants WHERE slug = $1) "
+    "ELSE (SELECT timezone FROM reps WHERE tenant = $1 AND rep_id = $6) END)"
+)
+GROUP_SUMS = f"""
+WITH w AS MATERIALIZED ({window_sql(_ZONE)}),
+sums AS (
+  SELECT d.rep_id,
+       {sums_sql(GROUP_COLUMNS)}
+  FROM rollup_rep_daily AS d
+  -- Scalar subqueries are evaluated once, so the day range is an index condition.
+  WHERE d.tenant = $1 AND d.day BETWEEN (SELECT start FROM w) AND (SELECT "end" FROM w)
+  GROUP BY d.rep_id
+)
+SELECT w.start, w."end", {SNAPSHOT_SQL} AS snapshot, {AS_OF_SQL} AS as_of, r.rep_id, r.team,
+       {", ".join(f"coalesce(s.{c}, 0) AS {c}" for c in GROUP_COLUMNS)}
+FROM w
+LEFT JOIN (reps AS r LEFT JOIN sums AS s ON s.rep_id = r.rep_id)
+  ON r.tenant = $1 AND (r.active OR r.rep_id = $7::text)
+ORDER BY r.rep_id
+"""
+
+REP_PROBE = f"""
+SELECT {SNAPSHOT_SQL} AS snapshot, w.start, w."end", r.active
+FROM reps AS r CROSS JOIN LATERAL ({window_sql("r.timezone")}) AS w
+WHERE r.tenant = $1 AND r.rep_id = $6
+"""
 
 
 @dataclass(frozen=True)
-class RepSums:
-    rep_id: str
-    team: str | None
-    sums: dict[str, Any]
+class RepProbe:
+    """The snapshot a rep's read sees, its window's days in the rep's timezone, its state."""
+
+    snapshot: str
+    start: date
+    end: date
+    active: bool
 
 
 @dataclass(frozen=True)
 class GroupSums:
-    """The reps of a peer group (ordered by rep id) with their sums over the window."""
+    """The reps of a group, ordered by rep id, with their sums (GROUP_COLUMNS) over the window."""
 
+    snapshot: str
     start: date
     end: date
     as_of: datetime | None
-    reps: list[RepSums]
+    rows: list[Any]
 
 
-def _group(rows: list[Row[Any]]) -> GroupSums | None:
-    if not rows:
+async def rep_probe(
+    pool: ReadPool, tenant: str, rep_id: str, spec: WindowSpec, now: datetime
+) -> RepProbe | None:
+    """The snapshot, the window in the rep's timezone and whether the rep is active; None if there
+    is no such rep."""
+    row = await pool.fetchrow(REP_PROBE, tenant, *window_args(spec, now), rep_id)
+    if row is None:
         return None
-    first = rows[0]
-    reps = [
-        RepSums(r.rep_id, r.team, {c: getattr(r, c) for c in COACHING_COLUMNS})
-        for r in rows
-        if r.rep_id is not None
-    ]
-    return GroupSums(first.start, first.end, first.as_of, reps)
+    return RepProbe(row["snapshot"], row["start"], row["end"], row["active"])
 
 
-def _days(start: ColumnElement[date], end: ColumnElement[date]) -> ColumnElement[bool]:
-    return and_(
-        RepDaily.tenant == Rep.tenant, RepDaily.rep_id == Rep.rep_id, RepDaily.day.between(start, end)
-    )
-
-
-async def rep_and_peers(
-    engine: AsyncEngine,
+async def group_sums(
+    pool: ReadPool,
     tenant: str,
-    rep_id: str,
-    scope: Literal["tenant", "team"],
     spec: WindowSpec,
     now: datetime,
+    *,
+    zone_of: str | None = None,
+    including: str | None = None,
 ) -> GroupSums | None:
-    """The rep and its candidate peers: the other active reps of the tenant (scope `team`: of the
-    rep's team; none when the rep has no team). The window follows the rep's timezone. The rep
-    itself is included even when inactive; the caller finds it missing if there is no such rep.
-    None if there are no rows at all."""
-
-    def of_target(column: Any) -> ScalarSelect[Any]:
-        return select(column).where(Rep.tenant == tenant, Rep.rep_id == rep_id).scalar_subquery()
-
-    # Scalar subqueries are evaluated once, so the day range is an index condition on the rollup.
-    start, end = _bounds(spec, of_target(Rep.timezone), now)
-    peer = Rep.active if scope == "tenant" else and_(Rep.active, Rep.team == of_target(Rep.team))
-    stmt = (
-        select(
-            Rep.rep_id,
-            Rep.team,
-            start.label("start"),
-            end.label("end"),
-            _as_of(tenant).label("as_of"),
-            *_sums(COACHING_COLUMNS),
-        )
-        .outerjoin(RepDaily, _days(start, end))
-        .where(Rep.tenant == tenant, or_(Rep.rep_id == rep_id, peer))
-        .group_by(Rep.tenant, Rep.rep_id)
-        .order_by(Rep.rep_id)
-    )
-    async with engine.connect() as conn:
-        rows = list((await conn.execute(stmt)).all())
-    return _group(rows)
-
-
-async def active_reps(
-    engine: AsyncEngine, tenant: str, team: str | None, spec: WindowSpec, now: datetime
-) -> GroupSums | None:
-    """Every active rep of the tenant (or of `team`) with its sums, the window in the tenant's
-    timezone. None only for an unknown tenant; a tenant without active reps has an empty list."""
-    zone = select(Tenant.timezone).where(Tenant.slug == tenant).scalar_subquery()
-    # A scalar subquery is evaluated once, so the day range is an index condition on the rollup.
-    start, end = _bounds(spec, zone, now)
-    members = and_(Rep.tenant == Tenant.slug, Rep.active, Rep.team == team if team is not None else true())
-    stmt = (
-        select(
-            Rep.rep_id,
-            Rep.team,
-            start.label("start"),
-            end.label("end"),
-            _as_of(tenant).label("as_of"),
-            *_sums(COACHING_COLUMNS),
-        )
-        .select_from(Tenant)
-        .outerjoin(Rep, members)
-        .outerjoin(RepDaily, _days(start, end))
-        .where(Tenant.slug == tenant)
-        .group_by(Tenant.slug, Rep.tenant, Rep.rep_id)
-        .order_by(Rep.rep_id)
-    )
-    async with engine.connect() as conn:
-        rows = list((await conn.execute(stmt)).all())
-    return _group(rows)
+    """The active reps of the tenant and `including` (active or not) with their sums over the
+    window, in the timezone of rep `zone_of` (None: the tenant's). None if that rep (or the tenant)
+    does not exist."""
+    rows = await pool.fetch(GROUP_SUMS, tenant, *window_args(spec, now), zone_of, including)
+    if not rows or rows[0]["start"] is None:
+        return None
+    first = rows[0]
+    reps = [r for r in rows if r["rep_id"] is not None]
+    return GroupSums(first["snapshot"], first["start"], first["end"], first["as_of"], reps)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from services.api.coaching import service
 from services.api.coaching.schemas import RepCoachingOut, Scope, TeamCoachingOut
-from services.api.deps import CoachingReadKey, EngineDep, WindowDep, error_responses
+from services.api.deps import CoachingReadKey, ReadsDep, WindowDep, error_responses
+from services.api.reads import json_response
 from services.api.reps.routes import RepId
 
 router = APIRouter(prefix="/v1/coaching", tags=["coaching"])
@@ -44,16 +45,14 @@ async def rep_coaching(
     key: CoachingReadKey,
     rep_id: RepId,
     window: WindowDep,
-    engine: EngineDep,
+    reads: ReadsDep,
     scope: ScopeQuery = "tenant",
     min_sample: MinSample = service.DEFAULT_MIN_SAMPLE,
-) -> RepCoachingOut:
-    found = await service.rep_coaching(
-        engine, key.tenant, rep_id, scope=scope, min_sample=min_sample, spec=window, now=datetime.now(UTC)
+) -> Response:
+    body = await service.rep_coaching(
+        reads, key.tenant, rep_id, scope=scope, min_sample=min_sample, spec=window, now=datetime.now(UTC)
     )
-    return RepCoachingOut.of(
-        found.reps[0], scope=scope, min_sample=min_sample, start=found.start, end=found.end, as_of=found.as_of
-    )
+    return json_response(body)
 
 
 @router.get(
@@ -68,15 +67,15 @@ async def rep_coaching(
 async def team_coaching(
     key: CoachingReadKey,
     window: WindowDep,
-    engine: EngineDep,
+    reads: ReadsDep,
     scope: ScopeQuery = "tenant",
     team: Annotated[
         str | None, Query(min_length=1, max_length=200, description="List only the reps of this team")
     ] = None,
     min_sample: MinSample = service.DEFAULT_MIN_SAMPLE,
-) -> TeamCoachingOut:
-    found = await service.team_coaching(
-        engine,
+) -> Response:
+    body = await service.team_coaching(
+        reads,
         key.tenant,
         scope=scope,
         team=team,
@@ -84,12 +83,4 @@ async def team_coaching(
         spec=window,
         now=datetime.now(UTC),
     )
-    return TeamCoachingOut.of(
-        found.reps,
-        scope=scope,
-        team=team,
-        min_sample=min_sample,
-        start=found.start,
-        end=found.end,
-        as_of=found.as_of,
-    )
+    return json_response(body)

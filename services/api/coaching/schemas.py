@@ -8,8 +8,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
-from services.api.coaching.service import RepCoaching, Standing
-
 Scope = Literal["tenant", "team"]
 
 STANDING_EXAMPLE: JsonDict = {
@@ -36,18 +34,6 @@ class StandingOut(BaseModel):
     percentile: float | None = Field(description="100 x (peers below + half the peers equal) / peers")
     gap_pct: float | None = Field(description="(value - peer_median) / peer_median")
     z: float | None = Field(description="(value - peer_median) / (1.4826 x MAD of the peers)")
-
-    @classmethod
-    def of(cls, standing: Standing) -> StandingOut:
-        return cls(
-            value=standing.value,
-            sample=standing.sample,
-            peers=standing.peers,
-            peer_median=standing.peer_median,
-            percentile=standing.percentile,
-            gap_pct=standing.gap_pct,
-            z=standing.z,
-        )
 
 
 class RepCoachingOut(BaseModel):
@@ -78,29 +64,6 @@ class RepCoachingOut(BaseModel):
     as_of: datetime | None = Field(description="Newest event time folded for the tenant; null before any")
     metrics: dict[str, StandingOut]
     focus: list[str] = Field(description="At most two metrics to coach on, most negative z first")
-
-    @classmethod
-    def of(
-        cls,
-        result: RepCoaching,
-        *,
-        scope: Scope,
-        min_sample: int,
-        start: date,
-        end: date,
-        as_of: datetime | None,
-    ) -> RepCoachingOut:
-        return cls(
-            rep_id=result.rep_id,
-            team=result.team,
-            scope=scope,
-            min_sample=min_sample,
-            from_=start,
-            to=end,
-            as_of=as_of,
-            metrics={name: StandingOut.of(s) for name, s in result.metrics.items()},
-            focus=list(result.focus),
-        )
 
 
 class TeamRepOut(BaseModel):
@@ -133,25 +96,3 @@ class TeamCoachingOut(BaseModel):
     to: date = Field(description="Last day of the window, inclusive")
     as_of: datetime | None = Field(description="Newest event time folded for the tenant; null before any")
     reps: list[TeamRepOut]
-
-    @classmethod
-    def of(
-        cls,
-        results: list[RepCoaching],
-        *,
-        scope: Scope,
-        team: str | None,
-        min_sample: int,
-        start: date,
-        end: date,
-        as_of: datetime | None,
-    ) -> TeamCoachingOut:
-        return cls(
-            scope=scope,
-            team=team,
-            min_sample=min_sample,
-            from_=start,
-            to=end,
-            as_of=as_of,
-            reps=[TeamRepOut(rep_id=r.rep_id, team=r.team, focus=list(r.focus)) for r in results],
-        )

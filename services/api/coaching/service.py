@@ -11,17 +11,18 @@ The statistics are pure; `rep_coaching` and `team_coaching` at the end read the 
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+import numpy as np
 
-from services.api.coaching import queries
+from services.api.coaching import queries, stats
+from services.api.coaching.stats import Bools, Floats
 from services.api.deps import rollup_read
-from services.api.reps.service import metrics_from_sums
+from services.api.reads import Reads, json_answer
+from services.api.reps.queries import Probe, tenant_probe
 from services.api.windows import WindowSpec
 from services.core.http import ApiError
 
@@ -54,8 +55,6 @@ DENOMINATORS: Mapping[str, tuple[str, ...]] = {
 TWO_SIDED: frozenset[str] = frozenset({"talk_ratio"})
 
 DEFAULT_MIN_SAMPLE = 20
-MAD_TO_SIGMA = 1.4826  # makes the MAD a consistent estimate of sigma for normal data
-MIN_PEERS_FOR_Z = 5
 FOCUS_THRESHOLD = -1.0
 MAX_FOCUS = 2
 
@@ -113,6 +112,107 @@ def observations(metrics: Mapping[str, float | int | None]) -> dict[str, Observa
     return out
 
 
+@dataclass(frozen=True)
+class Table:
+    """A peer group's coaching input, one entry per rep (in a fixed order): per metric the values
+    (NaN: no value) and, for rates, the denominators (`samples`, exact; `_sample_floats` for the
+    qualification test, exact there too since `min_sample` is far below 2**53)."""
+
+    rep_ids: list[str]
+    teams: list[str | None]
+    values: dict[str, Floats]
+    samples: dict[str, list[int | None]]
+    _sample_floats: dict[str, Floats] = field(default_factory=dict)
+
+    def qualified(self, name: str, min_sample: int) -> Bools:
+        known = ~np.isnan(self.values[name])
+        if name not in DENOMINATORS:
+            return known
+        floats = self._sample_floats.get(name)
+        if floats is None:
+            floats = self._sample_floats[name] = np.array(
+                [s or 0 for s in self.samples[name]], dtype=np.float64
+            )
+        qualified: Bools = known & (floats >= min_sample)
+        return qualified
+
+
+@dataclass(frozen=True)
+class Coached:
+    """Every rep's standings of a table, per metric, and each rep's focus."""
+
+    metrics: dict[str, stats.MetricStandings]
+    focus: list[tuple[str, ...]]
+
+
+def table_of(reps: Sequence[CoachingRep]) -> Table:
+    values: dict[str, Floats] = {}
+    samples: dict[str, list[int | None]] = {}
+    for name in COACHING_METRICS:
+        observed = [rep.metrics.get(name, Observation(None)) for rep in reps]
+        values[name] = _floats(_finite(o.value) for o in observed)
+        if name in DENOMINATORS:
+            samples[name] = [o.sample for o in observed]
+    return Table([r.rep_id for r in reps], [r.team for r in reps], values, samples)
+
+
+def coach_table(table: Table, *, min_sample: int, by_team: bool) -> Coached:
+    """Every rep's standing against the others of the table (with `by_team`, of its own team; a rep
+    without a team then has no peers). O(reps x log reps) per metric, vectorised."""
+    groups = None
+    if by_team:
+        labels: dict[str | int, int] = {}
+        # A rep without a team is a group of its own (int keys never collide with team names).
+        keys = [team if team is not None else i for i, team in enumerate(table.teams)]
+        groups = np.array([labels.setdefault(k, len(labels)) for k in keys], dtype=np.int64)
+    per_metric = {
+        name: stats.standings(table.values[name], table.qualified(name, min_sample), groups)
+        for name in COACHING_METRICS
+    }
+    scores = np.column_stack(
+        [-np.abs(per_metric[n].z) if n in TWO_SIDED else per_metric[n].z for n in COACHING_METRICS]
+    ).reshape(len(table.rep_ids), len(COACHING_METRICS))
+    picks = stats.focus(scores, FOCUS_THRESHOLD, MAX_FOCUS)
+    return Coached(per_metric, [tuple(COACHING_METRICS[c] for c in row) for row in picks])
+
+
+def standing_of(table: Table, coached: Coached, i: int, name: str) -> Standing:
+    m = coached.metrics[name]
+    sample = table.samples[name][i] if name in DENOMINATORS else None
+    return Standing(
+        _number(table.values[name][i]),
+        sample,
+        int(m.peers[i]),
+        _number(m.median[i]),
+        _number(m.percentile[i]),
+        _number(m.gap[i]),
+        _number(m.z[i]),
+    )
+
+
+def rep_coaching_of(table: Table, coached: Coached, i: int) -> RepCoaching:
+    standings = {name: standing_of(table, coached, i, name) for name in COACHING_METRICS}
+    return RepCoaching(table.rep_ids[i], table.teams[i], standings, coached.focus[i])
+
+
+def all_rep_coachings(table: Table, coached: Coached) -> list[RepCoaching]:
+    """`rep_coaching_of` every rep, reading each array once."""
+    columns = {}
+    for name in COACHING_METRICS:
+        m = coached.metrics[name]
+        samples = table.samples[name] if name in DENOMINATORS else [None] * len(table.rep_ids)
+        arrays = (table.values[name], m.median, m.percentile, m.gap, m.z)
+        value, median, percentile, gap, z = ([_number(x) for x in a.tolist()] for a in arrays)
+        peers = m.peers.tolist()
+        columns[name] = [
+            Standing(*row) for row in zip(value, samples, peers, median, percentile, gap, z, strict=True)
+        ]
+    return [
+        RepCoaching(rep_id, team, {name: columns[name][i] for name in COACHING_METRICS}, coached.focus[i])
+        for i, (rep_id, team) in enumerate(zip(table.rep_ids, table.teams, strict=True))
+    ]
+
+
 def coach_scope(
     reps: Sequence[CoachingRep], *, min_sample: int = DEFAULT_MIN_SAMPLE, by_team: bool = False
 ) -> list[RepCoaching]:
@@ -120,16 +220,9 @@ def coach_scope(
 
     `reps` are the active reps of the scope (rep ids unique). With `by_team`, each rep is compared
     with the other reps of its own team only; a rep without a team then has no peers.
-    Runs in O(reps x log reps) per metric.
     """
-    if not by_team:
-        return _coach_group(reps, min_sample)
-    groups: dict[str | int, list[CoachingRep]] = {}
-    for i, rep in enumerate(reps):
-        # A rep without a team is a group of its own (int keys never collide with team names).
-        groups.setdefault(rep.team if rep.team is not None else i, []).append(rep)
-    done = {c.rep_id: c for group in groups.values() for c in _coach_group(group, min_sample)}
-    return [done[rep.rep_id] for rep in reps]
+    table = table_of(reps)
+    return all_rep_coachings(table, coach_table(table, min_sample=min_sample, by_team=by_team))
 
 
 def coach_rep(
@@ -139,22 +232,8 @@ def coach_rep(
     index = next((i for i, rep in enumerate(reps) if rep.rep_id == rep_id), None)
     if index is None:
         return None
-    # Only this rep's standings: the others' are not needed (a team view computes them all).
-    standings = {name: _standings(name, reps, min_sample, only=index)[0] for name in COACHING_METRICS}
-    return RepCoaching(rep_id, reps[index].team, standings, focus_metrics(standings))
-
-
-def focus_metrics(standings: Mapping[str, Standing]) -> tuple[str, ...]:
-    """At most two metrics with z <= -1, most negative first (talk_ratio: -|z|)."""
-    scored = []
-    for order, name in enumerate(COACHING_METRICS):
-        standing = standings.get(name)
-        if standing is None or standing.z is None:
-            continue
-        score = -abs(standing.z) if name in TWO_SIDED else standing.z
-        if score <= FOCUS_THRESHOLD:
-            scored.append((score, order, name))
-    return tuple(name for _, _, name in sorted(scored)[:MAX_FOCUS])
+    table = table_of(reps)
+    return rep_coaching_of(table, coach_table(table, min_sample=min_sample, by_team=False), index)
 
 
 def team_focus(results: Iterable[RepCoaching]) -> list[tuple[str, tuple[str, ...]]]:
@@ -162,86 +241,60 @@ def team_focus(results: Iterable[RepCoaching]) -> list[tuple[str, tuple[str, ...
     return [(r.rep_id, r.focus) for r in results]
 
 
-def _coach_group(reps: Sequence[CoachingRep], min_sample: int) -> list[RepCoaching]:
-    per_metric = {name: _standings(name, reps, min_sample) for name in COACHING_METRICS}
-    out = []
-    for i, rep in enumerate(reps):
-        standings = {name: per_metric[name][i] for name in COACHING_METRICS}
-        out.append(RepCoaching(rep.rep_id, rep.team, standings, focus_metrics(standings)))
-    return out
+def table_from_sums(rows: Sequence[Mapping[str, Any]]) -> Table:
+    """A group's table from its reps' counter sums (queries.GROUP_COLUMNS), the SPEC 5.1 formulas
+    and `observations` applied to all reps at once: the same float operations, so the same values."""
+    count = {c: [int(r[c]) for r in rows] for c in ("dials", "connects", "emails_sent", "email_replies",
+                                                  "meetings_booked", "meetings_held", "deals_won",
+                                                  "deals_lost", "talk_calls")}  # fmt: skip
+    deals = [won + lost for won, lost in zip(count["deals_won"], count["deals_lost"], strict=True)]
+    f = {c: _floats(v) for c, v in count.items()}
+    rep_talk, buyer_talk = (_floats(float(r[c]) for r in rows) for c in ("rep_talk_s", "buyer_talk_s"))
+    revenue = _floats(float(r["revenue_won"]) for r in rows)
+    values = {
+        "connect_rate": _rate(f["connects"], f["dials"]),
+        "meeting_rate": _rate(f["meetings_booked"], f["connects"]),
+        "show_rate": _rate(f["meetings_held"], f["meetings_booked"]),
+        "reply_rate": _rate(f["email_replies"], f["emails_sent"]),
+        "win_rate": _rate(f["deals_won"], _floats(deals)),
+        "talk_ratio": _rate(rep_talk, rep_talk + buyer_talk),
+        "avg_deal_size": _rate(revenue, f["deals_won"]),
+        "dials": _finite_array(f["dials"]),
+        "emails_sent": _finite_array(f["emails_sent"]),
+        "meetings_booked": _finite_array(f["meetings_booked"]),
+    }
+    samples: dict[str, list[int | None]] = {
+        "connect_rate": list(count["dials"]),
+        "meeting_rate": list(count["connects"]),
+        "show_rate": list(count["meetings_booked"]),
+        "reply_rate": list(count["emails_sent"]),
+        "win_rate": list(deals),
+        "talk_ratio": list(count["talk_calls"]),
+        "avg_deal_size": list(count["deals_won"]),
+    }
+    return Table([r["rep_id"] for r in rows], [r["team"] for r in rows], values, samples)
 
 
-def _standings(
-    name: str, reps: Sequence[CoachingRep], min_sample: int, only: int | None = None
-) -> list[Standing]:
-    """Every rep's standing on `name`, or just the one of `reps[only]`."""
-    observed = [rep.metrics.get(name, Observation(None)) for rep in reps]
-    activity = name not in DENOMINATORS
-    values = [_finite(o.value) for o in observed]
-    qualified = [
-        v is not None and (activity or (o.sample or 0) >= min_sample)
-        for o, v in zip(observed, values, strict=True)
-    ]
-    peers = _Peers(sorted(v for v, q in zip(values, qualified, strict=True) if q and v is not None))
-    out = []
-    for i, (o, value, is_peer) in enumerate(zip(observed, values, qualified, strict=True)):
-        if only is None or i == only:
-            out.append(peers.standing(value, None if activity else o.sample, is_peer))
-    return out
+def _floats(values: Iterable[float | int | None]) -> Floats:
+    return np.fromiter((np.nan if v is None else v for v in values), dtype=np.float64)
 
 
-class _Peers:
-    """The qualified values of one metric, sorted, answering leave-one-out statistics fast.
-
-    A qualified rep's peers are all qualified values but its own. Removing one element from a
-    sorted list shifts the indices above it by one, so the k-th peer value, the peer median and
-    the rank are index arithmetic. The MAD needs the sorted deviations from the peer median; a
-    leave-one-out median takes at most three distinct values, so those lists are built at most
-    four times per metric and cached by median.
-    """
-
-    def __init__(self, values: list[float]) -> None:
-        self.values = values
-        self._deviations: dict[float, list[float]] = {}
-
-    def standing(self, value: float | None, sample: int | None, is_peer: bool) -> Standing:
-        values = self.values
-        # The rep's own value sits in `values` when it qualifies; drop one copy of it.
-        skip = bisect_left(values, value) if is_peer and value is not None else None
-        count = len(values) - (skip is not None)
-        if count == 0:
-            return Standing(value, sample, 0, None, None, None, None)
-        median = _median_without(values, skip)
-        if value is None:
-            return Standing(None, sample, count, median, None, None, None)
-        below = bisect_left(values, value)
-        equal = bisect_right(values, value) - below - (skip is not None)
-        percentile = 100.0 * (below + 0.5 * equal) / count
-        gap = (value - median) / median if median != 0 else None
-        z = None
-        if is_peer and count >= MIN_PEERS_FOR_Z:
-            deviations = self._deviations_from(median)
-            own = bisect_left(deviations, abs(value - median)) if skip is not None else None
-            mad = _median_without(deviations, own)
-            if mad > 0:
-                z = (value - median) / (MAD_TO_SIGMA * mad)
-        return Standing(value, sample, count, median, percentile, gap, z)
-
-    def _deviations_from(self, median: float) -> list[float]:
-        cached = self._deviations.get(median)
-        if cached is None:
-            cached = self._deviations[median] = sorted(abs(v - median) for v in self.values)
-        return cached
+def _rate(numerator: Floats, denominator: Floats) -> Floats:
+    """`ratio` of the reps' floats, then `_finite`: NaN where the denominator is 0 or the quotient
+    is not finite."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        quotient = numerator / denominator
+    return _finite_array(np.where(denominator == 0, np.nan, quotient))
 
 
-def _median_without(values: list[float], skip: int | None) -> float:
-    """Median of the sorted `values` with the element at index `skip` (if any) left out."""
-    n = len(values) - (skip is not None)
+def _finite_array(values: Floats) -> Floats:
+    finite: Floats = np.where(np.isfinite(values), values, np.nan)
+    return finite
 
-    def kth(k: int) -> float:
-        return values[k + 1] if skip is not None and k >= skip else values[k]
 
-    return (kth((n - 1) // 2) + kth(n // 2)) / 2
+def _number(value: float) -> float | None:
+    number = float(value)
+    return None if math.isnan(number) else number
 
 
 def _finite(value: float | int | None) -> float | None:
@@ -254,29 +307,62 @@ def _finite(value: float | int | None) -> float | None:
 # --- reads ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Coached:
-    """Coaching results of a read, with the window they cover."""
+@dataclass
+class Group:
+    """A peer group read at one snapshot: the active reps (and, in one rep's own view, that rep)
+    over one window. Its coaching per (min_sample, by_team) is computed once, when first asked."""
 
-    start: date
-    end: date
-    as_of: datetime | None
-    reps: list[RepCoaching]
+    sums: queries.GroupSums
+    table: Table
+    index: dict[str, int]
+    _coached: dict[tuple[int, bool], Coached] = field(default_factory=dict)
+
+    def coached(self, min_sample: int, by_team: bool) -> Coached:
+        key = (min_sample, by_team)
+        found = self._coached.get(key)
+        if found is None:
+            found = self._coached[key] = coach_table(self.table, min_sample=min_sample, by_team=by_team)
+        return found
 
 
-def rep_observations(sums: Mapping[str, Any]) -> dict[str, Observation]:
-    """Coaching input from one rep's counter sums of `rollup_rep_daily` (queries.COACHING_COLUMNS)."""
-    # Quota attainment is no coaching metric, so no quota and the window's length does not matter.
-    metrics = metrics_from_sums(sums, quota_monthly=None, days=1)
-    return observations({**metrics, "talk_calls": int(sums.get("talk_calls", 0))})
+def _group_key(tenant: str, snapshot: str, start: date, end: date, including: str | None) -> Hashable:
+    return ("coaching_group", tenant, snapshot, start, end, including)
 
 
-def _coaching_reps(group: queries.GroupSums) -> list[CoachingRep]:
-    return [CoachingRep(r.rep_id, r.team, rep_observations(r.sums)) for r in group.reps]
+async def _group(
+    reads: Reads,
+    tenant: str,
+    probe: Probe | queries.RepProbe,
+    spec: WindowSpec,
+    now: datetime,
+    *,
+    zone_of: str | None,
+    including: str | None,
+    metric: str,
+) -> Group | None:
+    """The group of active reps (and `including`) at the probe's snapshot, read when not cached."""
+
+    async def read() -> tuple[Hashable, Group | None]:
+        with rollup_read(metric):
+            found = await queries.group_sums(
+                reads.pool, tenant, spec, now, zone_of=zone_of, including=including
+            )
+        if found is None:
+            return _group_key(tenant, probe.snapshot, probe.start, probe.end, including), None
+        table = table_from_sums(found.rows)
+        group = Group(found, table, {rep_id: i for i, rep_id in enumerate(table.rep_ids)})
+        return _group_key(tenant, found.snapshot, found.start, found.end, including), group
+
+    key = _group_key(tenant, probe.snapshot, probe.start, probe.end, including)
+    return await reads.cache.get(metric, key, read)
+
+
+def _window(group: Group) -> dict[str, Any]:
+    return {"from": group.sums.start, "to": group.sums.end, "as_of": group.sums.as_of}
 
 
 async def rep_coaching(
-    engine: AsyncEngine,
+    reads: Reads,
     tenant: str,
     rep_id: str,
     *,
@@ -284,17 +370,41 @@ async def rep_coaching(
     min_sample: int,
     spec: WindowSpec,
     now: datetime,
-) -> Coached:
-    with rollup_read("coaching_rep"):
-        group = await queries.rep_and_peers(engine, tenant, rep_id, scope, spec, now)
-    result = None if group is None else coach_rep(rep_id, _coaching_reps(group), min_sample=min_sample)
-    if group is None or result is None:
-        raise ApiError(404, "not_found", "no such rep")
-    return Coached(group.start, group.end, group.as_of, [result])
+) -> bytes:
+    """The JSON of `RepCoachingOut`. The window follows the rep's timezone; its peers are the other
+    active reps of the tenant (scope `team`: of its team). An inactive rep is coached too."""
+    probe = await queries.rep_probe(reads.pool, tenant, rep_id, spec, now)
+    if probe is None:
+        raise _no_rep()
+    # An active rep's group is every active rep: one cached group serves all of them.
+    including = None if probe.active else rep_id
+    args = (reads, tenant, probe, spec, now)
+    group = await _group(*args, zone_of=rep_id, including=including, metric="coaching_rep")
+    if group is None or rep_id not in group.index:
+        # The rep changed since the probe (or shared a read begun for another rep): read its own.
+        group = await _group(*args, zone_of=rep_id, including=rep_id, metric="coaching_rep")
+    if group is None or rep_id not in group.index:
+        raise _no_rep()
+    i = group.index[rep_id]
+    coached = group.coached(min_sample, scope == "team")
+    metrics = {}
+    for name in COACHING_METRICS:
+        s = standing_of(group.table, coached, i, name)
+        metrics[name] = {
+            "value": s.value,
+            "sample": s.sample,
+            "peers": s.peers,
+            "peer_median": s.peer_median,
+            "percentile": s.percentile,
+            "gap_pct": s.gap_pct,
+            "z": s.z,
+        }
+    head = {"rep_id": rep_id, "team": group.table.teams[i], "scope": scope, "min_sample": min_sample}
+    return json_answer({**head, **_window(group), "metrics": metrics, "focus": list(coached.focus[i])})
 
 
 async def team_coaching(
-    engine: AsyncEngine,
+    reads: Reads,
     tenant: str,
     *,
     scope: Literal["tenant", "team"],
@@ -302,15 +412,41 @@ async def team_coaching(
     min_sample: int,
     spec: WindowSpec,
     now: datetime,
-) -> Coached:
-    """Every active rep (of `team`, if given) with its focus; peers per `scope`."""
-    with rollup_read("coaching_team"):
-        group = await queries.active_reps(engine, tenant, team if scope == "team" else None, spec, now)
-    reps = [] if group is None else _coaching_reps(group)
-    if group is None or (team is not None and not any(r.team == team for r in reps)):
-        # The same answer for another tenant's team and a team nobody is in.
-        raise ApiError(404, "not_found", "no active rep in this team")
-    results = coach_scope(reps, min_sample=min_sample, by_team=scope == "team")
-    if team is not None:
-        results = [r for r in results if r.team == team]
-    return Coached(group.start, group.end, group.as_of, results)
+) -> bytes:
+    """The JSON of `TeamCoachingOut`: every active rep (of `team`, if given) with its focus; peers
+    per `scope`. The window follows the tenant's timezone."""
+    probe = await tenant_probe(reads.pool, tenant, spec, now)
+    if probe is None:
+        raise _no_team()
+
+    def key(snapshot: str, start: date, end: date) -> Hashable:
+        return ("coaching_team", tenant, snapshot, start, end, scope, team, min_sample)
+
+    async def answer() -> tuple[Hashable, bytes]:
+        group = await _group(
+            reads, tenant, probe, spec, now, zone_of=None, including=None, metric="coaching_team"
+        )
+        if group is None or (team is not None and team not in group.table.teams):
+            # The same answer for another tenant's team and a team nobody is in.
+            raise _no_team()
+        coached = group.coached(min_sample, scope == "team")
+        reps = [
+            {"rep_id": rep_id, "team": rep_team, "focus": list(focus)}
+            for rep_id, rep_team, focus in zip(
+                group.table.rep_ids, group.table.teams, coached.focus, strict=True
+            )
+            if team is None or rep_team == team
+        ]
+        head = {"scope": scope, "team": team, "min_sample": min_sample}
+        body = json_answer({**head, **_window(group), "reps": reps})
+        return key(group.sums.snapshot, group.sums.start, group.sums.end), body
+
+    return await reads.cache.get("coaching_team", key(probe.snapshot, probe.start, probe.end), answer)
+
+
+def _no_rep() -> ApiError:
+    return ApiError(404, "not_found", "no such rep")
+
+
+def _no_team() -> ApiError:
+    return ApiError(404, "not_found", "no active rep in this team")

@@ -1,9 +1,9 @@
 """All SQL of the demand-generation domain: the lead funnel and first-touch deal attribution per
 channel over a window, and marketing spend.
 
-The window is a range of the tenant's calendar days; it is resolved to instants once (the first
-statement) so that the reads after it compare timestamps against plain bounds and use the indexes.
-Nothing here reads the event archive: `leads` and `deal_facts` are kept by the aggregator.
+The report is one statement on the read pool (services/api/reads.py): the window, resolved to
+instants once in the tenant's timezone, the lead funnel, the deals and the spend, with the snapshot
+it saw. Nothing here reads the event archive: `leads` and `deal_facts` are kept by the aggregator.
 """
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
 
-from sqlalchemy import ColumnElement, DateTime, and_, cast, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, func, literal_column
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.api.reps.queries import _as_of, _bounds
+from services.api.reads import ReadPool
+from services.api.reps.queries import AS_OF_SQL, SNAPSHOT_SQL, window_args, window_sql
 from services.api.windows import WindowSpec
-from services.core.models import ChannelSpend, DealFact, Lead, Tenant
+from services.core.models import ChannelSpend
 
 
 @dataclass(frozen=True)
@@ -54,86 +54,79 @@ class ChannelData:
     leads: dict[str | None, LeadCounts]
     deals: dict[str | None, DealCounts]
     spend: dict[str, dict[date, Decimal]]
+    snapshot: str
 
 
-def _between(column: Any, lo: datetime, hi: datetime) -> ColumnElement[bool]:
-    return and_(column >= lo, column < hi)
+# $1 tenant, $2..$5 the window (reps.queries.window_args). `lo` and `hi` are local midnight of the
+# first day and of the day after the last, as instants; read through scalar subqueries, evaluated
+# once, so that they are index conditions.
+CHANNELS = f"""
+WITH w AS MATERIALIZED (
+  SELECT d.start, d."end",
+         timezone(t.timezone, d.start::timestamp) AS lo,
+         timezone(t.timezone, (d."end" + 1)::timestamp) AS hi
+  FROM tenants AS t CROSS JOIN LATERAL ({window_sql("t.timezone")}) AS d
+  WHERE t.slug = $1
+),
+leads_in AS (
+  -- Leads created, turned MQL or turned SQL in the window: three index ranges.
+  SELECT l.channel, l.speed_s,
+         l.created_at >= (SELECT lo FROM w) AND l.created_at < (SELECT hi FROM w) AS created,
+         l.mql_at >= (SELECT lo FROM w) AND l.mql_at < (SELECT hi FROM w) AS mql,
+         l.sql_at >= (SELECT lo FROM w) AND l.sql_at < (SELECT hi FROM w) AS sql
+  FROM leads AS l
+  WHERE l.tenant = $1
+    AND (l.created_at >= (SELECT lo FROM w) AND l.created_at < (SELECT hi FROM w)
+      OR l.mql_at >= (SELECT lo FROM w) AND l.mql_at < (SELECT hi FROM w)
+      OR l.sql_at >= (SELECT lo FROM w) AND l.sql_at < (SELECT hi FROM w))
+),
+lead_counts AS (
+  SELECT channel, count(*) FILTER (WHERE created) AS leads, count(*) FILTER (WHERE mql) AS mqls,
+         count(*) FILTER (WHERE sql) AS sqls,
+         percentile_cont(0.5) WITHIN GROUP (ORDER BY speed_s)
+           FILTER (WHERE created AND speed_s IS NOT NULL) AS speed
+  FROM leads_in GROUP BY channel
+),
+deal_counts AS (
+  -- A deal without a channel takes its contact's first-touch channel, looked up per deal (the
+  -- contact's lead row, by primary key) at read time, so a lead arriving after its deal claims it.
+  SELECT coalesce(f.channel, (SELECT l.channel FROM leads AS l
+                              WHERE l.tenant = f.tenant AND l.contact_id = f.contact_id)) AS channel,
+         count(*) FILTER (WHERE f.type = 'deal.created') AS created,
+         count(*) FILTER (WHERE f.type = 'deal.won') AS won,
+         coalesce(sum(f.amount) FILTER (WHERE f.type = 'deal.won'), 0) AS revenue
+  FROM deal_facts AS f
+  WHERE f.tenant = $1 AND f.occurred_at >= (SELECT lo FROM w) AND f.occurred_at < (SELECT hi FROM w)
+    AND f.type IN ('deal.created', 'deal.won')
+  GROUP BY 1
+)
+SELECT w.start, w."end", {AS_OF_SQL} AS as_of, {SNAPSHOT_SQL} AS snapshot,
+       (SELECT array_agg((channel, leads, mqls, sqls, speed)) FROM lead_counts) AS leads,
+       (SELECT array_agg((channel, created, won, revenue)) FROM deal_counts) AS deals,
+       (SELECT array_agg((s.channel, s.month, s.amount)) FROM channel_spend AS s
+        WHERE s.tenant = $1 AND s.month >= date_trunc('month', w.start)::date AND s.month <= w."end")
+         AS spend
+FROM w
+"""
 
 
-async def channel_data(engine: AsyncEngine, tenant: str, spec: WindowSpec, now: datetime) -> ChannelData:
-    start, end = _bounds(spec, Tenant.timezone, now)
-    window = select(
-        start.label("start"),
-        end.label("end"),
-        # Local midnight of the first day and of the day after the last, as instants.
-        func.timezone(Tenant.timezone, cast(start, DateTime())).label("lo"),
-        func.timezone(Tenant.timezone, cast(end + 1, DateTime())).label("hi"),
-        _as_of(tenant).label("as_of"),
-    ).where(Tenant.slug == tenant)
-    async with engine.connect() as conn:
-        w = (await conn.execute(window)).one()
-        leads = await conn.execute(_lead_counts(tenant, w.lo, w.hi))
-        deals = await conn.execute(_deal_counts(tenant, w.lo, w.hi))
-        spend = await conn.execute(
-            select(ChannelSpend.channel, ChannelSpend.month, ChannelSpend.amount).where(
-                ChannelSpend.tenant == tenant,
-                ChannelSpend.month >= w.start.replace(day=1),
-                ChannelSpend.month <= w.end,
-            )
-        )
-        by_channel: dict[str, dict[date, Decimal]] = {}
-        for row in spend:
-            by_channel.setdefault(row.channel, {})[row.month] = row.amount
-        return ChannelData(
-            w.start,
-            w.end,
-            w.as_of,
-            {r.channel: LeadCounts(r.leads, r.mqls, r.sqls, r.speed) for r in leads},
-            {r.channel: DealCounts(r.created, r.won, r.revenue) for r in deals},
-            by_channel,
-        )
-
-
-def _lead_counts(tenant: str, lo: datetime, hi: datetime) -> Any:
-    """Leads created, turned MQL and turned SQL in the window by the lead's channel; the median
-    speed to lead of the leads created in it."""
-    created = _between(Lead.created_at, lo, hi)
-    mql = _between(Lead.mql_at, lo, hi)
-    sql = _between(Lead.sql_at, lo, hi)
-    speed = func.percentile_cont(0.5).within_group(Lead.speed_s)
-    return (
-        select(
-            Lead.channel,
-            func.count().filter(created).label("leads"),
-            func.count().filter(mql).label("mqls"),
-            func.count().filter(sql).label("sqls"),
-            speed.filter(and_(created, Lead.speed_s.is_not(None))).label("speed"),
-        )
-        .where(Lead.tenant == tenant, or_(created, mql, sql))
-        .group_by(Lead.channel)
-    )
-
-
-def _deal_counts(tenant: str, lo: datetime, hi: datetime) -> Any:
-    """Deals created and won in the window by the deal's channel, else its contact's first-touch
-    channel: joined here, at read time, so a lead arriving after its deal still claims it."""
-    channel = func.coalesce(DealFact.channel, Lead.channel).label("channel")
-    won = DealFact.type == "deal.won"
-    return (
-        select(
-            channel,
-            func.count().filter(DealFact.type == "deal.created").label("created"),
-            func.count().filter(won).label("won"),
-            func.coalesce(func.sum(DealFact.amount).filter(won), 0).label("revenue"),
-        )
-        .select_from(DealFact)
-        .outerjoin(Lead, and_(Lead.tenant == DealFact.tenant, Lead.contact_id == DealFact.contact_id))
-        .where(
-            DealFact.tenant == tenant,
-            _between(DealFact.occurred_at, lo, hi),
-            DealFact.type.in_(("deal.created", "deal.won")),
-        )
-        .group_by(channel)
+async def channel_data(pool: ReadPool, tenant: str, spec: WindowSpec, now: datetime) -> ChannelData | None:
+    """The window's funnel counts per channel and the spend of the months it touches, in one
+    statement; None for an unknown tenant."""
+    row = await pool.fetchrow(CHANNELS, tenant, *window_args(spec, now))
+    if row is None:
+        return None
+    by_channel: dict[str, dict[date, Decimal]] = {}
+    for channel, month, amount in row["spend"] or ():
+        by_channel.setdefault(channel, {})[month] = amount
+    return ChannelData(
+        row["start"],
+        row["end"],
+        row["as_of"],
+        {r[0]: LeadCounts(*r[1:]) for r in row["leads"] or ()},
+        {r[0]: DealCounts(*r[1:]) for r in row["deals"] or ()},
+        by_channel,
+        row["snapshot"],
     )
 
 

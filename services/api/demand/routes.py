@@ -8,7 +8,8 @@ from fastapi import APIRouter, Response
 
 from services.api.demand import service
 from services.api.demand.schemas import ChannelsOut, SpendIn, SpendOut
-from services.api.deps import DemandReadKey, DemandWriteKey, EngineDep, WindowDep, error_responses
+from services.api.deps import DemandReadKey, DemandWriteKey, EngineDep, ReadsDep, WindowDep, error_responses
+from services.api.reads import json_response
 
 router = APIRouter(prefix="/v1/demand", tags=["demand"])
 
@@ -25,9 +26,8 @@ router = APIRouter(prefix="/v1/demand", tags=["demand"])
     "is in the tenant's timezone (default: the last 30 full days); monthly spend is prorated by day.",
     responses=error_responses(401, 403, 422),
 )
-async def channels(key: DemandReadKey, window: WindowDep, engine: EngineDep) -> ChannelsOut:
-    report = await service.channels(engine, key.tenant, window, datetime.now(UTC))
-    return ChannelsOut.of(report.channels, start=report.start, end=report.end, as_of=report.as_of)
+async def channels(key: DemandReadKey, window: WindowDep, reads: ReadsDep) -> Response:
+    return json_response(await service.channels(reads, key.tenant, window, datetime.now(UTC)))
 
 
 @router.put(

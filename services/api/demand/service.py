@@ -12,8 +12,8 @@ from __future__ import annotations
 import calendar
 import re
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -21,8 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.demand import queries
 from services.api.deps import rollup_read
+from services.api.reads import Reads, json_answer
+from services.api.reps.queries import tenant_probe
 from services.api.reps.service import ratio
 from services.api.windows import WindowSpec
+from services.core.http import ApiError
 
 LEAD_CREATED = "lead.created"
 # Leads and deals whose channel is not known are reported under this name rather than dropped.
@@ -299,14 +302,6 @@ def _max(a: datetime | None, b: datetime) -> datetime:
 # --- reads and writes -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ChannelsReport:
-    start: date
-    end: date
-    as_of: datetime | None
-    channels: dict[str, ChannelStats]
-
-
 def month_key(month: date) -> str:
     return f"{month.year:04d}-{month.month:02d}"
 
@@ -337,10 +332,25 @@ def report_from(data: queries.ChannelData) -> dict[str, ChannelStats]:
     return channels_report(counts, spend=spend, speed_medians=medians)
 
 
-async def channels(engine: AsyncEngine, tenant: str, spec: WindowSpec, now: datetime) -> ChannelsReport:
-    with rollup_read("demand_channels"):
-        data = await queries.channel_data(engine, tenant, spec, now)
-    return ChannelsReport(data.start, data.end, data.as_of, report_from(data))
+async def channels(reads: Reads, tenant: str, spec: WindowSpec, now: datetime) -> bytes:
+    """The JSON of `ChannelsOut`, from the cache while the snapshot and the window are the same."""
+    probe = await tenant_probe(reads.pool, tenant, spec, now)
+    if probe is None:
+        raise ApiError(404, "not_found", "no such tenant")
+
+    def key(snapshot: str, start: date, end: date) -> Hashable:
+        return ("demand_channels", tenant, snapshot, start, end)
+
+    async def answer() -> tuple[Hashable, bytes]:
+        with rollup_read("demand_channels"):
+            data = await queries.channel_data(reads.pool, tenant, spec, now)
+        if data is None:
+            raise ApiError(404, "not_found", "no such tenant")
+        report = {name: asdict(stats) for name, stats in report_from(data).items()}
+        body = json_answer({"from": data.start, "to": data.end, "as_of": data.as_of, "channels": report})
+        return key(data.snapshot, data.start, data.end), body
+
+    return await reads.cache.get("demand_channels", key(probe.snapshot, probe.start, probe.end), answer)
 
 
 async def put_spend(

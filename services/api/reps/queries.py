@@ -6,6 +6,7 @@ the tenant's watermark come back in a single round trip. They never touch the `e
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -17,6 +18,7 @@ from sqlalchemy import (
     ColumnElement,
     Date,
     DateTime,
+    Numeric,
     Row,
     ScalarSelect,
     SQLColumnExpression,
@@ -32,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.api.reads import ReadPool
 from services.api.windows import WindowSpec
 from services.core.models import REP_COUNTERS, Rep, RepAlias, RepDaily, Tenant, TenantWatermark
 
@@ -199,37 +202,91 @@ def _counter_sums(row: Row[Any], columns: Sequence[str]) -> CounterSums:
     )
 
 
+def window_sql(zone: str) -> str:
+    """A one-row SELECT of the window's `start` and `end` for a calendar in the timezone `zone` (an
+    SQL expression), from the parameters $2..$5 that `window_args` gives: `_bounds` as plain SQL."""
+    return (
+        'SELECT coalesce($4::date, today - $3::int) AS start, coalesce($5::date, today - 1) AS "end" '
+        f"FROM (SELECT timezone({zone}, $2::timestamptz)::date AS today) AS local_day"
+    )
+
+
+def window_args(spec: WindowSpec, now: datetime) -> tuple[datetime, int, date | None, date | None]:
+    """$2 now, $3 the number of days, $4 and $5 the fixed first and last day (or nulls)."""
+    fixed = spec.fixed
+    return now, spec.days, fixed.start if fixed else None, fixed.end if fixed else None
+
+
+def sums_sql(columns: Sequence[str], rollup: str = "d") -> str:
+    """`columns` of `rollup_rep_daily` (aliased `rollup`) summed: counts as bigint, amounts as float8.
+
+    Amounts are summed exactly as numeric and only then rounded to the nearest double, the value
+    `float()` gives for the Decimal: the formulas compute in floats anyway.
+    """
+    out = []
+    for name in columns:
+        numeric = isinstance(RepDaily.__table__.c[name].type, Numeric)
+        out.append(f"coalesce(sum({rollup}.{name}), 0)::{'float8' if numeric else 'bigint'} AS {name}")
+    return ",\n       ".join(out)
+
+
+# The tenant's watermark: the `as_of` of every answer.
+AS_OF_SQL = "(SELECT as_of FROM tenant_watermarks WHERE tenant = $1)"
+# What a statement saw: equal snapshots see the same rows (services/api/reads.py).
+SNAPSHOT_SQL = "pg_current_snapshot()::text"
+
+TENANT_PROBE = f"""
+SELECT {SNAPSHOT_SQL} AS snapshot, w.start, w."end"
+FROM tenants AS t CROSS JOIN LATERAL ({window_sql("t.timezone")}) AS w
+WHERE t.slug = $1
+"""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What a cached answer must match: the snapshot a request sees and its window's days."""
+
+    snapshot: str
+    start: date
+    end: date
+
+
+async def tenant_probe(pool: ReadPool, tenant: str, spec: WindowSpec, now: datetime) -> Probe | None:
+    """The snapshot and the window in the tenant's timezone; None for an unknown tenant."""
+    row = await pool.fetchrow(TENANT_PROBE, tenant, *window_args(spec, now))
+    return None if row is None else Probe(row["snapshot"], row["start"], row["end"])
+
+
+@functools.cache
+def _rep_sums_sql(columns: tuple[str, ...]) -> str:
+    return f"""
+SELECT r.quota_monthly, w.start, w."end", {AS_OF_SQL} AS as_of,
+       {sums_sql(columns)}
+FROM reps AS r
+CROSS JOIN LATERAL ({window_sql("r.timezone")}) AS w
+LEFT JOIN rollup_rep_daily AS d
+  ON d.tenant = r.tenant AND d.rep_id = r.rep_id AND d.day BETWEEN w.start AND w."end"
+WHERE r.tenant = $1 AND r.rep_id = $6
+GROUP BY r.tenant, r.rep_id, w.start, w."end"
+"""
+
+
 async def rep_counter_sums(
-    engine: AsyncEngine,
+    pool: ReadPool,
     tenant: str,
     rep_id: str,
     spec: WindowSpec,
     now: datetime,
     columns: Sequence[str] = REP_COUNTERS,
 ) -> CounterSums | None:
-    """The rep's `columns` summed over the rep-local days of the window; None if there is no such rep."""
-    start, end = _bounds(spec, Rep.timezone, now)
-    stmt = (
-        select(
-            Rep.quota_monthly,
-            start.label("start"),
-            end.label("end"),
-            _as_of(tenant).label("as_of"),
-            *_sums(columns),
-        )
-        .select_from(Rep)
-        .outerjoin(
-            RepDaily,
-            and_(
-                RepDaily.tenant == Rep.tenant, RepDaily.rep_id == Rep.rep_id, RepDaily.day.between(start, end)
-            ),
-        )
-        .where(Rep.tenant == tenant, Rep.rep_id == rep_id)
-        .group_by(Rep.tenant, Rep.rep_id)
+    """The rep's `columns` summed over the rep-local days of the window (amounts as floats); None if
+    there is no such rep. One statement, on the read pool."""
+    row = await pool.fetchrow(_rep_sums_sql(tuple(columns)), tenant, *window_args(spec, now), rep_id)
+    if row is None:
+        return None
+    return CounterSums(
+        row["start"], row["end"], row["as_of"], row["quota_monthly"], {c: row[c] for c in columns}
     )
-    async with engine.connect() as conn:
-        row = (await conn.execute(stmt)).first()
-    return None if row is None else _counter_sums(row, columns)
 
 
 async def team_counter_sums(

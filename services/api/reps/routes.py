@@ -10,11 +10,13 @@ from fastapi import APIRouter, Path, Query, Response
 from services.api.deps import (
     EngineDep,
     MetricsReadKey,
+    ReadsDep,
     RepsReadKey,
     RepsWriteKey,
     WindowDep,
     error_responses,
 )
+from services.api.reads import json_response
 from services.api.reps import service
 from services.api.reps.schemas import RepIn, RepList, RepMetricsOut, RepOut, TeamMetricsOut
 
@@ -72,10 +74,9 @@ async def get_rep(key: RepsReadKey, rep_id: RepId, engine: EngineDep) -> RepOut:
     summary="A rep's SPEC 5.1 metrics over a window of rep-local days",
     responses=error_responses(401, 403, 404, 422),
 )
-async def rep_metrics(
-    key: MetricsReadKey, rep_id: RepId, window: WindowDep, engine: EngineDep
-) -> RepMetricsOut:
-    return await service.rep_metrics(engine, key.tenant, rep_id, window, datetime.now(UTC))
+async def rep_metrics(key: MetricsReadKey, rep_id: RepId, window: WindowDep, reads: ReadsDep) -> Response:
+    body = await service.rep_metrics(reads.pool, key.tenant, rep_id, window, datetime.now(UTC))
+    return json_response(body)
 
 
 @router.get(

@@ -11,8 +11,9 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.deps import rollup_read
+from services.api.reads import ReadPool, json_answer
 from services.api.reps import queries
-from services.api.reps.schemas import Aliases, Metrics, RepIn, RepMetricsOut, RepOut, TeamMetricsOut
+from services.api.reps.schemas import Aliases, Metrics, RepIn, RepOut, TeamMetricsOut
 from services.api.windows import DAYS_PER_MONTH, WindowSpec
 from services.core.events import ALIAS_KINDS
 from services.core.http import ApiError
@@ -149,15 +150,22 @@ def _metrics(found: queries.CounterSums) -> Metrics:
     return Metrics.model_validate(metrics_from_sums(found.sums, quota_monthly=found.quota_monthly, days=days))
 
 
-async def rep_metrics(
-    engine: AsyncEngine, tenant: str, rep_id: str, spec: WindowSpec, now: datetime
-) -> RepMetricsOut:
+async def rep_metrics(pool: ReadPool, tenant: str, rep_id: str, spec: WindowSpec, now: datetime) -> bytes:
+    """The JSON of `RepMetricsOut`, built from the formulas' plain values (they have its types)."""
     with rollup_read("rep_metrics"):
-        found = await queries.rep_counter_sums(engine, tenant, rep_id, spec, now, METRIC_COLUMNS)
+        found = await queries.rep_counter_sums(pool, tenant, rep_id, spec, now, METRIC_COLUMNS)
     if found is None:
         raise _no_rep()
-    return RepMetricsOut(
-        rep_id=rep_id, from_=found.start, to=found.end, as_of=found.as_of, metrics=_metrics(found)
+    days = (found.end - found.start).days + 1
+    metrics = metrics_from_sums(found.sums, quota_monthly=found.quota_monthly, days=days)
+    return json_answer(
+        {
+            "rep_id": rep_id,
+            "from": found.start,
+            "to": found.end,
+            "as_of": found.as_of,
+            "metrics": {name: metrics[name] for name in Metrics.model_fields},
+        }
     )
 
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit, urlunsplit
 
@@ -52,7 +53,7 @@ _MAX_FIELDS = 500
 _NAMES = {"occurred_at": "Timestamp", "duration_s": "CallDuration", "event_id": "CallSid"}
 
 
-def sign(secret: str, url: str, params: list[tuple[str, str]], algorithm: str = "HMAC_SHA1") -> str:
+def sign(secret: str, url: str, params: Sequence[tuple[str, str]], algorithm: str = "HMAC_SHA1") -> str:
     values: dict[str, set[str]] = {}
     for name, value in params:
         values.setdefault(name, set()).add(value)
@@ -66,12 +67,13 @@ def verify(request: InboundRequest, secret: str) -> None:
     if not signature:
         raise SignatureError(f"missing {SIGNATURE} header")
     algorithm = _algorithm(header(request.headers, SIGNATURE_SETTINGS))
-    query = parse_qs(urlsplit(request.url).query)
+    query_string = urlsplit(request.url).query
+    query = parse_qs(query_string) if query_string else {}
     if "bodySHA256" in query:
         # JSON callbacks sign the URL only; the body is bound by its hash in the query string.
         if not equal(hashlib.sha256(request.body).hexdigest(), query["bodySHA256"][0]):
             raise SignatureError("body does not match bodySHA256")
-        params: list[tuple[str, str]] = []
+        params: Sequence[tuple[str, str]] = ()
     else:
         params = _form(request.body)
     for url in _url_forms(request.url):
@@ -151,9 +153,11 @@ def _url_forms(url: str) -> list[str]:
     return list(dict.fromkeys([url, without, with_port]))
 
 
-def _form(body: bytes) -> list[tuple[str, str]]:
+# The webhook route verifies a body and then parses the same body: one parse serves both.
+@lru_cache(maxsize=1)
+def _form(body: bytes) -> tuple[tuple[str, str], ...]:
     try:
-        return parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=_MAX_FIELDS)
+        return tuple(parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=_MAX_FIELDS))
     except UnicodeDecodeError:
         raise PayloadError(None, "must be a UTF-8 form (application/x-www-form-urlencoded)") from None
     except ValueError:
