@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
@@ -255,9 +256,12 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
 
         async def commit(events: list[Event]) -> tuple[float, BatchResult, Counter[str]]:
             started = time.perf_counter()
-            # Before the batch: a crash in between leaves the rows, and the redelivery finds them there.
-            recorded = await dead_letters.record(letters) if letters else Counter[str]()
-            result = await store.commit_batch(events, offsets, updates)
+            recorded = Counter[str]()
+
+            async def record(conn: asyncpg.Connection) -> None:
+                recorded.update(await dead_letters.record(letters, conn))
+
+            result = await store.commit_batch(events, offsets, updates, record if letters else None)
             return time.perf_counter() - started, result, recorded
 
         outcome = None

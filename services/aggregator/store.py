@@ -12,7 +12,7 @@ the same order and cannot deadlock (archive, reps, rep rollups, channel rollups,
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -166,13 +166,18 @@ class Store:
         return {r["partition"]: r["next_offset"] for r in rows}
 
     async def commit_batch(
-        self, events: Sequence[Event], offsets: Mapping[int, int], updates: Sequence[CrmUpdate] = ()
+        self,
+        events: Sequence[Event],
+        offsets: Mapping[int, int],
+        updates: Sequence[CrmUpdate] = (),
+        also: Callable[[asyncpg.Connection], Awaitable[object]] | None = None,
     ) -> BatchResult:
         """Archive, fold and store one batch and its next offsets in one transaction.
 
         `offsets` maps every partition of the batch to its next offset, including partitions whose
         messages were all skipped. Of several deliveries of one event in the batch the first counts.
         `updates` are the batch's CRM entity updates, archived (and deduplicated) like events.
+        `also` writes more rows in the same transaction (the batch's dead letters).
         """
         unique = distinct(events)
         async with self._pool.acquire() as conn, conn.transaction():
@@ -191,6 +196,8 @@ class Store:
                 if extra is not None:
                     deltas.merge(extra)
             await _write_deltas(conn, deltas)
+            if also is not None:
+                await also(conn)
             parts = sorted(offsets)
             await conn.execute(
                 SAVE_OFFSETS, self.consumer_group, self.topic, parts, [offsets[p] for p in parts]

@@ -163,3 +163,33 @@ async def test_concurrent_batches_over_the_same_rows_neither_deadlock_nor_double
         for s in stores:
             await s.close()
     await assert_rollups_match(engine, events, Tenant(t.slug, t.timezone))
+
+
+async def test_rows_written_alongside_a_batch_commit_and_roll_back_with_it(
+    store: Store, engine: AsyncEngine, tenants: TenantFactory
+) -> None:
+    """The dead letters of a batch go through `also`: never stored without the batch, nor it without them."""
+    t = await tenants.create()
+    batch = decoded(make_events(20, t.slug, ["r1"], seed=4), t.slug)
+    marker = f"also-{secrets.token_hex(3)}"
+    insert = (
+        'INSERT INTO failed_events (tenant, topic, partition, "offset", reason, detail, value, headers) '
+        "VALUES ($1, $2, 0, 0, 'invalid_json', 'x', 'x'::bytea, '{}'::jsonb)"
+    )
+
+    async def then_fail(conn: Any) -> None:
+        await conn.execute(insert, t.slug, marker)
+        raise RuntimeError("the batch fails after its dead letters were written")
+
+    with pytest.raises(RuntimeError):
+        await store.commit_batch(batch, {0: 20}, also=then_fail)
+    assert await sql(engine, "SELECT 1 FROM failed_events WHERE topic = :m", m=marker) == []
+    assert await sql(engine, "SELECT 1 FROM events WHERE tenant = :t", t=t.slug) == []
+    assert await store.load_offsets([0]) == {}
+
+    async def write(conn: Any) -> None:
+        await conn.execute(insert, t.slug, marker)
+
+    await store.commit_batch(batch, {0: 20}, also=write)
+    assert len(await sql(engine, "SELECT 1 FROM failed_events WHERE topic = :m", m=marker)) == 1
+    assert await store.load_offsets([0]) == {0: 20}
