@@ -20,7 +20,7 @@ DEV_ENV = Path(".salesloop/dev.env")
 
 def config(env_file: Path, overrides: Mapping[str, str | None]) -> dict[str, str]:
     """SALESLOOP_* values: `overrides` (non-None), then the environment, then `env_file`."""
-    from services.dev import parse_env
+    from services.dev_state import parse_env
 
     values = parse_env(env_file.read_text()) if env_file.is_file() else {}
     values.update({k: v for k, v in os.environ.items() if k.startswith("SALESLOOP_")})

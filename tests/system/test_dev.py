@@ -21,7 +21,8 @@ import psutil
 import pytest
 
 from services.core.embedded import free_port, port_is_free
-from services.dev import DevError, DevPorts, format_env, parse_env, port_problems
+from services.dev import DevPorts, port_problems
+from services.dev_state import DevError, format_env, parse_env
 
 START_TIMEOUT_S = 150.0
 STOP_TIMEOUT_S = 60.0
