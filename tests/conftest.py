@@ -99,17 +99,6 @@ class Services:
     def aggregator_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}"
 
-    def new_aggregator(self, name: str = "aggregator") -> ServiceProcess:
-        """Another member of the same consumer group (with its own metrics port)."""
-        port = free_port()
-        return ServiceProcess(
-            name,
-            ["aggregator", "--metrics-port", str(port)],
-            self.stack.env,
-            f"http://127.0.0.1:{port}/healthz",
-            log_path=self.stack.root / f"{name}-{port}.log",
-        )
-
 
 @pytest.fixture(scope="session")
 def services(stack: Stack) -> Iterator[Services]:

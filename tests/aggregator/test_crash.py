@@ -6,10 +6,8 @@ import asyncio
 import secrets
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.core.embedded import ServiceProcess, free_port
 from services.core.kafka import ensure_topics
 from tests.aggregator.streams import (
     Tenant,
@@ -24,57 +22,21 @@ from tests.aggregator.streams import (
 )
 from tests.conftest import Stack
 from tests.factories import TenantFactory
+from tests.support import AggregatorProcess
 
 PARTITIONS = 6
 
 
-class Member:
-    """One aggregator process of the group; `restart` gives it a new process (and a new metrics port)."""
+async def wait_folding(member: AggregatorProcess, timeout_s: float = 60.0) -> None:
+    """Until this process has committed at least one batch of its own."""
 
-    def __init__(self, stack: Stack, env: dict[str, str], name: str) -> None:
-        self.stack, self.env, self.name = stack, env, name
-        self.proc: ServiceProcess | None = None
-        self.port = 0
+    async def committed() -> bool:
+        assert member.proc is not None
+        assert member.proc.proc is not None
+        assert member.proc.proc.poll() is None, f"{member.name} exited; see {member.proc.log_path}"
+        return await member.metric("events_folded_total") > 0
 
-    def start(self) -> None:
-        self.port = free_port()
-        self.proc = ServiceProcess(
-            self.name,
-            ["aggregator", "--metrics-port", str(self.port)],
-            self.env,
-            f"http://127.0.0.1:{self.port}/readyz",
-            log_path=self.stack.root / f"{self.name}-{self.port}.log",
-        )
-        self.proc.start(wait=False)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.stop()  # closes the log
-
-    async def metric(self, name: str) -> float:
-        """A value from this process's /metrics (0 while it is not serving yet)."""
-        try:
-            async with httpx.AsyncClient() as client:
-                body = (await client.get(f"http://127.0.0.1:{self.port}/metrics", timeout=2)).text
-        except httpx.HTTPError:
-            return 0.0
-        for family in text_string_to_metric_families(body):
-            for sample in family.samples:
-                if sample.name == f"salesloop_aggregator_{name}":
-                    return float(sample.value)
-        return 0.0
-
-    async def wait_folding(self, timeout_s: float = 60.0) -> None:
-        """Until this process has committed at least one batch of its own."""
-
-        async def committed() -> bool:
-            assert self.proc is not None
-            assert self.proc.proc is not None
-            assert self.proc.proc.poll() is None, f"{self.name} exited; see {self.proc.log_path}"
-            return await self.metric("events_folded_total") > 0
-
-        await wait_until(committed, timeout_s, f"{self.name} to fold events", interval_s=0.2)
+    await wait_until(committed, timeout_s, f"{member.name} to fold events", interval_s=0.2)
 
 
 async def test_sigkilled_members_of_one_group_lose_nothing_and_count_nothing_twice(
@@ -96,9 +58,10 @@ async def test_sigkilled_members_of_one_group_lose_nothing_and_count_nothing_twi
     events = make_events(3000, t.slug, [f"r{i}" for i in range(12)] + [None], seed=21)
     stream = with_redeliveries([to_record(e, t.slug) for e in events], 0.2, seed=22)
 
-    a, b = Member(stack, env, "agg-a"), Member(stack, env, "agg-b")
-    a.start()
-    b.start()
+    a = AggregatorProcess("agg-a", env, stack.root, ready="/readyz")
+    b = AggregatorProcess("agg-b", env, stack.root, ready="/readyz")
+    a.start(wait=False)
+    b.start(wait=False)
     produced = 0
     stop_producing = asyncio.Event()
 
@@ -115,13 +78,13 @@ async def test_sigkilled_members_of_one_group_lose_nothing_and_count_nothing_twi
 
     producing = asyncio.create_task(producer())
     try:
-        await a.wait_folding()
+        await wait_folding(a)
         for victim in (a, b, a):  # three SIGKILLs, each while the other member keeps folding
             before = await folded(engine, [t.slug])
             victim.kill()
             assert await folded(engine, [t.slug]) < len(events), "the stream ended before the crash"
-            victim.start()
-            await victim.wait_folding()
+            victim.start(wait=False)
+            await wait_folding(victim)
             assert await folded(engine, [t.slug]) > before
         stop_producing.set()
         await asyncio.wait_for(producing, 60)
@@ -139,13 +102,10 @@ async def test_sigkilled_members_of_one_group_lose_nothing_and_count_nothing_twi
             for m in (a, b):
                 assert (await client.get(f"http://127.0.0.1:{m.port}/readyz")).status_code == 200
         for m in (a, b):
-            assert m.proc is not None
-            assert m.proc.proc is not None
-            m.proc.stop(timeout_s=15)  # SIGKILL after that: the exit code would be -9
-            assert m.proc.proc.returncode == 0, f"{m.name} exit code {m.proc.proc.returncode}"
+            code = m.stop(timeout_s=15)  # SIGKILL after that: the exit code would be -9
+            assert code == 0, f"{m.name} exit code {code}"
     finally:
         producing.cancel()
         for m in (a, b):
-            if m.proc is not None:
-                m.proc.stop()
+            m.stop()
     await assert_rollups_match(engine, events, tenant)

@@ -16,13 +16,13 @@ from typing import Any
 
 import httpx
 import orjson
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.embedded import EmbeddedBroker, EmbeddedPostgres, ServiceProcess, free_port
 from tests.factories import TenantCtx
+from tests.support import AggregatorProcess
 
 Poll = Callable[[], Awaitable[bool]]
 
@@ -154,49 +154,6 @@ class Senders:
 
     async def drained(self) -> bool:
         return self.in_flight == 0
-
-
-class AggregatorProcess:
-    """One aggregator; `start` gives it a new process and metrics port."""
-
-    def __init__(self, name: str, env: dict[str, str], root: Path) -> None:
-        self.name, self.env, self.root = name, env, root
-        self.proc: ServiceProcess | None = None
-        self.port = 0
-
-    def start(self) -> None:
-        self.port = free_port()
-        self.proc = ServiceProcess(
-            self.name,
-            ["aggregator", "--metrics-port", str(self.port)],
-            self.env,
-            f"http://127.0.0.1:{self.port}/healthz",
-            self.root / f"{self.name}-{self.port}.log",
-        )
-        self.proc.start()
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.stop()
-
-    def stop(self) -> int | None:
-        if self.proc is None:
-            return None
-        self.proc.stop(timeout_s=40)
-        return self.proc.proc.returncode if self.proc.proc else None
-
-    async def metric(self, name: str) -> float:
-        try:
-            async with httpx.AsyncClient() as client:
-                body = (await client.get(f"http://127.0.0.1:{self.port}/metrics", timeout=2)).text
-        except httpx.HTTPError:
-            return 0.0
-        for family in text_string_to_metric_families(body):
-            for sample in family.samples:
-                if sample.name == f"salesloop_aggregator_{name}":
-                    return float(sample.value)
-        return 0.0
 
 
 class Pipeline:

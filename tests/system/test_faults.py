@@ -35,8 +35,8 @@ from services.core.kafka import ensure_topics
 from tests.aggregator.streams import Tenant, assert_rollups_match, make_events, produce, to_record
 from tests.conftest import Stack
 from tests.factories import TenantCtx, TenantFactory
+from tests.support import AggregatorProcess
 from tests.system.chaos import (
-    AggregatorProcess,
     Checker,
     Pipeline,
     Senders,
