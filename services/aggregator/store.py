@@ -64,17 +64,23 @@ UPSERT_CHANNEL = _upsert(ChannelDaily, ("tenant", "channel", "day"), CHANNEL_COU
 STAGE_TABLE = "aggregator_stage_events"
 CREATE_STAGE = f"""
 CREATE TEMP TABLE IF NOT EXISTS {STAGE_TABLE} (
-  tenant text, event_id text, type text, occurred_at timestamptz, received_at timestamptz, source text,
-  rep_id text, contact_id text, payload text
+  i int, tenant text, event_id text, type text, occurred_at timestamptz, received_at timestamptz,
+  source text, rep_id text, contact_id text, payload text
 ) ON COMMIT DELETE ROWS
 """
+# Returns the positions of the events the archive already had: few rows, where the inserted ones
+# would be thousands.
 ARCHIVE = f"""
-INSERT INTO events (tenant, event_id, type, occurred_at, received_at, source, rep_id, contact_id, payload)
-SELECT tenant, event_id, type, occurred_at, received_at, source, rep_id, contact_id, payload::jsonb
-FROM {STAGE_TABLE}
-ORDER BY tenant, event_id
-ON CONFLICT (tenant, event_id) DO NOTHING
-RETURNING tenant, event_id
+WITH inserted AS (
+  INSERT INTO events (tenant, event_id, type, occurred_at, received_at, source, rep_id, contact_id, payload)
+  SELECT tenant, event_id, type, occurred_at, received_at, source, rep_id, contact_id, payload::jsonb
+  FROM {STAGE_TABLE}
+  ORDER BY tenant, event_id
+  ON CONFLICT (tenant, event_id) DO NOTHING
+  RETURNING tenant, event_id
+)
+SELECT s.i FROM {STAGE_TABLE} s
+WHERE NOT EXISTS (SELECT 1 FROM inserted n WHERE n.tenant = s.tenant AND n.event_id = s.event_id)
 """
 
 RESOLVE_ALIASES = """
@@ -222,16 +228,16 @@ async def _archive(conn: asyncpg.Connection, events: Sequence[Event]) -> list[Ev
     """Insert into the archive; returns the events it did not have yet, in stream order."""
     if not events:
         return []
-    await conn.copy_records_to_table(STAGE_TABLE, records=map(_archive_row, events))
-    inserted = await conn.fetch(ARCHIVE)
-    if len(inserted) == len(events):
+    await conn.copy_records_to_table(STAGE_TABLE, records=map(_archive_row, range(len(events)), events))
+    known = {r[0] for r in await conn.fetch(ARCHIVE)}
+    if not known:
         return list(events)
-    new = {(r["tenant"], r["event_id"]) for r in inserted}
-    return [e for e in events if (e.tenant, e.event_id) in new]
+    return [e for i, e in enumerate(events) if i not in known]
 
 
-def _archive_row(e: Event) -> tuple[Any, ...]:
+def _archive_row(i: int, e: Event) -> tuple[Any, ...]:
     return (
+        i,
         e.tenant,
         e.event_id,
         e.type,
