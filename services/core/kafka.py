@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import random
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, UnknownError, UnsupportedVersionError
+from aiokafka.partitioner import murmur2
 
 from services.core.crm import SCHEMA_HEADER as CRM_SCHEMA_HEADER
 from services.core.events import SCHEMA_HEADER
@@ -53,6 +56,21 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str
         await admin.close()
 
 
+class KeyPartitioner:
+    """aiokafka's default partitioning (murmur2 of the key, as the Java client does), with each key's hash
+    remembered: the hash is pure Python, and a tenant's reps send under the same few keys again and again.
+    """
+
+    def __init__(self, max_keys: int = 65_536) -> None:
+        self._hash = functools.lru_cache(maxsize=max_keys)(murmur2)
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return random.choice(available or all_partitions)
+        index: int = self._hash(key) & 0x7FFFFFFF
+        return all_partitions[index % len(all_partitions)]
+
+
 class EventProducer:
     """An `acks=all` producer that never blocks a request beyond its timeout.
 
@@ -71,6 +89,7 @@ class EventProducer:
             bootstrap_servers=self._settings.kafka_bootstrap,
             acks="all",
             enable_idempotence=idempotent,
+            partitioner=KeyPartitioner(),
             linger_ms=2,
             max_batch_size=512 * 1024,
             max_request_size=2 * 1024 * 1024,

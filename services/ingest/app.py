@@ -1,4 +1,5 @@
-"""The ingest service: FastAPI factory, lifespan (engine, directory, producer) and `salesloop ingest`."""
+"""The ingest service: FastAPI factory, its lifespan (engine, directory, producer, vendor options) and
+`salesloop ingest`."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 # FastAPI's native OpenTelemetry looks up the global OpenTelemetry providers on every request, even
 # when none is configured; the service reports through Prometheus (/metrics) and its JSON logs.
-NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+_NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 _JSON = "application/json"
 
@@ -55,7 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
         version="1",
         summary="Buyer events in: canonical JSON and vendor webhooks, verified, validated, onto Kafka.",
         lifespan=lifespan,
-        telemetry=NO_TELEMETRY,
+        telemetry=_NO_TELEMETRY,
     )
     install_error_handlers(app)
     app.add_middleware(RequestMetricsMiddleware, request_metrics=metrics.HTTP)

@@ -38,9 +38,12 @@ class InvalidEvents(ApiError):
 def events_from_payload(payload: Any, currency: str, max_events: int, body: bytes) -> list[BuyerEvent]:
     """Validate every event of `payload` (parsed from `body`) for a tenant reporting in `currency`."""
     objects = _unwrap(payload, max_events)
-    # Cheap byte scans decide whether the slower structural checks are needed at all.
+    # Cheap byte scans decide whether the slower structural checks are needed at all. A value nested
+    # deeper than MAX_DEPTH needs more than MAX_DEPTH brackets of its own, besides the event's own
+    # brace and a batch's wrapper (brackets inside strings only make the count larger).
     may_hold_nul = b"\\u0000" in body
-    may_be_deep = body.count(b"{") + body.count(b"[") > MAX_DEPTH
+    own_brackets = sum(isinstance(obj, dict) for obj in objects) + (2 if "events" in payload else 0)
+    may_be_deep = body.count(b"{") + body.count(b"[") - own_brackets > MAX_DEPTH
     context = {"currency": currency, "now": datetime.now(UTC)}
     events: list[BuyerEvent] = []
     details: list[dict[str, Any]] = []
@@ -93,7 +96,7 @@ def _structural_problems(obj: Any, may_hold_nul: bool, may_be_deep: bool) -> lis
         return []
     problems = []
     for key, value in obj.items():
-        if may_be_deep and _depth_exceeds(value, MAX_DEPTH):
+        if may_be_deep and isinstance(value, dict | list) and _depth_exceeds(value, MAX_DEPTH):
             problems.append({"field": str(key), "reason": f"must not be nested more than {MAX_DEPTH} levels"})
         elif may_hold_nul:
             path = _nul_path(value, str(key))

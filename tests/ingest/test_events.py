@@ -218,6 +218,14 @@ for _ in range(40):
     _node = _node["a"]
 
 
+def nested(levels: int) -> dict[str, Any]:
+    """`levels` objects, each inside the one before, around a number: one level over the limit at 33."""
+    node: Any = 1
+    for _ in range(levels):
+        node = {"a": node}
+    return node
+
+
 def ev(**changes: Any) -> dict[str, Any]:
     out = {**EVENT, **changes}
     return {k: v for k, v in out.items() if v is not None}
@@ -272,6 +280,9 @@ BAD: dict[str, Bad] = {
     "certification without module": invalid("module", without("module", **CERT)),
     "attributes > 16 KiB": invalid("attributes", ev(attributes=BIG_ATTRIBUTES)),
     "attributes nested too deep": invalid("attributes", ev(attributes=DEEP)),
+    "one event of a batch one level too deep": invalid(
+        "attributes", {"events": [ev(event_id=f"ok-{i}") for i in range(3)] + [ev(attributes=nested(33))]}, 3
+    ),
     "unknown top-level field": invalid("colour", ev(colour="blue")),
     "client-set tenant": invalid("tenant", ev(tenant="someone-else")),
     "client-set source": invalid("source", ev(source="hubspot")),
