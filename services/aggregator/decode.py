@@ -129,6 +129,8 @@ def _time(name: str, v: Any) -> datetime:
 
 
 def _millis(name: str, v: Any) -> int:
+    if type(v) is int and 0 <= v <= _MAX_SECONDS:  # most durations: whole seconds
+        return v * 1000
     if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= _MAX_SECONDS:
         raise _Invalid("invalid_field", f"{name} must be a number of seconds >= 0")
     return round(v * 1000)
