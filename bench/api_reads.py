@@ -7,6 +7,12 @@ one rep's coaching, the demand channel report and one rep's metrics (default win
 days). Then adds 9 N events to the archive (the rollups stay the same size) and measures again: the
 answers come from rollups and feedback state, so their latency must not follow the archive.
 
+Wall-clock percentiles at concurrency 8 move with whatever else the machine runs, so each read's
+service time is measured too: one client, one request at a time, median latency (and, with
+`--api-pid`, the api's CPU milliseconds per request). Once as the load runs (answers the api may
+serve from its snapshot-keyed cache), once with a commit before every request, which makes every
+cached answer stale: the cost of computing each answer afresh.
+
     python -m bench.api_reads --api-url http://127.0.0.1:8002 --database-url postgresql://...
 
 creates the tenant `bench-api` (and a key) when no `--api-key` is given. The tenant's data is replaced.
@@ -18,7 +24,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
+import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +37,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import orjson
+import psutil
 
 from bench import loadgen
 from services.core.db import asyncpg_dsn, sqlalchemy_url
@@ -297,6 +306,54 @@ def measure(api_url: str, api_key: str, concurrency: int, seconds: float) -> dic
     return out
 
 
+async def _sequential(
+    host: str, port: int, reqs: list[bytes], count: int, dsn: str | None
+) -> tuple[list[float], set[int]]:
+    """Latencies of `count` requests sent one at a time; with `dsn`, a commit before each."""
+    reader, writer = await asyncio.open_connection(host, port)
+    conn = await asyncpg.connect(dsn) if dsn else None
+    latencies, statuses = [], set()
+    try:
+        for i in range(count):
+            if conn is not None:
+                await conn.execute("SELECT txid_current()")  # a write transaction: a new snapshot
+            start = time.perf_counter()
+            writer.write(reqs[i % len(reqs)])
+            status, _ = await loadgen.read_response(reader)
+            latencies.append((time.perf_counter() - start) * 1000)
+            statuses.add(status)
+    finally:
+        writer.close()
+        if conn is not None:
+            await conn.close()
+    return latencies, statuses
+
+
+def service_times(
+    api_url: str, api_key: str, dsn: str, api_pid: int | None = None, count: int = 200
+) -> dict[str, dict[str, float]]:
+    """Per read: median and mean latency of one client, as served (`cached`) and with every cached
+    answer stale (`fresh`); with `api_pid`, the api's CPU ms per request as well."""
+    url = urlsplit(api_url)
+    host, port = url.hostname or "127.0.0.1", url.port or 80
+    api = psutil.Process(api_pid) if api_pid else None
+    out: dict[str, dict[str, float]] = {}
+    for name, reqs in requests(f"{host}:{port}", api_key).items():
+        row: dict[str, float] = {}
+        for kind, commit_dsn in (("cached", None), ("fresh", dsn)):
+            asyncio.run(_sequential(host, port, reqs, 10, commit_dsn))  # warm up
+            cpu = sum(api.cpu_times()[:2]) if api else 0.0
+            latencies, statuses = asyncio.run(_sequential(host, port, reqs, count, commit_dsn))
+            if statuses != {200}:
+                raise RuntimeError(f"{name}: answers other than 200: {statuses}")
+            row[f"{kind}_p50_ms"] = round(statistics.median(latencies), 2)
+            row[f"{kind}_mean_ms"] = round(statistics.fmean(latencies), 2)
+            if api:
+                row[f"{kind}_api_cpu_ms"] = round(1000 * (sum(api.cpu_times()[:2]) - cpu) / count, 2)
+        out[name] = row
+    return out
+
+
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
@@ -311,12 +368,18 @@ def run(
     concurrency: int = 8,
     seconds: float = 10.0,
     log: Callable[[str], None] = _stderr,
+    api_pid: int | None = None,
 ) -> dict[str, Any]:
     """Seed `tenant` (its data is replaced), measure, grow the archive tenfold, measure again."""
     t0 = time.monotonic()
     sizes = asyncio.run(seed(dsn, tenant, events))
     log(f"api reads: seeded {sizes} and {events:,} archived events in {time.monotonic() - t0:.0f} s")
+    load = [round(x, 2) for x in os.getloadavg()]
     before = measure(api_url, api_key, concurrency, seconds)
+    service = service_times(api_url, api_key, dsn, api_pid)
+    for name, row in service.items():
+        log(f"  {name}: one client, p50 {row['cached_p50_ms']} ms as served, "
+            f"{row['fresh_p50_ms']} ms computed afresh")  # fmt: skip
     t0 = time.monotonic()
     asyncio.run(grow(dsn, tenant, events, 9 * events))
     log(f"api reads: archive grown to {10 * events:,} events in {time.monotonic() - t0:.0f} s")
@@ -331,8 +394,10 @@ def run(
         "concurrency": concurrency,
         "events_before": events,
         "events_after": 10 * events,
+        "load_average": load,
         "before": before,
         "after": after,
+        "service_ms": service,
         "api_p99_ms": {name: after[name]["p99_ms"] for name in after},
         "p99_growth": {
             name: round(after[name]["p99_ms"] / max(before[name]["p99_ms"], 0.01), 2) for name in after
@@ -368,6 +433,7 @@ def main() -> None:
     )
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0, help="per endpoint and phase")
+    parser.add_argument("--api-pid", type=int, help="the api's process id: report its CPU per request")
     parser.add_argument("--out", help="write the results here as JSON")
     args = parser.parse_args()
     key = args.api_key or asyncio.run(ensure_tenant(args.database_url, args.tenant))
@@ -379,6 +445,7 @@ def main() -> None:
         events=args.events,
         concurrency=args.concurrency,
         seconds=args.seconds,
+        api_pid=args.api_pid,
     )
     text = json.dumps(results, indent=2)
     if args.out:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -285,7 +286,12 @@ class Lead(Base):
     mql_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sql_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
-    __table_args__ = (Index("ix_leads_tenant_created_at", "tenant", "created_at"),)
+    __table_args__ = (
+        Index("ix_leads_tenant_created_at", "tenant", "created_at"),
+        # The demand report counts the leads that turned MQL or SQL in a window.
+        Index("ix_leads_tenant_mql_at", "tenant", "mql_at", postgresql_where=text("mql_at IS NOT NULL")),
+        Index("ix_leads_tenant_sql_at", "tenant", "sql_at", postgresql_where=text("sql_at IS NOT NULL")),
+    )
 
 
 class DealFact(Base):

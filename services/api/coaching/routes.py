@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from services.api.coaching import service
+from services.api.coaching import answers, service
 from services.api.coaching.schemas import RepCoachingOut, Scope, TeamCoachingOut
 from services.api.deps import CoachingReadKey, ReadsDep, WindowDep, error_responses
 from services.api.reads import json_response
@@ -49,7 +49,7 @@ async def rep_coaching(
     scope: ScopeQuery = "tenant",
     min_sample: MinSample = service.DEFAULT_MIN_SAMPLE,
 ) -> Response:
-    body = await service.rep_coaching(
+    body = await answers.rep_coaching(
         reads, key.tenant, rep_id, scope=scope, min_sample=min_sample, spec=window, now=datetime.now(UTC)
     )
     return json_response(body)
@@ -74,7 +74,7 @@ async def team_coaching(
     ] = None,
     min_sample: MinSample = service.DEFAULT_MIN_SAMPLE,
 ) -> Response:
-    body = await service.team_coaching(
+    body = await answers.team_coaching(
         reads,
         key.tenant,
         scope=scope,

@@ -1,0 +1,173 @@
+"""The coaching answers (SPEC 5.2): a peer group's window sums read in one statement, coached at
+once, and served from the snapshot-keyed cache (services/api/reads.py) while nothing was committed.
+
+One group, every active rep of the tenant over one window, serves the team view and the view of
+every active rep whose timezone gives the same days: 200 reps' coaching is one read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal
+
+from services.api.coaching import queries
+from services.api.coaching.service import (
+    COACHING_METRICS,
+    Coached,
+    Table,
+    coach_table,
+    standing_of,
+    table_from_sums,
+)
+from services.api.deps import rollup_read
+from services.api.reads import Reads, json_answer
+from services.api.reps.queries import Probe, tenant_probe
+from services.api.windows import WindowSpec
+from services.core.http import ApiError
+
+
+@dataclass
+class Group:
+    """A peer group read at one snapshot: the active reps (and, in one rep's own view, that rep)
+    over one window. Its coaching per (min_sample, by_team) is computed once, when first asked."""
+
+    sums: queries.GroupSums
+    table: Table
+    index: dict[str, int]
+    _coached: dict[tuple[int, bool], Coached] = field(default_factory=dict)
+
+    def coached(self, min_sample: int, by_team: bool) -> Coached:
+        key = (min_sample, by_team)
+        found = self._coached.get(key)
+        if found is None:
+            found = self._coached[key] = coach_table(self.table, min_sample=min_sample, by_team=by_team)
+        return found
+
+
+def _group_key(tenant: str, snapshot: str, start: date, end: date, including: str | None) -> Hashable:
+    return ("coaching_group", tenant, snapshot, start, end, including)
+
+
+async def _group(
+    reads: Reads,
+    tenant: str,
+    probe: Probe | queries.RepProbe,
+    spec: WindowSpec,
+    now: datetime,
+    *,
+    zone_of: str | None,
+    including: str | None,
+    metric: str,  # the read's name in the rollup read histogram
+) -> Group | None:
+    """The group of active reps (and `including`) at the probe's snapshot, read when not cached."""
+
+    async def read() -> tuple[Hashable, Group | None]:
+        with rollup_read(metric):
+            found = await queries.group_sums(
+                reads.pool, tenant, spec, now, zone_of=zone_of, including=including
+            )
+        if found is None:
+            return _group_key(tenant, probe.snapshot, probe.start, probe.end, including), None
+        table = table_from_sums(found.rows)
+        group = Group(found, table, {rep_id: i for i, rep_id in enumerate(table.rep_ids)})
+        return _group_key(tenant, found.snapshot, found.start, found.end, including), group
+
+    key = _group_key(tenant, probe.snapshot, probe.start, probe.end, including)
+    return await reads.cache.get("coaching_group", key, read)
+
+
+def _window(group: Group) -> dict[str, Any]:
+    return {"from": group.sums.start, "to": group.sums.end, "as_of": group.sums.as_of}
+
+
+async def rep_coaching(
+    reads: Reads,
+    tenant: str,
+    rep_id: str,
+    *,
+    scope: Literal["tenant", "team"],
+    min_sample: int,
+    spec: WindowSpec,
+    now: datetime,
+) -> bytes:
+    """The JSON of `RepCoachingOut`. The window follows the rep's timezone; its peers are the other
+    active reps of the tenant (scope `team`: of its team). An inactive rep is coached too."""
+    probe = await queries.rep_probe(reads.pool, tenant, rep_id, spec, now)
+    if probe is None:
+        raise _no_rep()
+    # An active rep's group is every active rep: one cached group serves all of them.
+    including = None if probe.active else rep_id
+    args = (reads, tenant, probe, spec, now)
+    group = await _group(*args, zone_of=rep_id, including=including, metric="coaching_rep")
+    if group is None or rep_id not in group.index:
+        # The rep changed since the probe (or shared a read begun for another rep): read its own.
+        group = await _group(*args, zone_of=rep_id, including=rep_id, metric="coaching_rep")
+    if group is None or rep_id not in group.index:
+        raise _no_rep()
+    i = group.index[rep_id]
+    coached = group.coached(min_sample, scope == "team")
+    metrics = {}
+    for name in COACHING_METRICS:
+        s = standing_of(group.table, coached, i, name)
+        metrics[name] = {
+            "value": s.value,
+            "sample": s.sample,
+            "peers": s.peers,
+            "peer_median": s.peer_median,
+            "percentile": s.percentile,
+            "gap_pct": s.gap_pct,
+            "z": s.z,
+        }
+    head = {"rep_id": rep_id, "team": group.table.teams[i], "scope": scope, "min_sample": min_sample}
+    return json_answer({**head, **_window(group), "metrics": metrics, "focus": list(coached.focus[i])})
+
+
+async def team_coaching(
+    reads: Reads,
+    tenant: str,
+    *,
+    scope: Literal["tenant", "team"],
+    team: str | None,
+    min_sample: int,
+    spec: WindowSpec,
+    now: datetime,
+) -> bytes:
+    """The JSON of `TeamCoachingOut`: every active rep (of `team`, if given) with its focus; peers
+    per `scope`. The window follows the tenant's timezone."""
+    probe = await tenant_probe(reads.pool, tenant, spec, now)
+    if probe is None:
+        raise _no_team()
+
+    def key(snapshot: str, start: date, end: date) -> Hashable:
+        return ("coaching_team", tenant, snapshot, start, end, scope, team, min_sample)
+
+    async def answer() -> tuple[Hashable, bytes]:
+        group = await _group(
+            reads, tenant, probe, spec, now, zone_of=None, including=None, metric="coaching_team"
+        )
+        if group is None or (team is not None and team not in group.table.teams):
+            # The same answer for another tenant's team and a team nobody is in.
+            raise _no_team()
+        coached = group.coached(min_sample, scope == "team")
+        reps = [
+            {"rep_id": rep_id, "team": rep_team, "focus": list(focus)}
+            for rep_id, rep_team, focus in zip(
+                group.table.rep_ids, group.table.teams, coached.focus, strict=True
+            )
+            if team is None or rep_team == team
+        ]
+        head = {"scope": scope, "team": team, "min_sample": min_sample}
+        body = json_answer({**head, **_window(group), "reps": reps})
+        return key(group.sums.snapshot, group.sums.start, group.sums.end), body
+
+    return await reads.cache.get("coaching_team", key(probe.snapshot, probe.start, probe.end), answer)
+
+
+def _no_rep() -> ApiError:
+    return ApiError(404, "not_found", "no such rep")
+
+
+def _no_team() -> ApiError:
+    return ApiError(404, "not_found", "no active rep in this team")
