@@ -19,7 +19,7 @@ from services.api.deps import EngineDep, error_responses
 from services.api.reads import AnswerCache, ReadPool, Reads
 from services.core.auth import Directory
 from services.core.db import create_engine
-from services.core.http import ApiError, RejectNul, install_error_handlers, serve
+from services.core.http import NO_TELEMETRY, ApiError, RejectNul, install_error_handlers, serve
 from services.core.observability import (
     RequestMetrics,
     RequestMetricsMiddleware,
@@ -135,6 +135,7 @@ def create_app(settings: Settings) -> FastAPI:
         "with `Authorization: Bearer <key>`; a key sees its own tenant only. Errors are "
         '`{"error": {"code", "message", "details": [{"field", "reason"}]}}`.',
         lifespan=lifespan,
+        telemetry=NO_TELEMETRY,
     )
     install_error_handlers(app)
     app.add_middleware(RequestMetricsMiddleware, request_metrics=HTTP)

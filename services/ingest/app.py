@@ -10,11 +10,10 @@ from contextlib import asynccontextmanager
 import orjson
 from fastapi import FastAPI, Response
 from fastapi.responses import PlainTextResponse
-from fastapi.telemetry import TelemetryConfig
 
 from services.core.auth import Directory
 from services.core.db import create_engine
-from services.core.http import error_body, install_error_handlers, serve
+from services.core.http import NO_TELEMETRY, error_body, install_error_handlers, serve
 from services.core.kafka import EventProducer
 from services.core.observability import RequestMetricsMiddleware, metrics_response, setup_logging
 from services.core.settings import Settings
@@ -22,10 +21,6 @@ from services.ingest import metrics, routes, webhooks
 from services.ingest.deps import Ingest, Limits, ProducerDep
 
 log = logging.getLogger(__name__)
-
-# FastAPI's native OpenTelemetry looks up the global OpenTelemetry providers on every request, even
-# when none is configured; the service reports through Prometheus (/metrics) and its JSON logs.
-_NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 _JSON = "application/json"
 
@@ -56,7 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
         version="1",
         summary="Buyer events in: canonical JSON and vendor webhooks, verified, validated, onto Kafka.",
         lifespan=lifespan,
-        telemetry=_NO_TELEMETRY,
+        telemetry=NO_TELEMETRY,
     )
     install_error_handlers(app)
     app.add_middleware(RequestMetricsMiddleware, request_metrics=metrics.HTTP)
