@@ -26,7 +26,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -133,7 +132,11 @@ class Runner:
 
     def aggregator(self) -> None:
         b = backlog_for(self.stack, TENANT, self.stack.settings.events_topic, self.args.events, seed=7)
-        names = ["aggregator", *self.peer_variants()]
+        a = self.args
+        variants = peers.variants(
+            self.stack, Path(a.tools_python), a.naive_seconds, a.quix_seconds, a.quix_hourly_messages
+        )
+        names = ["aggregator", *variants]
         runs: dict[str, list[Any]] = {name: [] for name in names}
         for r in range(self.args.runs):
             if r:
@@ -143,7 +146,7 @@ class Runner:
             self.peak("aggregator", agg["peak_rss_mb"])
             runs["aggregator"].append(agg)
             log(f"aggregator run {r + 1}: {agg['events_per_s']:,} events/s over {agg['messages']:,} messages")
-            for name, peer in self.peer_variants().items():
+            for name, peer in variants.items():
                 result = peer(b, f"bench-{name.replace('_', '-')}-{r}")
                 runs[name].append(result)
                 log(
@@ -175,28 +178,6 @@ class Runner:
             }
             memory["growth_pct"] = round(100 * (big - memory["rss_small_mb"]) / memory["rss_small_mb"], 1)
             memory["growth_in_run_pct"] = round(100 * (big - tenth) / tenth, 1)
-
-    def peer_variants(self) -> dict[str, Callable[[Backlog, str], dict[str, Any]]]:
-        """The peers on the aggregator's topic, each time-boxed: the same job first, then lighter ones."""
-        a, python = self.args, Path(self.args.tools_python)
-
-        def naive(mode: str) -> Callable[[Backlog, str], dict[str, Any]]:
-            return lambda b, group: peers.run_naive(self.stack, b, a.naive_seconds, group, mode)
-
-        def quix(variant: str, messages: int | None = None) -> Callable[[Backlog, str], dict[str, Any]]:
-            return lambda b, group: peers.run_quix(
-                self.stack, b, python, variant, a.quix_seconds, group, messages
-            )
-
-        out = {
-            "naive": naive("same_job"),
-            "naive_rollups_only": naive("rollups_only"),
-            "quix": quix("same_job"),
-            "quix_rep_only": quix("rep_only"),
-        }
-        if a.quix_hourly_messages > 0:
-            out["quix_hourly_rep_only"] = quix("hourly_rep_only", a.quix_hourly_messages)
-        return out
 
     def ablation(self, b: Backlog, full: float) -> None:
         """The same backlog with stateful folds switched off: what each costs in events/s."""
@@ -323,7 +304,8 @@ class Runner:
         except ImportError:
             log("[yellow]bench/api_reads.py not present: API read latency skipped[/yellow]")
             return
-        r = api_reads.run(self.api_service().url, self.keys["api"], self.stack.dsn, API_TENANT)
+        api = self.api_service()
+        r = api_reads.run(api.url, self.keys["api"], self.stack.dsn, API_TENANT, api_pid=api.pid)
         self.results["api"] = r
         self.results["api_p99_ms"] = r.get("api_p99_ms") or {
             name: v["p99_ms"] for name, v in r.items() if isinstance(v, dict) and "p99_ms" in v
