@@ -66,8 +66,12 @@ def events(
 def with_duplicates(items: list[dict[str, Any]], share: float, seed: int = 8) -> list[dict[str, Any]]:
     """Re-deliveries: `share` of the events again, a little later in the stream."""
     rnd = random.Random(seed)
-    out = list(items)
+    later: dict[int, list[dict[str, Any]]] = {}  # position in `items` -> copies delivered right after it
     for _ in range(int(len(items) * share)):
         j = rnd.randrange(len(items))
-        out.insert(min(len(out), j + rnd.randrange(1, 500)), items[j])
+        later.setdefault(min(len(items) - 1, j + rnd.randrange(1, 500)), []).append(items[j])
+    out = []
+    for i, item in enumerate(items):
+        out.append(item)
+        out.extend(later.get(i, ()))
     return out
