@@ -11,7 +11,8 @@ Wall-clock percentiles at concurrency 8 move with whatever else the machine runs
 service time is measured too: one client, one request at a time, median latency (and, with
 `--api-pid`, the api's CPU milliseconds per request). Once as the load runs (answers the api may
 serve from its snapshot-keyed cache), once with a commit before every request, which makes every
-cached answer stale: the cost of computing each answer afresh.
+cached answer stale: the cost of computing each answer afresh. Finally the concurrency-8 run again
+while another connection commits every 100 ms, as a busy aggregator does.
 
     python -m bench.api_reads --api-url http://127.0.0.1:8002 --database-url postgresql://...
 
@@ -28,6 +29,7 @@ import os
 import random
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -51,6 +53,8 @@ TIMEZONES = ("UTC", "America/New_York", "Europe/Berlin", "Asia/Tokyo")
 LEADS_PER_DAY = 60
 DEALS_PER_DAY = 12
 CHANNELS = [c.value for c in Channel]
+# A busy aggregator commits a batch every 100-200 ms (batch_wait_ms is 200).
+WRITES_EVERY_S = 0.1
 # The feedback tables of the tenant, emptied before seeding so that reruns measure the same data.
 SEEDED_TABLES = (
     "reps",
@@ -292,6 +296,34 @@ def requests(host: str, api_key: str) -> dict[str, list[bytes]]:
     }
 
 
+class Committer:
+    """A write transaction every `interval_s` in a thread of its own, as a busy aggregator commits its
+    batches: each one makes every cached answer stale, so reads during it are partly computed afresh."""
+
+    def __init__(self, dsn: str, interval_s: float) -> None:
+        self.dsn, self.interval_s = dsn, interval_s
+        self.commits = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    async def _run(self) -> None:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            while not self._stop.wait(self.interval_s):
+                await conn.execute("SELECT txid_current()")
+                self.commits += 1
+        finally:
+            await conn.close()
+
+    def __enter__(self) -> Committer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def measure(api_url: str, api_key: str, concurrency: int, seconds: float) -> dict[str, dict[str, Any]]:
     url = urlsplit(api_url)
     host, port = url.hostname or "127.0.0.1", url.port or 80
@@ -387,6 +419,11 @@ def run(
     for name in before:
         log(f"  {name}: p50 {before[name]['p50_ms']} -> {after[name]['p50_ms']} ms, "
             f"p99 {before[name]['p99_ms']} -> {after[name]['p99_ms']} ms")  # fmt: skip
+    with Committer(dsn, WRITES_EVERY_S) as writes:
+        during_writes = measure(api_url, api_key, concurrency, seconds)
+    for name, row in during_writes.items():
+        log(f"  {name}: p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms with a commit every "
+            f"{WRITES_EVERY_S * 1000:.0f} ms ({writes.commits} commits)")  # fmt: skip
     return {
         "reps": REPS,
         "days": DAYS,
@@ -398,6 +435,8 @@ def run(
         "before": before,
         "after": after,
         "service_ms": service,
+        "during_writes": {"commit_every_ms": round(WRITES_EVERY_S * 1000), **during_writes},
+        "api_p99_ms_during_writes": {name: row["p99_ms"] for name, row in during_writes.items()},
         "api_p99_ms": {name: after[name]["p99_ms"] for name in after},
         "p99_growth": {
             name: round(after[name]["p99_ms"] / max(before[name]["p99_ms"], 0.01), 2) for name in after
