@@ -116,20 +116,38 @@ class ReadPool:
         raise AssertionError("unreachable")
 
 
+@dataclass(frozen=True)
+class AnswerKey:
+    """What a cached answer depends on: the database snapshot it was read at (`pg_current_snapshot()`
+    as text, `xmin:xmax:xip,...`) and everything else (the read, tenant, window, parameters)."""
+
+    snapshot: str
+    parts: tuple[Hashable, ...]
+
+    @property
+    def xmax(self) -> int:
+        """The first transaction id the snapshot has not seen: it only grows, commit after commit."""
+        return int(self.snapshot.split(":", 2)[1])
+
+
 class AnswerCache:
     """Answers by key, the least recently used dropped first; concurrent misses of a key compute once.
 
-    Keys must name everything an answer depends on, the database snapshot included. A computation
-    returns the key its answer belongs under (the snapshot and window its own statement saw) with
-    the answer; requests that missed on the same probe key share it. That answer is at least as
-    fresh as each of them needs: they probed the same snapshot, so nothing committed between their
-    probes, and the computation's statement ran after the first of them.
+    A computation returns the key its answer belongs under (the snapshot and window its own
+    statement saw) with the answer; requests that missed on the same probe key share it. That answer
+    is at least as fresh as each of them needs: they probed the same snapshot, so nothing committed
+    between their probes, and the computation's statement ran after the first of them.
+
+    Once an answer is read at a newer snapshot (a greater xmax), no probe can return an older one
+    again: the answers read before it are dropped at once, so memory holds the current answers only,
+    however often the database commits.
     """
 
     def __init__(self, max_entries: int = CACHE_ENTRIES) -> None:
-        self._entries: OrderedDict[Hashable, Any] = OrderedDict()
-        self._pending: dict[Hashable, asyncio.Future[Any]] = {}
+        self._entries: OrderedDict[AnswerKey, Any] = OrderedDict()
+        self._pending: dict[AnswerKey, asyncio.Future[Any]] = {}
         self._max = max_entries
+        self._xmax = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -137,7 +155,9 @@ class AnswerCache:
     def clear(self) -> None:
         self._entries.clear()
 
-    async def get(self, query: str, key: Hashable, compute: Callable[[], Awaitable[tuple[Hashable, V]]]) -> V:
+    async def get(
+        self, query: str, key: AnswerKey, compute: Callable[[], Awaitable[tuple[AnswerKey, V]]]
+    ) -> V:
         """The answer under `key`, else `compute()`d once for all requests that ask meanwhile."""
         if key in self._entries:
             self._entries.move_to_end(key)
@@ -153,11 +173,17 @@ class AnswerCache:
         shared: V = await asyncio.shield(pending)
         return shared
 
-    async def _compute(self, key: Hashable, compute: Callable[[], Awaitable[tuple[Hashable, V]]]) -> V:
+    async def _compute(self, key: AnswerKey, compute: Callable[[], Awaitable[tuple[AnswerKey, V]]]) -> V:
         try:
             own_key, answer = await compute()
         finally:
             del self._pending[key]
+        if own_key.xmax < self._xmax:
+            return answer  # read before what the cache holds now: no probe will ask for it again
+        if own_key.xmax > self._xmax:
+            self._xmax = own_key.xmax
+            for older in [k for k in self._entries if k.xmax < own_key.xmax]:
+                del self._entries[older]
         self._entries[own_key] = answer
         self._entries.move_to_end(own_key)
         while len(self._entries) > self._max:

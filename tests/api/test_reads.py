@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.api.reads import APPLICATION_NAME, AnswerCache, ReadPool
+from services.api.reads import APPLICATION_NAME, AnswerCache, AnswerKey, ReadPool
 from services.core.embedded import free_port
 from services.core.http import ApiError
 from tests.conftest import Stack
@@ -72,24 +72,28 @@ async def test_an_unreachable_database_answers_503(stack: Stack) -> None:
     assert raised.value.headers == {"Retry-After": "5"}
 
 
+def key(snapshot: str, *parts: Hashable) -> AnswerKey:
+    return AnswerKey(snapshot, parts or ("k",))
+
+
 async def test_concurrent_misses_compute_once_and_share_the_answer() -> None:
     cache = AnswerCache()
     calls = 0
     release = asyncio.Event()
 
-    async def compute() -> tuple[Hashable, str]:
+    async def compute() -> tuple[AnswerKey, str]:
         nonlocal calls
         calls += 1
         await release.wait()
-        return ("k", "snapshot-2"), "answer"
+        return key("10:12:"), "answer"
 
-    waiting = [asyncio.ensure_future(cache.get("q", ("k", "snapshot-1"), compute)) for _ in range(5)]
+    waiting = [asyncio.ensure_future(cache.get("q", key("10:11:"), compute)) for _ in range(5)]
     await asyncio.sleep(0)
     release.set()
     assert await asyncio.gather(*waiting) == ["answer"] * 5
     assert calls == 1
     # Stored under the key of what the computation itself read.
-    assert await cache.get("q", ("k", "snapshot-2"), compute) == "answer"
+    assert await cache.get("q", key("10:12:"), compute) == "answer"
     assert calls == 1
 
 
@@ -97,27 +101,27 @@ async def test_a_failed_computation_is_not_kept() -> None:
     cache = AnswerCache()
     outcomes = iter([ApiError(404, "not_found", "no such rep"), None])
 
-    async def compute() -> tuple[Hashable, int]:
+    async def compute() -> tuple[AnswerKey, int]:
         failure = next(outcomes)
         if failure is not None:
             raise failure
-        return "k", 1
+        return key("1:1:"), 1
 
     with pytest.raises(ApiError):
-        await cache.get("q", "k", compute)
-    assert await cache.get("q", "k", compute) == 1
+        await cache.get("q", key("1:1:"), compute)
+    assert await cache.get("q", key("1:1:"), compute) == 1
 
 
 async def test_a_caller_hanging_up_does_not_cancel_the_others() -> None:
     cache = AnswerCache()
     release = asyncio.Event()
 
-    async def compute() -> tuple[Hashable, str]:
+    async def compute() -> tuple[AnswerKey, str]:
         await release.wait()
-        return "k", "answer"
+        return key("1:1:"), "answer"
 
-    first = asyncio.ensure_future(cache.get("q", "k", compute))
-    second = asyncio.ensure_future(cache.get("q", "k", compute))
+    first = asyncio.ensure_future(cache.get("q", key("1:1:"), compute))
+    second = asyncio.ensure_future(cache.get("q", key("1:1:"), compute))
     await asyncio.sleep(0)
     first.cancel()
     release.set()
@@ -130,17 +134,37 @@ async def test_the_least_recently_used_answers_go_first() -> None:
     cache = AnswerCache(max_entries=2)
     computed: list[str] = []
 
-    def answer(key: str) -> tuple[str, str]:
-        computed.append(key)
-        return key, key.upper()
+    async def get(name: str) -> str:
+        async def compute() -> tuple[AnswerKey, str]:
+            computed.append(name)
+            return key("1:1:", name), name.upper()
 
-    async def get(key: str) -> str:
-        async def compute() -> tuple[Hashable, str]:
-            return answer(key)
+        return await cache.get("q", key("1:1:", name), compute)
 
-        return await cache.get("q", key, compute)
-
-    for key in ("a", "b", "a", "c", "a", "b"):
-        await get(key)
+    for name in ("a", "b", "a", "c", "a", "b"):
+        await get(name)
     assert computed == ["a", "b", "c", "b"]
+    assert len(cache) == 2
+
+
+async def test_answers_read_before_a_newer_snapshot_are_dropped() -> None:
+    """Commit after commit, the cache keeps the answers of the newest snapshot only."""
+    cache = AnswerCache()
+
+    async def read(snapshot: str, name: str) -> str:
+        async def compute() -> tuple[AnswerKey, str]:
+            return key(snapshot, name), f"{name}@{snapshot}"
+
+        return await cache.get("q", key(snapshot, name), compute)
+
+    for xmax in range(100, 300):
+        await read(f"90:{xmax}:", "team")
+        await read(f"90:{xmax}:", "channels")
+        assert len(cache) == 2
+
+    # An answer a slow computation read at an older snapshot is served, not kept.
+    async def late() -> tuple[AnswerKey, str]:
+        return key("90:150:", "rep"), "late"
+
+    assert await cache.get("q", key("90:299:", "rep"), late) == "late"
     assert len(cache) == 2

@@ -7,7 +7,6 @@ every active rep whose timezone gives the same days: 200 reps' coaching is one r
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
@@ -22,7 +21,7 @@ from services.api.coaching.service import (
     table_from_sums,
 )
 from services.api.deps import rollup_read
-from services.api.reads import Reads, json_answer
+from services.api.reads import AnswerKey, Reads, json_answer
 from services.api.reps.queries import Probe, tenant_probe
 from services.api.windows import WindowSpec
 from services.core.http import ApiError
@@ -46,8 +45,8 @@ class Group:
         return found
 
 
-def _group_key(tenant: str, snapshot: str, start: date, end: date, including: str | None) -> Hashable:
-    return ("coaching_group", tenant, snapshot, start, end, including)
+def _group_key(tenant: str, snapshot: str, start: date, end: date, including: str | None) -> AnswerKey:
+    return AnswerKey(snapshot, ("coaching_group", tenant, start, end, including))
 
 
 async def _group(
@@ -63,7 +62,7 @@ async def _group(
 ) -> Group | None:
     """The group of active reps (and `including`) at the probe's snapshot, read when not cached."""
 
-    async def read() -> tuple[Hashable, Group | None]:
+    async def read() -> tuple[AnswerKey, Group | None]:
         with rollup_read(metric):
             found = await queries.group_sums(
                 reads.pool, tenant, spec, now, zone_of=zone_of, including=including
@@ -140,10 +139,10 @@ async def team_coaching(
     if probe is None:
         raise _no_team()
 
-    def key(snapshot: str, start: date, end: date) -> Hashable:
-        return ("coaching_team", tenant, snapshot, start, end, scope, team, min_sample)
+    def key(snapshot: str, start: date, end: date) -> AnswerKey:
+        return AnswerKey(snapshot, ("coaching_team", tenant, start, end, scope, team, min_sample))
 
-    async def answer() -> tuple[Hashable, bytes]:
+    async def answer() -> tuple[AnswerKey, bytes]:
         group = await _group(
             reads, tenant, probe, spec, now, zone_of=None, including=None, metric="coaching_team"
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import calendar
 import re
 import statistics
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.demand import queries
 from services.api.deps import rollup_read
-from services.api.reads import Reads, json_answer
+from services.api.reads import AnswerKey, Reads, json_answer
 from services.api.reps.queries import tenant_probe
 from services.api.reps.service import ratio
 from services.api.windows import WindowSpec
@@ -338,10 +338,10 @@ async def channels(reads: Reads, tenant: str, spec: WindowSpec, now: datetime) -
     if probe is None:
         raise ApiError(404, "not_found", "no such tenant")
 
-    def key(snapshot: str, start: date, end: date) -> Hashable:
-        return ("demand_channels", tenant, snapshot, start, end)
+    def key(snapshot: str, start: date, end: date) -> AnswerKey:
+        return AnswerKey(snapshot, ("demand_channels", tenant, start, end))
 
-    async def answer() -> tuple[Hashable, bytes]:
+    async def answer() -> tuple[AnswerKey, bytes]:
         with rollup_read("demand_channels"):
             data = await queries.channel_data(reads.pool, tenant, spec, now)
         if data is None:
