@@ -29,7 +29,7 @@ from prometheus_client import Counter
 from pydantic_core import to_json
 
 from services.core.db import asyncpg_dsn
-from services.core.http import ApiError
+from services.core.http import database_unavailable
 from services.core.observability import child
 from services.core.settings import Settings
 
@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 V = TypeVar("V")
 
 APPLICATION_NAME = "salesloop-api-reads"
-RETRY_AFTER_S = 5
 CACHE_ENTRIES = 512
 
 CACHE_LOOKUPS = Counter(
@@ -107,12 +106,7 @@ class ReadPool:
                     await self._pool.expire_connections()
                     continue
                 log.warning("database unavailable for a read; answering 503", extra={"error": repr(exc)})
-                raise ApiError(
-                    503,
-                    "database_unavailable",
-                    "the numbers cannot be read right now; retry later",
-                    headers={"Retry-After": str(RETRY_AFTER_S)},
-                ) from None
+                raise database_unavailable("the numbers cannot be read right now; retry later") from None
         raise AssertionError("unreachable")
 
 

@@ -13,14 +13,11 @@ from typing import TypeVar
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.core.http import ApiError
+from services.core.http import ApiError, database_unavailable
 from services.core.tenancy import KeyInfo, TenantInfo, TtlCache, get_secret, get_tenant, lookup_key
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-DATABASE_RETRY_AFTER_S = 5
 
 
 async def answered(lookup: Awaitable[T]) -> T:
@@ -30,12 +27,7 @@ async def answered(lookup: Awaitable[T]) -> T:
         return await lookup
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
         log.warning("database unavailable for authentication; answering 503", extra={"error": repr(exc)})
-        raise ApiError(
-            503,
-            "database_unavailable",
-            "credentials cannot be checked right now; retry later",
-            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
-        ) from None
+        raise database_unavailable("credentials cannot be checked right now; retry later") from None
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -40,6 +40,17 @@ class ApiError(Exception):
         self.headers = headers
 
 
+DATABASE_RETRY_AFTER_S = 5
+
+
+def database_unavailable(message: str) -> ApiError:
+    """503 with Retry-After: the database cannot answer right now, which is the server's fault, never
+    the client's; the same request will do once it is back."""
+    return ApiError(
+        503, "database_unavailable", message, headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)}
+    )
+
+
 def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or []}}
 
