@@ -11,9 +11,6 @@ load; CPU per request hardly does, so compare changes by it.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -26,6 +23,7 @@ import orjson
 import psutil
 from standardwebhooks.webhooks import Webhook
 
+from bench import stack as st
 from bench import workload
 from bench.loadgen import build_request
 from bench.profile import Profiler
@@ -112,16 +110,7 @@ def loadgen(port: int, requests: list[bytes], concurrency: int, seconds: float) 
         "seconds": seconds,
         "requests": [r.decode("latin-1") for r in requests],
     }
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.loadgen"],
-        input=json.dumps(spec).encode(),
-        capture_output=True,
-        check=True,
-        cwd=HERE.parent,
-        timeout=seconds + 120,
-    )
-    result: dict[str, Any] = json.loads(out.stdout)
-    return result
+    return st.run_module("bench.loadgen", spec, seconds + 120)
 
 
 def scenarios(target: Target, seconds: float) -> list[tuple[str, int, Callable[[], list[bytes]]]]:

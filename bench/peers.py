@@ -11,7 +11,6 @@ import asyncio
 import json
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -82,15 +81,7 @@ def run_naive(stack: st.Stack, backlog: Backlog, seconds: float, group: str, mod
         "expected": backlog.messages,
         "mode": mode,
     }
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.naive"],
-        input=json.dumps(spec).encode(),
-        capture_output=True,
-        check=True,
-        cwd=HERE.parent,
-        timeout=seconds + 120,
-    )
-    result: dict[str, Any] = json.loads(out.stdout)
+    result = st.run_module("bench.naive", spec, seconds + 120)
     counted = asyncio.run(_naive_counts(stack.dsn))
     folded, messages = result["folded"], result["messages"]
     if mode == "same_job":

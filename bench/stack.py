@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import secrets
 import shutil
@@ -352,3 +353,19 @@ def scrape(url: str) -> dict[str, float]:
             name, _, value = line.rpartition(" ")
             out[name] = float(value)
     return out
+
+
+def run_module(module: str, spec: Mapping[str, Any], timeout_s: float) -> dict[str, Any]:
+    """`python -m module` in its own process, `spec` as JSON on stdin; returns its JSON stdout.
+
+    Load generators and peers run apart from the benchmark, so they do not share its interpreter."""
+    out = subprocess.run(
+        [sys.executable, "-m", module],
+        input=json.dumps(spec).encode(),
+        capture_output=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=timeout_s,
+    )
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
