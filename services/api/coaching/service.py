@@ -189,24 +189,6 @@ def rep_coaching_of(table: Table, coached: Coached, i: int) -> RepCoaching:
     return RepCoaching(table.rep_ids[i], table.teams[i], standings, coached.focus[i])
 
 
-def all_rep_coachings(table: Table, coached: Coached) -> list[RepCoaching]:
-    """`rep_coaching_of` every rep, reading each array once."""
-    columns = {}
-    for name in COACHING_METRICS:
-        m = coached.metrics[name]
-        samples = table.samples[name] if name in DENOMINATORS else [None] * len(table.rep_ids)
-        arrays = (table.values[name], m.median, m.percentile, m.gap, m.z)
-        value, median, percentile, gap, z = ([_number(x) for x in a.tolist()] for a in arrays)
-        peers = m.peers.tolist()
-        columns[name] = [
-            Standing(*row) for row in zip(value, samples, peers, median, percentile, gap, z, strict=True)
-        ]
-    return [
-        RepCoaching(rep_id, team, {name: columns[name][i] for name in COACHING_METRICS}, coached.focus[i])
-        for i, (rep_id, team) in enumerate(zip(table.rep_ids, table.teams, strict=True))
-    ]
-
-
 def coach_scope(
     reps: Sequence[CoachingRep], *, min_sample: int = DEFAULT_MIN_SAMPLE, by_team: bool = False
 ) -> list[RepCoaching]:
@@ -216,7 +198,8 @@ def coach_scope(
     with the other reps of its own team only; a rep without a team then has no peers.
     """
     table = table_of(reps)
-    return all_rep_coachings(table, coach_table(table, min_sample=min_sample, by_team=by_team))
+    coached = coach_table(table, min_sample=min_sample, by_team=by_team)
+    return [rep_coaching_of(table, coached, i) for i in range(len(reps))]
 
 
 def coach_rep(
