@@ -145,9 +145,13 @@ async def list_reps(engine: AsyncEngine, tenant: str, team: str | None, active: 
     return [_rep_out(r) for r in await queries.list_reps(engine, tenant, team, active)]
 
 
-def _metrics(found: queries.CounterSums) -> Metrics:
+def _metric_values(found: queries.CounterSums) -> dict[str, int | float | None]:
     days = (found.end - found.start).days + 1
-    return Metrics.model_validate(metrics_from_sums(found.sums, quota_monthly=found.quota_monthly, days=days))
+    return metrics_from_sums(found.sums, quota_monthly=found.quota_monthly, days=days)
+
+
+def _metrics(found: queries.CounterSums) -> Metrics:
+    return Metrics.model_validate(_metric_values(found))
 
 
 async def rep_metrics(pool: ReadPool, tenant: str, rep_id: str, spec: WindowSpec, now: datetime) -> bytes:
@@ -156,8 +160,7 @@ async def rep_metrics(pool: ReadPool, tenant: str, rep_id: str, spec: WindowSpec
         found = await queries.rep_counter_sums(pool, tenant, rep_id, spec, now, METRIC_COLUMNS)
     if found is None:
         raise _no_rep()
-    days = (found.end - found.start).days + 1
-    metrics = metrics_from_sums(found.sums, quota_monthly=found.quota_monthly, days=days)
+    metrics = _metric_values(found)
     return json_answer(
         {
             "rep_id": rep_id,
