@@ -30,9 +30,9 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
-from services.aggregator.decode import Malformed, decode
-from services.aggregator.fold import Event, fold
+from services.aggregator.fold import fold
 from services.core.models import CHANNEL_COUNTERS, REP_COUNTERS
+from services.core.wire import Event, Malformed, decode
 
 MODES = ("same_job", "rollups_only")
 ARCHIVE_TABLE = "naive_events"

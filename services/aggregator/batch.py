@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 
 from aiokafka import ConsumerRecord, TopicPartition
 
-from services.aggregator.decode import Malformed, decode_message
 from services.aggregator.dlq import DeadLetter, Message
-from services.aggregator.fold import Event
 from services.core.crm import CrmUpdate
+from services.core.wire import Event, Malformed, decode_message
 
 Records = Mapping[TopicPartition, Sequence[ConsumerRecord]]
 

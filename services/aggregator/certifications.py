@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from services.aggregator.fold import Deltas, Event, ZoneOf
+from services.aggregator.fold import Deltas, ZoneOf
 from services.core.crm import CrmUpdate
+from services.core.wire import Event
 
 INSERT_ATTEMPTS = """
 INSERT INTO certification_attempts (tenant, event_id, rep_id, module, score, passed, occurred_at)

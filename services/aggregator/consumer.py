@@ -34,10 +34,10 @@ from services.aggregator import metrics as m
 from services.aggregator import rewind
 from services.aggregator.batch import Batch, Records, prepare
 from services.aggregator.dlq import DeadLetter, DeadLetters, DeadLetterUnpublished, Message
-from services.aggregator.fold import Event
 from services.aggregator.store import APPLICATION_NAME, DB_ERRORS, BatchResult, Store
 from services.core.kafka import new_consumer
 from services.core.settings import Settings
+from services.core.wire import Event
 
 log = logging.getLogger(__name__)
 

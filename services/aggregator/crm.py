@@ -33,8 +33,9 @@ from services.aggregator.entities import (
     difference,
     load_contribution,
 )
-from services.aggregator.fold import Deltas, Event, ZoneOf
+from services.aggregator.fold import Deltas, ZoneOf
 from services.core.crm import CrmUpdate
+from services.core.wire import Event
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from datetime import datetime
 
 import asyncpg
 
-from services.aggregator.entities import ENTITY_SOURCES
-from services.aggregator.fold import Deltas, Event, ZoneOf
+from services.aggregator.fold import Deltas, ZoneOf
 from services.core.crm import CrmUpdate
+from services.core.wire import Event
 
 UPSERT = """
 INSERT INTO data_quality AS q (tenant, source, alias_kind, alias_value, events, first_seen, last_seen)
@@ -55,7 +55,7 @@ class DataQualityFold:
             if u.property == "owner"
             and u.rep_id is None
             and u.rep_alias is not None
-            and u.source in ENTITY_SOURCES
+            and u.attribution is not None
         ]
         if not found:
             return None

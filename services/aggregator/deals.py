@@ -13,8 +13,9 @@ from collections.abc import Sequence
 import asyncpg
 
 from services.aggregator.entities import FACT_TYPES
-from services.aggregator.fold import Deltas, Event, ZoneOf
+from services.aggregator.fold import Deltas, ZoneOf
 from services.core.crm import CrmUpdate
+from services.core.wire import Event
 
 INSERT_FACTS = """
 INSERT INTO deal_facts (tenant, event_id, type, deal_id, contact_id, rep_id, channel, amount, occurred_at)

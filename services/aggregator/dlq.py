@@ -25,11 +25,10 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from services.aggregator.decode import REASONS, Malformed
-from services.aggregator.fold import Event
 from services.core.db import asyncpg_dsn
 from services.core.settings import Settings
 from services.core.tenancy import TtlCache
+from services.core.wire import REASONS, Event, Malformed
 
 log = logging.getLogger(__name__)
 

@@ -28,27 +28,14 @@ from typing import Any
 
 import orjson
 
-from services.aggregator.fold import Deltas, Event, ZoneOf, fold
+from services.aggregator.fold import Deltas, ZoneOf, fold
 from services.core.crm import CrmUpdate, amount_value
+from services.core.wire import Event
 
-ENTITY_SOURCES = frozenset({"hubspot"})  # sources whose deal and lead events carry no rep or amount
-DEAL_TYPES = frozenset({"deal.created", "deal.stage_changed", "deal.won", "deal.lost"})
-LEAD_TYPES = frozenset({"lead.created", "lead.qualified"})
 FACT_TYPES = frozenset({"deal.created", "deal.won", "deal.lost"})
 
 # (event_id, type, deal_id, contact_id, rep_id, channel, amount, occurred_at): a `deal_facts` row.
 Fact = tuple[str, str, str, str | None, str | None, str | None, Decimal | None, datetime]
-
-
-def entity_of(e: Event) -> tuple[str, str] | None:
-    """The entity an event is attributed through, if its source leaves rep and amount to entity state."""
-    if e.source not in ENTITY_SOURCES:
-        return None
-    if e.type in DEAL_TYPES and e.deal_id is not None:
-        return ("deal", e.deal_id)
-    if e.type in LEAD_TYPES and e.contact_id is not None:
-        return ("contact", e.contact_id)
-    return None
 
 
 @dataclass(frozen=True, slots=True)

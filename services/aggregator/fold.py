@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.core.models import CHANNEL_COUNTERS, REP_COUNTERS
+from services.core.wire import Event
 
 # (tenant, rep_id) -> the rep's timezone; rep_id None asks for the tenant's timezone.
 ZoneOf = Callable[[str, str | None], ZoneInfo]
@@ -23,41 +24,6 @@ RepKey = tuple[str, str, date]
 ChannelKey = tuple[str, str, date]
 
 MILLI = 3  # seconds columns are stored to the millisecond (Numeric(20, 3))
-
-
-@dataclass(slots=True)
-class Event:
-    """One decoded `StoredEvent`: only what the archive and the fold need, already validated."""
-
-    tenant: str
-    event_id: str
-    type: str
-    occurred_at: datetime
-    received_at: datetime
-    source: str
-    payload: str  # the event's JSON text, archived as is
-    rep_id: str | None = None
-    contact_id: str | None = None
-    channel: str | None = None
-    direction: str | None = None
-    outcome: str | None = None
-    duration_ms: int | None = None
-    rep_talk_ms: int | None = None
-    buyer_talk_ms: int | None = None
-    amount: Decimal | None = None
-    stage: str | None = None
-    passed: bool | None = None
-    rep_alias: tuple[str, str] | None = None  # (kind, value) of a vendor identity, see SPEC 4
-    deal_id: str | None = None
-    module: str | None = None
-    score: Decimal | None = None
-    # ("deal", id) or ("contact", id) when the event's rep, amount and channel come from CRM entity
-    # state (services/aggregator/crm.py) rather than from the event itself: then it is counted there.
-    entity: tuple[str, str] | None = None
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.tenant, self.event_id)
 
 
 @dataclass(slots=True)

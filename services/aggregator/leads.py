@@ -34,7 +34,7 @@ from typing import Any
 
 import asyncpg
 
-from services.aggregator.fold import Deltas, Event, ZoneOf
+from services.aggregator.fold import Deltas, ZoneOf
 from services.api.demand.service import (
     LEAD_CREATED,
     TOUCH_TYPES,
@@ -45,6 +45,7 @@ from services.api.demand.service import (
     resolve_first_touch,
 )
 from services.core.crm import CrmUpdate
+from services.core.wire import Event
 
 LEAD_QUALIFIED = "lead.qualified"
 _ROWED = {LEAD_CREATED, LEAD_QUALIFIED}

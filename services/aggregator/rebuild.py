@@ -27,14 +27,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from services.aggregator.crm import ARCHIVED, archived_update
-from services.aggregator.decode import Malformed, decode
-from services.aggregator.fold import Event, fold
+from services.aggregator.fold import fold
 from services.aggregator.states import FEEDBACK_FOLDS, REBUILD_LOCK_KEY
 from services.aggregator.store import REGISTER_REPS, _columns, _write_deltas, _zones
 from services.core.crm import CrmUpdate
 from services.core.db import asyncpg_dsn
 from services.core.events import SCHEMA_HEADER
 from services.core.settings import Settings
+from services.core.wire import Event, Malformed, decode
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from services.aggregator.decode import Malformed, decode
 from services.aggregator.dlq import DeadLetters, FailedRow, Message
-from services.aggregator.fold import Event
 from services.aggregator.store import Store
 from services.core.settings import Settings
+from services.core.wire import Event, Malformed, decode
 
 log = logging.getLogger(__name__)
 

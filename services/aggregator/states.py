@@ -19,9 +19,10 @@ from services.aggregator.certifications import CertificationsFold
 from services.aggregator.crm import CrmFold
 from services.aggregator.data_quality import DataQualityFold
 from services.aggregator.deals import DealsFold
-from services.aggregator.fold import Deltas, Event, ZoneOf
+from services.aggregator.fold import Deltas, ZoneOf
 from services.aggregator.leads import LeadsFold
 from services.core.crm import CrmUpdate
+from services.core.wire import Event
 
 
 class StateFold(Protocol):

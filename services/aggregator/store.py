@@ -21,12 +21,13 @@ import asyncpg
 from sqlalchemy import Numeric
 
 from services.aggregator.crm import archive_updates
-from services.aggregator.fold import Deltas, Event, ZoneOf, distinct, fold
+from services.aggregator.fold import Deltas, ZoneOf, distinct, fold
 from services.aggregator.states import REBUILD_LOCK_KEY, STATE_FOLDS
 from services.core.crm import CrmUpdate
 from services.core.db import asyncpg_dsn
 from services.core.models import CHANNEL_COUNTERS, REP_COUNTERS, ChannelDaily, RepDaily
 from services.core.settings import Settings
+from services.core.wire import Event
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,9 @@ Updates travel on the events topic beside the BuyerEvents, told apart by the `sc
 - header `schema: crm-update/1`
 - key `"{tenant}:{entity_id}"` (one record's updates stay ordered on one partition)
 - value, JSON: `tenant`, `source`, `entity` (`deal` | `contact`), `entity_id`, `property`, `value`
-  (string or null), `occurred_at`, `update_id`, `received_at`, and for `owner` the vendor identity
-  `rep_alias: {kind, value}` that the aggregator resolves to a rep.
+  (string or null), `occurred_at`, `update_id`, `received_at`, for `owner` the vendor identity
+  `rep_alias: {kind, value}` that the aggregator resolves to a rep, and `attribution: crm_entity`
+  when the vendor's events are attributed through the entity's state (services/core/events.py).
 
 Properties and their values: `amount` (a decimal string >= 0), `owner` (the vendor's owner id),
 `stage`, `lifecycle_stage` (the vendor's own names), `channel` (a SPEC channel: the contact's
@@ -30,7 +31,7 @@ from typing import Annotated, Literal, Protocol
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from services.core.events import Channel, RepAlias, Source
+from services.core.events import Attribution, Channel, RepAlias, Source
 
 SCHEMA_HEADER = ("schema", b"crm-update/1")
 ENTITIES = ("deal", "contact")
@@ -80,6 +81,7 @@ class CrmUpdateMessage(BaseModel):
     update_id: Annotated[str, Field(min_length=1, max_length=250)]
     received_at: AwareDatetime
     rep_alias: RepAlias | None = None
+    attribution: Attribution | None = None  # the entity's owner decides its events' rep (events.py)
 
     @model_validator(mode="after")
     def _values(self) -> CrmUpdateMessage:
@@ -112,6 +114,7 @@ class CrmUpdate:
     received_at: datetime
     rep_alias: tuple[str, str] | None = None
     rep_id: str | None = None
+    attribution: str | None = None
 
 
 class CrmMessageError(ValueError):
@@ -133,7 +136,13 @@ def kafka_key(tenant: str, entity_id: str) -> bytes:
     return f"{tenant}:{entity_id}".encode()
 
 
-def to_message(update: EntityUpdateLike, tenant: str, source: Source, received_at: datetime) -> bytes:
+def to_message(
+    update: EntityUpdateLike,
+    tenant: str,
+    source: Source,
+    received_at: datetime,
+    attribution: Attribution | None = None,
+) -> bytes:
     """The Kafka value of one vendor entity update; ValueError if it is not a valid update."""
     message = CrmUpdateMessage(
         tenant=tenant,
@@ -146,6 +155,7 @@ def to_message(update: EntityUpdateLike, tenant: str, source: Source, received_a
         update_id=update_id(update.event_id, update.property),
         received_at=received_at,
         rep_alias=update.rep_alias,
+        attribution=attribution,
     )
     return orjson.dumps(message.model_dump(mode="json", exclude_none=True))
 
@@ -181,6 +191,7 @@ def parse(value: bytes | None) -> CrmUpdate:
         m.occurred_at,
         m.received_at,
         alias,
+        attribution=m.attribution,
     )
 
 

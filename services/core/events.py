@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -40,6 +40,17 @@ class EventType(StrEnum):
     DEAL_WON = "deal.won"
     DEAL_LOST = "deal.lost"
     TRAINING_CERTIFICATION = "training.certification"
+    # v2 (SPEC 5.7, 5.8, 5.10)
+    CALL_TRANSCRIBED = "call.transcribed"
+    DEAL_UPDATED = "deal.updated"
+    SUBSCRIPTION_STARTED = "subscription.started"
+    SUBSCRIPTION_CHANGED = "subscription.changed"
+    SUBSCRIPTION_CANCELED = "subscription.canceled"
+
+
+SUBSCRIPTION_TYPES = frozenset(
+    {EventType.SUBSCRIPTION_STARTED, EventType.SUBSCRIPTION_CHANGED, EventType.SUBSCRIPTION_CANCELED}
+)
 
 
 class Channel(StrEnum):
@@ -64,10 +75,18 @@ class Source(StrEnum):
     TWILIO = "twilio"
     AIRCALL = "aircall"
     SENDGRID = "sendgrid"
+    STRIPE = "stripe"
+
+
+# Set by ingest on the events of a vendor that leaves their rep, amount and channel to CRM entity
+# state (services/core/crm.py): where such an event belongs to a deal or a contact, the aggregator
+# attributes it through that entity's state, by event time.
+Attribution = Literal["crm_entity"]
 
 
 Id = Annotated[str, Field(min_length=1, max_length=200)]
 Seconds = Annotated[float, Field(ge=0, le=10_000_000, allow_inf_nan=False)]
+Money = Annotated[Decimal, Field(ge=0, le=Decimal("1e15"), decimal_places=4, allow_inf_nan=False)]
 
 
 class TranscriptSegment(BaseModel):
@@ -97,14 +116,16 @@ class BuyerEvent(BaseModel):
     duration_s: Seconds | None = None
     rep_talk_s: Seconds | None = None
     buyer_talk_s: Seconds | None = None
-    amount: (
-        Annotated[Decimal, Field(ge=0, le=Decimal("1e15"), decimal_places=4, allow_inf_nan=False)] | None
-    ) = None
+    amount: Money | None = None
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None
     stage: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     module: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     score: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] | None = None
     passed: bool | None = None
+    call_event_id: Id | None = None
+    close_date: date | None = None
+    forecast_category: Literal["pipeline", "best_case", "commit", "closed", "omitted"] | None = None
+    mrr: Money | None = None
     transcript: Annotated[list[TranscriptSegment], Field(max_length=10_000)] | None = None
     attributes: dict[str, Any] | None = None
 
@@ -143,6 +164,12 @@ class BuyerEvent(BaseModel):
             raise ValueError("stage must be 'mql' or 'sql' for lead.qualified")
         if self.type is EventType.TRAINING_CERTIFICATION and (self.module is None or self.passed is None):
             raise ValueError("module and passed are required for training.certification")
+        if self.type in SUBSCRIPTION_TYPES and (self.account_id is None or self.mrr is None):
+            raise ValueError(f"account_id and mrr are required for {self.type.value}")
+        if self.type is EventType.CALL_TRANSCRIBED and (
+            self.call_event_id is None or self.transcript is None
+        ):
+            raise ValueError("call_event_id and transcript are required for call.transcribed")
         return self
 
 
@@ -165,6 +192,7 @@ class StoredEvent(BuyerEvent):
     source: Source
     received_at: AwareDatetime
     rep_alias: RepAlias | None = None
+    attribution: Attribution | None = None
 
 
 def kafka_key(tenant: str, rep_id: str | None, contact_id: str | None) -> bytes:
@@ -177,6 +205,7 @@ def to_message(
     source: Source,
     received_at: datetime,
     rep_alias: RepAlias | None = None,
+    attribution: Attribution | None = None,
 ) -> bytes:
     """The Kafka value: the event's JSON with the service-set fields filled in."""
     body = event.model_dump(mode="json", exclude_none=True)
@@ -185,4 +214,6 @@ def to_message(
     body["received_at"] = received_at.isoformat()
     if rep_alias is not None:
         body["rep_alias"] = rep_alias.model_dump()
+    if attribution is not None:
+        body["attribution"] = attribution
     return orjson.dumps(body)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from services.core import crm
-from services.core.events import BuyerEvent, RepAlias, Source, kafka_key, to_message
+from services.core.events import Attribution, BuyerEvent, RepAlias, Source, kafka_key, to_message
 from services.core.http import ApiError
 from services.core.kafka import BrokerUnavailable, EventProducer
 from services.core.observability import child
@@ -27,6 +27,7 @@ async def publish(
     events: Sequence[BuyerEvent],
     aliases: Sequence[RepAlias | None] | None = None,
     updates: Sequence[crm.EntityUpdateLike] = (),
+    attribution: Attribution | None = None,
 ) -> int:
     """Produce every event with `received_at` = now; 503 with Retry-After if the broker does not ack.
 
@@ -37,11 +38,11 @@ async def publish(
     records = [
         (
             kafka_key(tenant, event.rep_id, event.contact_id),
-            to_message(event, tenant, source, received_at, aliases[i] if aliases else None),
+            to_message(event, tenant, source, received_at, aliases[i] if aliases else None, attribution),
         )
         for i, event in enumerate(events)
     ]
-    update_records = _update_records(tenant, source, received_at, updates)
+    update_records = _update_records(tenant, source, received_at, updates, attribution)
     started = time.perf_counter()
     try:
         await producer.send_all(records, updates=update_records)
@@ -66,7 +67,11 @@ async def publish(
 
 
 def _update_records(
-    tenant: str, source: Source, received_at: datetime, updates: Sequence[crm.EntityUpdateLike]
+    tenant: str,
+    source: Source,
+    received_at: datetime,
+    updates: Sequence[crm.EntityUpdateLike],
+    attribution: Attribution | None,
 ) -> list[tuple[bytes, bytes]]:
     """Kafka records of the CRM updates; one the aggregator could not use is dropped with a warning
     (answering an error would make the vendor retry a delivery whose events are fine)."""
@@ -74,7 +79,10 @@ def _update_records(
     for update in updates:
         try:
             out.append(
-                (crm.kafka_key(tenant, update.entity_id), crm.to_message(update, tenant, source, received_at))
+                (
+                    crm.kafka_key(tenant, update.entity_id),
+                    crm.to_message(update, tenant, source, received_at, attribution),
+                )
             )
         except ValueError as exc:
             log.warning(

@@ -29,7 +29,7 @@ from fastapi import FastAPI, Request, Response
 from starlette.datastructures import Headers
 
 from services.core.db import create_engine
-from services.core.events import Source
+from services.core.events import Attribution, Source
 from services.core.http import ApiError
 from services.core.observability import child
 from services.core.settings import Settings
@@ -238,7 +238,8 @@ async def _deliver(ingest: Ingest, tenant: str, source: Source, result: Normalis
         return 0
     events = [item.event for item in result.events]
     aliases = [item.rep_alias for item in result.events]
-    return await publish(ingest.producer, tenant, source, events, aliases, result.entity_updates)
+    attribution: Attribution | None = "crm_entity" if source is Source.HUBSPOT else None
+    return await publish(ingest.producer, tenant, source, events, aliases, result.entity_updates, attribution)
 
 
 def _mapping_context(currency: str, now: datetime, options: SourceOptions) -> MappingContext:

@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from services.aggregator.decode import decode
-from services.aggregator.fold import Deltas, Event, distinct, fold
+from services.aggregator.fold import Deltas, distinct, fold
 from services.core.events import SCHEMA_HEADER
 from services.core.models import CHANNEL_COUNTERS, REP_COUNTERS
+from services.core.wire import Event, decode
 
 _ids = itertools.count()
 TENANT_TZ = {"acme": "UTC", "globex": "Europe/Berlin"}

@@ -11,9 +11,9 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.aggregator.decode import decode
-from services.aggregator.fold import Deltas, Event, distinct, fold
+from services.aggregator.fold import Deltas, distinct, fold
 from services.core.events import SCHEMA_HEADER, Channel, EventType
+from services.core.wire import Event, decode
 
 ZONES = {
     ("acme", None): "Europe/Berlin",

@@ -14,10 +14,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.aggregator.decode import decode
-from services.aggregator.fold import Event
 from services.aggregator.store import Store
 from services.core.events import SCHEMA_HEADER
+from services.core.wire import Event, decode
 from tests.aggregator.streams import Tenant, assert_rollups_match, make_events
 from tests.conftest import Stack
 from tests.factories import TenantFactory

@@ -13,8 +13,7 @@ import asyncpg
 import orjson
 
 from services.aggregator.crm import archive_updates
-from services.aggregator.decode import decode_message
-from services.aggregator.fold import Event, distinct
+from services.aggregator.fold import distinct
 from services.aggregator.rebuild import refold
 from services.aggregator.states import REBUILD_LOCK_KEY
 from services.aggregator.store import _archive, _resolve_aliases
@@ -22,6 +21,7 @@ from services.core import crm
 from services.core.crm import CrmUpdate
 from services.core.events import SCHEMA_HEADER, RepAlias, Source
 from services.core.models import CHANNEL_COUNTERS, REP_COUNTERS
+from services.core.wire import Event, decode_message
 
 RECEIVED = datetime.fromisoformat("2026-12-01T00:00:00+00:00")
 _ids = itertools.count()
@@ -36,6 +36,8 @@ def event(tenant: str, type_: str, at: str, *, source: str = "api", **fields: An
         "tenant": tenant,
         "source": source,
         "received_at": RECEIVED.isoformat(),
+        # Ingest marks the events of a vendor that attributes them through CRM entity state.
+        "attribution": "crm_entity" if source == Source.HUBSPOT else None,
         **fields,
     }
     decoded = decode_message(orjson.dumps({k: v for k, v in body.items() if v is not None}), [SCHEMA_HEADER])
@@ -72,7 +74,8 @@ def update(
     vendor = VendorUpdate(
         entity, entity_id, prop, value, datetime.fromisoformat(at), event_id or f"hs{next(_ids)}", alias
     )
-    message = crm.to_message(vendor, tenant, source, RECEIVED)
+    attribution = "crm_entity" if source is Source.HUBSPOT else None
+    message = crm.to_message(vendor, tenant, source, RECEIVED, attribution)
     decoded = decode_message(message, [crm.SCHEMA_HEADER])
     assert isinstance(decoded, CrmUpdate), decoded
     return decoded

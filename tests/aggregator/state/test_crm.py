@@ -11,8 +11,8 @@ import asyncpg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.aggregator.fold import Event
 from services.core.crm import CrmUpdate
+from services.core.wire import Event
 from tests.aggregator.state.support import (
     channel_rollups,
     commit,

@@ -10,8 +10,8 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from services.aggregator.fold import Event
 from services.aggregator.store import Store
+from services.core.wire import Event
 from tests.aggregator.state.support import add_alias, event, new_tenant, table
 from tests.conftest import Stack
 

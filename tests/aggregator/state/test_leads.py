@@ -13,7 +13,7 @@ import asyncpg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.aggregator.fold import Event
+from services.core.wire import Event
 from tests.aggregator.state.support import commit, event, new_tenant, table
 
 at = datetime.fromisoformat

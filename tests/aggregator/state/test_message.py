@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from services.aggregator.decode import Malformed, decode, decode_message
-from services.aggregator.fold import Event, fold
+from services.aggregator.fold import fold
 from services.core import crm
 from services.core.crm import CrmUpdate
 from services.core.events import SCHEMA_HEADER, RepAlias, Source
+from services.core.wire import Event, Malformed, decode, decode_message
 from tests.aggregator.state.support import VendorUpdate, event
 
 RECEIVED = datetime(2026, 11, 2, 12, 0, 5, tzinfo=UTC)

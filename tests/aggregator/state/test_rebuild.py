@@ -16,11 +16,10 @@ import asyncpg
 import orjson
 import pytest
 
-from services.aggregator.decode import decode
-from services.aggregator.fold import Event
 from services.aggregator.rebuild import DERIVED_TABLES, rebuild
 from services.core.crm import CrmUpdate
 from services.core.events import SCHEMA_HEADER
+from services.core.wire import Event, decode
 from tests.aggregator.state.support import (
     add_alias,
     channel_rollups,

@@ -9,9 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from services.aggregator.decode import Malformed, decode
-from services.aggregator.fold import Event
 from services.core.events import SCHEMA_HEADER, BuyerEvent, RepAlias, Source, to_message
+from services.core.wire import Event, Malformed, decode
 
 HEADERS = [SCHEMA_HEADER]
 BASE: dict[str, Any] = {

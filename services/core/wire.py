@@ -1,4 +1,4 @@
-"""Kafka message -> `Event`, or the reason it cannot be folded. Pure, and deliberately without pydantic.
+"""The wire format's decoder: Kafka message -> `Event`, or why it cannot be folded. Pure, no pydantic.
 
 Everything the archive columns and the rollups would reject is caught here, so one bad message can
 never stall a partition: a message that fails is skipped (and later dead-lettered), never retried.
@@ -7,17 +7,16 @@ never stall a partition: a message that fails is skipped (and later dead-lettere
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 import orjson
 
-from services.aggregator.entities import ENTITY_SOURCES, entity_of
-from services.aggregator.fold import Event
 from services.core import crm
 from services.core.crm import CrmMessageError, CrmUpdate
-from services.core.events import ALIAS_KINDS, SCHEMA_HEADER, Channel, EventType, Source
+from services.core.events import ALIAS_KINDS, SCHEMA_HEADER, Attribution, Channel, EventType, Source
 
 Reason = Literal["schema_header", "invalid_json", "missing_field", "invalid_field"]
 REASONS: tuple[Reason, ...] = ("schema_header", "invalid_json", "missing_field", "invalid_field")
@@ -26,11 +25,48 @@ _TYPES = frozenset(t.value for t in EventType)
 _SOURCES = frozenset(s.value for s in Source)
 _CHANNELS = frozenset(c.value for c in Channel)
 _ALIAS_KINDS = frozenset(ALIAS_KINDS)
+_ATTRIBUTIONS = frozenset(get_args(Attribution))
 _MAX_SECONDS = 10_000_000
 _MAX_AMOUNT = Decimal("1e15")
 _AMOUNT_QUANTUM = Decimal("0.0001")
 # Far enough from datetime's limits that shifting into any timezone cannot overflow.
 _MIN_YEAR, _MAX_YEAR = 1900, 9000
+
+
+@dataclass(slots=True)
+class Event:
+    """One decoded `StoredEvent`: only what the archive and the fold need, already validated."""
+
+    tenant: str
+    event_id: str
+    type: str
+    occurred_at: datetime
+    received_at: datetime
+    source: str
+    payload: str  # the event's JSON text, archived as is
+    rep_id: str | None = None
+    contact_id: str | None = None
+    channel: str | None = None
+    direction: str | None = None
+    outcome: str | None = None
+    duration_ms: int | None = None
+    rep_talk_ms: int | None = None
+    buyer_talk_ms: int | None = None
+    amount: Decimal | None = None
+    stage: str | None = None
+    passed: bool | None = None
+    rep_alias: tuple[str, str] | None = None  # (kind, value) of a vendor identity, see SPEC 4
+    deal_id: str | None = None
+    module: str | None = None
+    score: Decimal | None = None
+    # ("deal", id) or ("contact", id) when the event's rep, amount and channel come from CRM entity
+    # state (services/aggregator/crm.py) rather than from the event itself: then it is counted there.
+    entity: tuple[str, str] | None = None
+    attribution: str | None = None  # "crm_entity": see services.core.events.Attribution
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.tenant, self.event_id)
 
 
 class Malformed(NamedTuple):
@@ -91,9 +127,22 @@ def _event(data: dict[str, Any], value: bytes) -> Event:
     for name, v in data.items():
         if v is not None and (spec := _OPTIONAL.get(name)) is not None:
             setattr(event, spec[0], spec[1](name, v))
-    if event.source in ENTITY_SOURCES:
+    if event.attribution is not None:
         event.entity = entity_of(event)
     return event
+
+
+DEAL_TYPES = frozenset({"deal.created", "deal.stage_changed", "deal.updated", "deal.won", "deal.lost"})
+LEAD_TYPES = frozenset({"lead.created", "lead.qualified"})
+
+
+def entity_of(e: Event) -> tuple[str, str] | None:
+    """The CRM entity an event marked `attribution: crm_entity` is attributed through, if any."""
+    if e.type in DEAL_TYPES and e.deal_id is not None:
+        return ("deal", e.deal_id)
+    if e.type in LEAD_TYPES and e.contact_id is not None:
+        return ("contact", e.contact_id)
+    return None
 
 
 def _text(name: str, v: Any, max_len: int, *, required: bool = False) -> Any:
@@ -195,6 +244,7 @@ _OPTIONAL: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "deal_id": ("deal_id", _short_text(200)),
     "module": ("module", _short_text(200)),
     "score": ("score", _score),
+    "attribution": ("attribution", _one_of(_ATTRIBUTIONS)),
 }
 
 
