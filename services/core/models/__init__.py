@@ -1,0 +1,53 @@
+"""Tables. All SQL lives in each domain's queries/store module; this is only the schema.
+
+One module per concern; every table is importable from here, and Alembic reads `Base.metadata`.
+"""
+
+from services.core.models.archive import ConsumerOffset, CrmUpdateArchive, Event, FailedEvent
+from services.core.models.base import NAMING_CONVENTION, Base, Money, MoneySum
+from services.core.models.rollups import (
+    CHANNEL_COUNTERS,
+    REP_COUNTERS,
+    ChannelDaily,
+    RepDaily,
+    TenantWatermark,
+)
+from services.core.models.state import (
+    CertificationAttempt,
+    ChannelSpend,
+    CrmEntity,
+    DataQuality,
+    DealFact,
+    Lead,
+    Scorecard,
+)
+from services.core.models.tenancy import ApiKey, Rep, RepAlias, Tenant, TenantSecret, TenantSourceSettings
+
+__all__ = [
+    "CHANNEL_COUNTERS",
+    "NAMING_CONVENTION",
+    "REP_COUNTERS",
+    "ApiKey",
+    "Base",
+    "CertificationAttempt",
+    "ChannelDaily",
+    "ChannelSpend",
+    "ConsumerOffset",
+    "CrmEntity",
+    "CrmUpdateArchive",
+    "DataQuality",
+    "DealFact",
+    "Event",
+    "FailedEvent",
+    "Lead",
+    "Money",
+    "MoneySum",
+    "Rep",
+    "RepAlias",
+    "RepDaily",
+    "Scorecard",
+    "Tenant",
+    "TenantSecret",
+    "TenantSourceSettings",
+    "TenantWatermark",
+]
