@@ -28,8 +28,8 @@ import psutil
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
+from devstack.embedded import EmbeddedBroker, EmbeddedPostgres, ServiceProcess, free_port
 from services.core.db import asyncpg_dsn, create_engine
-from services.core.embedded import EmbeddedBroker, EmbeddedPostgres, ServiceProcess, free_port
 from services.core.events import SCHEMA_HEADER
 from services.core.kafka import ensure_topics
 from services.core.migrate import upgrade_head

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import signal
 import subprocess
 import sys
@@ -24,10 +23,8 @@ from types import FrameType
 from rich.console import Console
 from rich.table import Table
 
-from services.core.embedded import EmbeddedBroker, EmbeddedPostgres, ServiceProcess, port_is_free
-from services.core.migrate import upgrade_head
-from services.core.settings import DEV_SECRET_KEY, Settings
-from services.dev_state import (
+from devstack.embedded import EmbeddedBroker, EmbeddedPostgres, ServiceProcess, port_is_free
+from devstack.state import (
     DEMO_TENANT,
     ENV_VALUE,
     Children,
@@ -37,6 +34,8 @@ from services.dev_state import (
     state_lock,
     write_env,
 )
+from services.core.migrate import upgrade_head
+from services.core.settings import DEV_SECRET_KEY, Settings
 
 DATABASE = "salesloop"
 HEALTH_TIMEOUT_S = 90.0
@@ -78,21 +77,11 @@ def port_problems(ports: DevPorts) -> list[str]:
 
 def _load_demo(console: Console, settings: Settings, env: Mapping[str, str]) -> None:
     """The synthetic organisation, sent through the running services."""
-    if importlib.util.find_spec("services.demo") is None:
-        console.print("[yellow]--demo: the demo loader is not installed; starting without demo data[/]")
-        return
-    demo = importlib.import_module("services.demo")
+    from devstack.demo import DemoOptions, Endpoints, load
+
     console.print("loading the demo organisation ...")
     try:
-        demo.load(
-            env["SALESLOOP_INGEST_URL"],
-            env["SALESLOOP_API_URL"],
-            tenant=DEMO_TENANT,
-            ingest_key=env["SALESLOOP_INGEST_KEY"],
-            api_key=env["SALESLOOP_API_KEY"],
-            webhook_secret=env["SALESLOOP_WEBHOOK_SECRET"],
-            settings=settings,
-        )
+        load(Endpoints.from_env(env), DemoOptions(tenant=DEMO_TENANT), settings=settings)
     except Exception as exc:  # noqa: BLE001 - demo data is optional: the running system stays up
         console.print(f"[yellow]--demo: loading the demo organisation failed: {exc!r}[/]", highlight=False)
 
@@ -170,6 +159,32 @@ def _stop_postgres(pg: EmbeddedPostgres) -> None:
             pg.pg_ctl("-w", "-m", "fast", "stop")
 
 
+def _start_postgres(console: Console, stack: contextlib.ExitStack, state_dir: Path) -> EmbeddedPostgres:
+    console.print(f"starting PostgreSQL (data in {state_dir / 'pg'}) ...")
+    pg = EmbeddedPostgres(state_dir / "pg")
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI) and falls back to /tmp: fine.
+        warnings.simplefilter("ignore", UserWarning)
+        pg.start()
+    stack.callback(_stop_postgres, pg)
+    pg.create_database(DATABASE)
+    return pg
+
+
+def _start_services(
+    stack: contextlib.ExitStack, children: Children, services: list[ServiceProcess]
+) -> list[ServiceProcess]:
+    # Registered in reverse so they stop in start order: ingest stops taking events first.
+    for svc in reversed(services):
+        stack.callback(svc.stop)
+    for svc in services:
+        svc.start(wait=False)
+        children.add(svc.proc)
+    for svc in services:
+        svc.wait_healthy(HEALTH_TIMEOUT_S)
+    return services
+
+
 def _start(
     console: Console, stack: contextlib.ExitStack, state_dir: Path, ports: DevPorts, demo: bool
 ) -> None:
@@ -180,15 +195,7 @@ def _start(
     children = Children(state_dir / "dev.pids")
     stack.callback(children.forget)
 
-    console.print(f"starting PostgreSQL (data in {state_dir / 'pg'}) ...")
-    pg = EmbeddedPostgres(state_dir / "pg")
-    with warnings.catch_warnings():
-        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI) and falls back to /tmp: fine.
-        warnings.simplefilter("ignore", UserWarning)
-        pg.start()
-    stack.callback(_stop_postgres, pg)
-    pg.create_database(DATABASE)
-
+    pg = _start_postgres(console, stack, state_dir)
     console.print(f"starting the broker on 127.0.0.1:{ports.kafka} ...")
     broker = EmbeddedBroker(ports.kafka, log_path=logs / "broker.log")
     stack.callback(broker.stop)
@@ -212,16 +219,7 @@ def _start(
     credentials = asyncio.run(provision(settings, previous))
 
     console.print("starting ingest, aggregator and api ...")
-    services = _services(env, ports, logs)
-    # Registered in reverse so they stop in start order: ingest stops taking events first.
-    for svc in reversed(services):
-        stack.callback(svc.stop)
-    for svc in services:
-        svc.start(wait=False)
-        children.add(svc.proc)
-    for svc in services:
-        svc.wait_healthy(HEALTH_TIMEOUT_S)
-
+    services = _start_services(stack, children, _services(env, ports, logs))
     dev_env = {
         **env,
         "SALESLOOP_INGEST_URL": f"http://127.0.0.1:{ports.ingest}",

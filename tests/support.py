@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.core.embedded import ServiceProcess, free_port
+from devstack.embedded import ServiceProcess, free_port
 from services.core.models import TenantWatermark
 
 

@@ -16,7 +16,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.core.embedded import ServiceProcess, free_port
+from devstack.embedded import ServiceProcess, free_port
 from tests.conftest import Services, Stack
 from tests.factories import TenantCtx, TenantFactory
 

@@ -28,7 +28,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks.webhooks import Webhook
 
-from services.core.embedded import ServiceProcess, free_port
+from devstack.embedded import ServiceProcess, free_port
 from services.core.kafka import ensure_topics
 from services.core.tenancy import SCOPES, create_key, create_tenant, set_secret
 from tests.conftest import Stack

@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import ValidationError
 from rich.console import Console
 
+from devstack.demo.options import REQUIRED_ENV, DemoOptions, Endpoints
+from devstack.state import parse_env
 from services.core.settings import Settings
 
 DEV_ENV = Path(".salesloop/dev.env")
@@ -20,8 +22,6 @@ DEV_ENV = Path(".salesloop/dev.env")
 
 def config(env_file: Path, overrides: Mapping[str, str | None]) -> dict[str, str]:
     """SALESLOOP_* values: `overrides` (non-None), then the environment, then `env_file`."""
-    from services.dev_state import parse_env
-
     values = parse_env(env_file.read_text()) if env_file.is_file() else {}
     values.update({k: v for k, v in os.environ.items() if k.startswith("SALESLOOP_")})
     values.update({k: v for k, v in overrides.items() if v is not None})
@@ -37,41 +37,18 @@ def settings_from(env_file: Path) -> Settings | None:
         return None
 
 
-def demo(
-    *,
-    reps: int,
-    days: int,
-    seed: int,
-    tenant: str,
-    concurrency: int,
-    env_file: Path,
-    overrides: Mapping[str, str | None],
-) -> int:
-    from services.demo import DemoError, load
+def demo(options: DemoOptions, *, env_file: Path, overrides: Mapping[str, str | None]) -> int:
+    from devstack.demo import DemoError, load
 
     console = Console(stderr=True)
     values = config(env_file, overrides)
-    needed = ("SALESLOOP_INGEST_URL", "SALESLOOP_API_URL", "SALESLOOP_INGEST_KEY", "SALESLOOP_API_KEY")
-    missing = [name for name in needed if not values.get(name)]
+    missing = [name for name in REQUIRED_ENV if not values.get(name)]
     if missing:
         console.print(f"[red]error:[/] set {', '.join(missing)} (`salesloop dev` writes them to {DEV_ENV})")
         return 2
     settings = settings_from(env_file) if values.get("SALESLOOP_DATABASE_URL") else None
     try:
-        summary = load(
-            values["SALESLOOP_INGEST_URL"],
-            values["SALESLOOP_API_URL"],
-            tenant=tenant,
-            ingest_key=values["SALESLOOP_INGEST_KEY"],
-            api_key=values["SALESLOOP_API_KEY"],
-            webhook_secret=values.get("SALESLOOP_WEBHOOK_SECRET") or None,
-            settings=settings,
-            reps=reps,
-            days=days,
-            seed=seed,
-            concurrency=concurrency,
-            console=console,
-        )
+        summary = load(Endpoints.from_env(values), options, settings=settings, console=console)
     except (DemoError, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
         return 1
@@ -88,7 +65,7 @@ def report(
     env_file: Path,
     overrides: Mapping[str, str | None],
 ) -> int:
-    from services.demo.report import ReportError, print_report
+    from devstack.demo.report import ReportError, print_report
 
     console = Console()
     errors = Console(stderr=True)

@@ -13,28 +13,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from dataclasses import dataclass, field
+from dataclasses import replace
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.exc import SQLAlchemyError
 
+from devstack.demo.vendors import Credentials, sendgrid_public_key
 from services.core.db import create_engine
 from services.core.settings import Settings
 from services.core.tenancy import TenancyError, get_secret, set_secret
-from services.demo.vendors import sendgrid_public_key
 
 # The order of the P-256 group: private scalars are 1 .. n-1.
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 SHARED_SECRET_SOURCES = ("hubspot", "twilio", "aircall")
-
-
-@dataclass
-class VendorSecrets:
-    hubspot: str | None = None
-    twilio: str | None = None
-    aircall: str | None = None
-    sendgrid: ec.EllipticCurvePrivateKey | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def derived(secret_key: str, tenant: str, source: str) -> bytes:
@@ -48,9 +40,13 @@ def sendgrid_key(secret_key: str, tenant: str) -> ec.EllipticCurvePrivateKey:
     return ec.derive_private_key(scalar, ec.SECP256R1())
 
 
-async def vendor_secrets(settings: Settings, tenant: str) -> VendorSecrets:
-    """The tenant's vendor secrets, setting the missing ones; what could not be had is None."""
-    out = VendorSecrets()
+async def with_vendor_secrets(
+    settings: Settings, creds: Credentials, tenant: str
+) -> tuple[Credentials, list[str]]:
+    """`creds` with the tenant's vendor secrets, setting the missing ones (what could not be had stays
+    None), and notes on what could not be had."""
+    found: dict[str, Any] = {}
+    notes: list[str] = []
     secret_key = settings.secret_key.get_secret_value()
     engine = create_engine(settings, "salesloop-demo", pool_size=1)
     try:
@@ -59,19 +55,19 @@ async def vendor_secrets(settings: Settings, tenant: str) -> VendorSecrets:
             if value is None:
                 value = base64.urlsafe_b64encode(derived(secret_key, tenant, source)[:24]).decode()
                 await set_secret(engine, secret_key, tenant, source, value)
-            setattr(out, source, value)
+            found[source] = value
         private = sendgrid_key(secret_key, tenant)
         public = sendgrid_public_key(private)
         current = await get_secret(engine, secret_key, tenant, "sendgrid")
         if current is None:
             await set_secret(engine, secret_key, tenant, "sendgrid", public)
-            out.sendgrid = private
+            found["sendgrid"] = private
         elif current == public:
-            out.sendgrid = private
+            found["sendgrid"] = private
         else:
-            out.notes.append("SendGrid: the tenant has its own verification key; emails go to /v1/events")
+            notes.append("SendGrid: the tenant has its own verification key; emails go to /v1/events")
     except (OSError, SQLAlchemyError, TenancyError, ValueError) as exc:
-        out.notes.append(f"vendor secrets could not be set ({type(exc).__name__}: {exc}); using /v1/events")
+        notes.append(f"vendor secrets could not be set ({type(exc).__name__}: {exc}); using /v1/events")
     finally:
         await engine.dispose()
-    return out
+    return replace(creds, **found), notes

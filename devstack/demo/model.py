@@ -12,7 +12,7 @@ check each answer against the truth (`Plant`):
 - demand generation: acquisition channels with lead-to-won rates about a factor two apart and with
   clearly different speeds to lead.
 
-`build` returns the roster and the plan; `services.demo.simulate` turns it into events.
+`build` returns the roster and the plan; `devstack.demo.simulate` turns it into events.
 """
 
 from __future__ import annotations

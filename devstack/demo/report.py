@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -20,7 +20,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from services.demo.send import error_message
+from devstack.demo.send import error_message
 
 RAMP_MONTHS = 6
 RECENT_COHORT_DAYS = 365
@@ -120,6 +120,14 @@ def problems(data: ReportData) -> list[str]:
     return [f"{s.title}: {s.problem}" for s in sections if s.missing_scope]
 
 
+def figures_table(title: str, columns: Sequence[str]) -> Table:
+    """A table of one text column then figures, right-aligned."""
+    table = Table(title=title, title_justify="left", caption_justify="left")
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="right" if i else "left")
+    return table
+
+
 def coaching_table(
     body: Mapping[str, Any], details: Mapping[str, Mapping[str, Any]], names: Mapping[str, str]
 ) -> RenderableType:
@@ -151,9 +159,7 @@ def coaching_table(
 
 
 def hiring_table(body: Mapping[str, Any]) -> RenderableType:
-    table = Table(title=SECTIONS[1], title_justify="left", caption_justify="left")
-    for column in ("trait", "r", "rho", "p", "n", "95% CI of r"):
-        table.add_column(column, justify="left" if column == "trait" else "right")
+    table = figures_table(SECTIONS[1], ("trait", "r", "rho", "p", "n", "95% CI of r"))
     traits = body.get("traits", {})
     ranked = sorted(traits.items(), key=lambda kv: -(kv[1].get("r") if kv[1].get("r") is not None else -2.0))
     for name, c in ranked:
@@ -171,12 +177,8 @@ def hiring_table(body: Mapping[str, Any]) -> RenderableType:
 
 
 def ramp_table(body: Mapping[str, Any]) -> RenderableType:
-    table = Table(title=SECTIONS[2], title_justify="left", caption_justify="left")
-    table.add_column("cohort")
-    table.add_column("reps", justify="right")
-    for k in range(RAMP_MONTHS):
-        table.add_column(f"month {k}", justify="right")
-    table.add_column("days to 1st win", justify="right")
+    month_columns = [f"month {k}" for k in range(RAMP_MONTHS)]
+    table = figures_table(SECTIONS[2], ("cohort", "reps", *month_columns, "days to 1st win"))
     as_of = str(body.get("as_of") or "")[:10]
     end = date.fromisoformat(as_of) if as_of else datetime.now(UTC).date()
     first = end - timedelta(days=RECENT_COHORT_DAYS)
@@ -200,9 +202,8 @@ def ramp_table(body: Mapping[str, Any]) -> RenderableType:
 
 
 def channels_table(body: Mapping[str, Any]) -> RenderableType:
-    table = Table(title=SECTIONS[3], title_justify="left", caption_justify="left")
-    for column in ("channel", "leads", "lead->won", "revenue per lead", "speed to lead", "CAC"):
-        table.add_column(column, justify="left" if column == "channel" else "right")
+    columns = ("channel", "leads", "lead->won", "revenue per lead", "speed to lead", "CAC")
+    table = figures_table(SECTIONS[3], columns)
     channels = body.get("channels", {})
     ranked = sorted(channels.items(), key=lambda kv: -(kv[1].get("lead_to_won") or 0.0))
     for name, c in ranked:

@@ -19,9 +19,9 @@ from urllib.parse import quote
 
 import httpx
 
-from services.demo.model import Organisation, Rep
-from services.demo.simulate import Via
-from services.demo.vendors import VENDORS, Credentials, Payload, sign
+from devstack.demo.model import Organisation, Rep
+from devstack.demo.simulate import Via
+from devstack.demo.vendors import VENDORS, Credentials, Payload, sign
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 MAX_ATTEMPTS = 8

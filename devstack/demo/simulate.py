@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
-from services.demo.model import CERTIFY_BY_DAYS, LEADS_PER_REP_DAY, MODULES, Organisation, Rep
+from devstack.demo.model import CERTIFY_BY_DAYS, LEADS_PER_REP_DAY, MODULES, Organisation, Rep
 
 Via = Literal["api", "twilio", "aircall", "sendgrid", "hubspot"]
 

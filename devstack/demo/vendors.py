@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from standardwebhooks.webhooks import Webhook
 
-from services.demo.simulate import (
+from devstack.demo.simulate import (
     HUBSPOT_DEALSTAGE_SUBSCRIPTION,
     HUBSPOT_PORTAL,
     TWILIO_STATUS,

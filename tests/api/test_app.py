@@ -12,8 +12,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from devstack.embedded import ServiceProcess, free_port
 from services.api.app import create_app
-from services.core.embedded import ServiceProcess, free_port
 from tests.api.factories import RollupFactory, api_client, bearer
 from tests.conftest import Stack
 from tests.factories import TenantFactory

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from devstack.embedded import free_port
 from services.api.reads import APPLICATION_NAME, AnswerCache, AnswerKey, ReadPool
-from services.core.embedded import free_port
 from services.core.http import ApiError
 from tests.conftest import Stack
 

@@ -10,9 +10,9 @@ import pytest
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.demo import Summary, load_async, model, simulate
-from services.demo.model import Organisation
-from services.demo.simulate import DemoEvent
+from devstack.demo import DemoOptions, Endpoints, Summary, load_async, model, simulate
+from devstack.demo.model import Organisation
+from devstack.demo.simulate import DemoEvent
 from tests.conftest import Services
 from tests.factories import TenantCtx, TenantFactory
 from tests.support import wait_folded
@@ -49,16 +49,16 @@ async def loaded(
     tenant = await tenants.create(prefix="demo")
     out = io.StringIO()
     summary = await load_async(
-        services.ingest_url,
-        services.api_url,
-        tenant=tenant.slug,
-        ingest_key=tenant.ingest_key,
-        api_key=tenant.api_key,
-        webhook_secret=tenant.webhook_secret,
+        Endpoints(
+            services.ingest_url,
+            services.api_url,
+            ingest_key=tenant.ingest_key,
+            api_key=tenant.api_key,
+            webhook_secret=tenant.webhook_secret,
+        ),
+        DemoOptions(tenant=tenant.slug, end=END, **SMALL),
         settings=services.stack.settings(),
-        end=END,
         console=Console(file=out, width=120),
-        **SMALL,
     )
     await wait_folded(engine, tenant.slug, len(events), FOLD_TIMEOUT_S)
     return LoadedDemo(tenant, org, events, summary, out.getvalue())

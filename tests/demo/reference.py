@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from devstack.demo.model import DAYS_PER_MONTH, Organisation
+from devstack.demo.simulate import DemoEvent
 from services.api.coaching.service import CoachingRep, RepCoaching, coach_scope, observations
 from services.api.hiring.service import TraitCorrelation, trait_correlations
 from services.api.training.service import RampCohort, RampRep, month_index, ramp
-from services.demo.model import DAYS_PER_MONTH, Organisation
-from services.demo.simulate import DemoEvent
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.core.embedded import free_port
+from devstack.demo.report import SECTIONS
+from devstack.embedded import free_port
 from services.core.tenancy import create_key
-from services.demo.report import SECTIONS
 from tests.conftest import Services
 from tests.demo.conftest import LoadedDemo
 from tests.factories import TenantFactory

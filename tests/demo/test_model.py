@@ -8,10 +8,10 @@ from datetime import timedelta
 
 import pytest
 
+from devstack.demo import model, simulate
+from devstack.demo.model import Organisation
 from services.api.training.service import Attempt, certified_reps, month_index
 from services.core.events import BuyerEvent
-from services.demo import model, simulate
-from services.demo.model import Organisation
 from tests.demo import reference
 from tests.demo.conftest import END, SMALL, SmallOrg
 

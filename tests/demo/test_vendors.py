@@ -11,10 +11,10 @@ import orjson
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from devstack.demo.credentials import sendgrid_key
+from devstack.demo.simulate import DemoEvent, Via
+from devstack.demo.vendors import BATCH, VENDORS, Credentials, payloads, sendgrid_public_key, sign
 from services.core.events import BuyerEvent, RepAlias
-from services.demo.credentials import sendgrid_key
-from services.demo.simulate import DemoEvent, Via
-from services.demo.vendors import BATCH, VENDORS, Credentials, payloads, sendgrid_public_key, sign
 from services.ingest.sources import aircall, hubspot, sendgrid, twilio
 from services.ingest.sources.common import InboundRequest, MappingContext
 from tests.demo.conftest import SmallOrg

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 import yaml
 
-from services.core.embedded import free_port, stop_process
+from devstack.embedded import free_port, stop_process
 from tests.deploy.tooling import ALERTS, PROMETHEUS_CONFIG
 
 T = TypeVar("T")

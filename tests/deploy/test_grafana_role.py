@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from alembic import command
 
-from services.core.embedded import EmbeddedPostgres
+from devstack.embedded import EmbeddedPostgres
 from services.core.migrate import alembic_config
 from services.core.settings import DEV_SECRET_KEY, Settings
 

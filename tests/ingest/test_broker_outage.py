@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 
-from services.core.embedded import EmbeddedBroker, free_port
+from devstack.embedded import EmbeddedBroker, free_port
 from services.core.kafka import ensure_topics
 from services.core.settings import Settings
 from services.ingest.app import create_app

@@ -15,7 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
 
-from services.core.embedded import ServiceProcess, free_port
+from devstack.embedded import ServiceProcess, free_port
 from services.core.http import ApiError
 from services.core.kafka import ensure_topics
 from services.ingest.app import create_app

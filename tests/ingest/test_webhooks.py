@@ -30,8 +30,8 @@ from sendgrid.helpers.eventwebhook import EventWebhook
 from sqlalchemy.ext.asyncio import AsyncEngine
 from twilio.request_validator import RequestValidator
 
+from devstack.embedded import free_port
 from services.core.crm import SCHEMA_HEADER as CRM_SCHEMA_HEADER
-from services.core.embedded import free_port
 from services.core.kafka import ensure_topics
 from services.core.settings import DEV_SECRET_KEY
 from services.core.source_settings import set_option

@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.core.embedded import EmbeddedBroker, EmbeddedPostgres, ServiceProcess, free_port
+from devstack.embedded import EmbeddedBroker, EmbeddedPostgres, ServiceProcess, free_port
 from tests.factories import TenantCtx
 from tests.support import AggregatorProcess
 

@@ -20,9 +20,9 @@ import httpx
 import psutil
 import pytest
 
-from services.core.embedded import free_port, port_is_free
-from services.dev import DevPorts, port_problems
-from services.dev_state import DevError, format_env, parse_env
+from devstack.dev import DevPorts, port_problems
+from devstack.embedded import free_port, port_is_free
+from devstack.state import DevError, format_env, parse_env
 
 START_TIMEOUT_S = 150.0
 STOP_TIMEOUT_S = 60.0

@@ -27,9 +27,9 @@ from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from devstack.embedded import EmbeddedBroker, ServiceProcess, free_port
 from services.aggregator import rewind
 from services.aggregator.consumer import Aggregator
-from services.core.embedded import EmbeddedBroker, ServiceProcess, free_port
 from services.core.events import SCHEMA_HEADER
 from services.core.kafka import ensure_topics
 from tests.aggregator.streams import Tenant, assert_rollups_match, make_events, produce, to_record
