@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     consumer_group: str = "salesloop-aggregator"
     # How long the group waits for a silent (crashed) member before moving its partitions.
     consumer_session_timeout_ms: int = Field(10_000, ge=1_000)
-    # Encrypts tenant secrets at rest (Fernet key derived from it); see README "Secrets".
+    # Encrypts tenant secrets at rest (Fernet key derived from it); see docs/operations.md, "Secrets".
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     public_base_url: str | None = None
 

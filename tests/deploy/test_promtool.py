@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.tooling import ALERTS, PROMETHEUS_CONFIG, README, require_binary
+from tests.deploy.tooling import ALERTS, PROMETHEUS_CONFIG, RUNBOOKS, require_binary
 
 UNIT_TESTS = Path(__file__).with_name("alerts_test.yml")
 
@@ -61,7 +61,7 @@ def test_alerts_fire_exactly_when_their_unit_tests_expect(tmp_path: Path) -> Non
 
 
 def test_every_alert_explains_itself_and_points_to_its_runbook() -> None:
-    headings = re.findall(r"^#{2,4} (.+)$", README.read_text(), re.M)
+    headings = re.findall(r"^#{2,4} (.+)$", RUNBOOKS.read_text(), re.M)
     anchors = {github_anchor(h) for h in headings}
     rules = alert_rules()
     assert len(rules) >= 8
@@ -71,8 +71,8 @@ def test_every_alert_explains_itself_and_points_to_its_runbook() -> None:
         assert notes.get("description"), rule["alert"]
         assert rule.get("labels", {}).get("severity") in ("critical", "warning"), rule["alert"]
         runbook = notes.get("runbook", "")
-        assert runbook == f"README.md#{rule['alert'].lower()}", f"{rule['alert']}: runbook {runbook!r}"
-        assert runbook.split("#", 1)[1] in anchors, f"{rule['alert']}: no heading in {README.name}"
+        assert runbook == f"docs/alerts.md#{rule['alert'].lower()}", f"{rule['alert']}: runbook {runbook!r}"
+        assert runbook.split("#", 1)[1] in anchors, f"{rule['alert']}: no heading in {RUNBOOKS.name}"
 
 
 def test_a_missing_binary_fails_in_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,8 +16,8 @@ ALERTS = PROMETHEUS_DIR / "alerts.yml"
 DASHBOARDS = DEPLOY / "grafana" / "dashboards"
 DATASOURCES = DEPLOY / "grafana" / "provisioning" / "datasources" / "salesloop.yml"
 DASHBOARD_PROVIDERS = DEPLOY / "grafana" / "provisioning" / "dashboards" / "salesloop.yml"
-# The runbooks: one heading per alert in its Operations section.
-README = ROOT / "README.md"
+# The runbooks: one heading per alert.
+RUNBOOKS = ROOT / "docs" / "alerts.md"
 
 
 def require_binary(name: str) -> str:
