@@ -11,7 +11,8 @@ RUN useradd --system --user-group --uid 10001 --no-create-home --home-dir /nonex
 
 WORKDIR /app
 
-# Dependencies in their own layer, so a code change does not reinstall them.
+# Dependencies in their own layer, so a code change does not reinstall them. Only the production
+# list: the extras (the dev tooling in devstack/ and its embedded Postgres and broker) stay out.
 COPY pyproject.toml README.md ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > /tmp/requirements.txt \

@@ -25,13 +25,13 @@ test: lint ## Lint, type-check and run every test against real Postgres and Kafk
 	$(BIN)/pytest
 
 lint: $(STAMP) ## ruff and mypy --strict
-	$(BIN)/ruff check services tests bench migrations
-	$(BIN)/ruff format --check services tests bench migrations
+	$(BIN)/ruff check services devstack tests bench migrations
+	$(BIN)/ruff format --check services devstack tests bench migrations
 	$(BIN)/mypy
 
 fmt: $(STAMP) ## Format and fix what ruff can
-	$(BIN)/ruff format services tests bench migrations
-	$(BIN)/ruff check --fix services tests bench migrations
+	$(BIN)/ruff format services devstack tests bench migrations
+	$(BIN)/ruff check --fix services devstack tests bench migrations
 
 soak: $(STAMP) ## Fault injection at full size: >= 100 000 events through every fault (figures printed)
 	SALESLOOP_SOAK_EVENTS=$${SALESLOOP_SOAK_EVENTS:-100000} $(BIN)/pytest tests/system/test_faults.py \
