@@ -1,10 +1,9 @@
-"""Channel report, spend, speed-to-lead folding in every arrival order, first-touch attribution (SPEC 5.5)."""
+"""Channel report and spend (SPEC 5.5). Speed to lead and first touch are folded by the aggregator:
+tests/aggregator/folds/test_lead_speed.py."""
 
 from __future__ import annotations
 
-import itertools
-import random
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -13,25 +12,11 @@ from pydantic import ValidationError
 from services.api.demand.schemas import ChannelsOut, SpendIn
 from services.api.demand.service import (
     ChannelCounts,
-    LeadSpeed,
-    SpeedStep,
     channel_stats,
     channels_report,
-    deal_channel,
-    earliest_origin,
-    first_origin,
-    fold_lead_created,
-    fold_speed_event,
-    fold_touch,
     parse_month,
-    resolve_first_touch,
     spend_in_window,
 )
-
-
-def at(hh: int, mm: int = 0, day: int = 1) -> datetime:
-    return datetime(2026, 10, day, hh, mm, tzinfo=UTC)
-
 
 ORGANIC = ChannelCounts(
     leads=40, mqls=12, sqls=6, deals_created=5, deals_won=2, revenue_won=Decimal("24000.00")
@@ -111,163 +96,3 @@ def test_spend_body() -> None:
             SpendIn.model_validate(bad)
     with pytest.raises(ValidationError):
         SpendIn.model_validate({"channel": "events", "month": "2026-10", "amount": -1})
-
-
-# --- speed to lead ---------------------------------------------------------------------------------
-
-Event = tuple[str, datetime]
-TOUCHES = ("call.completed", "email.sent", "meeting.booked")
-
-
-def fold_in_order(events: list[Event]) -> tuple[LeadSpeed, int]:
-    """Fold like the aggregator: steps chain, lookups are answered from the events folded so far."""
-    state, lookups, contribution = LeadSpeed(), 0, None
-    archive: list[Event] = []
-    for kind, moment in events:
-        step = fold_speed_event(state, kind, moment)
-        assert step.before == contribution
-        if step.lookup is not None:
-            lookups += 1
-            lo, hi = step.lookup
-            found = min((t for k, t in archive if k in TOUCHES and lo <= t <= hi), default=None)
-            resolved = resolve_first_touch(step.state, found)
-            assert resolved.before == step.after
-            step = SpeedStep(resolved.state, step.before, resolved.after)
-        archive.append((kind, moment))
-        state, contribution = step.state, step.after
-        assert contribution is None or contribution >= 0
-    assert state.speed_s == contribution
-    return state, lookups
-
-
-def reference_speed(events: list[Event]) -> float | None:
-    created = min((t for k, t in events if k == "lead.created"), default=None)
-    if created is None:
-        return None
-    touches = [t for k, t in events if k in TOUCHES and t >= created]
-    return (min(touches) - created).total_seconds() if touches else None
-
-
-ONE_LEAD: list[Event] = [
-    ("call.completed", at(9)),  # prospecting before the lead: ignored
-    ("lead.created", at(10)),
-    ("email.opened", at(10, 5)),  # not a touch
-    ("email.sent", at(10, 9)),  # the first touch: 9 minutes
-    ("meeting.booked", at(11)),
-    ("lead.created", at(12)),  # the contact converts again: the clock does not restart
-]
-
-
-def test_every_arrival_order_gives_the_same_speed() -> None:
-    lookups = 0
-    for order in itertools.permutations(ONE_LEAD):
-        state, n = fold_in_order(list(order))
-        assert state.speed_s == 540.0
-        assert state.created_at == at(10)
-        assert state.first_touch == at(10, 9)
-        lookups += n
-    assert lookups > 0  # some orders can only be settled from the archive
-
-
-def test_an_earlier_creation_arriving_late_moves_the_clock_back() -> None:
-    events: list[Event] = [
-        ("call.completed", at(9)),
-        ("lead.created", at(10)),
-        ("lead.created", at(9, 30)),
-        ("email.sent", at(9, 45)),
-        ("meeting.booked", at(10, 30)),
-    ]
-    for order in itertools.permutations(events):
-        state, _ = fold_in_order(list(order))
-        assert state.speed_s == 900.0  # 9:30 -> 9:45
-
-
-def test_touches_only_before_the_lead_give_no_speed() -> None:
-    events: list[Event] = [("call.completed", at(8)), ("email.sent", at(9)), ("lead.created", at(10))]
-    for order in itertools.permutations(events):
-        state, lookups = fold_in_order(list(order))
-        assert state.speed_s is None
-        assert lookups == 0  # the latest touch precedes the creation: settled without the archive
-
-
-def test_no_lead_no_speed() -> None:
-    state, _ = fold_in_order([("call.completed", at(8)), ("email.sent", at(9))])
-    assert state.speed_s is None
-    assert state.earliest_touch == at(8)
-    assert state.latest_touch == at(9)
-
-
-@pytest.mark.parametrize("seed", range(25))
-def test_random_histories_match_the_definition_in_any_order(seed: int) -> None:
-    rnd = random.Random(seed)
-    kinds = ["lead.created", "call.completed", "email.sent", "meeting.booked", "email.replied"]
-    events = [
-        (rnd.choice(kinds), at(8) + timedelta(minutes=rnd.randrange(0, 600)))
-        for _ in range(rnd.randrange(1, 9))
-    ]
-    expected = reference_speed(events)
-    for _ in range(30):
-        rnd.shuffle(events)
-        state, _ = fold_in_order(events)
-        assert state.speed_s == expected
-
-
-def test_steps_report_the_change_in_contribution() -> None:
-    created = fold_lead_created(LeadSpeed(), at(10))
-    assert (created.before, created.after, created.changed, created.lookup) == (None, None, False, None)
-    touched = fold_touch(created.state, at(10, 9))
-    assert (touched.before, touched.after, touched.changed) == (None, 540.0, True)
-    faster = fold_touch(touched.state, at(10, 1))
-    assert (faster.before, faster.after) == (540.0, 60.0)
-    again = fold_touch(faster.state, at(10, 1))  # a redelivery changes nothing
-    assert (again.before, again.after, again.changed) == (60.0, 60.0, False)
-    assert again.state == faster.state
-    other = fold_speed_event(again.state, "deal.won", at(9))
-    assert other.state == again.state
-    assert not other.changed
-
-
-def test_lookup_covers_exactly_the_unknown_span() -> None:
-    state = fold_touch(fold_touch(LeadSpeed(), at(9)).state, at(11)).state
-    step = fold_lead_created(state, at(10))
-    assert step.lookup == (at(10), at(11))
-    assert step.state.first_touch is None
-    done = resolve_first_touch(step.state, at(10, 20))
-    assert done.after == 1200.0
-    with pytest.raises(ValueError, match="precede"):
-        resolve_first_touch(step.state, at(9))
-    with pytest.raises(ValueError, match="creation"):
-        resolve_first_touch(LeadSpeed(), at(9))
-
-
-def test_naive_timestamps_are_refused() -> None:
-    with pytest.raises(ValueError, match="timezone-aware"):
-        fold_touch(LeadSpeed(), datetime(2026, 10, 1, 9))  # noqa: DTZ001
-    with pytest.raises(ValueError, match="timezone-aware"):
-        fold_lead_created(LeadSpeed(), datetime(2026, 10, 1, 9))  # noqa: DTZ001
-
-
-# --- first-touch attribution -------------------------------------------------------------------------
-
-LEADS = [
-    (at(9, day=5), "e5", None),  # the earliest lead names no channel
-    (at(9, day=7), "e7", "paid_search"),
-    (at(9, day=6), "e6b", "referral"),
-    (at(9, day=6), "e6a", "events"),  # same instant as e6b: the smaller event id wins
-]
-
-
-def test_first_touch_in_any_arrival_order() -> None:
-    for order in itertools.permutations(LEADS):
-        origin = first_origin(order)
-        assert origin is not None
-        assert (origin.event_id, origin.channel) == ("e6a", "events")
-
-
-def test_deal_channel_prefers_its_own() -> None:
-    origin = first_origin(LEADS)
-    assert deal_channel(None, origin) == "events"
-    assert deal_channel("partner", origin) == "partner"
-    assert deal_channel(None, None) is None
-    assert first_origin([(at(9), "e1", None)]) is None
-    assert earliest_origin(origin, at(8), "e0", None) == origin
