@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from devstack.dev import DevPorts, port_problems
-from devstack.embedded import free_port, port_is_free
+from devstack.embedded import free_port, port_is_free, stop_process
 from devstack.state import DevError, format_env, parse_env
 
 START_TIMEOUT_S = 150.0
@@ -112,13 +112,7 @@ def running_dev(tmp_path: Path, state_dir: Path, ports: DevPorts, name: str) -> 
     try:
         yield run
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, STOP_TIMEOUT_S)
 
 
 def refused(tmp_path: Path, state_dir: Path, ports: DevPorts) -> tuple[int, str, float]:
