@@ -166,19 +166,16 @@ def tenants_create(
 
 @tenants_app.command("set-secret")
 def tenants_set_secret(slug: str, source: str, value: str) -> None:
-    """Set a per-source secret (hubspot, salesforce, twilio, aircall, sendgrid, webhooks)."""
+    """Set a per-source secret (hubspot, salesforce, twilio, aircall, sendgrid, stripe, webhooks)."""
     from services.core.tenancy import TenancyError, set_secret
+    from services.ingest.sources import VENDORS
 
-    if source == "sendgrid":
-        from services.ingest.sources.sendgrid import load_public_key
-
+    vendor = next((v for v in VENDORS if v.source.value == source), None)
+    if vendor is not None and vendor.check_secret is not None:
         try:
-            load_public_key(value)
+            vendor.check_secret(value)
         except ValueError as exc:
-            raise _fail(
-                "the SendGrid secret is the Event Webhook verification key as SendGrid shows it"
-                f" (base64, or a PEM block): {exc}"
-            ) from exc
+            raise _fail(str(exc)) from exc
     secret_key = _settings().secret_key.get_secret_value()
     try:
         _with_engine(set_secret, secret_key, slug, source, value)
@@ -196,9 +193,10 @@ def tenants_set_option(slug: str, source: str, key: str, value: str) -> None:
     salesforce: mql_statuses, sql_statuses, allowed_networks (CIDRs), channel_overrides
     """
     from services.core.source_settings import SourceSettingsError, format_option, set_option
+    from services.ingest.sources import option_sets
 
     try:
-        stored = _with_engine(set_option, slug, source, key, value)
+        stored = _with_engine(set_option, slug, source, key, value, option_sets())
     except SourceSettingsError as exc:
         raise _fail(str(exc)) from exc
     typer.echo(f"{source} option {key} of {slug}: {format_option(stored.get(key))}", err=True)

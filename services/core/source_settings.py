@@ -1,9 +1,11 @@
-"""Per-tenant vendor options (`tenant_source_settings`): what each option means, its parsing, its SQL.
+"""Per-tenant vendor options (`tenant_source_settings`): how an option is parsed, checked and stored.
 
 Options change how a vendor's payloads are verified or mapped, e.g. which HubSpot deal stages mean
-won. An operator sets them with `salesloop tenants set-option SLUG SOURCE KEY VALUE`; the ingest
-service reads them through `OptionsCache`, so a change takes effect within SALESLOOP_AUTH_CACHE_TTL_S.
-Rows are JSON objects holding only the options that were set; anything not set keeps its default.
+won. Each vendor declares the options it takes as an `OptionSet` beside its adapter
+(services/ingest/sources); this module knows no vendor. An operator sets them with
+`salesloop tenants set-option SLUG SOURCE KEY VALUE`; the ingest service reads them through
+`OptionsCache`, so a change takes effect within SALESLOOP_AUTH_CACHE_TTL_S. Rows are JSON objects
+holding only the options that were set; anything not set keeps the vendor's default.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -25,16 +27,96 @@ from services.core.tenancy import TtlCache, get_tenant
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 MAX_ITEMS = 100
 MAX_ITEM_CHARS = 200
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
 _CHANNEL_NAMES = frozenset(c.value for c in Channel)
 _CHANNELS = ", ".join(c.value for c in Channel)
+CHANNEL_HELP = "VENDOR_VALUE=channel pairs, comma-separated: lead-source values mapped onto a channel"
 
 
 class SourceSettingsError(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option: `parse` turns the operator's text into the stored JSON value, `load` turns that
+    into the value the vendor's options hold (TypeError or ValueError when a row was edited badly)."""
+
+    parse: Callable[[str], Any]
+    load: Callable[[Any], Any]
+    help: str
+
+
+@dataclass(frozen=True)
+class OptionSet:
+    """The options one vendor takes. `disjoint` names two list options that may share no value
+    (a stage cannot mean both won and lost), compared case-insensitively when `fold_case`."""
+
+    options: Mapping[str, Option]
+    disjoint: tuple[str, str] | None = None
+    fold_case: bool = False
+
+    def parse(self, source: str, key: str, value: str) -> Any | None:
+        """The stored JSON value for `value`, or None for an empty value (back to the default)."""
+        option = self.options.get(key)
+        if option is None:
+            raise SourceSettingsError(f"{source} options are: {', '.join(self.options)}")
+        if not value.strip():
+            return None
+        try:
+            return option.parse(value)
+        except SourceSettingsError as exc:
+            raise SourceSettingsError(f"{source} {key}: {exc}") from None
+
+    def check(self, stored: Mapping[str, Any]) -> None:
+        """Rules across options: no value in both options of `disjoint`."""
+        if self.disjoint is None:
+            return
+        first, second = self.disjoint
+
+        def values(key: str) -> set[str]:
+            return {s.lower() if self.fold_case else s for s in stored.get(key) or ()}
+
+        both = values(first) & values(second)
+        if both:
+            raise SourceSettingsError(f"{sorted(both)[0]!r} cannot be in both {first} and {second}")
+
+    def load(self, stored: Mapping[str, Any]) -> dict[str, Any]:
+        """The typed values of the stored options, by key. Tolerant of rows edited by hand: a
+        malformed or unknown option is left out (so it keeps its default) and logged."""
+        values: dict[str, Any] = {}
+        for key, value in stored.items():
+            option = self.options.get(key)
+            try:
+                if option is None:
+                    raise KeyError(key)
+                values[key] = option.load(value)
+            except (TypeError, ValueError, KeyError):
+                log.warning("ignoring malformed source option", extra={"option": key})
+        return values
+
+
+def list_option(help: str) -> Option:
+    """Comma-separated values, loaded as a frozenset."""
+    return Option(_items, _string_set, help)
+
+
+def flag_option(help: str) -> Option:
+    return Option(_boolean, _flag, help)
+
+
+def networks_option(help: str) -> Option:
+    """IP addresses or CIDR networks, loaded as a tuple of normalised networks."""
+    return Option(_networks, _network_tuple, help)
+
+
+def channel_map_option(help: str) -> Option:
+    """VENDOR_VALUE=channel pairs, loaded as a mapping onto `Channel`."""
+    return Option(_channel_map, _channel_mapping, help)
 
 
 def _items(value: str) -> list[str]:
@@ -80,50 +162,28 @@ def _channel_map(value: str) -> dict[str, str]:
     return out
 
 
-@dataclass(frozen=True)
-class Option:
-    """One option: `parse` turns the operator's text into the stored JSON value."""
-
-    parse: Callable[[str], Any]
-    help: str
+def _string_set(value: Any) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError("must be a list of strings")
+    return frozenset(value)
 
 
-_CHANNEL_HELP = "VENDOR_VALUE=channel pairs, comma-separated: lead-source values mapped onto a channel"
-OPTIONS: Mapping[str, Mapping[str, Option]] = {
-    "hubspot": {
-        "won_stages": Option(_items, "deal stage ids that mean won (default: closedwon)"),
-        "lost_stages": Option(_items, "deal stage ids that mean lost (default: closedlost)"),
-        "legacy_signatures": Option(
-            _boolean, "also accept v1/v2 signatures, which carry no timestamp (default: false)"
-        ),
-        "channel_overrides": Option(_channel_map, _CHANNEL_HELP + " (hs_analytics_source values)"),
-    },
-    "salesforce": {
-        "mql_statuses": Option(_items, "Lead statuses that mean MQL (default: Marketing Qualified, MQL)"),
-        "sql_statuses": Option(_items, "Lead statuses that mean SQL (default: Sales Qualified, SQL)"),
-        "allowed_networks": Option(
-            _networks, "IP addresses or CIDR networks Outbound Messages may come from (default: any)"
-        ),
-        "channel_overrides": Option(_channel_map, _CHANNEL_HELP + " (LeadSource values)"),
-    },
-}
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError("must be a boolean")
+    return value
 
 
-def parse_option(source: str, key: str, value: str) -> Any | None:
-    """The stored JSON value for `value`, or None for an empty value (back to the default)."""
-    options = OPTIONS.get(source)
-    if options is None:
-        with_options = ", ".join(OPTIONS)
-        raise SourceSettingsError(f"{source!r} has no options; sources with options: {with_options}")
-    option = options.get(key)
-    if option is None:
-        raise SourceSettingsError(f"{source} options are: {', '.join(options)}")
-    if not value.strip():
-        return None
-    try:
-        return option.parse(value)
-    except SourceSettingsError as exc:
-        raise SourceSettingsError(f"{source} {key}: {exc}") from None
+def _network_tuple(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise TypeError("must be a list")
+    return tuple(str(ipaddress.ip_network(v, strict=False)) for v in value)
+
+
+def _channel_mapping(value: Any) -> dict[str, Channel]:
+    if not isinstance(value, dict):
+        raise TypeError("must be an object")
+    return {str(k): Channel(v) for k, v in value.items()}
 
 
 def format_option(value: Any | None) -> str:
@@ -139,67 +199,6 @@ def format_option(value: Any | None) -> str:
     return str(value)
 
 
-def check_consistent(source: str, stored: Mapping[str, Any]) -> None:
-    """Rules across options of one source: a stage cannot mean both won and lost."""
-    pairs = {"hubspot": ("won_stages", "lost_stages"), "salesforce": ("mql_statuses", "sql_statuses")}
-    if source not in pairs:
-        return
-    first, second = pairs[source]
-    # Salesforce statuses are compared case-insensitively, HubSpot stage ids exactly.
-    folded = source == "salesforce"
-
-    def values(key: str) -> set[str]:
-        return {s.lower() if folded else s for s in stored.get(key) or ()}
-
-    both = values(first) & values(second)
-    if both:
-        raise SourceSettingsError(f"{sorted(both)[0]!r} cannot be in both {first} and {second}")
-
-
-@dataclass(frozen=True)
-class SourceOptions:
-    """The typed options of one tenant and source; None means the adapter's default."""
-
-    won_stages: frozenset[str] | None = None
-    lost_stages: frozenset[str] | None = None
-    legacy_signatures: bool = False
-    mql_statuses: frozenset[str] | None = None
-    sql_statuses: frozenset[str] | None = None
-    allowed_networks: tuple[str, ...] = ()
-    channel_overrides: Mapping[str, Channel] = field(default_factory=dict)
-
-    @classmethod
-    def from_stored(cls, stored: Mapping[str, Any]) -> SourceOptions:
-        """Tolerant of rows edited by hand: a malformed option keeps its default and is logged."""
-        values: dict[str, Any] = {}
-        for key, value in stored.items():
-            try:
-                values[key] = _typed(key, value)
-            except (TypeError, ValueError, KeyError):
-                log.warning("ignoring malformed source option", extra={"option": key})
-        return cls(**values)
-
-
-def _typed(key: str, value: Any) -> Any:
-    if key in ("won_stages", "lost_stages", "mql_statuses", "sql_statuses"):
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise TypeError(key)
-        return frozenset(value)
-    if key == "legacy_signatures":
-        if not isinstance(value, bool):
-            raise TypeError(key)
-        return value
-    if key == "allowed_networks":
-        if not isinstance(value, list):
-            raise TypeError(key)
-        return tuple(str(ipaddress.ip_network(v, strict=False)) for v in value)
-    if key == "channel_overrides":
-        if not isinstance(value, dict):
-            raise TypeError(key)
-        return {str(k): Channel(v) for k, v in value.items()}
-    raise KeyError(key)
-
-
 async def load_settings(engine: AsyncEngine, tenant: str, source: str) -> dict[str, Any]:
     async with engine.connect() as conn:
         stored = (
@@ -212,9 +211,22 @@ async def load_settings(engine: AsyncEngine, tenant: str, source: str) -> dict[s
     return dict(stored or {})
 
 
-async def set_option(engine: AsyncEngine, tenant: str, source: str, key: str, value: str) -> dict[str, Any]:
-    """Set (or, for an empty value, unset) one option; returns every option now set for the source."""
-    parsed = parse_option(source, key, value)
+async def set_option(
+    engine: AsyncEngine,
+    tenant: str,
+    source: str,
+    key: str,
+    value: str,
+    option_sets: Mapping[str, OptionSet],
+) -> dict[str, Any]:
+    """Set (or, for an empty value, unset) one option of `source`, which takes the options
+    `option_sets[source]`; returns every option now set for the source."""
+    options = option_sets.get(source)
+    if options is None:
+        raise SourceSettingsError(
+            f"{source!r} has no options; sources with options: {', '.join(option_sets)}"
+        )
+    parsed = options.parse(source, key, value)
     if await get_tenant(engine, tenant) is None:
         raise SourceSettingsError(f"no tenant {tenant!r}")
     where = (TenantSourceSettings.tenant == tenant, TenantSourceSettings.source == source)
@@ -231,7 +243,7 @@ async def set_option(engine: AsyncEngine, tenant: str, source: str, key: str, va
         merged = {k: v for k, v in (current or {}).items() if k != key}
         if parsed is not None:
             merged[key] = parsed
-        check_consistent(source, merged)
+        options.check(merged)
         await conn.execute(
             update(TenantSourceSettings).where(*where).values(settings=merged, updated_at=datetime.now(UTC))
         )
@@ -243,12 +255,14 @@ class OptionsCache:
 
     def __init__(self, engine: AsyncEngine, ttl_s: float) -> None:
         self._engine = engine
-        self._cache: TtlCache[tuple[str, str], SourceOptions] = TtlCache(ttl_s)
+        self._cache: TtlCache[tuple[str, str], object] = TtlCache(ttl_s)
 
-    async def get(self, tenant: str, source: str) -> SourceOptions:
+    async def get(self, tenant: str, source: str, build: Callable[[Mapping[str, Any]], T]) -> T:
+        """`build` (the vendor's, always the same for one source) turns the stored options into the
+        vendor's typed options; what it built is what is cached."""
         hit, options = self._cache.get((tenant, source))
-        if hit and options is not None:
-            return options
-        options = SourceOptions.from_stored(await load_settings(self._engine, tenant, source))
-        self._cache.put((tenant, source), options)
-        return options
+        if hit:
+            return cast(T, options)
+        built = build(await load_settings(self._engine, tenant, source))
+        self._cache.put((tenant, source), built)
+        return built

@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.core.events import Source
 from services.core.models import ApiKey, Tenant, TenantSecret
 from services.core.secrets import decrypt_secret, encrypt_secret, key_matches, new_api_key, parse_key_prefix
 
@@ -29,7 +30,8 @@ SCOPES = frozenset(
         "admin",
     }
 )
-SECRET_SOURCES = frozenset({"hubspot", "salesforce", "twilio", "aircall", "sendgrid", "webhooks"})
+# Each vendor's secret is stored under its source name; `webhooks` is the Standard Webhooks signing secret.
+SECRET_SOURCES = frozenset({source.value for source in Source if source is not Source.API} | {"webhooks"})
 
 
 @dataclass(frozen=True)

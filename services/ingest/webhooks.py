@@ -1,10 +1,11 @@
-"""Vendor webhooks: `POST /webhooks/{hubspot,salesforce,twilio,aircall,sendgrid}/{tenant}`.
+"""Vendor webhooks: `POST /webhooks/{vendor}/{tenant}` for every vendor in `sources.VENDORS`.
 
-Each route runs the same steps with its vendor's pure adapter (services/ingest/sources): read the raw
-body (signatures cover its exact bytes), verify it with the tenant's secret for that vendor, parse,
-map with the tenant's options (services/core/source_settings.py), publish, and answer only once the
-broker acknowledged every event. The broker wait is bounded by SALESLOOP_PRODUCE_TIMEOUT_S (5 s),
-well inside the 10-15 s after which Twilio and HubSpot give up on a delivery.
+Every route runs the same steps with its vendor's pure adapter (services/ingest/sources): read the raw
+body (signatures cover its exact bytes), verify it with the tenant's secret for that vendor and the
+tenant's options for it (services/core/source_settings.py), parse, map, publish, and answer what the
+vendor needs only once the broker acknowledged every event. The broker wait is bounded by
+SALESLOOP_PRODUCE_TIMEOUT_S (5 s), well inside the 10-15 s after which Twilio and HubSpot give up on a
+delivery. Nothing here names a vendor: what differs between them is in their `Vendor` records.
 
 An unknown tenant, or one without a secret for the vendor, is verified against a random decoy secret
 and refused with the very answer a wrong signature gets: the routes tell nobody which tenants exist.
@@ -12,28 +13,21 @@ and refused with the very answer a wrong signature gets: the routes tell nobody 
 
 from __future__ import annotations
 
-import base64
 import logging
-import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, lru_cache
 from typing import Any
 
-import orjson
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI, Request, Response
-from starlette.datastructures import Headers
 
 from services.core.db import create_engine
-from services.core.events import Attribution, Source
 from services.core.http import ApiError
 from services.core.observability import child
 from services.core.settings import Settings
-from services.core.source_settings import OptionsCache, SourceOptions
+from services.core.source_settings import OptionsCache
 from services.core.tenancy import TenantInfo
 from services.ingest import metrics
 from services.ingest.auth import _plausible_slug
@@ -41,29 +35,21 @@ from services.ingest.body import read_body, require_json, require_media_type
 from services.ingest.deps import Ingest
 from services.ingest.producer import publish
 from services.ingest.ratelimit import limiter_of
-from services.ingest.routing import DataRouter
-from services.ingest.sources import (
-    ADAPTERS,
-    Adapter,
+from services.ingest.routing import DataRouter, Endpoint
+from services.ingest.sources import VENDORS
+from services.ingest.sources.common import (
     InboundRequest,
     MappingContext,
     Normalised,
     PayloadError,
     SignatureError,
-    aircall,
-    hubspot,
-    salesforce,
-    sendgrid,
-    twilio,
+    public_url,
 )
-from services.ingest.sources.common import public_url
+from services.ingest.sources.registry import JSON, Vendor
 
 log = logging.getLogger(__name__)
 
-_JSON = "application/json"
-_FORM = "application/x-www-form-urlencoded"
-_XML = ("text/xml", "application/xml")
-_DEFAULT_OPTIONS = SourceOptions()
+AnyVendor = Vendor[Any, Any]
 
 
 @dataclass(frozen=True)
@@ -75,94 +61,11 @@ class Webhooks:
     public_base_url: str | None
 
 
-@dataclass(frozen=True)
-class Vendor:
-    source: Source
-    name: str
-    adapter: Adapter
-    content_type: Callable[[Headers], None]
-    verify: Callable[[InboundRequest, str, SourceOptions], None]
-    has_options: bool = False
-    # False when a stored secret cannot be used at all (it is then treated as missing).
-    usable_secret: Callable[[str], bool] = lambda _: True
-
-
-def _form(headers: Headers) -> None:
-    require_media_type(headers, _FORM)
-
-
-def _xml(headers: Headers) -> None:
-    require_media_type(headers, *_XML)
-
-
-def _verify_hubspot(request: InboundRequest, secret: str, options: SourceOptions) -> None:
-    hubspot.verify(request, secret, allow_legacy=options.legacy_signatures)
-
-
-def _verify_salesforce(request: InboundRequest, secret: str, options: SourceOptions) -> None:
-    salesforce.verify(request, secret, allowed_networks=options.allowed_networks)
-
-
-def _verify_twilio(request: InboundRequest, secret: str, _: SourceOptions) -> None:
-    twilio.verify(request, secret)
-
-
-def _verify_aircall(request: InboundRequest, secret: str, _: SourceOptions) -> None:
-    aircall.verify(request, secret)
-
-
-def _verify_sendgrid(request: InboundRequest, secret: str, _: SourceOptions) -> None:
-    sendgrid.verify(request, secret)
-
-
-@lru_cache(maxsize=256)
-def _sendgrid_key_usable(secret: str) -> bool:
-    try:
-        sendgrid.load_public_key(secret)
-    except ValueError:
-        log.warning("a tenant's SendGrid verification key is not an ECDSA P-256 public key")
-        return False
-    return True
-
-
-VENDORS: dict[Source, Vendor] = {
-    vendor.source: vendor
-    for vendor in (
-        Vendor(
-            Source.HUBSPOT,
-            "HubSpot",
-            ADAPTERS[Source.HUBSPOT],
-            require_json,
-            _verify_hubspot,
-            has_options=True,
-        ),
-        Vendor(
-            Source.SALESFORCE,
-            "Salesforce",
-            ADAPTERS[Source.SALESFORCE],
-            _xml,
-            _verify_salesforce,
-            has_options=True,
-        ),
-        Vendor(Source.TWILIO, "Twilio", ADAPTERS[Source.TWILIO], _form, _verify_twilio),
-        Vendor(Source.AIRCALL, "Aircall", ADAPTERS[Source.AIRCALL], require_json, _verify_aircall),
-        Vendor(
-            Source.SENDGRID,
-            "SendGrid",
-            ADAPTERS[Source.SENDGRID],
-            require_json,
-            _verify_sendgrid,
-            usable_secret=_sendgrid_key_usable,
-        ),
-    )
-}
-
-
-async def receive(vendor: Vendor, tenant: str, request: Request, hooks: Webhooks) -> Response:
+async def receive(vendor: AnyVendor, tenant: str, request: Request, hooks: Webhooks) -> Response:
     """Verify, map and publish one delivery; the answer the vendor needs once the broker acked."""
     source, ingest = vendor.source, hooks.ingest
     with metrics.counted_rejections(source.value, tenant):
-        vendor.content_type(request.headers)
+        _check_content_type(vendor, request)
         body = await read_body(request, ingest.limits)
         child(metrics.BODY_SIZE, source.value).observe(len(body))
         now = datetime.now(UTC)
@@ -176,45 +79,65 @@ async def receive(vendor: Vendor, tenant: str, request: Request, hooks: Webhooks
             client_ip=request.client.host if request.client else None,
         )
         info = _verify(vendor, inbound, secret, options, info)
-        result = _normalise(vendor, body, _mapping_context(info.currency, now, options))
+        result = _normalise(vendor, body, MappingContext(currency=info.currency, received_at=now), options)
         limiter_of(request.app).admit(info.slug, len(result.events), source.value)
-        accepted = await _deliver(ingest, info.slug, source, result)
+        accepted = await _deliver(ingest, info.slug, vendor, result)
     log.debug(
         "webhook accepted",
         extra={"tenant": info.slug, "source": source.value, "events": accepted, "ignored": result.ignored},
     )
-    if source is Source.SALESFORCE:
-        return Response(salesforce.ack_response(), status_code=200, media_type=salesforce.ACK_CONTENT_TYPE)
+    answer = vendor.answer
     return Response(
-        orjson.dumps({"accepted": accepted, "ignored": result.ignored}), status_code=202, media_type=_JSON
+        answer.body(accepted, result.ignored), status_code=answer.status_code, media_type=answer.media_type
     )
 
 
+def _check_content_type(vendor: AnyVendor, request: Request) -> None:
+    if vendor.media_types == (JSON,):
+        require_json(request.headers)
+    else:
+        require_media_type(request.headers, *vendor.media_types)
+
+
 async def _credentials(
-    vendor: Vendor, tenant: str, hooks: Webhooks
-) -> tuple[TenantInfo | None, str | None, SourceOptions]:
+    vendor: AnyVendor, tenant: str, hooks: Webhooks
+) -> tuple[TenantInfo | None, str | None, Any]:
+    """The tenant, its secret for the vendor (None when missing or unusable) and its options for it."""
     directory = hooks.ingest.directory
     info = await directory.tenant(tenant) if _plausible_slug(tenant) else None
     secret = await directory.secret(tenant, vendor.source.value) if info is not None else None
-    if secret is not None and not vendor.usable_secret(secret):
+    if secret is not None and not _usable(vendor, secret):
         secret = None
-    if secret is None or not vendor.has_options:
-        return info, secret, _DEFAULT_OPTIONS
-    return info, secret, await hooks.options.get(tenant, vendor.source.value)
+    if secret is None or vendor.settings is None:
+        return info, secret, vendor.defaults
+    return info, secret, await hooks.options.get(tenant, vendor.source.value, vendor.load_options)
+
+
+@lru_cache(maxsize=256)
+def _usable(vendor: AnyVendor, secret: str) -> bool:
+    """False when the vendor cannot use the stored secret at all (it then counts as missing)."""
+    if vendor.check_secret is None:
+        return True
+    try:
+        vendor.check_secret(secret)
+    except ValueError:
+        log.warning("a tenant's secret for this vendor is not usable", extra={"source": vendor.source.value})
+        return False
+    return True
 
 
 def _verify(
-    vendor: Vendor,
+    vendor: AnyVendor,
     request: InboundRequest,
     secret: str | None,
-    options: SourceOptions,
+    options: Any,
     info: TenantInfo | None,
 ) -> TenantInfo:
     """The tenant, once the request verified with its secret; 401 (or 422) otherwise."""
     # Without a usable secret the decoy is checked, so the refusal looks like any bad signature.
     missing = None if secret is not None else ("unknown_tenant" if info is None else "no_secret")
     try:
-        vendor.verify(request, secret or _decoy(vendor.source), options)
+        vendor.verify(request, secret or _decoy(vendor), options)
     except SignatureError as exc:
         raise _unauthorized(vendor, exc, missing) from None
     except PayloadError as exc:
@@ -224,35 +147,22 @@ def _verify(
     return info
 
 
-def _normalise(vendor: Vendor, body: bytes, ctx: MappingContext) -> Normalised:
+def _normalise(vendor: AnyVendor, body: bytes, ctx: MappingContext, options: Any) -> Normalised:
     try:
-        return vendor.adapter.to_events(vendor.adapter.parse(body), ctx)
+        return vendor.map(vendor.parse(body), ctx, options)
     except PayloadError as exc:
         raise _invalid(vendor, exc) from None
 
 
-async def _deliver(ingest: Ingest, tenant: str, source: Source, result: Normalised) -> int:
+async def _deliver(ingest: Ingest, tenant: str, vendor: AnyVendor, result: Normalised) -> int:
     """Publish the events (with their vendor rep identities) and the CRM entity updates of one delivery;
     returns how many events the broker acknowledged."""
     if not result.events and not result.entity_updates:
         return 0
     events = [item.event for item in result.events]
     aliases = [item.rep_alias for item in result.events]
-    attribution: Attribution | None = "crm_entity" if source is Source.HUBSPOT else None
-    return await publish(ingest.producer, tenant, source, events, aliases, result.entity_updates, attribution)
-
-
-def _mapping_context(currency: str, now: datetime, options: SourceOptions) -> MappingContext:
-    chosen = {
-        "hubspot_won_stages": options.won_stages,
-        "hubspot_lost_stages": options.lost_stages,
-        "salesforce_mql_statuses": options.mql_statuses,
-        "salesforce_sql_statuses": options.sql_statuses,
-    }
-    # Options left unset keep the adapters' defaults.
-    changes: dict[str, Any] = {name: value for name, value in chosen.items() if value is not None}
-    return MappingContext(
-        currency=currency, received_at=now, channel_overrides=options.channel_overrides, **changes
+    return await publish(
+        ingest.producer, tenant, vendor.source, events, aliases, result.entity_updates, vendor.attribution
     )
 
 
@@ -279,7 +189,7 @@ def reason_code(reason: str) -> str:
     return "bad_signature"
 
 
-def _unauthorized(vendor: Vendor, exc: SignatureError, counted_as: str | None) -> ApiError:
+def _unauthorized(vendor: AnyVendor, exc: SignatureError, counted_as: str | None) -> ApiError:
     code = reason_code(exc.reason)
     metrics.AUTH_FAILURES.labels(vendor.source.value, counted_as or code).inc()
     return ApiError(
@@ -290,7 +200,7 @@ def _unauthorized(vendor: Vendor, exc: SignatureError, counted_as: str | None) -
     )
 
 
-def _invalid(vendor: Vendor, exc: PayloadError) -> ApiError:
+def _invalid(vendor: AnyVendor, exc: PayloadError) -> ApiError:
     return ApiError(
         422,
         "invalid_payload",
@@ -299,58 +209,15 @@ def _invalid(vendor: Vendor, exc: PayloadError) -> ApiError:
     )
 
 
+# Decoys are made once per vendor (a SendGrid decoy is a fresh EC key) and never change.
 @cache
-def _decoy(source: Source) -> str:
+def _decoy(vendor: AnyVendor) -> str:
     """A secret no tenant has and no sender can sign with, in the vendor's format."""
-    if source is Source.SENDGRID:
-        key = ec.generate_private_key(ec.SECP256R1()).public_key()
-        der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        return base64.b64encode(der).decode()
-    if source is Source.SALESFORCE:
-        return "00D" + secrets.token_hex(8)[:15]
-    return secrets.token_urlsafe(32)
+    return vendor.decoy()
 
 
 # ---------------------------------------------------------------------------------------------- routes
 
-
-def _hooks(request: Request) -> Webhooks:
-    hooks: Webhooks = request.app.state.webhooks
-    return hooks
-
-
-async def hubspot_webhook(request: Request, tenant: str) -> Response:
-    """HubSpot app webhooks (CRM contact and deal subscriptions), signed with `X-HubSpot-Signature-v3`."""
-    return await receive(VENDORS[Source.HUBSPOT], tenant, request, _hooks(request))
-
-
-async def salesforce_webhook(request: Request, tenant: str) -> Response:
-    """Salesforce Outbound Messages (Lead, Opportunity, Task, Event); answers the SOAP acknowledgement."""
-    return await receive(VENDORS[Source.SALESFORCE], tenant, request, _hooks(request))
-
-
-async def twilio_webhook(request: Request, tenant: str) -> Response:
-    """Twilio Voice status callbacks, signed with `X-Twilio-Signature`."""
-    return await receive(VENDORS[Source.TWILIO], tenant, request, _hooks(request))
-
-
-async def aircall_webhook(request: Request, tenant: str) -> Response:
-    """Aircall call webhooks, authenticated by the `token` in the body."""
-    return await receive(VENDORS[Source.AIRCALL], tenant, request, _hooks(request))
-
-
-async def sendgrid_webhook(request: Request, tenant: str) -> Response:
-    """SendGrid signed Event Webhook (ECDSA P-256)."""
-    return await receive(VENDORS[Source.SENDGRID], tenant, request, _hooks(request))
-
-
-_ROUTES = {
-    Source.HUBSPOT: (hubspot_webhook, (_JSON,)),
-    Source.SALESFORCE: (salesforce_webhook, _XML),
-    Source.TWILIO: (twilio_webhook, (_FORM,)),
-    Source.AIRCALL: (aircall_webhook, (_JSON,)),
-    Source.SENDGRID: (sendgrid_webhook, (_JSON,)),
-}
 _ERRORS = {
     401: "the signature or token does not verify with the tenant's secret, or no such tenant (one body)",
     408: "the body was sent too slowly",
@@ -362,14 +229,16 @@ _ERRORS = {
 }
 
 
-def _responses(source: Source) -> dict[int | str, dict[str, Any]]:
-    if source is Source.SALESFORCE:
-        ok: dict[int | str, dict[str, Any]] = {
-            200: {"description": "the SOAP `<Ack>true</Ack>`, once the broker acknowledged"}
-        }
-    else:
-        ok = {202: {"description": '`{"accepted": n, "ignored": m}`, once the broker acknowledged'}}
-    return {**ok, **{status: {"description": text} for status, text in _ERRORS.items()}}
+def _endpoint(vendor: AnyVendor) -> Endpoint:
+    """The route's endpoint: `receive` for this vendor."""
+
+    async def webhook(request: Request, tenant: str) -> Response:
+        hooks: Webhooks = request.app.state.webhooks
+        return await receive(vendor, tenant, request, hooks)
+
+    webhook.__name__ = f"{vendor.source.value}_webhook"
+    webhook.__doc__ = vendor.description
+    return webhook
 
 
 @asynccontextmanager
@@ -387,20 +256,28 @@ async def resources(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
 
 def _router() -> DataRouter:
     router = DataRouter()
-    for source, (endpoint, media_types) in _ROUTES.items():
+    for vendor in VENDORS:
+        answer = vendor.answer
         router.add(
-            f"/webhooks/{source.value}/{{tenant}}",
-            endpoint,
-            status_code=200 if source is Source.SALESFORCE else 202,
+            vendor.path,
+            _endpoint(vendor),
+            status_code=answer.status_code,
             tags=["webhooks"],
-            summary=f"{VENDORS[source].name} webhook",
-            responses=_responses(source),
+            summary=f"{vendor.name} webhook",
+            description=vendor.description,
+            responses={
+                answer.status_code: {"description": answer.description},
+                **{status: {"description": text} for status, text in _ERRORS.items()},
+            },
             openapi_extra={
-                "requestBody": {"required": True, "content": {media: {"schema": {}} for media in media_types}}
+                "requestBody": {
+                    "required": True,
+                    "content": {media: {"schema": {}} for media in vendor.media_types},
+                }
             },
         )
     return router
 
 
-# The five vendor routes (`router.install(app)`); their resources come from `resources`.
+# One route per vendor (`router.install(app)`); their resources come from `resources`.
 router = _router()

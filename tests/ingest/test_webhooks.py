@@ -38,7 +38,7 @@ from services.core.source_settings import set_option
 from services.core.tenancy import set_secret
 from services.ingest.app import create_app
 from services.ingest.ratelimit import RateLimiter
-from services.ingest.sources import salesforce, sendgrid
+from services.ingest.sources import option_sets, salesforce, sendgrid
 from tests.conftest import Stack
 from tests.factories import TenantCtx, TenantFactory
 from tests.ingest.sources.support import body as fixture
@@ -215,9 +215,11 @@ async def hooks(stack: Stack, engine: AsyncEngine, tenants: TenantFactory) -> As
         ("salesforce", "allowed_networks", "127.0.0.0/8"),
         ("salesforce", "channel_overrides", "Trade Show=paid_social"),
     ]:
-        await set_option(engine, custom.slug, source, key, value)
+        await set_option(engine, custom.slug, source, key, value, option_sets())
     fenced = await _tenant_with(tenants, engine, keys)
-    await set_option(engine, fenced.slug, "salesforce", "allowed_networks", "10.0.0.0/8, 192.0.2.7")
+    await set_option(
+        engine, fenced.slug, "salesforce", "allowed_networks", "10.0.0.0/8, 192.0.2.7", option_sets()
+    )
 
     direct_app = create_app(settings)
     proxied_app = create_app(stack.settings(events_topic=topic, topic_partitions=1, public_base_url=PUBLIC))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from services.core.events import EventType, RepAlias
+from services.core.events import EventType, RepAlias, Source
 
 from .common import (
     InboundRequest,
@@ -26,11 +26,12 @@ from .common import (
     make_event,
     text,
 )
+from .registry import JSON, Vendor
 
 _NAMES = {"event_id": "data.id", "occurred_at": "data.ended_at", "direction": "data.direction"}
 
 
-def verify(request: InboundRequest, secret: str) -> None:
+def verify(request: InboundRequest, secret: str, options: None = None) -> None:
     payload = load_json(request.body)
     token = payload.get("token") if isinstance(payload, dict) else None
     if not isinstance(token, str) or not token:
@@ -46,7 +47,7 @@ def parse(body: bytes) -> dict[str, Any]:
     return payload
 
 
-def to_events(payload: dict[str, Any], ctx: MappingContext) -> Normalised:
+def to_events(payload: dict[str, Any], ctx: MappingContext, options: None = None) -> Normalised:
     event_name = text(payload.get("event"))
     if event_name is None:
         raise PayloadError("event", "is required")
@@ -113,3 +114,14 @@ def _direction(value: Any) -> str | None:
     if direction not in ("inbound", "outbound"):
         raise PayloadError("data.direction", "must be 'inbound' or 'outbound'")
     return direction
+
+
+VENDOR = Vendor(
+    source=Source.AIRCALL,
+    name="Aircall",
+    description="Aircall call webhooks, authenticated by the `token` in the body.",
+    media_types=(JSON,),
+    verify=verify,
+    parse=parse,
+    map=to_events,
+)

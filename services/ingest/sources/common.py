@@ -68,18 +68,11 @@ class InboundRequest:
 
 @dataclass(frozen=True)
 class MappingContext:
-    """Tenant settings a mapping needs. Only `currency` and `received_at` have no default."""
+    """What every mapping needs of the delivery: the tenant's currency and the time it was received.
+    What differs by vendor comes in the vendor's own options."""
 
     currency: str
     received_at: datetime
-    hubspot_won_stages: frozenset[str] = frozenset({"closedwon"})
-    hubspot_lost_stages: frozenset[str] = frozenset({"closedlost"})
-    # Salesforce has no standard MQL/SQL lead statuses; compared case-insensitively.
-    salesforce_mql_statuses: frozenset[str] = frozenset({"marketing qualified", "mql"})
-    salesforce_sql_statuses: frozenset[str] = frozenset({"sales qualified", "sql"})
-    # A vendor's lead-source value (HubSpot `hs_analytics_source`, Salesforce `LeadSource`) -> channel,
-    # consulted before the built-in tables; keys compared case-insensitively.
-    channel_overrides: Mapping[str, Channel] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.received_at.tzinfo is None:
@@ -201,12 +194,15 @@ def text(value: Any) -> str | None:
     return result or None
 
 
-def channel_for(value: str | None, table: Mapping[str, Channel], ctx: MappingContext) -> Channel | None:
-    """Map a lead-source value onto a SPEC channel: tenant overrides, then `table`, then `other`."""
+def channel_for(
+    value: str | None, table: Mapping[str, Channel], overrides: Mapping[str, Channel]
+) -> Channel | None:
+    """Map a lead-source value onto a SPEC channel: the tenant's overrides (keys compared
+    case-insensitively), then `table`, then a value that is a channel's name, then `other`."""
     if value is None:
         return None
     key = value.strip().lower()
-    for name, channel in ctx.channel_overrides.items():
+    for name, channel in overrides.items():
         if name.strip().lower() == key:
             return channel
     if key in table:

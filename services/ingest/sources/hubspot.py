@@ -4,7 +4,7 @@ Signature v3 (every app since 2021): base64(HMAC-SHA256(app secret, method + uri
 the timestamp being `X-HubSpot-Request-Timestamp` in milliseconds, refused beyond 5 minutes either way.
 HubSpot signs the URI with these escapes decoded: %3A %2F %3F %40 %21 %24 %27 %28 %29 %2A %2C %3B.
 v1/v2 (`X-HubSpot-Signature`, hex SHA-256 of secret + body / secret + method + uri + body) carry no
-timestamp, so they can be replayed forever; they are accepted only with `allow_legacy=True`.
+timestamp, so they can be replayed forever; they are accepted only with the `legacy_signatures` option.
 
 The body is a JSON array of notifications. HubSpot says `eventId` alone is not guaranteed unique, so
 the event id combines it with the portal, subscription and object, all stable across retries (only
@@ -18,11 +18,19 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from services.core.events import Channel, EventType, RepAlias
+from services.core.events import Channel, EventType, RepAlias, Source
+from services.core.source_settings import (
+    CHANNEL_HELP,
+    OptionSet,
+    channel_map_option,
+    flag_option,
+    list_option,
+)
 
 from .common import (
     DEFAULT_TOLERANCE,
@@ -44,6 +52,7 @@ from .common import (
     make_event,
     text,
 )
+from .registry import JSON, Vendor
 
 SIGNATURE_V3 = "X-HubSpot-Signature-v3"
 TIMESTAMP = "X-HubSpot-Request-Timestamp"
@@ -57,7 +66,7 @@ _OBJECT_TYPES = {"0-1": "contact", "0-3": "deal"}
 _QUALIFIED = {"marketingqualifiedlead": "mql", "salesqualifiedlead": "sql"}
 # `hs_analytics_source` ("Original Traffic Source") values. OFFLINE covers contacts created by hand,
 # by import or by integrations: for a sales team that is mostly prospecting, hence `outbound`;
-# a tenant whose offline contacts come from elsewhere overrides it (MappingContext.channel_overrides).
+# a tenant whose offline contacts come from elsewhere overrides it (the `channel_overrides` option).
 CHANNELS: Mapping[str, Channel] = {
     "organic_search": Channel.ORGANIC_SEARCH,
     "paid_search": Channel.PAID_SEARCH,
@@ -78,6 +87,33 @@ _NAMES = {
 }
 
 
+SETTINGS = OptionSet(
+    {
+        "won_stages": list_option("deal stage ids that mean won (default: closedwon)"),
+        "lost_stages": list_option("deal stage ids that mean lost (default: closedlost)"),
+        "legacy_signatures": flag_option(
+            "also accept v1/v2 signatures, which carry no timestamp (default: false)"
+        ),
+        "channel_overrides": channel_map_option(CHANNEL_HELP + " (hs_analytics_source values)"),
+    },
+    disjoint=("won_stages", "lost_stages"),
+)
+
+
+@dataclass(frozen=True)
+class HubSpotOptions:
+    """A tenant's HubSpot options (`SETTINGS`); stage ids are compared exactly."""
+
+    won_stages: frozenset[str] = frozenset({"closedwon"})
+    lost_stages: frozenset[str] = frozenset({"closedlost"})
+    legacy_signatures: bool = False
+    # hs_analytics_source value -> channel, before CHANNELS; keys compared case-insensitively.
+    channel_overrides: Mapping[str, Channel] = field(default_factory=dict)
+
+
+DEFAULTS = HubSpotOptions()
+
+
 def signed_uri(url: str) -> str:
     return _SIGNED_ESCAPES.sub(lambda m: chr(int(m.group(1), 16)), url)
 
@@ -96,13 +132,13 @@ def sign_legacy(secret: str, version: str, method: str, url: str, body: bytes) -
 def verify(
     request: InboundRequest,
     secret: str,
+    options: HubSpotOptions = DEFAULTS,
     *,
-    allow_legacy: bool = False,
     tolerance: timedelta = DEFAULT_TOLERANCE,
 ) -> None:
     signature = header(request.headers, SIGNATURE_V3)
     if signature is None:
-        _verify_legacy(request, secret, allow_legacy)
+        _verify_legacy(request, secret, options.legacy_signatures)
         return
     timestamp = (header(request.headers, TIMESTAMP) or "").strip()
     if not timestamp:
@@ -136,12 +172,14 @@ def parse(body: bytes) -> list[dict[str, Any]]:
     return payload
 
 
-def to_events(payload: list[dict[str, Any]], ctx: MappingContext) -> Normalised:
+def to_events(
+    payload: list[dict[str, Any]], ctx: MappingContext, options: HubSpotOptions = DEFAULTS
+) -> Normalised:
     events: list[VendorEvent] = []
     updates: list[EntityUpdate] = []
     ignored = 0
     for i, item in enumerate(payload):
-        got_events, got_updates = _notification(item, i, ctx)
+        got_events, got_updates = _notification(item, i, ctx, options)
         events.extend(got_events)
         updates.extend(got_updates)
         ignored += not (got_events or got_updates)
@@ -149,7 +187,7 @@ def to_events(payload: list[dict[str, Any]], ctx: MappingContext) -> Normalised:
 
 
 def _notification(
-    item: dict[str, Any], i: int, ctx: MappingContext
+    item: dict[str, Any], i: int, ctx: MappingContext, options: HubSpotOptions
 ) -> tuple[list[VendorEvent], list[EntityUpdate]]:
     kind, action = _kind(item, i)
     if kind in ("contact", "deal") and action == "associationChange":
@@ -188,14 +226,14 @@ def _notification(
             got.append(VendorEvent(event))
         return got, [update("lifecycle_stage", value)]
     if kind == "contact" and prop == "hs_analytics_source":
-        channel = channel_for(value, CHANNELS, ctx)
+        channel = channel_for(value, CHANNELS, options.channel_overrides)
         return [], [update("channel", channel.value if channel else None)]
     if kind == "deal" and prop == "amount":
         return [], [update("amount", _amount(value, i))]
     if kind == "deal" and prop == "dealstage" and value is not None:
-        if value in ctx.hubspot_won_stages:
+        if value in options.won_stages:
             type_ = EventType.DEAL_WON
-        elif value in ctx.hubspot_lost_stages:
+        elif value in options.lost_stages:
             type_ = EventType.DEAL_LOST
         else:
             type_ = EventType.DEAL_STAGE_CHANGED
@@ -266,3 +304,19 @@ def _required(item: dict[str, Any], name: str, i: int) -> str:
 def _id(item: dict[str, Any], name: str) -> str:
     value = text(item.get(name))
     return value[:40] if value else "-"
+
+
+VENDOR = Vendor(
+    source=Source.HUBSPOT,
+    name="HubSpot",
+    description="HubSpot app webhooks (CRM contact and deal subscriptions), signed with"
+    " `X-HubSpot-Signature-v3`.",
+    media_types=(JSON,),
+    verify=verify,
+    parse=parse,
+    map=to_events,
+    options=HubSpotOptions,
+    settings=SETTINGS,
+    # Deal and lead notifications name no rep, amount or channel: those are CRM entity state.
+    attribution="crm_entity",
+)

@@ -1,8 +1,7 @@
 """Salesforce Outbound Messages: a SOAP `notifications` envelope of up to 100 sObject snapshots.
 
 Authenticity: the envelope's `OrganizationId` must be the tenant's org id (15- or 18-character form),
-optionally with an IP allow-list. The XML is parsed with defusedxml and any DTD is refused outright:
-SOAP forbids them, and refusing the declaration means no entity is ever expanded or fetched.
+optionally with an IP allow-list. The envelope is read by `outbound_message.py`.
 
 A notification is a snapshot of the record's fields when a workflow rule fired, not a change, and a
 rule may fire on every edit. So facts that happen once per record take an id from the record, not
@@ -12,8 +11,8 @@ entity updates (amount, owner, stage, channel, status) and is kept in every even
 
 - Opportunity -> deal.created (at CreatedDate), then deal.won / deal.lost (IsWon / IsClosed, else the
   standard "Closed Won"/"Closed Lost" stage names) or deal.stage_changed once per stage.
-- Lead -> lead.created (at CreatedDate), lead.qualified mql / sql by Status (MappingContext) or sql
-  once IsConverted.
+- Lead -> lead.created (at CreatedDate), lead.qualified mql / sql by Status (the tenant's options)
+  or sql once IsConverted.
 - Task -> call.completed (TaskSubtype/Type Call), email.sent (Email, ListEmail), meeting.held (Type
   Meeting), for completed tasks only. Event -> meeting.booked (at CreatedDate), and meeting.held when
   the notification arrives after the meeting ended (reps edit a meeting after it took place).
@@ -24,17 +23,21 @@ Amounts in another currency than the tenant's (multi-currency orgs) are kept in 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
-from dataclasses import dataclass
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from xml.etree.ElementTree import Element
 
-import defusedxml.ElementTree as SafeET
-from defusedxml import DefusedXmlException
-
-from services.core.events import Channel, EventType, RepAlias
+from services.core.events import Channel, EventType, RepAlias, Source
+from services.core.source_settings import (
+    CHANNEL_HELP,
+    OptionSet,
+    channel_map_option,
+    list_option,
+    networks_option,
+)
 
 from .common import (
     EntityKind,
@@ -51,21 +54,9 @@ from .common import (
     fingerprint,
     make_event,
 )
+from .outbound_message import ACK, ACK_CONTENT_TYPE, Notification, OutboundMessage, parse
+from .registry import Answer, Vendor
 
-ACK_CONTENT_TYPE = "text/xml; charset=utf-8"
-_SOAP = "{http://schemas.xmlsoap.org/soap/envelope/}"
-_OM = "{http://soap.sforce.com/2005/09/outbound}"
-_XSI = "{http://www.w3.org/2001/XMLSchema-instance}"
-_ACK = (
-    b'<?xml version="1.0" encoding="UTF-8"?>'
-    b'<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/">'
-    b"<soapenv:Body>"
-    b'<notificationsResponse xmlns="http://soap.sforce.com/2005/09/outbound">'
-    b"<Ack>true</Ack>"
-    b"</notificationsResponse>"
-    b"</soapenv:Body>"
-    b"</soapenv:Envelope>"
-)
 # The standard Lead Source picklist; values that are SPEC channel names map to themselves.
 CHANNELS = {
     "web": Channel.DIRECT,
@@ -95,27 +86,47 @@ _MAX_STAGE = 100
 _CREATED = ("CreatedDate", "LastModifiedDate", "SystemModstamp")
 
 
-@dataclass(frozen=True)
-class Notification:
-    id: str
-    sobject: str
-    fields: dict[str, str | None]
+SETTINGS = OptionSet(
+    {
+        "mql_statuses": list_option("Lead statuses that mean MQL (default: Marketing Qualified, MQL)"),
+        "sql_statuses": list_option("Lead statuses that mean SQL (default: Sales Qualified, SQL)"),
+        "allowed_networks": networks_option(
+            "IP addresses or CIDR networks Outbound Messages may come from (default: any)"
+        ),
+        "channel_overrides": channel_map_option(CHANNEL_HELP + " (LeadSource values)"),
+    },
+    disjoint=("mql_statuses", "sql_statuses"),
+    fold_case=True,
+)
 
 
 @dataclass(frozen=True)
-class OutboundMessage:
-    organization_id: str | None
-    notifications: list[Notification]
+class SalesforceOptions:
+    """A tenant's Salesforce options (`SETTINGS`). Salesforce has no standard MQL/SQL lead statuses;
+    statuses are compared case-insensitively (kept lower-cased)."""
+
+    mql_statuses: frozenset[str] = frozenset({"marketing qualified", "mql"})
+    sql_statuses: frozenset[str] = frozenset({"sales qualified", "sql"})
+    allowed_networks: tuple[str, ...] = ()
+    # LeadSource value -> channel, before CHANNELS; keys compared case-insensitively.
+    channel_overrides: Mapping[str, Channel] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mql_statuses", frozenset(s.lower() for s in self.mql_statuses))
+        object.__setattr__(self, "sql_statuses", frozenset(s.lower() for s in self.sql_statuses))
+
+
+DEFAULTS = SalesforceOptions()
 
 
 def ack_response() -> bytes:
     """The `notificationsResponse` Salesforce needs to stop redelivering; serve as ACK_CONTENT_TYPE."""
-    return _ACK
+    return ACK
 
 
-def verify(request: InboundRequest, secret: str, *, allowed_networks: Sequence[str] = ()) -> None:
-    """Check the org id, and the sender's address when `allowed_networks` (CIDRs) are given."""
-    if allowed_networks and not _ip_allowed(request.client_ip, allowed_networks):
+def verify(request: InboundRequest, secret: str, options: SalesforceOptions = DEFAULTS) -> None:
+    """Check the org id, and the sender's address when the tenant set `allowed_networks` (CIDRs)."""
+    if options.allowed_networks and not _ip_allowed(request.client_ip, options.allowed_networks):
         raise SignatureError("sender address is not in the allowed networks")
     message = parse(request.body)
     org = message.organization_id or ""
@@ -126,33 +137,9 @@ def verify(request: InboundRequest, secret: str, *, allowed_networks: Sequence[s
         raise SignatureError("OrganizationId is not the tenant's Salesforce org")
 
 
-def parse(body: bytes) -> OutboundMessage:
-    try:
-        root = SafeET.fromstring(body, forbid_dtd=True)
-    except DefusedXmlException:
-        raise PayloadError(None, "XML with a DTD or entity declarations is not accepted") from None
-    except SafeET.ParseError as exc:
-        raise PayloadError(None, f"not well-formed XML: {exc}") from None
-    if root.tag != f"{_SOAP}Envelope":
-        raise PayloadError("Envelope", "must be a SOAP 1.1 envelope")
-    node = root.find(f"{_SOAP}Body/{_OM}notifications")
-    if node is None:
-        raise PayloadError("notifications", "must be an Outbound Message notifications element")
-    notifications = []
-    for i, item in enumerate(node.findall(f"{_OM}Notification")):
-        notification_id = _text(item.find(f"{_OM}Id"))
-        sobject = item.find(f"{_OM}sObject")
-        if not notification_id:
-            raise PayloadError("Notification.Id", "is required", i)
-        if sobject is None:
-            raise PayloadError("Notification.sObject", "is required", i)
-        kind = (sobject.get(f"{_XSI}type") or "").rpartition(":")[2]
-        fields = {_local(child.tag): _field(child) for child in sobject}
-        notifications.append(Notification(notification_id, kind, fields))
-    return OutboundMessage(_text(node.find(f"{_OM}OrganizationId")), notifications)
-
-
-def to_events(message: OutboundMessage, ctx: MappingContext) -> Normalised:
+def to_events(
+    message: OutboundMessage, ctx: MappingContext, options: SalesforceOptions = DEFAULTS
+) -> Normalised:
     mappers = {"Opportunity": _opportunity, "Lead": _lead, "Task": _task, "Event": _event}
     out = Normalised(events=[], ignored=0)
     ignored = 0
@@ -160,7 +147,7 @@ def to_events(message: OutboundMessage, ctx: MappingContext) -> Normalised:
         mapper = mappers.get(notification.sobject)
         before = len(out.events) + len(out.entity_updates)
         if mapper is not None:
-            mapper(_Record(notification, i, ctx), out)
+            mapper(_Record(notification, i, ctx, options), out)
         ignored += len(out.events) + len(out.entity_updates) == before
     return Normalised(out.events, ignored, out.entity_updates)
 
@@ -168,8 +155,10 @@ def to_events(message: OutboundMessage, ctx: MappingContext) -> Normalised:
 class _Record:
     """One notification's sObject with typed, error-naming accessors."""
 
-    def __init__(self, notification: Notification, index: int, ctx: MappingContext) -> None:
-        self.n, self.i, self.ctx = notification, index, ctx
+    def __init__(
+        self, notification: Notification, index: int, ctx: MappingContext, options: SalesforceOptions
+    ) -> None:
+        self.n, self.i, self.ctx, self.options = notification, index, ctx, options
         record_id = self.get("Id")
         if record_id is None:
             raise PayloadError("sObject.Id", "is required", index)
@@ -250,7 +239,7 @@ def _opportunity(r: _Record, out: Normalised) -> None:
     common: dict[str, Any] = {
         "deal_id": r.id,
         "account_id": r.get("AccountId"),
-        "channel": channel_for(r.get("LeadSource"), CHANNELS, r.ctx),
+        "channel": channel_for(r.get("LeadSource"), CHANNELS, r.options.channel_overrides),
         "amount": amount,
         "currency": r.ctx.currency if amount is not None else None,
         "attributes": {**attributes, **({"close_date": r.get("CloseDate")} if r.get("CloseDate") else {})},
@@ -273,7 +262,7 @@ def _opportunity(r: _Record, out: Normalised) -> None:
 
 
 def _lead(r: _Record, out: Normalised) -> None:
-    channel = channel_for(r.get("LeadSource"), CHANNELS, r.ctx)
+    channel = channel_for(r.get("LeadSource"), CHANNELS, r.options.channel_overrides)
     converted = {
         "converted_contact_id": r.get("ConvertedContactId"),
         "converted_opportunity_id": r.get("ConvertedOpportunityId"),
@@ -286,9 +275,9 @@ def _lead(r: _Record, out: Normalised) -> None:
     out.events.append(r.event(EventType.LEAD_CREATED, "lead.created", _CREATED, **common))
     status = (r.get("Status") or "").lower()
     stages = []
-    if status in {s.lower() for s in r.ctx.salesforce_mql_statuses}:
+    if status in r.options.mql_statuses:
         stages.append("mql")
-    if status in {s.lower() for s in r.ctx.salesforce_sql_statuses} or r.flag("IsConverted"):
+    if status in r.options.sql_statuses or r.flag("IsConverted"):
         stages.append("sql")
     for stage in stages:
         at = ("LastModifiedDate", "ConvertedDate", "SystemModstamp")
@@ -381,15 +370,23 @@ def _ip_allowed(client_ip: str | None, networks: Sequence[str]) -> bool:
     return any(address in ipaddress.ip_network(net, strict=False) for net in networks)
 
 
-def _text(node: Element | None) -> str | None:
-    return (node.text or "").strip() or None if node is not None else None
+def _org_id_decoy() -> str:
+    return "00D" + secrets.token_hex(8)[:15]
 
 
-def _field(node: Element) -> str | None:
-    if (node.get(f"{_XSI}nil") or "").lower() == "true":
-        return None
-    return node.text or ""
-
-
-def _local(tag: str) -> str:
-    return tag.rpartition("}")[2]
+VENDOR = Vendor(
+    source=Source.SALESFORCE,
+    name="Salesforce",
+    description="Salesforce Outbound Messages (Lead, Opportunity, Task, Event); answers the SOAP"
+    " acknowledgement.",
+    media_types=("text/xml", "application/xml"),
+    verify=verify,
+    parse=parse,
+    map=to_events,
+    options=SalesforceOptions,
+    settings=SETTINGS,
+    answer=Answer(
+        200, ACK_CONTENT_TYPE, "the SOAP `<Ack>true</Ack>`, once the broker acknowledged", lambda *_: ACK
+    ),
+    decoy=_org_id_decoy,
+)

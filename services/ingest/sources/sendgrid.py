@@ -18,13 +18,14 @@ import base64
 import binascii
 import re
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from services.core.events import EventType
+from services.core.events import EventType, Source
 
 from .common import (
     DEFAULT_TOLERANCE,
@@ -42,6 +43,7 @@ from .common import (
     make_event,
     text,
 )
+from .registry import JSON, Vendor
 
 SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
@@ -56,6 +58,8 @@ _SECONDS = re.compile(r"[0-9]{1,12}")
 _NAMES = {"occurred_at": "timestamp", "event_id": "sg_event_id"}
 
 
+# Every delivery is verified with its tenant's key: parse each key once.
+@lru_cache(maxsize=256)
 def load_public_key(key: str) -> ec.EllipticCurvePublicKey:
     """The verification key as SendGrid shows it; ValueError if it is not a P-256 public key."""
     try:
@@ -75,7 +79,9 @@ def sign(private_key: ec.EllipticCurvePrivateKey, timestamp: str, body: bytes) -
     return base64.b64encode(private_key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))).decode()
 
 
-def verify(request: InboundRequest, secret: str, *, tolerance: timedelta = DEFAULT_TOLERANCE) -> None:
+def verify(
+    request: InboundRequest, secret: str, options: None = None, *, tolerance: timedelta = DEFAULT_TOLERANCE
+) -> None:
     signature = header(request.headers, SIGNATURE)
     timestamp = (header(request.headers, TIMESTAMP) or "").strip()
     if not signature:
@@ -111,7 +117,7 @@ def parse(body: bytes) -> list[dict[str, Any]]:
     return payload
 
 
-def to_events(payload: list[dict[str, Any]], ctx: MappingContext) -> Normalised:
+def to_events(payload: list[dict[str, Any]], ctx: MappingContext, options: None = None) -> Normalised:
     events: list[VendorEvent] = []
     ignored = 0
     for i, item in enumerate(payload):
@@ -150,3 +156,33 @@ def to_events(payload: list[dict[str, Any]], ctx: MappingContext) -> Normalised:
         )
         events.append(VendorEvent(event))
     return Normalised(events=events, ignored=ignored)
+
+
+def check_key(secret: str) -> None:
+    """ValueError, saying what the secret should be, unless it is a verification key."""
+    try:
+        load_public_key(secret)
+    except ValueError as exc:
+        raise ValueError(
+            "the SendGrid secret is the Event Webhook verification key as SendGrid shows it"
+            f" (base64, or a PEM block): {exc}"
+        ) from None
+
+
+def _key_decoy() -> str:
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(der).decode()
+
+
+VENDOR = Vendor(
+    source=Source.SENDGRID,
+    name="SendGrid",
+    description="SendGrid signed Event Webhook (ECDSA P-256).",
+    media_types=(JSON,),
+    verify=verify,
+    parse=parse,
+    map=to_events,
+    decoy=_key_decoy,
+    check_secret=check_key,
+)

@@ -23,7 +23,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit, urlunsplit
 
-from services.core.events import EventType, RepAlias
+from services.core.events import EventType, RepAlias, Source
 
 from .common import (
     InboundRequest,
@@ -37,6 +37,7 @@ from .common import (
     make_event,
     text,
 )
+from .registry import Vendor
 
 SIGNATURE = "X-Twilio-Signature"
 SIGNATURE_SETTINGS = "X-Twilio-Webhooks-Signature-Settings"
@@ -62,7 +63,7 @@ def sign(secret: str, url: str, params: Sequence[tuple[str, str]], algorithm: st
     return base64.b64encode(digest).decode()
 
 
-def verify(request: InboundRequest, secret: str) -> None:
+def verify(request: InboundRequest, secret: str, options: None = None) -> None:
     signature = header(request.headers, SIGNATURE)
     if not signature:
         raise SignatureError(f"missing {SIGNATURE} header")
@@ -86,7 +87,7 @@ def parse(body: bytes) -> dict[str, str]:
     return dict(_form(body))
 
 
-def to_events(payload: Mapping[str, str], ctx: MappingContext) -> Normalised:
+def to_events(payload: Mapping[str, str], ctx: MappingContext, options: None = None) -> Normalised:
     status = (text(payload.get("CallStatus")) or "").lower()
     call_sid = text(payload.get("CallSid"))
     if call_sid is None:
@@ -195,3 +196,14 @@ def _duration(value: Any) -> int | None:
     if not raw.isascii() or not raw.isdigit():
         raise PayloadError("CallDuration", "must be a whole number of seconds")
     return int(raw)
+
+
+VENDOR = Vendor(
+    source=Source.TWILIO,
+    name="Twilio",
+    description="Twilio Voice status callbacks, signed with `X-Twilio-Signature`.",
+    media_types=("application/x-www-form-urlencoded",),
+    verify=verify,
+    parse=parse,
+    map=to_events,
+)

@@ -6,7 +6,17 @@ import pytest
 from starlette.datastructures import Headers
 
 from services.core.events import Channel, Source
-from services.ingest.sources import ADAPTERS, aircall, hubspot, salesforce, sendgrid, twilio
+from services.ingest.sources import (
+    BY_SOURCE,
+    VENDORS,
+    aircall,
+    hubspot,
+    option_sets,
+    salesforce,
+    sendgrid,
+    stripe,
+    twilio,
+)
 from services.ingest.sources.common import (
     MappingContext,
     PayloadError,
@@ -110,12 +120,11 @@ def test_make_event_validates_like_the_canonical_endpoint() -> None:
 
 def test_channel_for() -> None:
     table = {"web": Channel.DIRECT}
-    assert channel_for(None, table, CTX) is None
-    assert channel_for(" Web ", table, CTX) is Channel.DIRECT
-    assert channel_for("Organic Social", table, CTX) is Channel.ORGANIC_SOCIAL
-    assert channel_for("Carrier pigeon", table, CTX) is Channel.OTHER
-    ctx = MappingContext(currency="USD", received_at=NOW, channel_overrides={"WEB": Channel.CONTENT})
-    assert channel_for("web", table, ctx) is Channel.CONTENT
+    assert channel_for(None, table, {}) is None
+    assert channel_for(" Web ", table, {}) is Channel.DIRECT
+    assert channel_for("Organic Social", table, {}) is Channel.ORGANIC_SOCIAL
+    assert channel_for("Carrier pigeon", table, {}) is Channel.OTHER
+    assert channel_for("web", table, {"WEB": Channel.CONTENT}) is Channel.CONTENT
 
 
 def test_context_needs_an_aware_time() -> None:
@@ -124,9 +133,30 @@ def test_context_needs_an_aware_time() -> None:
 
 
 def test_every_source_but_the_api_has_an_adapter() -> None:
-    assert set(ADAPTERS) == set(Source) - {Source.API}
-    assert ADAPTERS[Source.HUBSPOT] is hubspot
-    assert ADAPTERS[Source.SALESFORCE] is salesforce
-    assert ADAPTERS[Source.TWILIO] is twilio
-    assert ADAPTERS[Source.AIRCALL] is aircall
-    assert ADAPTERS[Source.SENDGRID] is sendgrid
+    assert set(BY_SOURCE) == set(Source) - {Source.API}
+    assert len(VENDORS) == len(BY_SOURCE)
+    assert BY_SOURCE[Source.HUBSPOT] is hubspot.VENDOR
+    assert BY_SOURCE[Source.SALESFORCE] is salesforce.VENDOR
+    assert BY_SOURCE[Source.TWILIO] is twilio.VENDOR
+    assert BY_SOURCE[Source.AIRCALL] is aircall.VENDOR
+    assert BY_SOURCE[Source.SENDGRID] is sendgrid.VENDOR
+    assert BY_SOURCE[Source.STRIPE] is stripe.VENDOR
+
+
+def test_each_vendor_is_served_on_its_own_path_with_its_own_answer() -> None:
+    assert [vendor.path for vendor in VENDORS] == [f"/webhooks/{v.source.value}/{{tenant}}" for v in VENDORS]
+    assert {v.source: v.answer.status_code for v in VENDORS if v.answer.status_code != 202} == {
+        Source.SALESFORCE: 200
+    }
+    # Only HubSpot leaves rep, amount and channel to CRM entity state.
+    assert {v.source for v in VENDORS if v.attribution == "crm_entity"} == {Source.HUBSPOT}
+    assert set(option_sets()) == {"hubspot", "salesforce"}
+
+
+def test_decoys_are_in_the_format_of_the_vendor_secrets() -> None:
+    for vendor in VENDORS:
+        decoy = vendor.decoy()
+        assert decoy != vendor.decoy()
+        if vendor.check_secret is not None:
+            vendor.check_secret(decoy)  # a decoy must be usable, or it would be refused differently
+    assert salesforce.VENDOR.decoy().startswith("00D")

@@ -16,6 +16,7 @@ from services.ingest.sources.common import (
     PayloadError,
     SignatureError,
 )
+from services.ingest.sources.hubspot import HubSpotOptions
 from tests.ingest.sources.support import CTX, NOW, at, body, expected
 
 SECRET = "3c9e5f42-1b7d-4e8a-9f60-2d1c8b7a6e55"
@@ -143,9 +144,10 @@ def test_legacy_signatures_only_when_allowed(version: str) -> None:
     request = InboundRequest("POST", URL, headers, payload, NOW)
     with pytest.raises(SignatureError, match="missing X-HubSpot-Signature-v3"):
         hubspot.verify(request, SECRET)
-    hubspot.verify(request, SECRET, allow_legacy=True)
+    legacy = HubSpotOptions(legacy_signatures=True)
+    hubspot.verify(request, SECRET, legacy)
     with pytest.raises(SignatureError, match="does not match"):
-        hubspot.verify(request, "another-secret", allow_legacy=True)
+        hubspot.verify(request, "another-secret", legacy)
 
 
 def test_contact_notifications() -> None:
@@ -283,8 +285,8 @@ def test_deal_notifications() -> None:
 
 
 def test_tenant_won_and_lost_stages() -> None:
-    ctx = dataclasses.replace(CTX, hubspot_won_stages=frozenset({"presentationscheduled"}))
-    result = hubspot.to_events(hubspot.parse(body("hubspot_deals.json")), ctx)
+    options = HubSpotOptions(won_stages=frozenset({"presentationscheduled"}))
+    result = hubspot.to_events(hubspot.parse(body("hubspot_deals.json")), CTX, options)
     types = [v.event.type for v in result.events if v.event.deal_id == "19883472001"]
     # closedwon is no longer a won stage for this tenant: just another stage.
     assert types == [EventType.DEAL_CREATED, EventType.DEAL_WON, EventType.DEAL_STAGE_CHANGED]
@@ -322,8 +324,9 @@ def test_analytics_source_channels(source: str, channel: Channel) -> None:
 
 
 def test_tenant_channel_override() -> None:
-    ctx = dataclasses.replace(CTX, channel_overrides={"offline": Channel.EVENTS})
-    (update,) = hubspot.to_events([_change("contact", "hs_analytics_source", "OFFLINE")], ctx).entity_updates
+    options = HubSpotOptions(channel_overrides={"offline": Channel.EVENTS})
+    item = _change("contact", "hs_analytics_source", "OFFLINE")
+    (update,) = hubspot.to_events([item], CTX, options).entity_updates
     assert update.value == "events"
 
 

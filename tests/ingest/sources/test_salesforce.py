@@ -11,6 +11,7 @@ import pytest
 from services.core.events import EventType, RepAlias
 from services.ingest.sources import salesforce
 from services.ingest.sources.common import InboundRequest, PayloadError, SignatureError
+from services.ingest.sources.salesforce import SalesforceOptions
 from tests.ingest.sources.support import CTX, NOW, at, body, expected
 
 ORG = "00D5e000000KQ2eEAG"
@@ -67,12 +68,12 @@ def test_other_org_is_refused(payload: bytes, org_id: str) -> None:
 
 def test_ip_allow_list() -> None:
     payload = body("salesforce_leads.xml")
-    networks = ["13.108.0.0/14", "2a01:111::/32"]
-    salesforce.verify(request(payload, "13.110.54.9"), ORG, allowed_networks=networks)
-    salesforce.verify(request(payload, "2a01:111:f400::1"), ORG, allowed_networks=networks)
+    options = SalesforceOptions(allowed_networks=("13.108.0.0/14", "2a01:111::/32"))
+    salesforce.verify(request(payload, "13.110.54.9"), ORG, options)
+    salesforce.verify(request(payload, "2a01:111:f400::1"), ORG, options)
     for ip in ("203.0.113.7", None, "not-an-ip"):
         with pytest.raises(SignatureError, match="allowed networks"):
-            salesforce.verify(request(payload, ip), ORG, allowed_networks=networks)
+            salesforce.verify(request(payload, ip), ORG, options)
 
 
 def test_ack_is_the_notifications_response_salesforce_expects() -> None:
