@@ -84,6 +84,11 @@ def _load_demo(console: Console, settings: Settings, env: Mapping[str, str]) -> 
         load(Endpoints.from_env(env), DemoOptions(tenant=DEMO_TENANT), settings=settings)
     except Exception as exc:  # noqa: BLE001 - demo data is optional: the running system stays up
         console.print(f"[yellow]--demo: loading the demo organisation failed: {exc!r}[/]", highlight=False)
+    except BaseExceptionGroup as group:
+        # Ctrl-C while sending lands in one of the load's tasks, which wraps it in a group.
+        if group.subgroup(_StopRequested) is None:
+            raise
+        raise _StopRequested from None
 
 
 def _tail(path: Path | None, lines: int = 20) -> str:
