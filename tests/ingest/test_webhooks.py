@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 import orjson
 import pytest
+import stripe
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -68,6 +69,7 @@ class Secrets:
     twilio: str = field(default_factory=lambda: secrets.token_hex(16))
     aircall: str = field(default_factory=lambda: secrets.token_hex(8))
     sendgrid: tuple[ec.EllipticCurvePrivateKey, str] = field(default_factory=_sendgrid_key)
+    stripe: str = field(default_factory=lambda: "whsec_" + secrets.token_urlsafe(24))
 
     def stored(self) -> dict[str, str]:
         return {
@@ -76,6 +78,7 @@ class Secrets:
             "twilio": self.twilio,
             "aircall": self.aircall,
             "sendgrid": self.sendgrid[1],
+            "stripe": self.stripe,
         }
 
 
@@ -133,6 +136,11 @@ def sign(
     elif vendor == "aircall":
         body = orjson.dumps({**orjson.loads(body), "token": keys.aircall})
         headers = {"content-type": "application/json"}
+    elif vendor == "stripe":
+        signature = stripe.WebhookSignature.generate_signature_header(
+            body.decode(), keys.stripe, timestamp=int(sent_at.timestamp())
+        )
+        headers = {"content-type": "application/json; charset=utf-8", "Stripe-Signature": signature}
     else:
         # Messages carry the 18-character org id, whichever form the tenant's secret has.
         if not SF_ORG.startswith(keys.salesforce):
@@ -298,6 +306,12 @@ ACCEPTED: dict[str, tuple[str, str, dict[str, Any], list[tuple[str, str, dict[st
             ("sendgrid:edee2cf1315ea5a85eb6162bc7c91b6900d304bf", "email.bounced", None),
         ],
     ),
+    "stripe subscription": (
+        "stripe",
+        "stripe_subscription_updated.json",
+        {"accepted": 1, "ignored": 0},
+        [("stripe:evt_1PqR7sLkdIwHu7ixAbCdEf01", "subscription.changed", None)],
+    ),
     "salesforce opportunities": (
         "salesforce",
         "salesforce_opportunities.xml",
@@ -342,6 +356,7 @@ async def test_vendor_fields_survive_the_trip(hooks: Harness) -> None:
         sign("twilio", fixture("twilio_outbound_completed.form"), hooks.t.slug, hooks.keys),
         sign("salesforce", fixture("salesforce_opportunities.xml"), hooks.t.slug, hooks.keys),
         sign("sendgrid", fixture("sendgrid_events.json"), hooks.t.slug, hooks.keys),
+        sign("stripe", fixture("stripe_subscription_updated.json"), hooks.t.slug, hooks.keys),
     ):
         assert (await hooks.send(d)).status_code in (200, 202)
     by_id = {v["event_id"]: v for v in await hooks.produced_since(start)}
@@ -356,12 +371,30 @@ async def test_vendor_fields_survive_the_trip(hooks: Harness) -> None:
     )
     sent = by_id["sendgrid:rbtnWrG1DVDGGGFHFyun0A"]
     assert (sent["rep_id"], sent["contact_id"]) == ("r-dana", "847297356")
+    # 12 seats at 49.00 a month and 2,400.00 a year: the subscription's MRR after the event.
+    subscription = by_id["stripe:evt_1PqR7sLkdIwHu7ixAbCdEf01"]
+    assert (subscription["account_id"], subscription["mrr"], subscription["currency"]) == (
+        "cus_QhX4m2LkZ9aB7c",
+        "788.0000",
+        hooks.t.currency,
+    )
+    assert (subscription["occurred_at"], subscription["source"]) == ("2026-07-07T15:00:00Z", "stripe")
+    assert "attribution" not in subscription
 
 
 IGNORED = {
     "twilio ringing": ("twilio", "twilio_ringing.form"),
     "aircall call.created": ("aircall", "aircall_call_created.json"),
     "sendgrid delivered only": ("sendgrid", None),
+    "stripe invoice.paid": ("stripe", None),
+}
+
+
+NOTHING_TO_MAP = {
+    "sendgrid": orjson.dumps([orjson.loads(fixture("sendgrid_events.json"))[1]]),
+    "stripe": fixture("stripe_subscription_updated.json").replace(
+        b'"customer.subscription.updated"', b'"invoice.paid"'
+    ),
 }
 
 
@@ -370,7 +403,7 @@ async def test_deliveries_that_map_to_nothing_are_acknowledged_and_produce_nothi
     hooks: Harness, case: tuple[str, str | None]
 ) -> None:
     vendor, name = case
-    payload = fixture(name) if name else orjson.dumps([orjson.loads(fixture("sendgrid_events.json"))[1]])
+    payload = fixture(name) if name else NOTHING_TO_MAP[vendor]
     start = await hooks.mark()
     r = await hooks.send(sign(vendor, payload, hooks.t.slug, hooks.keys))
     assert (r.status_code, r.json()) == (202, {"accepted": 0, "ignored": 1})
@@ -394,6 +427,7 @@ FIXTURES = {
     "twilio": "twilio_outbound_completed.form",
     "aircall": "aircall_call_ended.json",
     "sendgrid": "sendgrid_events.json",
+    "stripe": "stripe_subscription_updated.json",
 }
 
 
@@ -406,7 +440,8 @@ def _tampered(h: Harness, vendor: str) -> Delivery:
     d = _ok(h, vendor)
     if vendor == "twilio":
         return replace(d, body=d.body.replace(b"CallDuration=312", b"CallDuration=999"))
-    return replace(d, body=d.body.replace(b"891472211", b"891472212").replace(b"r-dana", b"r-mallory"))
+    changed = d.body.replace(b"891472211", b"891472212").replace(b"r-dana", b"r-mallory")
+    return replace(d, body=changed.replace(b'"quantity": 12', b'"quantity": 1200'))
 
 
 def _without(header: str) -> Callable[[Harness, str], Delivery]:
@@ -453,9 +488,12 @@ MISSING = "missing_credentials"
 # (vendor, how the delivery is spoiled, the reason code in the answer and in the metric)
 REFUSED: dict[str, tuple[str, Callable[[Harness, str], Delivery], str]] = {
     **{f"{v} wrong secret": (v, _wrong_secret, "bad_signature") for v in FIXTURES},
-    **{f"{v} modified body": (v, _tampered, "bad_signature") for v in ("hubspot", "twilio", "sendgrid")},
-    **{f"{v} stale timestamp": (v, _stale, "stale_timestamp") for v in ("hubspot", "sendgrid")},
-    **{f"{v} future timestamp": (v, _future, "future_timestamp") for v in ("hubspot", "sendgrid")},
+    **{
+        f"{v} modified body": (v, _tampered, "bad_signature")
+        for v in ("hubspot", "twilio", "sendgrid", "stripe")
+    },
+    **{f"{v} stale timestamp": (v, _stale, "stale_timestamp") for v in ("hubspot", "sendgrid", "stripe")},
+    **{f"{v} future timestamp": (v, _future, "future_timestamp") for v in ("hubspot", "sendgrid", "stripe")},
     "hubspot missing signature": ("hubspot", _without("X-HubSpot-Signature-v3"), MISSING),
     "hubspot missing timestamp": ("hubspot", _without("X-HubSpot-Request-Timestamp"), MISSING),
     "hubspot v1 signature without opt-in": ("hubspot", _legacy_v1, MISSING),
@@ -463,6 +501,7 @@ REFUSED: dict[str, tuple[str, Callable[[Harness, str], Delivery], str]] = {
     "sendgrid missing signature": ("sendgrid", _without("X-Twilio-Email-Event-Webhook-Signature"), MISSING),
     "sendgrid missing timestamp": ("sendgrid", _without("X-Twilio-Email-Event-Webhook-Timestamp"), MISSING),
     "aircall missing token": ("aircall", _without_token, MISSING),
+    "stripe missing signature": ("stripe", _without("Stripe-Signature"), MISSING),
     "salesforce sender outside the allowed networks": (
         "salesforce",
         _outside_allowed_networks,
@@ -644,6 +683,7 @@ WRONG_TYPE = {
     "hubspot as a form": ("hubspot", "application/x-www-form-urlencoded"),
     "salesforce as JSON": ("salesforce", "application/json"),
     "sendgrid without a content type": ("sendgrid", ""),
+    "stripe as a form": ("stripe", "application/x-www-form-urlencoded"),
 }
 
 
@@ -680,6 +720,24 @@ async def test_without_a_base_url_the_port_of_the_request_counts(hooks: Harness)
     other_port = sign("twilio", payload, hooks.t.slug, hooks.keys, base="http://127.0.0.1:8002")
     assert (await hooks.send(other_port)).status_code == 401
     assert (await hooks.send(sign("twilio", payload, hooks.t.slug, hooks.keys))).status_code == 202
+
+
+async def test_stripe_accepts_a_delivery_whose_v1_signatures_include_one_that_matches(
+    hooks: Harness,
+) -> None:
+    # While an endpoint's secret is rolled, Stripe signs with the old and the new one.
+    d = _ok(hooks, "stripe")
+    timestamp, good = d.headers["Stripe-Signature"].split(",")
+    rolled = _wrong_secret(hooks, "stripe").headers["Stripe-Signature"].split(",")[1]
+    start = await hooks.mark()
+    both = replace(d, headers={**d.headers, "Stripe-Signature": f"{timestamp},{rolled},{good}"})
+    r = await hooks.send(both)
+    assert (r.status_code, r.json()) == (202, {"accepted": 1, "ignored": 0})
+    assert [v["event_id"] for v in await hooks.produced_since(start)] == [
+        "stripe:evt_1PqR7sLkdIwHu7ixAbCdEf01"
+    ]
+    only_rolled = replace(d, headers={**d.headers, "Stripe-Signature": f"{timestamp},{rolled}"})
+    assert (await hooks.send(only_rolled)).status_code == 401
 
 
 # ---------------------------------------------------------------------------------------------- options
