@@ -43,8 +43,8 @@ from services.ingest.sources.common import (
     Normalised,
     PayloadError,
     SignatureError,
-    public_url,
 )
+from services.ingest.sources.kit import public_url
 from services.ingest.sources.registry import JSON, Vendor
 
 log = logging.getLogger(__name__)

@@ -13,20 +13,9 @@ from typing import Any
 
 from services.core.events import EventType, RepAlias, Source
 
-from .common import (
-    InboundRequest,
-    MappingContext,
-    Normalised,
-    PayloadError,
-    SignatureError,
-    VendorEvent,
-    equal,
-    from_epoch,
-    load_json,
-    make_event,
-    text,
-)
-from .registry import JSON, Vendor
+from .common import InboundRequest, MappingContext, Normalised, PayloadError, SignatureError
+from .kit import equal, from_epoch, json_object, load_json, make_event, required, text
+from .registry import Vendor
 
 _NAMES = {"event_id": "data.id", "occurred_at": "data.ended_at", "direction": "data.direction"}
 
@@ -41,16 +30,11 @@ def verify(request: InboundRequest, secret: str, options: None = None) -> None:
 
 
 def parse(body: bytes) -> dict[str, Any]:
-    payload = load_json(body)
-    if not isinstance(payload, dict):
-        raise PayloadError(None, "must be a JSON object {event, resource, timestamp, token, data}")
-    return payload
+    return json_object(body, "a JSON object {event, resource, timestamp, token, data}")
 
 
 def to_events(payload: dict[str, Any], ctx: MappingContext, options: None = None) -> Normalised:
-    event_name = text(payload.get("event"))
-    if event_name is None:
-        raise PayloadError("event", "is required")
+    event_name = required(payload, "event")
     if event_name != "call.ended":
         return Normalised(events=[], ignored=1)
     data = payload.get("data")
@@ -85,6 +69,7 @@ def to_events(payload: dict[str, Any], ctx: MappingContext, options: None = None
     event = make_event(
         ctx,
         names=_NAMES,
+        rep_alias=RepAlias(kind="aircall_user_id", value=user_id) if user_id else None,
         event_id=f"aircall:{call_id}:{event_name}",
         type=EventType.CALL_COMPLETED,
         occurred_at=occurred_at,
@@ -93,8 +78,7 @@ def to_events(payload: dict[str, Any], ctx: MappingContext, options: None = None
         duration_s=duration_s,
         attributes={k: v for k, v in attributes.items() if v is not None},
     )
-    alias = RepAlias(kind="aircall_user_id", value=user_id) if user_id else None
-    return Normalised(events=[VendorEvent(event, alias)], ignored=0)
+    return Normalised(events=[event], ignored=0)
 
 
 def _time(data: dict[str, Any], name: str) -> datetime | None:
@@ -116,12 +100,4 @@ def _direction(value: Any) -> str | None:
     return direction
 
 
-VENDOR = Vendor(
-    source=Source.AIRCALL,
-    name="Aircall",
-    description="Aircall call webhooks, authenticated by the `token` in the body.",
-    media_types=(JSON,),
-    verify=verify,
-    parse=parse,
-    map=to_events,
-)
+VENDOR = Vendor(Source.AIRCALL, "Aircall", __doc__, verify, parse, to_events)

@@ -19,7 +19,6 @@ import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -33,7 +32,6 @@ from services.core.source_settings import (
 )
 
 from .common import (
-    DEFAULT_TOLERANCE,
     EntityKind,
     EntityProperty,
     EntityUpdate,
@@ -43,16 +41,18 @@ from .common import (
     PayloadError,
     SignatureError,
     VendorEvent,
+)
+from .kit import (
     channel_for,
-    check_timestamp,
+    check_signed_time,
     equal,
     from_epoch,
     header,
-    load_json,
+    json_objects,
     make_event,
     text,
 )
-from .registry import JSON, Vendor
+from .registry import Vendor
 
 SIGNATURE_V3 = "X-HubSpot-Signature-v3"
 TIMESTAMP = "X-HubSpot-Request-Timestamp"
@@ -60,7 +60,6 @@ SIGNATURE_LEGACY = "X-HubSpot-Signature"
 SIGNATURE_VERSION = "X-HubSpot-Signature-Version"
 
 _SIGNED_ESCAPES = re.compile(r"%(3A|2F|3F|40|21|24|27|28|29|2A|2C|3B)", re.IGNORECASE)
-_MILLIS = re.compile(r"[0-9]{1,15}")
 # Generic `object.*` subscriptions name the object type by id instead of in the subscription type.
 _OBJECT_TYPES = {"0-1": "contact", "0-3": "deal"}
 _QUALIFIED = {"marketingqualifiedlead": "mql", "salesqualifiedlead": "sql"}
@@ -129,23 +128,13 @@ def sign_legacy(secret: str, version: str, method: str, url: str, body: bytes) -
     return hashlib.sha256(secret.encode() + method.upper().encode() + url.encode() + body).hexdigest()
 
 
-def verify(
-    request: InboundRequest,
-    secret: str,
-    options: HubSpotOptions = DEFAULTS,
-    *,
-    tolerance: timedelta = DEFAULT_TOLERANCE,
-) -> None:
+def verify(request: InboundRequest, secret: str, options: HubSpotOptions = DEFAULTS) -> None:
     signature = header(request.headers, SIGNATURE_V3)
     if signature is None:
         _verify_legacy(request, secret, options.legacy_signatures)
         return
-    timestamp = (header(request.headers, TIMESTAMP) or "").strip()
-    if not timestamp:
-        raise SignatureError(f"missing {TIMESTAMP} header")
-    if not _MILLIS.fullmatch(timestamp):
-        raise SignatureError(f"{TIMESTAMP} is not a millisecond Unix timestamp")
-    check_timestamp(from_epoch(timestamp, unit="ms", field=TIMESTAMP), request.now, tolerance)
+    sent_at = header(request.headers, TIMESTAMP)
+    timestamp = check_signed_time(sent_at, TIMESTAMP, request.now, unit="ms")
     if not equal(sign_v3(secret, request.method, request.url, request.body, timestamp), signature.strip()):
         raise SignatureError("signature does not match")
 
@@ -163,13 +152,7 @@ def _verify_legacy(request: InboundRequest, secret: str, allow_legacy: bool) -> 
 
 
 def parse(body: bytes) -> list[dict[str, Any]]:
-    payload = load_json(body)
-    if not isinstance(payload, list):
-        raise PayloadError(None, "must be a JSON array of HubSpot notifications")
-    for i, item in enumerate(payload):
-        if not isinstance(item, dict):
-            raise PayloadError(None, "must be a JSON object", i)
-    return payload
+    return json_objects(body, "HubSpot notifications")
 
 
 def to_events(
@@ -203,7 +186,7 @@ def _notification(
 
     if action == "creation":
         type_ = EventType.LEAD_CREATED if kind == "contact" else EventType.DEAL_CREATED
-        return [VendorEvent(make_event(ctx, index=i, names=_NAMES, type=type_, **base))], []
+        return [make_event(ctx, index=i, names=_NAMES, type=type_, **base)], []
 
     prop = text(item.get("propertyName"))
     if prop is None:
@@ -222,8 +205,9 @@ def _notification(
         got = []
         stage = _QUALIFIED.get((value or "").lower())
         if stage is not None:
-            event = make_event(ctx, index=i, names=_NAMES, type=EventType.LEAD_QUALIFIED, stage=stage, **base)
-            got.append(VendorEvent(event))
+            got.append(
+                make_event(ctx, index=i, names=_NAMES, type=EventType.LEAD_QUALIFIED, stage=stage, **base)
+            )
         return got, [update("lifecycle_stage", value)]
     if kind == "contact" and prop == "hs_analytics_source":
         channel = channel_for(value, CHANNELS, options.channel_overrides)
@@ -237,8 +221,7 @@ def _notification(
             type_ = EventType.DEAL_LOST
         else:
             type_ = EventType.DEAL_STAGE_CHANGED
-        event = make_event(ctx, index=i, names=_NAMES, type=type_, stage=value, **base)
-        return [VendorEvent(event)], []
+        return [make_event(ctx, index=i, names=_NAMES, type=type_, stage=value, **base)], []
     return [], []
 
 
@@ -307,14 +290,12 @@ def _id(item: dict[str, Any], name: str) -> str:
 
 
 VENDOR = Vendor(
-    source=Source.HUBSPOT,
-    name="HubSpot",
-    description="HubSpot app webhooks (CRM contact and deal subscriptions), signed with"
-    " `X-HubSpot-Signature-v3`.",
-    media_types=(JSON,),
-    verify=verify,
-    parse=parse,
-    map=to_events,
+    Source.HUBSPOT,
+    "HubSpot",
+    __doc__,
+    verify,
+    parse,
+    to_events,
     options=HubSpotOptions,
     settings=SETTINGS,
     # Deal and lead notifications name no rep, amount or channel: those are CRM entity state.

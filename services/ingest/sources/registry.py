@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -54,18 +54,19 @@ def no_options() -> None:
 
 
 # eq=False: a vendor is one object, equal only to itself (and hashable, though its options are not).
-@dataclass(frozen=True, kw_only=True, eq=False)
+@dataclass(frozen=True, eq=False)
 class Vendor(Generic[PayloadT, OptionsT]):
     """One vendor. `verify` raises SignatureError (401), or PayloadError (422) when the credential
     sits in a body that cannot be parsed; `parse` and `map` raise PayloadError (422)."""
 
     source: Source
     name: str  # as people write it: "HubSpot"
-    description: str  # what the route receives, for the OpenAPI document
-    media_types: tuple[str, ...]  # the Content-Types accepted (JSON alone: any application/*+json too)
+    doc: str | None  # the vendor module's docstring: its first paragraph describes the route
     verify: Callable[[InboundRequest, str, OptionsT], None]
     parse: Callable[[bytes], PayloadT]
     map: Callable[[PayloadT, MappingContext, OptionsT], Normalised]
+    _: KW_ONLY
+    media_types: tuple[str, ...] = (JSON,)  # the Content-Types accepted (JSON: any application/*+json too)
     # The vendor's typed options: called with the loaded `settings` as keywords, or with none for
     # the defaults. `settings` is what `salesloop tenants set-option` takes for it.
     options: Callable[..., OptionsT] = no_options  # type: ignore[assignment]
@@ -86,6 +87,11 @@ class Vendor(Generic[PayloadT, OptionsT]):
     @property
     def path(self) -> str:
         return f"/webhooks/{self.source.value}/{{tenant}}"
+
+    @property
+    def description(self) -> str:
+        """What the route receives, for the OpenAPI document."""
+        return " ".join((self.doc or self.name).split("\n\n")[0].split())
 
     def load_options(self, stored: Mapping[str, Any]) -> OptionsT:
         """The typed options from a tenant's stored settings; what is not set keeps its default."""

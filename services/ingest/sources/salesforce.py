@@ -49,11 +49,8 @@ from .common import (
     PayloadError,
     SignatureError,
     VendorEvent,
-    channel_for,
-    equal,
-    fingerprint,
-    make_event,
 )
+from .kit import channel_for, equal, fingerprint, make_event
 from .outbound_message import ACK, ACK_CONTENT_TYPE, Notification, OutboundMessage, parse
 from .registry import Answer, Vendor
 
@@ -209,7 +206,7 @@ class _Record:
         """`times`: the fields that may hold the event time, first set one wins."""
         occurred_at, source = self.first_time(times)
         attributes = {"salesforce_notification_id": self.n.id, "salesforce_sobject": self.n.sobject}
-        event = make_event(
+        return make_event(
             self.ctx,
             index=self.i,
             names={"occurred_at": f"sObject.{source}"} if source else None,
@@ -217,9 +214,9 @@ class _Record:
             type=type_,
             occurred_at=occurred_at,
             attributes={**attributes, **fields.pop("attributes", {})},
+            rep_alias=self.alias,
             **fields,
         )
-        return VendorEvent(event, self.alias)
 
     def update(self, entity: EntityKind, prop: EntityProperty, value: str | None) -> EntityUpdate:
         alias = self.alias if prop == "owner" else None
@@ -375,14 +372,13 @@ def _org_id_decoy() -> str:
 
 
 VENDOR = Vendor(
-    source=Source.SALESFORCE,
-    name="Salesforce",
-    description="Salesforce Outbound Messages (Lead, Opportunity, Task, Event); answers the SOAP"
-    " acknowledgement.",
+    Source.SALESFORCE,
+    "Salesforce",
+    __doc__,
+    verify,
+    parse,
+    to_events,
     media_types=("text/xml", "application/xml"),
-    verify=verify,
-    parse=parse,
-    map=to_events,
     options=SalesforceOptions,
     settings=SETTINGS,
     answer=Answer(

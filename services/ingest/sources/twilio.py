@@ -25,20 +25,11 @@ from urllib.parse import parse_qs, parse_qsl, urlsplit, urlunsplit
 
 from services.core.events import EventType, RepAlias, Source
 
-from .common import (
-    InboundRequest,
-    MappingContext,
-    Normalised,
-    PayloadError,
-    SignatureError,
-    VendorEvent,
-    equal,
-    header,
-    make_event,
-    text,
-)
+from .common import InboundRequest, MappingContext, Normalised, PayloadError, SignatureError
+from .kit import equal, header, make_event, required, text
 from .registry import Vendor
 
+FORM = "application/x-www-form-urlencoded"
 SIGNATURE = "X-Twilio-Signature"
 SIGNATURE_SETTINGS = "X-Twilio-Webhooks-Signature-Settings"
 _DIGESTS = {"HMAC_SHA1": hashlib.sha1, "HMAC_SHA256": hashlib.sha256}
@@ -88,12 +79,8 @@ def parse(body: bytes) -> dict[str, str]:
 
 
 def to_events(payload: Mapping[str, str], ctx: MappingContext, options: None = None) -> Normalised:
-    status = (text(payload.get("CallStatus")) or "").lower()
-    call_sid = text(payload.get("CallSid"))
-    if call_sid is None:
-        raise PayloadError("CallSid", "is required")
-    if not status:
-        raise PayloadError("CallStatus", "is required")
+    call_sid = required(payload, "CallSid")
+    status = required(payload, "CallStatus").lower()
     if status not in _OUTCOMES:
         return Normalised(events=[], ignored=1)
 
@@ -116,6 +103,7 @@ def to_events(payload: Mapping[str, str], ctx: MappingContext, options: None = N
     event = make_event(
         ctx,
         names=_NAMES,
+        rep_alias=RepAlias(kind="phone", value=rep_number) if rep_number else None,
         event_id=f"twilio:{call_sid}:{status}",
         type=EventType.CALL_COMPLETED,
         occurred_at=_timestamp(payload.get("Timestamp"), ctx),
@@ -124,8 +112,7 @@ def to_events(payload: Mapping[str, str], ctx: MappingContext, options: None = N
         duration_s=_duration(payload.get("CallDuration")),
         attributes={k: v for k, v in attributes.items() if v is not None},
     )
-    alias = RepAlias(kind="phone", value=rep_number) if rep_number else None
-    return Normalised(events=[VendorEvent(event, alias)], ignored=0)
+    return Normalised(events=[event], ignored=0)
 
 
 def _algorithm(settings: str | None) -> str:
@@ -198,12 +185,4 @@ def _duration(value: Any) -> int | None:
     return int(raw)
 
 
-VENDOR = Vendor(
-    source=Source.TWILIO,
-    name="Twilio",
-    description="Twilio Voice status callbacks, signed with `X-Twilio-Signature`.",
-    media_types=("application/x-www-form-urlencoded",),
-    verify=verify,
-    parse=parse,
-    map=to_events,
-)
+VENDOR = Vendor(Source.TWILIO, "Twilio", __doc__, verify, parse, to_events, media_types=(FORM,))

@@ -17,11 +17,10 @@ from services.ingest.sources import (
     stripe,
     twilio,
 )
-from services.ingest.sources.common import (
-    MappingContext,
-    PayloadError,
-    SignatureError,
+from services.ingest.sources.common import MappingContext, PayloadError, SignatureError
+from services.ingest.sources.kit import (
     channel_for,
+    check_signed_time,
     check_timestamp,
     equal,
     fingerprint,
@@ -81,6 +80,22 @@ def test_timestamp_tolerance_both_ways() -> None:
         check_timestamp(NOW + timedelta(minutes=5, microseconds=1), NOW)
 
 
+def test_signed_times_are_unix_timestamps_within_the_tolerance() -> None:
+    seconds = str(int(NOW.timestamp()))
+    assert check_signed_time(f" {seconds} ", "T", NOW, unit="s") == seconds
+    assert check_signed_time(seconds + "000", "T", NOW, unit="ms") == seconds + "000"
+    with pytest.raises(SignatureError, match="missing T header"):
+        check_signed_time(None, "T", NOW, unit="s")
+    with pytest.raises(SignatureError, match="T is not a Unix timestamp in seconds"):
+        check_signed_time("soon", "T", NOW, unit="s")
+    # Beyond any datetime: refused like a bad signature (401), not as a malformed payload (422).
+    for value, unit in (("9" * 16, "ms"), ("9" * 12, "s"), ("9" * 13, "s")):
+        with pytest.raises(SignatureError, match="T is not a"):
+            check_signed_time(value, "T", NOW, unit=unit)  # type: ignore[arg-type]
+    with pytest.raises(SignatureError, match="in the future"):
+        check_signed_time("99999999999", "T", NOW, unit="s")
+
+
 def test_fingerprint_is_deterministic_and_order_insensitive_for_keys() -> None:
     assert fingerprint({"a": 1, "b": [1, 2]}) == fingerprint({"b": [1, 2], "a": 1})
     assert fingerprint({"a": 1}) != fingerprint({"a": 2})
@@ -99,8 +114,8 @@ def test_from_epoch() -> None:
 
 
 def test_make_event_validates_like_the_canonical_endpoint() -> None:
-    event = make_event(CTX, event_id="x:1", type="email.sent", occurred_at=NOW, rep_id=None)
-    assert event.rep_id is None
+    made = make_event(CTX, event_id="x:1", type="email.sent", occurred_at=NOW, rep_id=None)
+    assert (made.event.rep_id, made.rep_alias) == (None, None)
     with pytest.raises(PayloadError, match="24 hours") as caught:
         make_event(
             CTX,

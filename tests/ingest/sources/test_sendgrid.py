@@ -13,7 +13,8 @@ from sendgrid.helpers.eventwebhook.eventwebhook_header import EventWebhookHeader
 
 from services.core.events import EventType
 from services.ingest.sources import sendgrid
-from services.ingest.sources.common import InboundRequest, PayloadError, SignatureError, fingerprint
+from services.ingest.sources.common import InboundRequest, PayloadError, SignatureError
+from services.ingest.sources.kit import fingerprint
 from tests.ingest.sources.support import CTX, NOW, at, body, expected
 
 URL = "https://hooks.salesloop.example/webhooks/sendgrid/acme"

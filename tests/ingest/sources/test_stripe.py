@@ -79,7 +79,7 @@ def _modified() -> InboundRequest:
         (_header(None), "missing Stripe-Signature"),
         (_header(""), "missing Stripe-Signature"),
         (_header("v1=abc"), "no Unix timestamp"),
-        (_header("t=soon,v1=abc"), "no Unix timestamp"),
+        (_header("t=soon,v1=abc"), "not a Unix timestamp"),
         (_header(f"t={int(NOW.timestamp())}"), "missing a v1 signature"),
     ],
     ids=["wrong-secret", "modified-body", "no-header", "empty-header", "no-t", "bad-t", "no-v1"],
