@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import sys
 
-from services.aggregator import store
+from services.aggregator import folds
 
 
 def main() -> None:
     without = set(sys.argv[1].split(","))
-    folds = getattr(store, "STATE_FOLDS")  # noqa: B009 (a module global, patched below)
-    known = {fold.name for fold in folds}
+    registry = getattr(folds, "FOLDS")  # noqa: B009 (a module global, patched below)
+    known = {fold.name for fold in registry if fold.name != "rollups"}
     if not without <= known | {"all"}:
         raise SystemExit(f"unknown folds {sorted(without - known)}; known: {sorted(known)} or all")
-    # The batch transaction reads this module global on every batch.
-    setattr(store, "STATE_FOLDS", tuple(f for f in folds if "all" not in without and f.name not in without))  # noqa: B010
+    # The batch transaction reads this module global on every batch; the rollup fold always runs.
+    kept = tuple(
+        f for f in registry if f.name == "rollups" or ("all" not in without and f.name not in without)
+    )
+    setattr(folds, "FOLDS", kept)  # noqa: B010
     sys.argv = [sys.argv[0], *sys.argv[2:]]
     from services.cli import main as cli
 

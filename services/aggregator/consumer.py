@@ -33,8 +33,9 @@ from aiokafka.errors import KafkaError
 from services.aggregator import metrics as m
 from services.aggregator import rewind
 from services.aggregator.batch import Batch, Records, prepare
+from services.aggregator.commit import BatchResult, commit_batch
 from services.aggregator.dlq import DeadLetter, DeadLetters, DeadLetterUnpublished, Message
-from services.aggregator.store import APPLICATION_NAME, DB_ERRORS, BatchResult, Store
+from services.aggregator.store import APPLICATION_NAME, DB_ERRORS, Store
 from services.core.kafka import new_consumer
 from services.core.settings import Settings
 from services.core.wire import Event
@@ -261,7 +262,7 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
             async def record(conn: asyncpg.Connection) -> None:
                 recorded.update(await dead_letters.record(letters, conn))
 
-            result = await store.commit_batch(events, offsets, updates, record if letters else None)
+            result = await commit_batch(store, events, offsets, updates, record if letters else None)
             return time.perf_counter() - started, result, recorded
 
         outcome = None

@@ -1,6 +1,6 @@
 """Dead letters: messages that passed ingest but cannot be folded, and all SQL of `failed_events`.
 
-A message is dead-lettered when it does not decode (decode.py's reasons), when its tenant does not
+A message is dead-lettered when it does not decode (services/core/wire.py's reasons), when its tenant does not
 exist, or when it carries an amount in another currency than the tenant's. It goes to the DLQ topic
 (original key, value and headers, plus `dlq-*` headers saying why and where it came from) and to
 `failed_events`, one row per topic/partition/offset, so a redelivered poison message is recorded once.
@@ -25,6 +25,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from services.aggregator.store import columns
 from services.core.db import asyncpg_dsn
 from services.core.settings import Settings
 from services.core.tenancy import TtlCache
@@ -313,12 +314,12 @@ class DeadLetters:
 
         A redelivered message is recorded once: its topic/partition/offset is there already.
         """
-        columns = [list(column) for column in zip(*(letter.row() for letter in letters), strict=True)]
+        rows = columns([letter.row() for letter in letters])
         if conn is None:
             async with self._pool.acquire() as own:
-                inserted = await own.fetch(RECORD, *columns)
+                inserted = await own.fetch(RECORD, *rows)
         else:
-            inserted = await conn.fetch(RECORD, *columns)
+            inserted = await conn.fetch(RECORD, *rows)
         return Counter(r["reason"] for r in inserted)
 
     async def pending(self, tenant: str | None, after_id: int, limit: int) -> list[FailedRow]:
@@ -344,10 +345,8 @@ class DeadLetters:
             if replayed:
                 await conn.execute(MARK_REPLAYED, list(replayed))
             if failing:
-                ids, reasons, details = zip(*failing, strict=True)
-                await conn.execute(
-                    STILL_FAILING, list(ids), list(reasons), [_clean(d)[:_MAX_DETAIL] for d in details]
-                )
+                rows = [(row_id, reason, _clean(detail)[:_MAX_DETAIL]) for row_id, reason, detail in failing]
+                await conn.execute(STILL_FAILING, *columns(rows))
 
 
 def _clean(text: str) -> str:

@@ -2,14 +2,15 @@
 
 After a metric definition changes, or once an alias names the rep behind vendor identities that were
 unknown (SPEC 4), the rollups are folded again from the event archive (`events`) and the CRM update
-archive (`crm_updates`), through the same fold and state folds the aggregator runs.
+archive (`crm_updates`), through the same code the batch transaction runs them with
+(`commit.fold_archived`: the registry of folds in folds/__init__.py).
 
 Everything happens in one transaction under `pg_advisory_xact_lock(REBUILD_LOCK_KEY)`: batch
 transactions take that lock shared, so none commits while the rollups are recomputed (the aggregators
 wait, then carry on from their stored offsets), and readers keep seeing the previous rollups until the
 rebuild commits. Per tenant:
 
-1. delete the rollups, the watermark and every state table's rows;
+1. delete every fold's rows (`DERIVED_TABLES`: rollups, watermark, state tables);
 2. resolve the archive's unresolved vendor identities through the current aliases (and keep the
    resolved rep in the archive, as the live fold would have);
 3. fold the archived events, then the archived CRM updates, in chunks; the folds do not depend on
@@ -26,10 +27,9 @@ import asyncpg
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from services.aggregator.crm import ARCHIVED, archived_update
-from services.aggregator.fold import fold
-from services.aggregator.states import FEEDBACK_FOLDS, REBUILD_LOCK_KEY
-from services.aggregator.store import REGISTER_REPS, _columns, _write_deltas, _zones
+from services.aggregator.commit import fold_archived
+from services.aggregator.folds import DERIVED_TABLES
+from services.aggregator.store import ARCHIVED_UPDATES, affected, archived_update, take_rebuild_lock
 from services.core.crm import CrmUpdate
 from services.core.db import asyncpg_dsn
 from services.core.events import SCHEMA_HEADER
@@ -40,17 +40,6 @@ log = logging.getLogger(__name__)
 
 APPLICATION_NAME = "salesloop-rebuild"
 CHUNK = 5_000
-# Every table the aggregator derives from the archive, per tenant.
-DERIVED_TABLES = (
-    "rollup_rep_daily",
-    "rollup_channel_daily",
-    "tenant_watermarks",
-    "leads",
-    "deal_facts",
-    "certification_attempts",
-    "data_quality",
-    "crm_entities",
-)
 
 ALL_TENANTS = "SELECT slug FROM tenants UNION SELECT tenant FROM tenant_watermarks ORDER BY 1"
 KNOWN_TENANT = """
@@ -62,7 +51,7 @@ SIZES = """
 SELECT (SELECT count(*) FROM events WHERE tenant = $1) AS events,
        (SELECT count(*) FROM crm_updates WHERE tenant = $1) AS updates
 """
-# The same resolution the store applies to a batch (any event with an identity and no rep).
+# The same resolution a batch gets (store.resolve_aliases: any event with an identity and no rep).
 REATTRIBUTE_EVENTS = """
 UPDATE events AS e SET rep_id = a.rep_id
 FROM rep_aliases AS a
@@ -98,7 +87,7 @@ async def rebuild(
     conn: asyncpg.Connection, tenants: Sequence[str], progress: Progress | None = None
 ) -> list[TenantRebuild]:
     """Recompute `tenants` inside the caller's transaction, which then holds the rebuild lock."""
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", REBUILD_LOCK_KEY)
+    await take_rebuild_lock(conn)
     return [await _rebuild_tenant(conn, tenant, progress) for tenant in tenants]
 
 
@@ -113,8 +102,8 @@ async def tenants_to_rebuild(conn: asyncpg.Connection, tenant: str | None) -> li
 async def _rebuild_tenant(conn: asyncpg.Connection, tenant: str, progress: Progress | None) -> TenantRebuild:
     for table in DERIVED_TABLES:
         await conn.execute(f"DELETE FROM {table} WHERE tenant = $1", tenant)
-    events_resolved = _count(await conn.execute(REATTRIBUTE_EVENTS, tenant))
-    updates_resolved = _count(await conn.execute(REATTRIBUTE_UPDATES, tenant))
+    events_resolved = affected(await conn.execute(REATTRIBUTE_EVENTS, tenant))
+    updates_resolved = affected(await conn.execute(REATTRIBUTE_UPDATES, tenant))
     sizes = await conn.fetchrow(SIZES, tenant)
     task = progress.add_task(tenant, total=sizes["events"] + sizes["updates"]) if progress else None
 
@@ -129,40 +118,24 @@ async def _rebuild_tenant(conn: asyncpg.Connection, tenant: str, progress: Progr
         e.rep_id = row["rep_id"]
         chunk.append(e)
         if len(chunk) >= CHUNK:
-            await refold(conn, chunk, ())
+            await fold_archived(conn, chunk, ())
             _advance(progress, task, len(chunk))
             chunk = []
-    await refold(conn, chunk, ())
+    await fold_archived(conn, chunk, ())
     _advance(progress, task, len(chunk))
 
     updates: list[CrmUpdate] = []
-    async for row in conn.cursor(ARCHIVED, tenant, prefetch=CHUNK):
+    async for row in conn.cursor(ARCHIVED_UPDATES, tenant, prefetch=CHUNK):
         updates.append(archived_update(row))
         if len(updates) >= CHUNK:
-            await refold(conn, [], updates)
+            await fold_archived(conn, [], updates)
             _advance(progress, task, len(updates))
             updates = []
-    await refold(conn, [], updates)
+    await fold_archived(conn, [], updates)
     _advance(progress, task, len(updates))
     return TenantRebuild(
         tenant, sizes["events"] - skipped, sizes["updates"], events_resolved, updates_resolved, skipped
     )
-
-
-async def refold(conn: asyncpg.Connection, events: Sequence[Event], updates: Sequence[CrmUpdate]) -> None:
-    """Fold archived events and updates into rollups and state, as a batch transaction does with the
-    events and updates it has just archived."""
-    if not events and not updates:
-        return
-    zone_of, unknown_reps = await _zones(conn, events)
-    if unknown_reps:
-        await conn.execute(REGISTER_REPS, *_columns(unknown_reps, 2))
-    deltas = fold(events, zone_of)
-    for state in FEEDBACK_FOLDS:
-        extra = await state.apply(conn, events, zone_of, updates)
-        if extra is not None:
-            deltas.merge(extra)
-    await _write_deltas(conn, deltas)
 
 
 def _advance(progress: Progress | None, task: TaskID | None, n: int) -> None:
@@ -172,10 +145,6 @@ def _advance(progress: Progress | None, task: TaskID | None, n: int) -> None:
 
 def _n(count: int, what: str) -> str:
     return f"{count} {what}" if count == 1 else f"{count} {what}s"
-
-
-def _count(status: str) -> int:
-    return int(status.rsplit(" ", 1)[-1])  # "UPDATE <rows>"
 
 
 async def run(settings: Settings, tenant: str | None, console: Console) -> list[TenantRebuild]:

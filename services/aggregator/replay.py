@@ -1,7 +1,7 @@
 """`salesloop replay-failed`: fold dead-lettered messages again once their cause is fixed.
 
 Each row of `failed_events` not replayed yet is decoded and screened again exactly as the consumer
-does, and what now passes is folded through the normal store path. The archive's primary key keeps
+does, and what now passes is folded through the batch transaction (commit.py). The archive's primary key keeps
 that exactly once: an event that reached the rollups some other way (or a replay interrupted after
 folding) is recognised as a duplicate. Folded rows get `replayed_at`; rows that still fail stay, with
 their current reason.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from services.aggregator.commit import commit_batch
 from services.aggregator.dlq import DeadLetters, FailedRow, Message
 from services.aggregator.store import Store
 from services.core.settings import Settings
@@ -66,7 +67,7 @@ async def _replay(
     refused_ids = {row_id for row_id, _, _ in failing}
     replayed = [row.id for row in rows if row.id not in refused_ids]
     # No offsets: replayed messages are behind every consumer already.
-    batch = await store.commit_batch(events, {})
+    batch = await commit_batch(store, events, {})
     await dead_letters.settle(replayed, failing)
     result.replayed += len(replayed)
     result.folded += len(batch.folded)

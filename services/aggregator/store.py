@@ -1,31 +1,27 @@
-"""All SQL of the aggregator: stored offsets, and the one transaction that commits a batch.
+"""The aggregator's connection pool and the SQL of the batch transaction's own steps (commit.py): the
+rebuild lock, the event and CRM update archives, vendor identities, timezones and new reps, offsets.
+Each fold's tables have their own SQL module (folds/<name>_sql.py); these helpers are shared by them.
 
-The archive's primary key is the dedupe: an event is folded by the transaction that archived it,
-so a redelivered event (after a crash, a rebalance, a duplicate webhook) is recognised by whichever
-consumer sees it and never counted twice. Offsets are written in the same transaction, so a batch is
-either entirely in the rollups with its offsets or not at all.
+The archives' primary keys are the dedupe: an event (or CRM update) is folded by the transaction that
+archived it, so a redelivered one (after a crash, a rebalance, a duplicate webhook) is recognised by
+whichever consumer sees it and never counted twice.
 
 Every multi-row statement sends its rows sorted by key: concurrent consumers then take row locks in
-the same order and cannot deadlock (archive, reps, rep rollups, channel rollups, watermarks, offsets).
+the same order and cannot deadlock (archives, reps, rollups, watermarks, offsets).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
-from sqlalchemy import Numeric
 
-from services.aggregator.crm import archive_updates
-from services.aggregator.fold import Deltas, ZoneOf, distinct, fold
-from services.aggregator.states import REBUILD_LOCK_KEY, STATE_FOLDS
 from services.core.crm import CrmUpdate
 from services.core.db import asyncpg_dsn
-from services.core.models import CHANNEL_COUNTERS, REP_COUNTERS, ChannelDaily, RepDaily
 from services.core.settings import Settings
 from services.core.wire import Event
 
@@ -42,24 +38,9 @@ DB_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 
-
-def _upsert(table: Any, keys: tuple[str, ...], counters: tuple[str, ...]) -> str:
-    """`INSERT .. SELECT FROM unnest(arrays) ON CONFLICT DO UPDATE SET c = r.c + EXCLUDED.c`."""
-    columns = table.__table__.columns
-    types = ["text", "text", "date"] + [
-        "numeric" if isinstance(columns[c].type, Numeric) else "bigint" for c in counters
-    ]
-    arrays = ", ".join(f"${i}::{t}[]" for i, t in enumerate(types, start=1))
-    sets = ", ".join(f"{c} = r.{c} + EXCLUDED.{c}" for c in counters)
-    return (
-        f"INSERT INTO {table.__tablename__} AS r ({', '.join(keys + counters)}) "
-        f"SELECT * FROM unnest({arrays}) "
-        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
-    )
-
-
-UPSERT_REP = _upsert(RepDaily, ("tenant", "rep_id", "day"), REP_COUNTERS)
-UPSERT_CHANNEL = _upsert(ChannelDaily, ("tenant", "channel", "day"), CHANNEL_COUNTERS)
+# Taken shared by every batch transaction and exclusively by `salesloop rebuild`, so no batch
+# commits while a rebuild recomputes rollups from the archive.
+REBUILD_LOCK_KEY = 0x5A1E5100
 
 # The batch is COPYed into a per-connection staging table, then archived in key order (lock order).
 STAGE_TABLE = "aggregator_stage_events"
@@ -71,7 +52,7 @@ CREATE TEMP TABLE IF NOT EXISTS {STAGE_TABLE} (
 """
 # Returns the positions of the events the archive already had: few rows, where the inserted ones
 # would be thousands.
-ARCHIVE = f"""
+ARCHIVE_EVENTS = f"""
 WITH inserted AS (
   INSERT INTO events (tenant, event_id, type, occurred_at, received_at, source, rep_id, contact_id, payload)
   SELECT tenant, event_id, type, occurred_at, received_at, source, rep_id, contact_id, payload::jsonb
@@ -82,6 +63,20 @@ WITH inserted AS (
 )
 SELECT s.i FROM {STAGE_TABLE} s
 WHERE NOT EXISTS (SELECT 1 FROM inserted n WHERE n.tenant = s.tenant AND n.event_id = s.event_id)
+"""
+ARCHIVE_UPDATES = """
+INSERT INTO crm_updates (tenant, update_id, source, entity, entity_id, property, value, occurred_at,
+                         received_at, alias_kind, alias_value, rep_id)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                     $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[], $12::text[])
+ORDER BY 1, 2
+ON CONFLICT (tenant, update_id) DO NOTHING
+RETURNING tenant, update_id
+"""
+ARCHIVED_UPDATES = """
+SELECT tenant, update_id, source, entity, entity_id, property, value, occurred_at, received_at,
+       alias_kind, alias_value, rep_id
+FROM crm_updates WHERE tenant = $1
 """
 
 RESOLVE_ALIASES = """
@@ -108,13 +103,6 @@ ORDER BY u.tenant, u.rep_id
 ON CONFLICT (tenant, rep_id) DO NOTHING
 """
 
-UPSERT_WATERMARKS = """
-INSERT INTO tenant_watermarks AS w (tenant, as_of, events_folded)
-SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::bigint[])
-ON CONFLICT (tenant) DO UPDATE
-SET as_of = greatest(w.as_of, EXCLUDED.as_of), events_folded = w.events_folded + EXCLUDED.events_folded
-"""
-
 SAVE_OFFSETS = """
 INSERT INTO consumer_offsets AS o (consumer_group, topic, partition, next_offset)
 SELECT $1, $2, p, n FROM unnest($3::int[], $4::bigint[]) AS u(p, n)
@@ -128,14 +116,9 @@ WHERE consumer_group = $1 AND topic = $2 AND partition = any($3::int[])
 """
 
 
-@dataclass(frozen=True)
-class BatchResult:
-    folded: list[Event]  # the events this batch archived and counted
-    duplicates: int  # deliveries of events archived before or earlier in the same batch
-    registered_reps: int
-
-
 class Store:
+    """The pool of one aggregator (or `salesloop replay-failed`) and the consumer group it commits for."""
+
     def __init__(self, pool: asyncpg.Pool, consumer_group: str, topic: str) -> None:
         self._pool = pool
         self.consumer_group = consumer_group
@@ -151,7 +134,7 @@ class Store:
             timeout=5,
             command_timeout=60,
             server_settings={"application_name": APPLICATION_NAME},
-            init=_prepare_connection,
+            init=prepare_connection,
         )
         return cls(pool, settings.consumer_group, settings.events_topic)
 
@@ -172,100 +155,118 @@ class Store:
             rows = await conn.fetch(LOAD_OFFSETS, self.consumer_group, self.topic, sorted(partitions))
         return {r["partition"]: r["next_offset"] for r in rows}
 
-    async def commit_batch(
-        self,
-        events: Sequence[Event],
-        offsets: Mapping[int, int],
-        updates: Sequence[CrmUpdate] = (),
-        also: Callable[[asyncpg.Connection], Awaitable[object]] | None = None,
-    ) -> BatchResult:
-        """Archive, fold and store one batch and its next offsets in one transaction.
-
-        `offsets` maps every partition of the batch to its next offset, including partitions whose
-        messages were all skipped. Of several deliveries of one event in the batch the first counts.
-        `updates` are the batch's CRM entity updates, archived (and deduplicated) like events.
-        `also` writes more rows in the same transaction (the batch's dead letters).
-        """
-        unique = distinct(events)
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", REBUILD_LOCK_KEY)
-            await _resolve_aliases(conn, unique)
-            new = await _archive(conn, unique)
-            zone_of, unknown_reps = await _zones(conn, new)
-            registered = 0
-            if unknown_reps:
-                status = await conn.execute(REGISTER_REPS, *_columns(unknown_reps, 2))
-                registered = int(status.rsplit(" ", 1)[-1])  # "INSERT 0 <rows>"
-            new_updates = await archive_updates(conn, updates) if updates else []
-            deltas = fold(new, zone_of)
-            for state in STATE_FOLDS:
-                extra = await state.apply(conn, new, zone_of, new_updates)
-                if extra is not None:
-                    deltas.merge(extra)
-            await _write_deltas(conn, deltas)
-            if also is not None:
-                await also(conn)
-            parts = sorted(offsets)
-            await conn.execute(
-                SAVE_OFFSETS, self.consumer_group, self.topic, parts, [offsets[p] for p in parts]
-            )
-        return BatchResult(new, len(events) - len(new), registered)
+            yield conn
+
+    async def save_offsets(self, conn: asyncpg.Connection, offsets: dict[int, int]) -> None:
+        parts = sorted(offsets)
+        await conn.execute(SAVE_OFFSETS, self.consumer_group, self.topic, parts, [offsets[p] for p in parts])
 
 
-async def _prepare_connection(conn: asyncpg.Connection) -> None:
+async def prepare_connection(conn: asyncpg.Connection) -> None:
     await conn.execute(CREATE_STAGE)
 
 
-async def _resolve_aliases(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
-    """Vendor events without a rep_id but with a known vendor identity get the rep it belongs to."""
-    wanted = [(i, e.tenant, *e.rep_alias) for i, e in enumerate(events) if e.rep_id is None and e.rep_alias]
+def columns(rows: Sequence[Sequence[Any]], width: int = 0) -> list[list[Any]]:
+    """Rows -> one list per column, the shape `unnest($1::t[], ...)` takes (`width` empty ones if none)."""
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(c) for c in zip(*rows, strict=True)]
+
+
+def affected(status: str) -> int:
+    """The row count of a command status such as "INSERT 0 <rows>" or "UPDATE <rows>"."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def share_rebuild_lock(conn: asyncpg.Connection) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", REBUILD_LOCK_KEY)
+
+
+async def take_rebuild_lock(conn: asyncpg.Connection) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", REBUILD_LOCK_KEY)
+
+
+class Aliased(Protocol):
+    """An event or CRM update that may name a vendor identity (`rep_alias`) instead of a rep."""
+
+    tenant: str
+    rep_alias: tuple[str, str] | None
+    rep_id: str | None
+
+
+async def resolve_aliases(conn: asyncpg.Connection, items: Sequence[Aliased]) -> None:
+    """Give every item without a rep but with a known vendor identity the rep it belongs to (SPEC 4)."""
+    wanted = [(i, x.tenant, *x.rep_alias) for i, x in enumerate(items) if x.rep_id is None and x.rep_alias]
     if not wanted:
         return
-    for row in await conn.fetch(RESOLVE_ALIASES, *_columns(wanted, 4)):
-        events[row["i"]].rep_id = row["rep_id"]
+    for row in await conn.fetch(RESOLVE_ALIASES, *columns(wanted)):
+        items[row["i"]].rep_id = row["rep_id"]
 
 
-async def _archive(conn: asyncpg.Connection, events: Sequence[Event]) -> list[Event]:
+async def archive_events(conn: asyncpg.Connection, events: Sequence[Event]) -> list[Event]:
     """Insert into the archive; returns the events it did not have yet, in stream order."""
     if not events:
         return []
-    await conn.copy_records_to_table(STAGE_TABLE, records=map(_archive_row, range(len(events)), events))
-    known = {r[0] for r in await conn.fetch(ARCHIVE)}
+    await conn.copy_records_to_table(STAGE_TABLE, records=map(_event_row, range(len(events)), events))
+    known = {r[0] for r in await conn.fetch(ARCHIVE_EVENTS)}
     if not known:
         return list(events)
     return [e for i, e in enumerate(events) if i not in known]
 
 
-def _archive_row(i: int, e: Event) -> tuple[Any, ...]:
-    return (
-        i,
-        e.tenant,
-        e.event_id,
-        e.type,
-        e.occurred_at,
-        e.received_at,
-        e.source,
-        e.rep_id,
-        e.contact_id,
-        e.payload,
-    )
+def _event_row(i: int, e: Event) -> tuple[Any, ...]:
+    return (i, e.tenant, e.event_id, e.type, e.occurred_at, e.received_at, e.source, e.rep_id, e.contact_id,
+            e.payload)  # fmt: skip
 
 
-async def _zones(conn: asyncpg.Connection, events: Sequence[Event]) -> tuple[ZoneOf, list[tuple[str, str]]]:
-    """The fold's timezone lookup for these events, and the reps they name that do not exist yet."""
-    pairs = list({(e.tenant, e.rep_id) for e in events} | {(e.tenant, None) for e in events})
-    rep_zones: dict[tuple[str, str | None], ZoneInfo] = {}
+async def archive_updates(conn: asyncpg.Connection, updates: Sequence[CrmUpdate]) -> list[CrmUpdate]:
+    """Insert distinct updates into `crm_updates`; returns those it did not have yet, in stream order."""
+    if not updates:
+        return []
+    rows = [
+        (u.tenant, u.update_id, u.source, u.entity, u.entity_id, u.property, u.value, u.occurred_at,
+         u.received_at, *(u.rep_alias or (None, None)), u.rep_id)
+        for u in updates
+    ]  # fmt: skip
+    new = {(r["tenant"], r["update_id"]) for r in await conn.fetch(ARCHIVE_UPDATES, *columns(rows))}
+    return [u for u in updates if (u.tenant, u.update_id) in new]
+
+
+def archived_update(row: asyncpg.Record) -> CrmUpdate:
+    """An update as read back from `crm_updates` (ARCHIVED_UPDATES) for a rebuild."""
+    alias = (row["alias_kind"], row["alias_value"]) if row["alias_kind"] is not None else None
+    return CrmUpdate(
+        row["tenant"], row["update_id"], row["source"], row["entity"], row["entity_id"], row["property"],
+        row["value"], row["occurred_at"], row["received_at"], alias, row["rep_id"],
+    )  # fmt: skip
+
+
+class Zones:
+    """The timezone of reps and tenants as the fold asks for them (`zone_of`), and the reps asked
+    about that do not exist yet."""
+
+    def __init__(self, found: dict[tuple[str, str | None], ZoneInfo], unknown: list[tuple[str, str]]) -> None:
+        self._found = found
+        self.unknown = unknown
+
+    def zone_of(self, tenant: str, rep_id: str | None) -> ZoneInfo:
+        return self._found.get((tenant, rep_id)) or self._found.get((tenant, None)) or UTC
+
+
+async def zones(conn: asyncpg.Connection, pairs: Iterable[tuple[str, str | None]]) -> Zones:
+    """Look up (tenant, rep_id) pairs; rep_id None asks for the tenant's own timezone."""
+    asked = list(pairs)
+    found: dict[tuple[str, str | None], ZoneInfo] = {}
     unknown: list[tuple[str, str]] = []
-    if pairs:
-        for row in await conn.fetch(ZONES, *_columns(pairs, 2)):
-            rep_zones[(row["tenant"], row["rep_id"])] = _zone(row["timezone"])
+    if asked:
+        for row in await conn.fetch(ZONES, *columns(asked)):
+            found[(row["tenant"], row["rep_id"])] = _zone(row["timezone"])
             if row["rep_id"] is not None and not row["known"]:
                 unknown.append((row["tenant"], row["rep_id"]))
-
-    def zone_of(tenant: str, rep_id: str | None) -> ZoneInfo:
-        return rep_zones.get((tenant, rep_id)) or rep_zones.get((tenant, None)) or UTC
-
-    return zone_of, sorted(unknown)
+    return Zones(found, sorted(unknown))
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -276,20 +277,8 @@ def _zone(name: str) -> ZoneInfo:
         return UTC
 
 
-async def _write_deltas(conn: asyncpg.Connection, deltas: Deltas) -> None:
-    rep_rows = deltas.rep_rows()
-    if rep_rows:
-        await conn.execute(UPSERT_REP, *_columns(rep_rows, 3 + len(REP_COUNTERS)))
-    channel_rows = deltas.channel_rows()
-    if channel_rows:
-        await conn.execute(UPSERT_CHANNEL, *_columns(channel_rows, 3 + len(CHANNEL_COUNTERS)))
-    marks = deltas.watermark_rows()
-    if marks:
-        await conn.execute(UPSERT_WATERMARKS, *_columns(marks, 3))
-
-
-def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
-    """Rows -> one list per column, the shape `unnest($1::t[], ...)` takes."""
-    if not rows:
-        return [[] for _ in range(width)]
-    return [list(c) for c in zip(*rows, strict=True)]
+async def register_reps(conn: asyncpg.Connection, reps: Sequence[tuple[str, str]]) -> int:
+    """Register the (tenant, rep_id) pairs as reps (sorted: lock order); returns how many were new."""
+    if not reps:
+        return 0
+    return affected(await conn.execute(REGISTER_REPS, *columns(reps)))

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.aggregator.commit import commit_batch
 from services.aggregator.store import Store
 from services.core.events import SCHEMA_HEADER
 from services.core.wire import Event, decode
@@ -53,11 +54,11 @@ async def test_a_batch_is_counted_once_however_often_it_is_committed(
     events = make_events(300, t.slug, ["r1", "r2", None], seed=1)
     batch = decoded(events, t.slug)
 
-    first = await store.commit_batch(batch[:200], {0: 200})
+    first = await commit_batch(store, batch[:200], {0: 200})
     assert (len(first.folded), first.duplicates, first.registered_reps) == (200, 0, 2)
-    again = await store.commit_batch(batch + batch[250:260], {0: 300, 1: 7})  # twice within the batch too
+    again = await commit_batch(store, batch + batch[250:260], {0: 300, 1: 7})  # twice within the batch too
     assert (len(again.folded), again.duplicates) == (100, 210)
-    redelivered = await store.commit_batch(batch[50:80], {0: 300})
+    redelivered = await commit_batch(store, batch[50:80], {0: 300})
     assert (len(redelivered.folded), redelivered.duplicates) == (0, 30)
 
     await assert_rollups_match(engine, events, tenant)
@@ -83,7 +84,7 @@ async def test_unknown_reps_are_registered_in_the_tenant_timezone_and_known_reps
         ],
         t.slug,
     )
-    result = await store.commit_batch(batch, {0: 2})
+    result = await commit_batch(store, batch, {0: 2})
     assert result.registered_reps == 1
 
     reps = await sql(
@@ -117,7 +118,7 @@ async def test_vendor_identities_resolve_to_reps_through_aliases(
         ],
         t.slug,
     )  # fmt: skip
-    await store.commit_batch(batch, {0: 2})
+    await commit_batch(store, batch, {0: 2})
     rows = await sql(engine, "SELECT rep_id, revenue_won FROM rollup_rep_daily WHERE tenant = :t", t=t.slug)
     assert [tuple(r) for r in rows] == [("r9", 10)]
     archived = await sql(engine, "SELECT event_id, rep_id FROM events WHERE tenant = :t ORDER BY 1", t=t.slug)
@@ -132,7 +133,7 @@ async def test_events_of_an_unknown_tenant_are_archived_and_folded_in_utc(
         [{"event_id": "x", "type": "email.sent", "occurred_at": "2026-11-02T23:30:00-05:00", "rep_id": "r1"}],
         slug,
     )
-    result = await store.commit_batch(batch, {0: 1})
+    result = await commit_batch(store, batch, {0: 1})
     assert len(result.folded) == 1
     assert result.registered_reps == 0
     days = await sql(engine, "SELECT day FROM rollup_rep_daily WHERE tenant = :t", t=slug)
@@ -154,10 +155,10 @@ async def test_concurrent_batches_over_the_same_rows_neither_deadlock_nor_double
         async def consumer(store: Store, partition: int) -> None:
             for _ in range(5):
                 sample = rnd.sample(events, 150)
-                await store.commit_batch(decoded(sample, t.slug), {partition: 1})
+                await commit_batch(store, decoded(sample, t.slug), {partition: 1})
 
         await asyncio.wait_for(asyncio.gather(*(consumer(s, i) for i, s in enumerate(stores))), 60)
-        await stores[0].commit_batch(decoded(events, t.slug), {9: 1})  # whatever was not sampled yet
+        await commit_batch(stores[0], decoded(events, t.slug), {9: 1})  # whatever was not sampled yet
     finally:
         for s in stores:
             await s.close()
@@ -181,7 +182,7 @@ async def test_rows_written_alongside_a_batch_commit_and_roll_back_with_it(
         raise RuntimeError("the batch fails after its dead letters were written")
 
     with pytest.raises(RuntimeError):
-        await store.commit_batch(batch, {0: 20}, also=then_fail)
+        await commit_batch(store, batch, {0: 20}, also=then_fail)
     assert await sql(engine, "SELECT 1 FROM failed_events WHERE topic = :m", m=marker) == []
     assert await sql(engine, "SELECT 1 FROM events WHERE tenant = :t", t=t.slug) == []
     assert await store.load_offsets([0]) == {}
@@ -189,6 +190,6 @@ async def test_rows_written_alongside_a_batch_commit_and_roll_back_with_it(
     async def write(conn: Any) -> None:
         await conn.execute(insert, t.slug, marker)
 
-    await store.commit_batch(batch, {0: 20}, also=write)
+    await commit_batch(store, batch, {0: 20}, also=write)
     assert len(await sql(engine, "SELECT 1 FROM failed_events WHERE topic = :m", m=marker)) == 1
     assert await store.load_offsets([0]) == {0: 20}

@@ -20,7 +20,7 @@ from services.aggregator.rebuild import DERIVED_TABLES, rebuild
 from services.core.crm import CrmUpdate
 from services.core.events import SCHEMA_HEADER
 from services.core.wire import Event, decode
-from tests.aggregator.state.support import (
+from tests.aggregator.folds.support import (
     add_alias,
     channel_rollups,
     commit,
@@ -30,7 +30,7 @@ from tests.aggregator.state.support import (
     table,
     update,
 )
-from tests.aggregator.state.test_crm import OWNERS, REPS, scenario
+from tests.aggregator.folds.test_crm import OWNERS, REPS, scenario
 from tests.aggregator.streams import make_events
 from tests.api.factories import api_client, bearer
 from tests.conftest import Stack

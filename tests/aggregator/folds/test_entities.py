@@ -6,7 +6,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from services.aggregator.entities import (
+from services.aggregator.fold import Deltas
+from services.aggregator.folds.crm import (
     Attributed,
     Change,
     EntityState,
@@ -14,7 +15,6 @@ from services.aggregator.entities import (
     difference,
     load_contribution,
 )
-from services.aggregator.fold import Deltas
 
 at = datetime.fromisoformat
 NY = ZoneInfo("America/New_York")

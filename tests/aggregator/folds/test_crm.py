@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from services.core.crm import CrmUpdate
 from services.core.wire import Event
-from tests.aggregator.state.support import (
+from tests.aggregator.folds.support import (
     channel_rollups,
     commit,
     event,

@@ -1,4 +1,4 @@
-"""The leads fold's SQL: `leads`, one row per contact that is a lead (the pure part: folds/leads.py).
+"""The leads fold's SQL: `leads`, one row per contact that is a lead (the pure part: leads.py).
 
 Touches of a contact without a row write nothing: the archive remembers them for the day the contact
 becomes a lead. `earliest_touch_at` and `latest_touch_at` are no longer kept (new rows leave them NULL).
@@ -17,11 +17,10 @@ queue on the tenant's watermark row later in the same transaction, so this moves
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import asyncpg
 
-from services.aggregator.fold import Deltas, ZoneOf
+from services.aggregator.fold import Deltas, FoldInput
 from services.aggregator.folds.leads import (
     TOUCH_TYPES,
     Contact,
@@ -33,9 +32,9 @@ from services.aggregator.folds.leads import (
     lead_row,
     resolve_first_touch,
 )
-from services.core.crm import CrmUpdate
-from services.core.wire import Event
+from services.aggregator.store import columns
 
+TABLES = ("leads",)
 _TOUCHES = sorted(TOUCH_TYPES)
 # The two-key advisory lock space, apart from the single-key REBUILD_LOCK_KEY.
 _LOCK_CLASS = 0x1EAD5
@@ -78,21 +77,8 @@ SET ({_COLUMNS}) = (EXCLUDED.created_at, EXCLUDED.created_event_id, EXCLUDED.cha
 """
 
 
-class LeadsFold:
-    name = "leads"
-
-    async def apply(
-        self,
-        conn: asyncpg.Connection,
-        events: Sequence[Event],
-        zone_of: ZoneOf,
-        updates: Sequence[CrmUpdate] = (),
-    ) -> Deltas | None:
-        return await _apply(conn, events, updates)
-
-
-async def _apply(conn: asyncpg.Connection, events: Sequence[Event], updates: Sequence[CrmUpdate]) -> None:
-    found_events, rowed = by_contact(events, updates)
+async def apply(conn: asyncpg.Connection, new: FoldInput) -> Deltas | None:
+    found_events, rowed = by_contact(new.events, new.updates)
     if not found_events:
         return None
     keys = sorted(found_events)
@@ -155,8 +141,3 @@ async def _crm_channels(conn: asyncpg.Connection, leads: Sequence[Lead]) -> dict
         return {}
     rows = await conn.fetch(CRM_CHANNELS, *columns([(lead.tenant, lead.contact_id) for lead in leads]))
     return {(r["tenant"], r["contact_id"]): r["channel"] for r in rows if r["channel"] is not None}
-
-
-def columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
-    """Rows -> one list per column, the shape `unnest($1::t[], ...)` takes."""
-    return [list(c) for c in zip(*rows, strict=True)]

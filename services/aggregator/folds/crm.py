@@ -1,7 +1,9 @@
-"""CRM entity state and what one deal or contact contributes to the rollups. Pure: no I/O, no clock.
+"""The CRM fold, pure part: entity state and what one deal or contact contributes to the rollups and
+to `deal_facts`. No I/O, no clock (its SQL: crm_sql.py).
 
-HubSpot reports a deal's owner, amount and contact as separate property changes and its creation and
-win as events without rep or amount, all in any order. An entity's state is the set of its property
+A CRM whose events ingest marks `attribution: crm_entity` (HubSpot today, see services/core/crm.py)
+reports a deal's owner, amount and contact as separate property changes and its creation and win as
+events without rep or amount, all in any order. An entity's state is the set of its property
 changes and of the events attributed through it; its contribution to the rollups is a function of
 that set alone:
 
@@ -29,10 +31,10 @@ from typing import Any
 import orjson
 
 from services.aggregator.fold import Deltas, ZoneOf, fold
+from services.aggregator.folds.deals import FACT_TYPES
 from services.core.crm import CrmUpdate, amount_value
+from services.core.events import Channel, EventType, Source
 from services.core.wire import Event
-
-FACT_TYPES = frozenset({"deal.created", "deal.won", "deal.lost"})
 
 # (event_id, type, deal_id, contact_id, rep_id, channel, amount, occurred_at): a `deal_facts` row.
 Fact = tuple[str, str, str, str | None, str | None, str | None, Decimal | None, datetime]
@@ -61,21 +63,21 @@ class Attributed:
     has none (e.g. a deal without any owner change)."""
 
     event_id: str
-    type: str
+    type: EventType
     occurred_at: datetime
     received_at: datetime
-    source: str
+    source: Source
     rep_id: str | None
     contact_id: str | None
-    channel: str | None
+    channel: Channel | None
     amount: Decimal | None
     stage: str | None
 
     @classmethod
     def of(cls, e: Event) -> Attributed:
         return cls(
-            e.event_id, e.type, e.occurred_at, e.received_at, e.source, e.rep_id, e.contact_id, e.channel,
-            e.amount, e.stage,
+            e.event_id, EventType(e.type), e.occurred_at, e.received_at, Source(e.source), e.rep_id,
+            e.contact_id, _channel(e.channel), e.amount, e.stage,
         )  # fmt: skip
 
     def row(self) -> list[Any]:
@@ -85,8 +87,9 @@ class Attributed:
     def from_row(cls, row: list[Any]) -> Attributed:
         eid, type_, at, received, source, rep_id, contact, channel, amount, stage = row
         return cls(
-            eid, type_, datetime.fromisoformat(at), datetime.fromisoformat(received), source, rep_id, contact,
-            channel, None if amount is None else Decimal(amount), stage,
+            eid, EventType(type_), datetime.fromisoformat(at), datetime.fromisoformat(received),
+            Source(source), rep_id, contact, _channel(channel), None if amount is None else Decimal(amount),
+            stage,
         )  # fmt: skip
 
 
@@ -153,7 +156,7 @@ class EntityState:
     def attributed(self) -> list[Event]:
         """The entity's events with rep, amount and channel as the entity's state says."""
         has_amount, amount = self.amount()
-        channel = self.value("channel") if self.entity == "contact" else None
+        channel = _channel(self.value("channel")) if self.entity == "contact" else None
         contact = self.value("contact") if self.entity == "deal" else self.entity_id
         out = []
         for a in sorted(self.events.values(), key=lambda a: (a.occurred_at, a.event_id)):
@@ -204,6 +207,40 @@ class EntityState:
         return state
 
 
+Key = tuple[str, str, str]  # tenant, entity, entity_id
+
+
+def zone_pairs(states: Iterable[EntityState]) -> list[tuple[str, str | None]]:
+    """The (tenant, rep) pairs whose timezone the entities' contributions need: every rep an owner
+    resolved to, and each tenant's own (rep None)."""
+    pairs: set[tuple[str, str | None]] = set()
+    for state in states:
+        pairs.add((state.tenant, None))
+        pairs.update((state.tenant, c.rep_id) for c in state.changes.values() if c.rep_id is not None)
+    return sorted(pairs, key=lambda p: (p[0], p[1] or ""))
+
+
+def settle(
+    states: dict[Key, EntityState], stored: dict[Key, Deltas], zone_of: ZoneOf
+) -> tuple[Deltas, list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """What the changed entities add to the rollups (`after - before`), their `crm_entities` rows and
+    their `deal_facts` rows (tenant first), all in key order."""
+    deltas = Deltas()
+    saved: list[tuple[Any, ...]] = []
+    facts: list[tuple[Any, ...]] = []
+    for key in sorted(states):
+        state = states[key]
+        contribution = state.contribution(zone_of)
+        deltas.merge(difference(contribution, stored[key]))
+        s = state.snapshot()
+        saved.append(
+            (*key, s.owner, s.rep_id, s.amount, s.contact_id, s.channel, s.stage, s.lifecycle_stage,
+             state.history_json(), state.events_json(), contribution_json(contribution))
+        )  # fmt: skip
+        facts.extend((key[0], *fact) for fact in state.facts())
+    return deltas, saved, sorted(facts, key=lambda f: (f[0], f[1]))
+
+
 def difference(after: Deltas, before: Deltas) -> Deltas:
     """`after - before` for the rollups, without rows that come out all zero."""
     out = Deltas()
@@ -230,6 +267,10 @@ def load_contribution(tenant: str, text: str) -> Deltas:
         rep={(tenant, r, date.fromisoformat(d)): _numbers(v) for r, d, v in data.get("rep", [])},
         channel={(tenant, c, date.fromisoformat(d)): _numbers(v) for c, d, v in data.get("channel", [])},
     )
+
+
+def _channel(value: str | None) -> Channel | None:
+    return None if value is None else Channel(value)
 
 
 def _order(c: Change) -> tuple[datetime, str]:

@@ -14,7 +14,7 @@ from services.core import crm
 from services.core.crm import CrmUpdate
 from services.core.events import SCHEMA_HEADER, RepAlias, Source
 from services.core.wire import Event, Malformed, decode, decode_message
-from tests.aggregator.state.support import VendorUpdate, event
+from tests.aggregator.folds.support import VendorUpdate, event
 
 RECEIVED = datetime(2026, 11, 2, 12, 0, 5, tzinfo=UTC)
 OWNER = VendorUpdate(

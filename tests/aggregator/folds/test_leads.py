@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.core.wire import Event
-from tests.aggregator.state.support import commit, event, new_tenant, table
+from tests.aggregator.folds.support import commit, event, new_tenant, table
 
 at = datetime.fromisoformat
 LEAD_COLUMNS = (

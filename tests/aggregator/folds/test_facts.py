@@ -10,9 +10,10 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
+from services.aggregator.commit import commit_batch
 from services.aggregator.store import Store
 from services.core.wire import Event
-from tests.aggregator.state.support import add_alias, event, new_tenant, table
+from tests.aggregator.folds.support import add_alias, event, new_tenant, table
 from tests.conftest import Stack
 
 at = datetime.fromisoformat
@@ -37,8 +38,8 @@ async def test_deal_events_become_facts_with_their_own_channel_rep_contact_and_a
         event(t, "deal.lost", "2026-11-04T10:00:00Z", rep_id="r2", event_id="c"),
         event(t, "deal.stage_changed", "2026-11-04T11:00:00Z", rep_id="r2", stage="proposal", event_id="d"),
     ]  # fmt: skip
-    await store.commit_batch(batch + batch[:2], {0: 6})
-    await store.commit_batch(batch, {0: 10})  # redelivered
+    await commit_batch(store, batch + batch[:2], {0: 6})
+    await commit_batch(store, batch, {0: 10})  # redelivered
     facts = await table(
         pool,
         "deal_facts",
@@ -69,8 +70,8 @@ async def test_every_certification_is_an_attempt(store: Store, pool: asyncpg.Poo
         event(t, "training.certification", "2026-11-09T11:00:00Z", rep_id="r2", module="demo",
               passed=True, event_id="x3"),
     ]  # fmt: skip
-    await store.commit_batch(batch, {0: 3})
-    await store.commit_batch(batch[1:], {0: 5})
+    await commit_batch(store, batch, {0: 3})
+    await commit_batch(store, batch[1:], {0: 5})
     attempts = await table(
         pool, "certification_attempts", t, "event_id", "rep_id", "module", "score", "passed", "occurred_at"
     )
@@ -100,8 +101,8 @@ async def test_vendor_events_of_unknown_identities_are_unassigned_and_listed(
         event(t, "email.sent", "2026-11-04T09:00:00Z", source="sendgrid", event_id="m1",
               rep_alias={"kind": "email", "value": "ann@example.com"}),
     ]  # fmt: skip
-    await store.commit_batch(batch, {0: 5})
-    await store.commit_batch([call("u3", "2026-11-05T09:00:00Z", phone), batch[0]], {0: 7})
+    await commit_batch(store, batch, {0: 5})
+    await commit_batch(store, [call("u3", "2026-11-05T09:00:00Z", phone), batch[0]], {0: 7})
 
     quality = await table(
         pool, "data_quality", t, "source", "alias_kind", "alias_value", "events", "first_seen", "last_seen"

@@ -12,11 +12,8 @@ from typing import Any
 import asyncpg
 import orjson
 
-from services.aggregator.crm import archive_updates
-from services.aggregator.fold import distinct
-from services.aggregator.rebuild import refold
-from services.aggregator.states import REBUILD_LOCK_KEY
-from services.aggregator.store import _archive, _resolve_aliases
+from services.aggregator.commit import commit_batch
+from services.aggregator.store import Store
 from services.core import crm
 from services.core.crm import CrmUpdate
 from services.core.events import SCHEMA_HEADER, RepAlias, Source
@@ -114,13 +111,8 @@ async def add_alias(conn: asyncpg.Connection, tenant: str, kind: str, value: str
 
 
 async def commit(pool: asyncpg.Pool, events: Sequence[Event], updates: Sequence[CrmUpdate] = ()) -> None:
-    """One batch transaction as the store runs it, with the batch's CRM updates archived beside its events."""
-    unique = distinct(events)
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", REBUILD_LOCK_KEY)
-        await _resolve_aliases(conn, unique)
-        new = await _archive(conn, unique)
-        await refold(conn, new, await archive_updates(conn, updates))
+    """One batch transaction as the consumer runs it (without offsets), its CRM updates beside its events."""
+    await commit_batch(Store(pool, "state-tests", "t"), events, {}, updates)
 
 
 def _nonzero(names: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
