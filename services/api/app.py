@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.util
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
-from fastapi import APIRouter, FastAPI
-from fastapi.responses import PlainTextResponse, Response
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import SQLAlchemyError
 
-from services.api.deps import EngineDep, error_responses
-from services.api.reads import AnswerCache, ReadPool, Reads
+from services.api.coaching.routes import router as coaching
+from services.api.demand.routes import router as demand
+from services.api.hiring.routes import router as hiring
+from services.api.kit.errors import Conflict, DomainError, InvalidInput, NotFound
+from services.api.kit.reads import AnswerCache, ReadPool, Reads
+from services.api.kit.routing import EngineDep, error_responses
+from services.api.quality.routes import router as quality
+from services.api.reps.routes import router as reps
+from services.api.training.routes import router as training
 from services.core.auth import Directory
 from services.core.db import create_engine
-from services.core.http import NO_TELEMETRY, ApiError, RejectNul, install_error_handlers, serve
+from services.core.http import NO_TELEMETRY, ApiError, RejectNul, error_body, install_error_handlers, serve
 from services.core.observability import (
     RequestMetrics,
     RequestMetricsMiddleware,
@@ -35,9 +40,9 @@ HTTP = RequestMetrics("api")
 
 READY_TIMEOUT_S = 2.0
 
-# Consumer domains, each a package whose `routes` module exposes `router`. A domain not (yet)
-# deployed is skipped; one that exists but fails to import stops the service.
-DOMAINS = ("reps", "coaching", "hiring", "training", "demand", "quality")
+# The status of each kind of domain error (services/api/kit/errors.py); a DomainError of no listed
+# kind is a bug, answered 500 by the catch-all handler.
+STATUS: dict[type[DomainError], int] = {NotFound: 404, Conflict: 409, InvalidInput: 422}
 
 
 class Health(BaseModel):
@@ -90,17 +95,11 @@ async def metrics() -> Response:
     return metrics_response()
 
 
-def domain_routers() -> list[APIRouter]:
-    routers = []
-    for domain in DOMAINS:
-        package = f"services.api.{domain}"
-        if importlib.util.find_spec(package) is None or importlib.util.find_spec(f"{package}.routes") is None:
-            continue
-        router = importlib.import_module(f"{package}.routes").router
-        if not isinstance(router, APIRouter):
-            raise TypeError(f"{package}.routes.router is not an APIRouter")
-        routers.append(router)
-    return routers
+async def domain_error(_: Request, exc: Exception) -> JSONResponse:
+    """A domain error as the API's JSON error body, with the status of its kind."""
+    assert isinstance(exc, DomainError)
+    status = next(STATUS[kind] for kind in type(exc).__mro__ if kind in STATUS)
+    return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=status)
 
 
 def _version() -> str:
@@ -138,11 +137,17 @@ def create_app(settings: Settings) -> FastAPI:
         telemetry=NO_TELEMETRY,
     )
     install_error_handlers(app)
+    app.add_exception_handler(DomainError, domain_error)
     app.add_middleware(RequestMetricsMiddleware, request_metrics=HTTP)
     app.add_middleware(RejectNul)
     app.include_router(health)
-    for router in domain_routers():
-        app.include_router(router)
+    # The consumer domains, in the order the OpenAPI document lists them.
+    app.include_router(reps)
+    app.include_router(coaching)
+    app.include_router(hiring)
+    app.include_router(training)
+    app.include_router(demand)
+    app.include_router(quality)
     return app
 
 

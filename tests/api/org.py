@@ -18,7 +18,7 @@ from services.core.settings import DEV_SECRET_KEY
 from services.core.tenancy import set_secret
 from tests.conftest import Services
 from tests.factories import TenantCtx, TenantFactory
-from tests.system.test_pipeline import wait_folded
+from tests.support import wait_folded
 
 BATCH = 500
 AIRCALL_TOKEN = "aircall-token-for-tests"

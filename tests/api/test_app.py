@@ -5,24 +5,16 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from devstack.embedded import ServiceProcess, free_port
 from services.api.app import create_app
-from tests.api.factories import RollupFactory, api_client, bearer
+from tests.api.factories import RollupFactory, bearer
 from tests.conftest import Stack
 from tests.factories import TenantFactory
-
-
-@pytest.fixture(scope="module")
-async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(stack) as c:
-        yield c
 
 
 async def test_health(client: httpx.AsyncClient) -> None:

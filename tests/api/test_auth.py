@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import date
 
 import httpx
@@ -10,22 +9,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.tenancy import create_key, revoke_key
-from tests.api.factories import RollupFactory, api_client, bearer
-from tests.conftest import Stack
+from tests.api.factories import RollupFactory, bearer
 from tests.factories import TenantFactory
 
 OCT = {"from": "2026-10-01", "to": "2026-10-30"}
-
-
-@pytest.fixture(scope="module")
-async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(stack) as c:
-        yield c
-
-
-@pytest.fixture
-def rollups(engine: AsyncEngine) -> RollupFactory:
-    return RollupFactory(engine)
 
 
 def assert_401(r: httpx.Response) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from scipy import stats
@@ -172,7 +173,13 @@ async def test_scorecard_refusals(org: Org, engine: AsyncEngine) -> None:
     details = r.json()["error"]["details"]
     assert sorted(d["field"] for d in details) == ["traits", "traits.coachability", "traits.work_ethic"]
     assert next(d for d in details if d["field"] == "traits")["reason"].startswith("trait name 'Curiosity'")
-    for body in ({"traits": {}}, {"traits": {"coachability": True}}, {"traits": "8"}, {"scores": {}}):
+    bodies: list[dict[str, Any]] = [
+        {"traits": {}},
+        {"traits": {"coachability": True}},
+        {"traits": "8"},
+        {"scores": {}},
+    ]
+    for body in bodies:
         r = await org.request("PUT", "/v1/hiring/scorecards/r01", json=body)
         assert r.status_code == 422, (body, r.text)
     # Refused writes changed nothing.

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from services.api.reps.service import metrics_from_sums, ratio
+from services.api.kit.sums import metrics_from_sums, ratio
 
 SUMS: dict[str, int | Decimal] = {
     "dials": 40,

@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.api.windows import Window, WindowSpec
-from tests.api.factories import RollupFactory, api_client, bearer
-from tests.conftest import Stack
+from services.api.kit.windows import WindowSpec
+from tests.api.factories import RollupFactory, bearer
+from tests.api.window_rule import Window, resolve
 from tests.factories import TenantCtx, TenantFactory
 
 OCT = {"from": "2026-10-01", "to": "2026-10-30"}
 MONTHS_30D = 30 / (365.25 / 12)
-
-
-@pytest.fixture(scope="module")
-async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(stack) as c:
-        yield c
-
-
-@pytest.fixture
-def rollups(engine: AsyncEngine) -> RollupFactory:
-    return RollupFactory(engine)
 
 
 async def get(client: httpx.AsyncClient, t: TenantCtx, url: str, **params: str) -> dict[str, Any]:
@@ -188,7 +175,7 @@ async def test_as_of_is_the_tenants_watermark(
 
 
 def default_window(tz: str, days: int = 30) -> Window:
-    return WindowSpec(days=days).resolve(tz, datetime.now(UTC))
+    return resolve(WindowSpec(days=days), tz, datetime.now(UTC))
 
 
 async def seed_edges(rollups: RollupFactory, tenant: str, rep_id: str, window: Window) -> None:

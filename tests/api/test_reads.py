@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from devstack.embedded import free_port
-from services.api.reads import APPLICATION_NAME, AnswerCache, AnswerKey, ReadPool
+from services.api.kit.reads import APPLICATION_NAME, AnswerCache, AnswerKey, ReadPool
 from services.core.http import ApiError
 from tests.conftest import Stack
 

@@ -3,29 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.reps.schemas import Aliases
 from services.core.events import ALIAS_KINDS
-from tests.api.factories import RollupFactory, api_client, bearer
-from tests.conftest import Stack
+from tests.api.factories import RollupFactory, bearer
 from tests.factories import TenantCtx, TenantFactory
-
-
-@pytest.fixture(scope="module")
-async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(stack) as c:
-        yield c
-
-
-@pytest.fixture
-def rollups(engine: AsyncEngine) -> RollupFactory:
-    return RollupFactory(engine)
 
 
 async def put(client: httpx.AsyncClient, t: TenantCtx, rep_id: str, body: dict[str, Any]) -> httpx.Response:

@@ -1,7 +1,7 @@
 """All SQL of the coaching domain: a peer group's window sums, and the probe that tells whether a
 cached answer still holds.
 
-Reads are single statements on the read pool (services/api/reads.py). The group read returns the
+Reads are single statements on the read pool (services/api/kit/reads.py). The group read returns the
 active reps of the tenant (plus, for one rep's own view, that rep whatever its state), the
 window's bounds, the sums of `rollup_rep_daily` per rep, the watermark and the database snapshot
 it saw. Every rep contributes its own rep-local days between the window's dates.
@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from services.api.reads import ReadPool
-from services.api.reps.queries import AS_OF_SQL, SNAPSHOT_SQL, sums_sql, window_args, window_sql
-from services.api.windows import WindowSpec
+from services.api.kit.reads import ReadPool
+from services.api.kit.snapshot import AS_OF_SQL, SNAPSHOT_SQL
+from services.api.kit.sums import sums_sql
+from services.api.kit.windows import WindowSpec, window_args, window_sql
 
 # The sums a coaching table is built from; `talk_calls` (calls with both talk times) is the sample
 # behind talk_ratio.
@@ -34,7 +35,7 @@ GROUP_COLUMNS: tuple[str, ...] = (
     "revenue_won",
 )
 
-# $1 tenant, $2..$5 the window (reps.queries.window_args), $6 the rep whose timezone the window
+# $1 tenant, $2..$5 the window (kit.windows.window_args), $6 the rep whose timezone the window
 # follows (null: the tenant's), $7 a rep included whether active or not (null: none).
 _ZONE = (
     "(CASE WHEN $6::text IS NULL THEN (SELECT timezone FROM tenants WHERE slug = $1) "

@@ -7,11 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from services.api.auth import CoachingReadKey
 from services.api.coaching import answers, service
 from services.api.coaching.schemas import RepCoachingOut, Scope, TeamCoachingOut
-from services.api.deps import CoachingReadKey, ReadsDep, WindowDep, error_responses
-from services.api.reads import json_response
-from services.api.reps.routes import RepId
+from services.api.kit.reads import json_response
+from services.api.kit.routing import ReadsDep, RepId, WindowDep, error_responses
 
 router = APIRouter(prefix="/v1/coaching", tags=["coaching"])
 
@@ -50,7 +50,13 @@ async def rep_coaching(
     min_sample: MinSample = service.DEFAULT_MIN_SAMPLE,
 ) -> Response:
     body = await answers.rep_coaching(
-        reads, key.tenant, rep_id, scope=scope, min_sample=min_sample, spec=window, now=datetime.now(UTC)
+        reads,
+        tenant=key.tenant,
+        rep_id=rep_id,
+        scope=scope,
+        min_sample=min_sample,
+        spec=window,
+        now=datetime.now(UTC),
     )
     return json_response(body)
 
@@ -76,7 +82,7 @@ async def team_coaching(
 ) -> Response:
     body = await answers.team_coaching(
         reads,
-        key.tenant,
+        tenant=key.tenant,
         scope=scope,
         team=team,
         min_sample=min_sample,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
+
+from services.api.kit.snapshot import AsOf
+from services.api.kit.windows import FromDay, ToDay
 
 Scope = Literal["tenant", "team"]
 
@@ -59,9 +61,9 @@ class RepCoachingOut(BaseModel):
     team: str | None
     scope: Scope
     min_sample: int
-    from_: date = Field(serialization_alias="from", description="First day of the window, inclusive")
-    to: date = Field(description="Last day of the window, inclusive")
-    as_of: datetime | None = Field(description="Newest event time folded for the tenant; null before any")
+    from_: FromDay
+    to: ToDay
+    as_of: AsOf
     metrics: dict[str, StandingOut]
     focus: list[str] = Field(description="At most two metrics to coach on, most negative z first")
 
@@ -92,7 +94,7 @@ class TeamCoachingOut(BaseModel):
     scope: Scope
     team: str | None = Field(description="The team listed, or null for every team of the tenant")
     min_sample: int
-    from_: date = Field(serialization_alias="from", description="First day of the window, inclusive")
-    to: date = Field(description="Last day of the window, inclusive")
-    as_of: datetime | None = Field(description="Newest event time folded for the tenant; null before any")
+    from_: FromDay
+    to: ToDay
+    as_of: AsOf
     reps: list[TeamRepOut]

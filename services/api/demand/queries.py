@@ -1,7 +1,7 @@
 """All SQL of the demand-generation domain: the lead funnel and first-touch deal attribution per
 channel over a window, and marketing spend.
 
-The report is one statement on the read pool (services/api/reads.py): the window, resolved to
+The report is one statement on the read pool (services/api/kit/reads.py): the window, resolved to
 instants once in the tenant's timezone, the lead funnel, the deals and the spend, with the snapshot
 it saw. Nothing here reads the event archive: `leads` and `deal_facts` are kept by the aggregator.
 """
@@ -16,9 +16,9 @@ from sqlalchemy import ColumnElement, func, literal_column
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.api.reads import ReadPool
-from services.api.reps.queries import AS_OF_SQL, SNAPSHOT_SQL, window_args, window_sql
-from services.api.windows import WindowSpec
+from services.api.kit.reads import ReadPool
+from services.api.kit.snapshot import AS_OF_SQL, SNAPSHOT_SQL
+from services.api.kit.windows import WindowSpec, window_args, window_sql
 from services.core.models import ChannelSpend
 
 
@@ -57,7 +57,7 @@ class ChannelData:
     snapshot: str
 
 
-# $1 tenant, $2..$5 the window (reps.queries.window_args). `lo` and `hi` are local midnight of the
+# $1 tenant, $2..$5 the window (kit.windows.window_args). `lo` and `hi` are local midnight of the
 # first day and of the day after the last, as instants; read through scalar subqueries, evaluated
 # once, so that they are index conditions.
 CHANNELS = f"""

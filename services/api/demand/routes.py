@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Response
 
+from services.api.auth import DemandReadKey, DemandWriteKey
 from services.api.demand import service
 from services.api.demand.schemas import ChannelsOut, SpendIn, SpendOut
-from services.api.deps import DemandReadKey, DemandWriteKey, EngineDep, ReadsDep, WindowDep, error_responses
-from services.api.reads import json_response
+from services.api.kit.reads import json_response
+from services.api.kit.routing import EngineDep, ReadsDep, WindowDep, error_responses
 
 router = APIRouter(prefix="/v1/demand", tags=["demand"])
 
@@ -27,7 +28,8 @@ router = APIRouter(prefix="/v1/demand", tags=["demand"])
     responses=error_responses(401, 403, 422),
 )
 async def channels(key: DemandReadKey, window: WindowDep, reads: ReadsDep) -> Response:
-    return json_response(await service.channels(reads, key.tenant, window, datetime.now(UTC)))
+    body = await service.channels(reads, tenant=key.tenant, spec=window, now=datetime.now(UTC))
+    return json_response(body)
 
 
 @router.put(
@@ -39,6 +41,8 @@ async def channels(key: DemandReadKey, window: WindowDep, reads: ReadsDep) -> Re
     responses={201: {"model": SpendOut, "description": "Created"}, **error_responses(400, 401, 403, 422)},
 )
 async def put_spend(key: DemandWriteKey, body: SpendIn, engine: EngineDep, response: Response) -> SpendOut:
-    row, created = await service.put_spend(engine, key.tenant, body.channel.value, body.month, body.amount)
+    spend, created = await service.put_spend(
+        engine, tenant=key.tenant, channel=body.channel.value, month=body.month, amount=body.amount
+    )
     response.status_code = 201 if created else 200
-    return SpendOut(channel=row.channel, month=service.month_key(row.month), amount=float(row.amount))
+    return spend

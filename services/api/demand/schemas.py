@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import re
+from datetime import date
 from decimal import Decimal
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.config import JsonDict
 
-from services.api.demand.service import ChannelStats, parse_month
+from services.api.kit.snapshot import AsOf
+from services.api.kit.windows import FromDay, ToDay
 from services.core.events import Channel
+
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+def parse_month(text: str) -> date:
+    """ "2026-03" -> date(2026, 3, 1); ValueError for anything else."""
+    match = _MONTH.match(text)
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise ValueError("must be a month as YYYY-MM")
+    return date(int(match.group(1)), int(match.group(2)), 1)
+
+
+def month_key(month: date) -> str:
+    return f"{month.year:04d}-{month.month:02d}"
+
 
 CHANNEL_EXAMPLE: JsonDict = {
     "leads": 40,
@@ -46,23 +63,6 @@ class ChannelStatsOut(BaseModel):
     spend: float | None = Field(description="Spend falling in the window (months prorated by day)")
     cac: float | None = Field(description="spend / deals_won; null without spend or deals won")
 
-    @classmethod
-    def of(cls, s: ChannelStats) -> ChannelStatsOut:
-        return cls(
-            leads=s.leads,
-            mqls=s.mqls,
-            sqls=s.sqls,
-            deals_created=s.deals_created,
-            deals_won=s.deals_won,
-            revenue_won=s.revenue_won,
-            lead_to_deal=s.lead_to_deal,
-            lead_to_won=s.lead_to_won,
-            revenue_per_lead=s.revenue_per_lead,
-            speed_to_lead_median_s=s.speed_to_lead_median_s,
-            spend=s.spend,
-            cac=s.cac,
-        )
-
 
 class ChannelsOut(BaseModel):
     model_config = ConfigDict(
@@ -78,17 +78,10 @@ class ChannelsOut(BaseModel):
         }
     )
 
-    from_: date = Field(serialization_alias="from", description="First day of the window, inclusive")
-    to: date = Field(description="Last day of the window, inclusive")
-    as_of: datetime | None = Field(description="Newest event time folded for the tenant; null before any")
+    from_: FromDay
+    to: ToDay
+    as_of: AsOf
     channels: dict[str, ChannelStatsOut]
-
-    @classmethod
-    def of(
-        cls, channels: dict[str, ChannelStats], *, start: date, end: date, as_of: datetime | None
-    ) -> ChannelsOut:
-        out = {name: ChannelStatsOut.of(s) for name, s in channels.items()}
-        return cls(from_=start, to=end, as_of=as_of, channels=out)
 
 
 class SpendIn(BaseModel):

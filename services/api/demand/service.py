@@ -9,26 +9,25 @@ fetch the window's funnel counts and spend (see queries.py).
 from __future__ import annotations
 
 import calendar
-import re
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.demand import queries
-from services.api.deps import rollup_read
-from services.api.reads import AnswerKey, Reads, json_answer
-from services.api.reps.queries import tenant_probe
-from services.api.reps.service import ratio
-from services.api.windows import WindowSpec
-from services.core.http import ApiError
+from services.api.demand.schemas import ChannelsOut, ChannelStatsOut, SpendOut, month_key, parse_month
+from services.api.kit.errors import NotFound
+from services.api.kit.reads import AnswerKey, Reads, model_json, rollup_read
+from services.api.kit.snapshot import answer_key, tenant_probe
+from services.api.kit.sums import ratio
+from services.api.kit.windows import WindowSpec
 
+QUERY = "demand_channels"
 # Leads and deals whose channel is not known are reported under this name rather than dropped.
 UNATTRIBUTED = "unattributed"
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
 @dataclass(frozen=True)
@@ -43,36 +42,18 @@ class ChannelCounts:
     revenue_won: Decimal | float = 0
 
 
-@dataclass(frozen=True)
-class ChannelStats:
-    """One channel of `GET /v1/demand/channels` (SPEC 5.6); `spend` is the window's share of spend."""
-
-    leads: int
-    mqls: int
-    sqls: int
-    deals_created: int
-    deals_won: int
-    revenue_won: float
-    lead_to_deal: float | None
-    lead_to_won: float | None
-    revenue_per_lead: float | None
-    speed_to_lead_median_s: float | None
-    spend: float | None
-    cac: float | None
-
-
 def channel_stats(
     counts: ChannelCounts,
     *,
     spend: Decimal | float | None = None,
     speeds: Sequence[float] = (),
     speed_median_s: float | None = None,
-) -> ChannelStats:
+) -> ChannelStatsOut:
     """The rates of one channel. `speeds`: seconds from lead.created to first touch, one per lead;
     or their median already taken (`speed_median_s`, as the database computes it)."""
     if speed_median_s is None and speeds:
         speed_median_s = float(statistics.median(speeds))
-    return ChannelStats(
+    return ChannelStatsOut(
         leads=counts.leads,
         mqls=counts.mqls,
         sqls=counts.sqls,
@@ -94,7 +75,7 @@ def channels_report(
     spend: Mapping[str, Decimal | float] | None = None,
     speeds: Mapping[str, Sequence[float]] | None = None,
     speed_medians: Mapping[str, float] | None = None,
-) -> dict[str, ChannelStats]:
+) -> dict[str, ChannelStatsOut]:
     """Every channel that has counts, spend or speeds in the window, by channel name."""
     spend = spend or {}
     speeds = speeds or {}
@@ -109,14 +90,6 @@ def channels_report(
         )
         for name in names
     }
-
-
-def parse_month(text: str) -> date:
-    """ "2026-03" -> date(2026, 3, 1); ValueError for anything else."""
-    match = _MONTH.match(text)
-    if not match or not 1 <= int(match.group(2)) <= 12:
-        raise ValueError("must be a month as YYYY-MM")
-    return date(int(match.group(1)), int(match.group(2)), 1)
 
 
 def spend_in_window(monthly: Mapping[str, Decimal | float], start: date, end: date) -> float | None:
@@ -137,11 +110,7 @@ def spend_in_window(monthly: Mapping[str, Decimal | float], start: date, end: da
 # --- reads and writes -----------------------------------------------------------------------------
 
 
-def month_key(month: date) -> str:
-    return f"{month.year:04d}-{month.month:02d}"
-
-
-def report_from(data: queries.ChannelData) -> dict[str, ChannelStats]:
+def report_from(data: queries.ChannelData) -> dict[str, ChannelStatsOut]:
     """The per-channel report from what the database counted; unknown channels as `unattributed`."""
     counts: dict[str, ChannelCounts] = {}
     for channel in set(data.leads) | set(data.deals):
@@ -167,28 +136,26 @@ def report_from(data: queries.ChannelData) -> dict[str, ChannelStats]:
     return channels_report(counts, spend=spend, speed_medians=medians)
 
 
-async def channels(reads: Reads, tenant: str, spec: WindowSpec, now: datetime) -> bytes:
+async def channels(reads: Reads, *, tenant: str, spec: WindowSpec, now: datetime) -> bytes:
     """The JSON of `ChannelsOut`, from the cache while the snapshot and the window are the same."""
     probe = await tenant_probe(reads.pool, tenant, spec, now)
     if probe is None:
-        raise ApiError(404, "not_found", "no such tenant")
-
-    def key(snapshot: str, start: date, end: date) -> AnswerKey:
-        return AnswerKey(snapshot, ("demand_channels", tenant, start, end))
+        raise NotFound("no such tenant")
 
     async def answer() -> tuple[AnswerKey, bytes]:
-        with rollup_read("demand_channels"):
+        with rollup_read(QUERY):
             data = await queries.channel_data(reads.pool, tenant, spec, now)
         if data is None:
-            raise ApiError(404, "not_found", "no such tenant")
-        report = {name: asdict(stats) for name, stats in report_from(data).items()}
-        body = json_answer({"from": data.start, "to": data.end, "as_of": data.as_of, "channels": report})
-        return key(data.snapshot, data.start, data.end), body
+            raise NotFound("no such tenant")
+        report = ChannelsOut(from_=data.start, to=data.end, as_of=data.as_of, channels=report_from(data))
+        return answer_key(QUERY, data, tenant), model_json(report)
 
-    return await reads.cache.get("demand_channels", key(probe.snapshot, probe.start, probe.end), answer)
+    return await reads.cache.get(QUERY, answer_key(QUERY, probe, tenant), answer)
 
 
 async def put_spend(
-    engine: AsyncEngine, tenant: str, channel: str, month: str, amount: Decimal
-) -> tuple[queries.Spend, bool]:
-    return await queries.put_spend(engine, tenant, channel, parse_month(month), amount)
+    engine: AsyncEngine, *, tenant: str, channel: str, month: str, amount: Decimal
+) -> tuple[SpendOut, bool]:
+    """Record or replace a channel's spend of a month; returns (spend, created)."""
+    row, created = await queries.put_spend(engine, tenant, channel, parse_month(month), amount)
+    return SpendOut(channel=row.channel, month=month_key(row.month), amount=float(row.amount)), created

@@ -7,14 +7,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, func, literal, literal_column, select
+from sqlalchemy import ColumnElement, Row, func, literal, literal_column, select
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.api.reps.queries import _as_of, _bounds, _sums
-from services.api.reps.service import METRIC_COLUMNS
-from services.api.windows import WindowSpec
-from services.core.models import Rep, RepDaily, Scorecard, Tenant
+from services.api.kit.snapshot import AS_OF_SQL
+from services.api.kit.sums import METRIC_COLUMNS, sums_sql
+from services.api.kit.windows import WindowSpec, window_args, window_sql
+from services.core.models import Rep, Scorecard
 
 
 @dataclass(frozen=True)
@@ -66,44 +66,29 @@ async def get_scorecard(engine: AsyncEngine, tenant: str, rep_id: str) -> Row[An
         return result.first()
 
 
-async def scored_rep_sums(engine: AsyncEngine, tenant: str, spec: WindowSpec, now: datetime) -> ScoredSums:
+SCORED_SUMS = f"""
+SELECT s.rep_id, s.traits, r.quota_monthly, w.start, w."end", {AS_OF_SQL} AS as_of,
+       {sums_sql(METRIC_COLUMNS)}
+FROM tenants AS t
+CROSS JOIN LATERAL ({window_sql("t.timezone")}) AS w
+LEFT JOIN (scorecards AS s JOIN reps AS r ON r.tenant = s.tenant AND r.rep_id = s.rep_id AND r.active)
+  ON s.tenant = t.slug
+LEFT JOIN rollup_rep_daily AS d
+  ON d.tenant = s.tenant AND d.rep_id = s.rep_id AND d.day BETWEEN w.start AND w."end"
+WHERE t.slug = $1
+GROUP BY t.slug, w.start, w."end", s.tenant, s.rep_id, r.tenant, r.rep_id
+ORDER BY s.rep_id
+"""
+
+
+async def scored_rep_sums(engine: AsyncEngine, tenant: str, *, spec: WindowSpec, now: datetime) -> ScoredSums:
     """Every active rep with a scorecard, with its traits, quota and counter sums over the window
     (tenant's calendar; each rep counts its own local days between the window's dates)."""
-    zone = select(Tenant.timezone).where(Tenant.slug == tenant).scalar_subquery()
-    # A scalar subquery is evaluated once, so the day range is an index condition on the rollup.
-    start, end = _bounds(spec, zone, now)
-    scored = Scorecard.__table__.join(
-        Rep.__table__, and_(Rep.tenant == Scorecard.tenant, Rep.rep_id == Scorecard.rep_id, Rep.active)
-    )
-    stmt = (
-        select(
-            Scorecard.rep_id,
-            Scorecard.traits,
-            Rep.quota_monthly,
-            start.label("start"),
-            end.label("end"),
-            _as_of(tenant).label("as_of"),
-            *_sums(METRIC_COLUMNS),
-        )
-        .select_from(Tenant)
-        .outerjoin(scored, Scorecard.tenant == Tenant.slug)
-        .outerjoin(
-            RepDaily,
-            and_(
-                RepDaily.tenant == Scorecard.tenant,
-                RepDaily.rep_id == Scorecard.rep_id,
-                RepDaily.day.between(start, end),
-            ),
-        )
-        .where(Tenant.slug == tenant)
-        .group_by(Tenant.slug, Scorecard.tenant, Scorecard.rep_id, Rep.tenant, Rep.rep_id)
-        .order_by(Scorecard.rep_id)
-    )
     async with engine.connect() as conn:
-        rows = list((await conn.execute(stmt)).all())
+        rows = list((await conn.exec_driver_sql(SCORED_SUMS, (tenant, *window_args(spec, now)))).all())
     first = rows[0]  # the tenant's row is always there, scorecards or not
     reps = [
-        ScoredRep(r.rep_id, dict(r.traits), r.quota_monthly, {c: getattr(r, c) for c in METRIC_COLUMNS})
+        ScoredRep(r.rep_id, dict(r.traits), r.quota_monthly, {c: r._mapping[c] for c in METRIC_COLUMNS})
         for r in rows
         if r.rep_id is not None
     ]

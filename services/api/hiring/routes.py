@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from services.api.deps import EngineDep, HiringReadKey, HiringWriteKey, WindowDep, error_responses
+from services.api.auth import HiringReadKey, HiringWriteKey
 from services.api.hiring import service
 from services.api.hiring.schemas import ScorecardIn, ScorecardOut, TraitCorrelationsOut
-from services.api.reps.routes import RepId
+from services.api.kit.routing import EngineDep, RepId, WindowDep, error_responses
 
 router = APIRouter(prefix="/v1/hiring", tags=["hiring"])
 
@@ -31,7 +31,7 @@ router = APIRouter(prefix="/v1/hiring", tags=["hiring"])
 async def put_scorecard(
     key: HiringWriteKey, rep_id: RepId, body: ScorecardIn, engine: EngineDep, response: Response
 ) -> ScorecardOut:
-    card, created = await service.put_scorecard(engine, key.tenant, rep_id, body.traits)
+    card, created = await service.put_scorecard(engine, tenant=key.tenant, rep_id=rep_id, traits=body.traits)
     response.status_code = 201 if created else 200
     return ScorecardOut.model_validate(card, from_attributes=True)
 
@@ -43,7 +43,7 @@ async def put_scorecard(
     responses=error_responses(401, 403, 404, 422),
 )
 async def get_scorecard(key: HiringReadKey, rep_id: RepId, engine: EngineDep) -> ScorecardOut:
-    card = await service.get_scorecard(engine, key.tenant, rep_id)
+    card = await service.get_scorecard(engine, tenant=key.tenant, rep_id=rep_id)
     return ScorecardOut.model_validate(card, from_attributes=True)
 
 
@@ -69,7 +69,9 @@ async def trait_correlations(
         ),
     ] = service.DEFAULT_OUTCOME,
 ) -> TraitCorrelationsOut:
-    found = await service.correlations(engine, key.tenant, outcome, window, datetime.now(UTC))
-    return TraitCorrelationsOut.of(
-        found.traits, outcome=found.outcome, start=found.start, end=found.end, as_of=found.as_of
+    found = await service.correlations(
+        engine, tenant=key.tenant, outcome=outcome, spec=window, now=datetime.now(UTC)
+    )
+    return TraitCorrelationsOut(
+        outcome=found.outcome, from_=found.start, to=found.end, as_of=found.as_of, traits=found.traits
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -13,9 +13,10 @@ from services.api.hiring.service import (
     MAX_SCORE,
     MIN_SCORE,
     ScorecardError,
-    TraitCorrelation,
     validate_scorecard,
 )
+from services.api.kit.snapshot import AsOf
+from services.api.kit.windows import FromDay, ToDay
 
 Score = Annotated[int, Field(ge=MIN_SCORE, le=MAX_SCORE)]
 
@@ -84,7 +85,8 @@ class TraitCorrelationOut(BaseModel):
     """r, rho and p_value are null below 3 reps or for a constant trait or outcome; ci95 (Fisher z)
     is null below 4 reps or for |r| = 1; `insufficient_data` below 10 reps."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [CORRELATION_EXAMPLE]})
+    # Built from the service's `TraitCorrelation`, which has these fields.
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [CORRELATION_EXAMPLE]})
 
     n: int
     r: float | None
@@ -92,12 +94,6 @@ class TraitCorrelationOut(BaseModel):
     p_value: float | None = Field(description="Two-sided p-value of r")
     ci95: tuple[float, float] | None
     insufficient_data: bool
-
-    @classmethod
-    def of(cls, c: TraitCorrelation) -> TraitCorrelationOut:
-        return cls(
-            n=c.n, r=c.r, rho=c.rho, p_value=c.p_value, ci95=c.ci95, insufficient_data=c.insufficient_data
-        )
 
 
 class TraitCorrelationsOut(BaseModel):
@@ -116,20 +112,7 @@ class TraitCorrelationsOut(BaseModel):
     )
 
     outcome: str
-    from_: date = Field(serialization_alias="from", description="First day of the window, inclusive")
-    to: date = Field(description="Last day of the window, inclusive")
-    as_of: datetime | None = Field(description="Newest event time folded for the tenant; null before any")
+    from_: FromDay
+    to: ToDay
+    as_of: AsOf
     traits: dict[str, TraitCorrelationOut]
-
-    @classmethod
-    def of(
-        cls,
-        results: dict[str, TraitCorrelation],
-        *,
-        outcome: str,
-        start: date,
-        end: date,
-        as_of: datetime | None,
-    ) -> TraitCorrelationsOut:
-        traits = {name: TraitCorrelationOut.of(c) for name, c in results.items()}
-        return cls(outcome=outcome, from_=start, to=end, as_of=as_of, traits=traits)

@@ -20,12 +20,11 @@ from scipy import stats
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.api.deps import rollup_read
 from services.api.hiring import queries
-from services.api.reps.schemas import Metrics
-from services.api.reps.service import metrics_from_sums
-from services.api.windows import WindowSpec
-from services.core.http import ApiError
+from services.api.kit.errors import NotFound
+from services.api.kit.reads import rollup_read
+from services.api.kit.sums import METRICS, check_metric, metrics_from_sums
+from services.api.kit.windows import WindowSpec
 
 STANDARD_TRAITS: tuple[str, ...] = (
     "coachability",
@@ -41,7 +40,7 @@ TRAIT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 TRAIT_NAME_RULE = "must be 1-64 characters: a lowercase letter, then lowercase letters, digits or '_'"
 
 # Any SPEC 5.1 metric can be the outcome.
-OUTCOMES: tuple[str, ...] = tuple(Metrics.model_fields)
+OUTCOMES: tuple[str, ...] = METRICS
 DEFAULT_OUTCOME = "quota_attainment"
 
 # Below ten reps a correlation is noise however small its p-value looks.
@@ -194,36 +193,30 @@ class Correlations:
     traits: dict[str, TraitCorrelation]
 
 
-def _no_rep() -> ApiError:
-    # Identical for a rep of another tenant and a rep that does not exist: nothing leaks.
-    return ApiError(404, "not_found", "no such rep")
-
-
 async def put_scorecard(
-    engine: AsyncEngine, tenant: str, rep_id: str, traits: dict[str, int]
+    engine: AsyncEngine, *, tenant: str, rep_id: str, traits: dict[str, int]
 ) -> tuple[Row[Any], bool]:
     found = await queries.put_scorecard(engine, tenant, rep_id, traits)
     if found is None:
-        raise _no_rep()
+        # Identical for a rep of another tenant and a rep that does not exist: nothing leaks.
+        raise NotFound("no such rep")
     return found
 
 
-async def get_scorecard(engine: AsyncEngine, tenant: str, rep_id: str) -> Row[Any]:
+async def get_scorecard(engine: AsyncEngine, *, tenant: str, rep_id: str) -> Row[Any]:
     row = await queries.get_scorecard(engine, tenant, rep_id)
     if row is None:
-        raise ApiError(404, "not_found", "no scorecard for this rep")
+        raise NotFound("no scorecard for this rep")
     return row
 
 
 async def correlations(
-    engine: AsyncEngine, tenant: str, outcome: str, spec: WindowSpec, now: datetime
+    engine: AsyncEngine, *, tenant: str, outcome: str, spec: WindowSpec, now: datetime
 ) -> Correlations:
     """Every trait of the active reps' scorecards against `outcome` over the window."""
-    if outcome not in OUTCOMES:
-        reason = f"must be a metric of GET /v1/reps/{{rep_id}}/metrics: {', '.join(OUTCOMES)}"
-        raise ApiError(422, "invalid_request", f"outcome {reason}", [{"field": "outcome", "reason": reason}])
+    check_metric("outcome", outcome)
     with rollup_read("hiring_correlations"):
-        found = await queries.scored_rep_sums(engine, tenant, spec, now)
+        found = await queries.scored_rep_sums(engine, tenant, spec=spec, now=now)
     days = (found.end - found.start).days + 1
     outcomes = {
         r.rep_id: metrics_from_sums(r.sums, quota_monthly=r.quota_monthly, days=days)[outcome]

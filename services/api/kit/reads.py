@@ -18,19 +18,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import asyncpg
 from fastapi.responses import Response
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
+from pydantic import BaseModel
 from pydantic_core import to_json
 
 from services.core.db import asyncpg_dsn
 from services.core.http import database_unavailable
-from services.core.observability import child
+from services.core.observability import LATENCY_BUCKETS, child
 from services.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,24 @@ CACHE_LOOKUPS = Counter(
     "Cached feedback answers looked up, by answer kind and whether the snapshot's answer was there",
     ["query", "result"],
 )
+
+ROLLUP_READ_SECONDS = Histogram(
+    "salesloop_api_rollup_read_seconds",
+    "Time to read the rollups behind one answer (one database round trip)",
+    ["query"],
+    buckets=LATENCY_BUCKETS,
+)
+
+
+@contextmanager
+def rollup_read(query: str) -> Iterator[None]:
+    """Time a rollup read; `query` is a fixed name per call site (rep_metrics, team_metrics, ...)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        ROLLUP_READ_SECONDS.labels(query).observe(time.perf_counter() - start)
+
 
 # A connection Postgres dropped (restart, failover, pg_terminate_backend): the pool is renewed and
 # the read tried once more. A connection that got the server's goodbye but not yet the end of the
@@ -203,6 +224,11 @@ def json_answer(body: Any) -> bytes:
     """The JSON of an answer built from plain values, as pydantic writes the response models
     (dates ISO 8601, UTC as `Z`, floats shortest round-trip)."""
     return to_json(body)
+
+
+def model_json(model: BaseModel) -> bytes:
+    """The JSON a response model writes of itself, as FastAPI would send it (aliases applied)."""
+    return to_json(model, by_alias=True)
 
 
 def json_response(content: bytes) -> Response:

@@ -8,7 +8,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, and_, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.core.models import DataQuality, RepAlias, TenantWatermark
+from services.api.kit.snapshot import AS_OF_SQL
+from services.core.models import DataQuality, RepAlias
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,8 @@ async def unknown_aliases(
         .subquery()
     )
     stmt = select(ranked).where(ranked.c.rank <= limit).order_by(ranked.c.source, ranked.c.rank)
-    as_of = select(TenantWatermark.as_of).where(TenantWatermark.tenant == tenant)
     async with engine.connect() as conn:
-        watermark = (await conn.execute(as_of)).scalar()
+        watermark = (await conn.exec_driver_sql(f"SELECT {AS_OF_SQL}", (tenant,))).scalar()
         rows = (await conn.execute(stmt)).all()
     return watermark, [
         UnknownAlias(

@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from services.api.deps import EngineDep, MetricsReadKey, error_responses
+from services.api.auth import MetricsReadKey
+from services.api.kit.routing import EngineDep, error_responses
 from services.api.quality import service
 from services.api.quality.schemas import DataQualityOut
 
@@ -30,4 +31,4 @@ async def data_quality(
         int, Query(ge=1, le=1000, description="Identities listed per source, most events first")
     ] = 100,
 ) -> DataQualityOut:
-    return await service.data_quality(engine, key.tenant, limit)
+    return await service.data_quality(engine, tenant=key.tenant, limit=limit)

@@ -7,6 +7,8 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
+from services.api.kit.snapshot import AsOf
+
 ALIAS_EXAMPLE: JsonDict = {
     "kind": "aircall_user_id",
     "value": "123456",
@@ -66,7 +68,7 @@ class DataQualityOut(BaseModel):
         }
     )
 
-    as_of: datetime | None = Field(description="Newest event time folded for the tenant; null before any")
+    as_of: AsOf
     unassigned_events: int = Field(description="Vendor events whose rep could not be resolved, all sources")
     unknown_aliases: int
     sources: dict[str, SourceQualityOut]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.api.deps import rollup_read
+from services.api.kit.reads import rollup_read
 from services.api.quality import queries
 from services.api.quality.schemas import DataQualityOut, SourceQualityOut, UnknownAliasOut
 
 
-async def data_quality(engine: AsyncEngine, tenant: str, limit: int) -> DataQualityOut:
+async def data_quality(engine: AsyncEngine, *, tenant: str, limit: int) -> DataQualityOut:
     with rollup_read("data_quality"):
         as_of, rows = await queries.unknown_aliases(engine, tenant, limit)
     sources: dict[str, SourceQualityOut] = {}

@@ -13,30 +13,15 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    ColumnElement,
-    Date,
-    DateTime,
-    Numeric,
-    Row,
-    ScalarSelect,
-    SQLColumnExpression,
-    and_,
-    cast,
-    delete,
-    func,
-    literal,
-    literal_column,
-    select,
-    tuple_,
-)
-from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
+from sqlalchemy import ColumnElement, Row, delete, func, literal_column, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.api.reads import ReadPool
-from services.api.windows import WindowSpec
-from services.core.models import REP_COUNTERS, Rep, RepAlias, RepDaily, Tenant, TenantWatermark
+from services.api.kit.reads import ReadPool
+from services.api.kit.snapshot import AS_OF_SQL
+from services.api.kit.sums import CounterSums, sums_sql
+from services.api.kit.windows import WindowSpec, window_args, window_sql
+from services.core.models import REP_COUNTERS, Rep, RepAlias, Tenant
 
 
 class AliasConflict(Exception):
@@ -58,17 +43,6 @@ class RepFields:
     quota_monthly: Decimal | None
     active: bool
     aliases: dict[str, str]
-
-
-@dataclass(frozen=True)
-class CounterSums:
-    """Counter sums over a window, with what the metric formulas and the answer need besides."""
-
-    start: date
-    end: date
-    as_of: datetime | None
-    quota_monthly: Decimal | None
-    sums: dict[str, Any]
 
 
 _REP_COLUMNS = (
@@ -163,100 +137,6 @@ async def list_reps(
         return list((await conn.execute(stmt)).all())
 
 
-def _bounds(
-    spec: WindowSpec, timezone: SQLColumnExpression[str], now: datetime
-) -> tuple[ColumnElement[date], ColumnElement[date]]:
-    """The window's first and last day as SQL, for a calendar in the `timezone` column.
-
-    The same rule as `WindowSpec.resolve`, evaluated in the database so that the rep's own timezone
-    need not be read in a round trip of its own.
-    """
-    if (fixed := spec.fixed) is not None:
-        return literal(fixed.start, Date()), literal(fixed.end, Date())
-    local_today = cast(func.timezone(timezone, literal(now, DateTime(timezone=True))), Date())
-    end: ColumnElement[date] = local_today - 1
-    return end - (spec.days - 1), end
-
-
-def _as_of(tenant: str) -> ScalarSelect[datetime]:
-    return select(TenantWatermark.as_of).where(TenantWatermark.tenant == tenant).scalar_subquery()
-
-
-def _sums(columns: Sequence[str]) -> list[ColumnElement[Any]]:
-    out: list[ColumnElement[Any]] = []
-    for name in columns:
-        column = RepDaily.__table__.c[name]
-        total: ColumnElement[Any] = func.coalesce(func.sum(column), 0)
-        # sum(bigint) is numeric in Postgres; counts come back as plain integers.
-        out.append((cast(total, BigInteger) if isinstance(column.type, BigInteger) else total).label(name))
-    return out
-
-
-def _counter_sums(row: Row[Any], columns: Sequence[str]) -> CounterSums:
-    return CounterSums(
-        start=row.start,
-        end=row.end,
-        as_of=row.as_of,
-        quota_monthly=row.quota_monthly,
-        sums={c: getattr(row, c) for c in columns},
-    )
-
-
-def window_sql(zone: str) -> str:
-    """A one-row SELECT of the window's `start` and `end` for a calendar in the timezone `zone` (an
-    SQL expression), from the parameters $2..$5 that `window_args` gives: `_bounds` as plain SQL."""
-    return (
-        'SELECT coalesce($4::date, today - $3::int) AS start, coalesce($5::date, today - 1) AS "end" '
-        f"FROM (SELECT timezone({zone}, $2::timestamptz)::date AS today) AS local_day"
-    )
-
-
-def window_args(spec: WindowSpec, now: datetime) -> tuple[datetime, int, date | None, date | None]:
-    """$2 now, $3 the number of days, $4 and $5 the fixed first and last day (or nulls)."""
-    fixed = spec.fixed
-    return now, spec.days, fixed.start if fixed else None, fixed.end if fixed else None
-
-
-def sums_sql(columns: Sequence[str], rollup: str = "d") -> str:
-    """`columns` of `rollup_rep_daily` (aliased `rollup`) summed: counts as bigint, amounts as float8.
-
-    Amounts are summed exactly as numeric and only then rounded to the nearest double, the value
-    `float()` gives for the Decimal: the formulas compute in floats anyway.
-    """
-    out = []
-    for name in columns:
-        numeric = isinstance(RepDaily.__table__.c[name].type, Numeric)
-        out.append(f"coalesce(sum({rollup}.{name}), 0)::{'float8' if numeric else 'bigint'} AS {name}")
-    return ",\n       ".join(out)
-
-
-# The tenant's watermark: the `as_of` of every answer.
-AS_OF_SQL = "(SELECT as_of FROM tenant_watermarks WHERE tenant = $1)"
-# What a statement saw: equal snapshots see the same rows (services/api/reads.py).
-SNAPSHOT_SQL = "pg_current_snapshot()::text"
-
-TENANT_PROBE = f"""
-SELECT {SNAPSHOT_SQL} AS snapshot, w.start, w."end"
-FROM tenants AS t CROSS JOIN LATERAL ({window_sql("t.timezone")}) AS w
-WHERE t.slug = $1
-"""
-
-
-@dataclass(frozen=True)
-class Probe:
-    """What a cached answer must match: the snapshot a request sees and its window's days."""
-
-    snapshot: str
-    start: date
-    end: date
-
-
-async def tenant_probe(pool: ReadPool, tenant: str, spec: WindowSpec, now: datetime) -> Probe | None:
-    """The snapshot and the window in the tenant's timezone; None for an unknown tenant."""
-    row = await pool.fetchrow(TENANT_PROBE, tenant, *window_args(spec, now))
-    return None if row is None else Probe(row["snapshot"], row["start"], row["end"])
-
-
 @functools.cache
 def _rep_sums_sql(columns: tuple[str, ...]) -> str:
     return f"""
@@ -275,6 +155,7 @@ async def rep_counter_sums(
     pool: ReadPool,
     tenant: str,
     rep_id: str,
+    *,
     spec: WindowSpec,
     now: datetime,
     columns: Sequence[str] = REP_COUNTERS,
@@ -289,48 +170,40 @@ async def rep_counter_sums(
     )
 
 
+@functools.cache
+def _team_sums_sql(columns: tuple[str, ...]) -> str:
+    # Each rep contributes its own rep-local rollup days between the window's dates.
+    return f"""
+WITH members AS (SELECT rep_id, quota_monthly FROM reps WHERE tenant = $1 AND team = $6)
+SELECT (SELECT array_agg(m.rep_id ORDER BY m.rep_id) FROM members AS m) AS reps,
+       (SELECT sum(m.quota_monthly) FROM members AS m) AS quota_monthly,
+       w.start, w."end", {AS_OF_SQL} AS as_of,
+       {sums_sql(columns)}
+FROM tenants AS t
+CROSS JOIN LATERAL ({window_sql("t.timezone")}) AS w
+LEFT JOIN rollup_rep_daily AS d
+  ON d.tenant = t.slug AND d.rep_id IN (SELECT rep_id FROM members) AND d.day BETWEEN w.start AND w."end"
+WHERE t.slug = $1
+GROUP BY t.slug, w.start, w."end"
+"""
+
+
 async def team_counter_sums(
     engine: AsyncEngine,
     tenant: str,
     team: str,
+    *,
     spec: WindowSpec,
     now: datetime,
     columns: Sequence[str] = REP_COUNTERS,
 ) -> tuple[list[str], CounterSums] | None:
-    """The team's reps and their `columns` summed over the window in the tenant's calendar.
-
-    Each rep contributes its own rep-local days between the window's dates. None if no rep of the
-    tenant is in the team.
-    """
-    members = (
-        select(Rep.rep_id, Rep.quota_monthly).where(Rep.tenant == tenant, Rep.team == team).cte("members")
-    )
-    start, end = _bounds(spec, Tenant.timezone, now)
-    rep_ids = select(func.array_agg(aggregate_order_by(members.c.rep_id, members.c.rep_id))).scalar_subquery()
-    quota = select(func.sum(members.c.quota_monthly)).scalar_subquery()
-    stmt = (
-        select(
-            rep_ids.label("reps"),
-            quota.label("quota_monthly"),
-            start.label("start"),
-            end.label("end"),
-            _as_of(tenant).label("as_of"),
-            *_sums(columns),
-        )
-        .select_from(Tenant)
-        .outerjoin(
-            RepDaily,
-            and_(
-                RepDaily.tenant == Tenant.slug,
-                RepDaily.rep_id.in_(select(members.c.rep_id)),
-                RepDaily.day.between(start, end),
-            ),
-        )
-        .where(Tenant.slug == tenant)
-        .group_by(Tenant.slug)
-    )
+    """The team's reps and their `columns` summed over the window in the tenant's calendar. None if
+    no rep of the tenant is in the team."""
+    args = (tenant, *window_args(spec, now), team)
     async with engine.connect() as conn:
-        row = (await conn.execute(stmt)).first()
+        row = (await conn.exec_driver_sql(_team_sums_sql(tuple(columns)), args)).first()
     if row is None or not row.reps:
         return None
-    return list(row.reps), _counter_sums(row, columns)
+    found = row._mapping
+    sums = {c: found[c] for c in columns}
+    return list(row.reps), CounterSums(row.start, row.end, row.as_of, row.quota_monthly, sums)

@@ -5,25 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 
-from services.api.deps import (
-    EngineDep,
-    MetricsReadKey,
-    ReadsDep,
-    RepsReadKey,
-    RepsWriteKey,
-    WindowDep,
-    error_responses,
-)
-from services.api.reads import json_response
+from services.api.auth import MetricsReadKey, RepsReadKey, RepsWriteKey
+from services.api.kit.reads import json_response
+from services.api.kit.routing import EngineDep, ReadsDep, RepId, Team, WindowDep, error_responses
 from services.api.reps import service
 from services.api.reps.schemas import RepIn, RepList, RepMetricsOut, RepOut, TeamMetricsOut
 
 router = APIRouter(prefix="/v1", tags=["reps"])
-
-RepId = Annotated[str, Path(min_length=1, max_length=200, description="The tenant's own id of the rep")]
-Team = Annotated[str, Path(min_length=1, max_length=200, description="Team name, as set on its reps")]
 
 
 @router.put(
@@ -38,7 +28,7 @@ Team = Annotated[str, Path(min_length=1, max_length=200, description="Team name,
 async def put_rep(
     key: RepsWriteKey, rep_id: RepId, body: RepIn, engine: EngineDep, response: Response
 ) -> RepOut:
-    rep, created = await service.put_rep(engine, key.tenant, rep_id, body)
+    rep, created = await service.put_rep(engine, tenant=key.tenant, rep_id=rep_id, body=body)
     response.status_code = 201 if created else 200
     return rep
 
@@ -55,7 +45,7 @@ async def list_reps(
     team: Annotated[str | None, Query(max_length=200, description="Only reps of this team")] = None,
     active: Annotated[bool | None, Query(description="Only active (true) or inactive (false) reps")] = None,
 ) -> RepList:
-    return RepList(reps=await service.list_reps(engine, key.tenant, team, active))
+    return RepList(reps=await service.list_reps(engine, tenant=key.tenant, team=team, active=active))
 
 
 @router.get(
@@ -65,7 +55,7 @@ async def list_reps(
     responses=error_responses(401, 403, 404, 422),
 )
 async def get_rep(key: RepsReadKey, rep_id: RepId, engine: EngineDep) -> RepOut:
-    return await service.get_rep(engine, key.tenant, rep_id)
+    return await service.get_rep(engine, tenant=key.tenant, rep_id=rep_id)
 
 
 @router.get(
@@ -75,7 +65,9 @@ async def get_rep(key: RepsReadKey, rep_id: RepId, engine: EngineDep) -> RepOut:
     responses=error_responses(401, 403, 404, 422),
 )
 async def rep_metrics(key: MetricsReadKey, rep_id: RepId, window: WindowDep, reads: ReadsDep) -> Response:
-    body = await service.rep_metrics(reads.pool, key.tenant, rep_id, window, datetime.now(UTC))
+    body = await service.rep_metrics(
+        reads.pool, tenant=key.tenant, rep_id=rep_id, spec=window, now=datetime.now(UTC)
+    )
     return json_response(body)
 
 
@@ -91,4 +83,6 @@ async def rep_metrics(key: MetricsReadKey, rep_id: RepId, window: WindowDep, rea
 async def team_metrics(
     key: MetricsReadKey, team: Team, window: WindowDep, engine: EngineDep
 ) -> TeamMetricsOut:
-    return await service.team_metrics(engine, key.tenant, team, window, datetime.now(UTC))
+    return await service.team_metrics(
+        engine, tenant=key.tenant, team=team, spec=window, now=datetime.now(UTC)
+    )

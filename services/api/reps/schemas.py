@@ -9,6 +9,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.config import JsonDict
 
+from services.api.kit.snapshot import AsOf
+from services.api.kit.windows import FromDay, ToDay
 from services.core.tenancy import TenancyError, validate_timezone
 
 AliasValue = Annotated[str, Field(min_length=1, max_length=320)]
@@ -180,9 +182,9 @@ class RepMetricsOut(BaseModel):
     )
 
     rep_id: str
-    from_: date = Field(serialization_alias="from", description="First day of the window, inclusive")
-    to: date = Field(description="Last day of the window, inclusive")
-    as_of: datetime | None = Field(description="Newest event time folded for the tenant; null before any")
+    from_: FromDay
+    to: ToDay
+    as_of: AsOf
     metrics: Metrics
 
 
@@ -204,7 +206,7 @@ class TeamMetricsOut(BaseModel):
 
     team: str
     reps: list[str]
-    from_: date = Field(serialization_alias="from", description="First day of the window, inclusive")
-    to: date = Field(description="Last day of the window, inclusive")
-    as_of: datetime | None = Field(description="Newest event time folded for the tenant; null before any")
+    from_: FromDay
+    to: ToDay
+    as_of: AsOf
     metrics: Metrics

@@ -13,29 +13,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import (
-    CTE,
-    ColumnElement,
-    Date,
-    DateTime,
-    Integer,
-    Row,
-    SQLColumnExpression,
-    and_,
-    case,
-    cast,
-    extract,
-    func,
-    literal,
-    select,
-    true,
-)
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.api.reps.queries import _as_of, _bounds, _sums
-from services.api.reps.service import METRIC_COLUMNS
-from services.api.windows import WindowSpec
-from services.core.models import CertificationAttempt, Rep, RepDaily, Tenant
+from services.api.kit.snapshot import AS_OF_SQL
+from services.api.kit.sums import METRIC_COLUMNS, sums_sql
+from services.api.kit.windows import WindowSpec, window_args, window_sql
 
 
 @dataclass(frozen=True)
@@ -66,26 +49,58 @@ class TrainingData:
     attempts: list[AttemptRow]
 
 
-def _month_index(day: SQLColumnExpression[date], hired: SQLColumnExpression[date]) -> ColumnElement[int]:
-    years = extract("year", day) - extract("year", hired)
-    months = cast(years * 12 + extract("month", day) - extract("month", hired), Integer)
-    # The calendar difference overshoots by one while the day of month has not come round yet.
-    shifted = hired + func.make_interval(0, months)
-    return months - case((shifted > day, 1), else_=0)
+# $1 tenant, $2..$5 the window of hire dates (kit.windows.window_args) in the tenant's timezone,
+# $6 whether to filter by it (false: every active rep), $7 how many tenure months to report.
+_CONSIDERED = f"""
+w AS MATERIALIZED ({window_sql("(SELECT timezone FROM tenants WHERE slug = $1)")}),
+considered AS (
+  SELECT r.rep_id, r.hired_at, r.quota_monthly, r.timezone
+  FROM reps AS r
+  WHERE r.tenant = $1 AND r.active
+    AND (NOT $6::bool OR r.hired_at BETWEEN (SELECT start FROM w) AND (SELECT "end" FROM w))
+)"""
 
+TODAY = f"""
+SELECT w.today, {AS_OF_SQL} AS as_of
+FROM ({window_sql("(SELECT timezone FROM tenants WHERE slug = $1)")}) AS w
+"""
 
-def _reps(tenant: str, hires: WindowSpec | None, now: datetime) -> CTE:
-    """The active reps considered: all of them, or those hired between the window's dates."""
-    hired_in_window: ColumnElement[bool] = true()
-    if hires is not None:
-        start, end = _bounds(hires, Tenant.timezone, now)
-        hired_in_window = Rep.hired_at.between(start, end)
-    return (
-        select(Rep.rep_id, Rep.hired_at, Rep.quota_monthly, Rep.timezone)
-        .join(Tenant, Tenant.slug == Rep.tenant)
-        .where(Rep.tenant == tenant, Rep.active, hired_in_window)
-        .cte("considered")
-    )
+# The calendar difference in months overshoots by one while the day of month has not come round yet.
+TENURES = f"""
+WITH {_CONSIDERED},
+monthly AS (
+  SELECT d.rep_id, m.month,
+         {sums_sql(METRIC_COLUMNS)},
+         min(d.day) FILTER (WHERE d.deals_won > 0) AS first_win
+  FROM rollup_rep_daily AS d
+  JOIN considered AS c ON c.rep_id = d.rep_id AND d.day >= c.hired_at
+  CROSS JOIN LATERAL (
+    SELECT ((extract(year FROM d.day) - extract(year FROM c.hired_at)) * 12
+            + extract(month FROM d.day) - extract(month FROM c.hired_at))::int AS months
+  ) AS k
+  CROSS JOIN LATERAL (
+    SELECT k.months - CASE WHEN c.hired_at + make_interval(0, k.months) > d.day THEN 1 ELSE 0 END AS month
+  ) AS m
+  WHERE d.tenant = $1
+  GROUP BY d.rep_id, m.month
+),
+first AS (SELECT rep_id, min(first_win) AS first_win FROM monthly GROUP BY rep_id)
+SELECT c.rep_id, c.hired_at, c.quota_monthly, f.first_win, m.month,
+       {", ".join(f"m.{c}" for c in METRIC_COLUMNS)}
+FROM considered AS c
+LEFT JOIN first AS f ON f.rep_id = c.rep_id
+LEFT JOIN monthly AS m ON m.rep_id = c.rep_id AND m.month < $7
+ORDER BY c.rep_id, m.month
+"""
+
+ATTEMPTS = f"""
+WITH {_CONSIDERED}
+SELECT a.rep_id, a.module, a.passed, timezone(c.timezone, a.occurred_at)::date AS day, a.score
+FROM certification_attempts AS a
+JOIN considered AS c ON c.rep_id = a.rep_id
+WHERE a.tenant = $1
+ORDER BY a.occurred_at, a.event_id
+"""
 
 
 async def training_data(
@@ -97,49 +112,15 @@ async def training_data(
     now: datetime,
     attempts: bool = False,
 ) -> TrainingData:
-    """The considered reps' monthly sums (months 0..max_months-1), first wins (any month) and, with
-    `attempts`, their certification attempts; plus the tenant's today and watermark."""
-    reps = _reps(tenant, hires, now)
-    month = _month_index(RepDaily.day, reps.c.hired_at).label("month")
-    monthly = (
-        select(
-            RepDaily.rep_id,
-            month,
-            *_sums(METRIC_COLUMNS),
-            func.min(RepDaily.day).filter(RepDaily.deals_won > 0).label("first_win"),
-        )
-        .join(reps, and_(RepDaily.rep_id == reps.c.rep_id, RepDaily.day >= reps.c.hired_at))
-        .where(RepDaily.tenant == tenant)
-        .group_by(RepDaily.rep_id, month)
-        .cte("monthly")
-    )
-    first = (
-        select(monthly.c.rep_id, func.min(monthly.c.first_win).label("first_win"))
-        .group_by(monthly.c.rep_id)
-        .cte("first")
-    )
-    stmt = (
-        select(
-            reps.c.rep_id,
-            reps.c.hired_at,
-            reps.c.quota_monthly,
-            first.c.first_win,
-            monthly.c.month,
-            *(monthly.c[c] for c in METRIC_COLUMNS),
-        )
-        .select_from(reps)
-        .outerjoin(first, first.c.rep_id == reps.c.rep_id)
-        .outerjoin(monthly, and_(monthly.c.rep_id == reps.c.rep_id, monthly.c.month < max_months))
-        .order_by(reps.c.rep_id, monthly.c.month)
-    )
-    tenant_now = select(
-        cast(func.timezone(Tenant.timezone, literal(now, DateTime(timezone=True))), Date()).label("today"),
-        _as_of(tenant).label("as_of"),
-    ).where(Tenant.slug == tenant)
+    """The active reps (hired in `hires`, if given) with their monthly sums (months
+    0..max_months-1), first wins (any month) and, with `attempts`, their certification attempts;
+    plus the tenant's today and watermark."""
+    window = (tenant, *window_args(hires or WindowSpec(), now))
+    considered = (*window, hires is not None)
     async with engine.connect() as conn:
-        head = (await conn.execute(tenant_now)).one()
-        rows = list((await conn.execute(stmt)).all())
-        found = await conn.execute(_attempts(tenant, hires, now)) if attempts else None
+        head = (await conn.exec_driver_sql(TODAY, window)).one()
+        rows = list((await conn.exec_driver_sql(TENURES, (*considered, max_months))).all())
+        found = await conn.exec_driver_sql(ATTEMPTS, considered) if attempts else None
         attempt_rows = [] if found is None else [_attempt(r) for r in found]
     return TrainingData(head.today, head.as_of, _tenures(rows), attempt_rows)
 
@@ -151,25 +132,8 @@ def _tenures(rows: list[Row[Any]]) -> list[RepTenure]:
         if rep is None:
             rep = out[r.rep_id] = RepTenure(r.rep_id, r.hired_at, r.quota_monthly, r.first_win, {})
         if r.month is not None:
-            rep.months[r.month] = {c: getattr(r, c) for c in METRIC_COLUMNS}
+            rep.months[r.month] = {c: r._mapping[c] for c in METRIC_COLUMNS}
     return list(out.values())
-
-
-def _attempts(tenant: str, hires: WindowSpec | None, now: datetime) -> Any:
-    reps = _reps(tenant, hires, now)
-    a = CertificationAttempt
-    return (
-        select(
-            a.rep_id,
-            a.module,
-            a.passed,
-            cast(func.timezone(reps.c.timezone, a.occurred_at), Date()).label("day"),
-            a.score,
-        )
-        .join(reps, reps.c.rep_id == a.rep_id)
-        .where(a.tenant == tenant)
-        .order_by(a.occurred_at, a.event_id)
-    )
 
 
 def _attempt(r: Row[Any]) -> AttemptRow:

@@ -7,11 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from services.api.deps import EngineDep, TrainingReadKey, error_responses
+from services.api.auth import TrainingReadKey
+from services.api.kit.routing import EngineDep, error_responses
+from services.api.kit.sums import METRICS
+from services.api.kit.windows import WindowSpec, parse_window
 from services.api.training import service
-from services.api.training.schemas import CertificationsOut, RampOut
-from services.api.windows import WindowError, WindowSpec, parse_window
-from services.core.http import ApiError
+from services.api.training.schemas import CertificationsOut, CohortKind, RampOut
 
 
 async def _hires(
@@ -30,12 +31,7 @@ async def _hires(
     """A ramp is indexed by tenure, not by calendar: the window selects hires. Default: every hire."""
     if from_ is None and to is None and window is None:
         return None
-    try:
-        return parse_window(from_, to, window)
-    except WindowError as exc:
-        raise ApiError(
-            422, "invalid_request", f"{exc.field} {exc.reason}", [{"field": exc.field, "reason": exc.reason}]
-        ) from exc
+    return parse_window(from_, to, window)
 
 
 HiresDep = Annotated[WindowSpec | None, Depends(_hires)]
@@ -43,7 +39,7 @@ Metric = Annotated[
     str,
     Query(
         description="Any metric of `GET /v1/reps/{rep_id}/metrics`",
-        json_schema_extra={"enum": list(service.METRICS)},
+        json_schema_extra={"enum": list(METRICS)},
     ),
 ]
 Months = Annotated[
@@ -68,22 +64,19 @@ async def ramp(
     key: TrainingReadKey,
     hires: HiresDep,
     engine: EngineDep,
-    cohort: Annotated[
-        service.CohortKind, Query(description="Group hires by calendar month or quarter")
-    ] = "month",
+    cohort: Annotated[CohortKind, Query(description="Group hires by calendar month or quarter")] = "month",
     metric: Metric = service.DEFAULT_METRIC,
     months: Months = service.DEFAULT_MONTHS,
 ) -> RampOut:
-    cohorts, as_of = await service.ramp_report(
+    return await service.ramp_report(
         engine,
-        key.tenant,
+        tenant=key.tenant,
         metric=metric,
         cohort=cohort,
         months=months,
         hires=hires,
         now=datetime.now(UTC),
     )
-    return RampOut.of(cohorts, metric=metric, cohort=cohort, as_of=as_of)
 
 
 @router.get(
@@ -102,7 +95,6 @@ async def certifications(
     metric: Metric = service.DEFAULT_METRIC,
     months: Months = service.DEFAULT_MONTHS,
 ) -> CertificationsOut:
-    report, as_of = await service.certification_report(
-        engine, key.tenant, metric=metric, months=months, hires=hires, now=datetime.now(UTC)
+    return await service.certification_report(
+        engine, tenant=key.tenant, metric=metric, months=months, hires=hires, now=datetime.now(UTC)
     )
-    return CertificationsOut.of(report, metric=metric, as_of=as_of)

@@ -2,47 +2,35 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
-from services.api.training.service import (
-    CertificationReport,
-    CohortKind,
-    ModuleStats,
-    RampCohort,
-    RampGroup,
-    RampMonth,
-)
+from services.api.kit.snapshot import AsOf
+
+CohortKind = Literal["month", "quarter"]
+# The pieces of the answers are built from the service's results of the same shape (from_attributes).
+FROM_RESULT = ConfigDict(from_attributes=True)
 
 MONTH_EXAMPLE: JsonDict = {"month": 0, "reps": 5, "median": 0.0}
 
 
 class RampMonthOut(BaseModel):
+    model_config = FROM_RESULT
+
     month: int = Field(description="Month index since hire: month k is [hired_at + k, hired_at + k+1 months)")
     reps: int = Field(description="Reps with a value for this month (it has started for them)")
     median: float | None
 
-    @classmethod
-    def of(cls, m: RampMonth) -> RampMonthOut:
-        return cls(month=m.month, reps=m.reps, median=m.median)
-
 
 class RampCohortOut(BaseModel):
+    model_config = FROM_RESULT
+
     cohort: str = Field(description='"2026-03" (cohort=month) or "2026-Q1" (cohort=quarter)')
     reps: int
     months: list[RampMonthOut]
     days_to_first_win: dict[str, int | None] = Field(description="Per rep; null before a first win")
-
-    @classmethod
-    def of(cls, c: RampCohort) -> RampCohortOut:
-        return cls(
-            cohort=c.cohort,
-            reps=c.reps,
-            months=[RampMonthOut.of(m) for m in c.months],
-            days_to_first_win=dict(c.days_to_first_win),
-        )
 
 
 class RampOut(BaseModel):
@@ -68,17 +56,13 @@ class RampOut(BaseModel):
 
     metric: str
     cohort: CohortKind
-    as_of: datetime | None = Field(description="Newest event time folded for the tenant; null before any")
+    as_of: AsOf
     cohorts: list[RampCohortOut]
-
-    @classmethod
-    def of(
-        cls, cohorts: list[RampCohort], *, metric: str, cohort: CohortKind, as_of: datetime | None
-    ) -> RampOut:
-        return cls(metric=metric, cohort=cohort, as_of=as_of, cohorts=[RampCohortOut.of(c) for c in cohorts])
 
 
 class ModuleStatsOut(BaseModel):
+    model_config = FROM_RESULT
+
     attempts: int
     reps_attempted: int
     reps_passed: int
@@ -86,28 +70,17 @@ class ModuleStatsOut(BaseModel):
     median_score: float | None
     median_days_to_pass: float | None = Field(description="From hire to the first pass; a pre-hire pass is 0")
 
-    @classmethod
-    def of(cls, m: ModuleStats) -> ModuleStatsOut:
-        return cls(
-            attempts=m.attempts,
-            reps_attempted=m.reps_attempted,
-            reps_passed=m.reps_passed,
-            pass_rate=m.pass_rate,
-            median_score=m.median_score,
-            median_days_to_pass=m.median_days_to_pass,
-        )
-
 
 class RampGroupOut(BaseModel):
+    model_config = FROM_RESULT
+
     reps: int
     months: list[RampMonthOut]
 
-    @classmethod
-    def of(cls, g: RampGroup) -> RampGroupOut:
-        return cls(reps=g.reps, months=[RampMonthOut.of(m) for m in g.months])
-
 
 class CertifiedRampOut(BaseModel):
+    model_config = FROM_RESULT
+
     by_month: int
     modules: list[str] = Field(description="Every module seen; certified = passed all of them in time")
     certified: RampGroupOut
@@ -143,21 +116,6 @@ class CertificationsOut(BaseModel):
     )
 
     metric: str
-    as_of: datetime | None = Field(description="Newest event time folded for the tenant; null before any")
+    as_of: AsOf
     modules: dict[str, ModuleStatsOut]
     certified_ramp: CertifiedRampOut
-
-    @classmethod
-    def of(cls, report: CertificationReport, *, metric: str, as_of: datetime | None) -> CertificationsOut:
-        ramp = report.certified_ramp
-        return cls(
-            metric=metric,
-            as_of=as_of,
-            modules={name: ModuleStatsOut.of(m) for name, m in report.modules.items()},
-            certified_ramp=CertifiedRampOut(
-                by_month=ramp.by_month,
-                modules=list(ramp.modules),
-                certified=RampGroupOut.of(ramp.certified),
-                others=RampGroupOut.of(ramp.others),
-            ),
-        )

@@ -16,21 +16,17 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.api.deps import rollup_read
-from services.api.reps.schemas import Metrics
-from services.api.reps.service import metrics_from_sums
+from services.api.kit.reads import rollup_read
+from services.api.kit.sums import check_metric, metrics_from_sums
+from services.api.kit.windows import WindowSpec
 from services.api.training import queries
-from services.api.windows import WindowSpec
-from services.core.http import ApiError
+from services.api.training.schemas import CertificationsOut, CohortKind, RampOut
 
-CohortKind = Literal["month", "quarter"]
 CERTIFIED_BY_MONTH = 3
-# Any SPEC 5.1 metric can be ramped.
-METRICS: tuple[str, ...] = tuple(Metrics.model_fields)
+# Any SPEC 5.1 metric (kit.sums.METRICS) can be ramped.
 DEFAULT_METRIC = "revenue_won"
 DEFAULT_MONTHS = 12
 MAX_MONTHS = 120
@@ -331,40 +327,38 @@ def tenure_ramp(tenure: queries.RepTenure, *, metric: str, today: date, max_mont
     return RampRep(tenure.rep_id, tenure.hired_at, monthly, tenure.first_win)
 
 
-def _check_metric(metric: str) -> None:
-    if metric not in METRICS:
-        reason = f"must be a metric of GET /v1/reps/{{rep_id}}/metrics: {', '.join(METRICS)}"
-        raise ApiError(422, "invalid_request", f"metric {reason}", [{"field": "metric", "reason": reason}])
-
-
 async def ramp_report(
     engine: AsyncEngine,
-    tenant: str,
     *,
+    tenant: str,
     metric: str,
     cohort: CohortKind,
     months: int,
     hires: WindowSpec | None,
     now: datetime,
-) -> tuple[list[RampCohort], datetime | None]:
-    """The ramp of the active reps (hired in `hires`, if given); and the tenant's `as_of`."""
-    _check_metric(metric)
+) -> RampOut:
+    """The ramp of the active reps (hired in `hires`, if given)."""
+    check_metric("metric", metric)
     with rollup_read("training_ramp"):
         data = await queries.training_data(engine, tenant, hires=hires, max_months=months, now=now)
     reps = [tenure_ramp(t, metric=metric, today=data.today, max_months=months) for t in data.reps]
-    return ramp(reps, cohort=cohort, today=data.today, max_months=months), data.as_of
+    cohorts = ramp(reps, cohort=cohort, today=data.today, max_months=months)
+    return RampOut.model_validate(
+        {"metric": metric, "cohort": cohort, "as_of": data.as_of, "cohorts": cohorts}
+    )
 
 
 async def certification_report(
     engine: AsyncEngine,
-    tenant: str,
     *,
+    tenant: str,
     metric: str,
     months: int,
     hires: WindowSpec | None,
     now: datetime,
-) -> tuple[CertificationReport, datetime | None]:
-    _check_metric(metric)
+) -> CertificationsOut:
+    """Every module's statistics, and the ramp of the reps certified in time against the others."""
+    check_metric("metric", metric)
     with rollup_read("training_certifications"):
         data = await queries.training_data(
             engine, tenant, hires=hires, max_months=months, now=now, attempts=True
@@ -372,4 +366,6 @@ async def certification_report(
     reps = [tenure_ramp(t, metric=metric, today=data.today, max_months=months) for t in data.reps]
     attempts = [Attempt(a.rep_id, a.module, a.passed, a.day, a.score) for a in data.attempts]
     report = certifications(attempts, reps, today=data.today, max_months=months)
-    return report, data.as_of
+    return CertificationsOut(
+        metric=metric, as_of=data.as_of, modules=report.modules, certified_ramp=report.certified_ramp
+    )

@@ -7,6 +7,7 @@ import math
 import random
 import statistics
 import time
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ from services.api.coaching.service import (
     table_from_sums,
     team_focus,
 )
-from services.api.reps.service import metrics_from_sums
+from services.api.kit.sums import metrics_from_sums
 
 SCALE = 1.4826
 
@@ -396,7 +397,7 @@ def test_two_hundred_reps_are_instant() -> None:
 @pytest.mark.parametrize("seed", range(20))
 def test_a_table_from_window_sums_holds_the_metric_formulas_values(seed: int) -> None:
     rnd = random.Random(seed)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i in range(rnd.choice([1, 3, 40])):
         counts = {c: rnd.choice([0, 0, 1, 7, 20, 333]) for c in GROUP_COLUMNS}
         amounts = {
@@ -405,7 +406,7 @@ def test_a_table_from_window_sums_holds_the_metric_formulas_values(seed: int) ->
         rows.append({"rep_id": f"r{i}", "team": rnd.choice(["east", None]), **counts, **amounts})
     table = table_from_sums(rows)
     for i, row in enumerate(rows):
-        sums = {c: row[c] for c in GROUP_COLUMNS}
+        sums: dict[str, int | float] = {c: row[c] for c in GROUP_COLUMNS}
         want = observations(
             {**metrics_from_sums(sums, quota_monthly=None, days=1), "talk_calls": row["talk_calls"]}
         )

@@ -9,14 +9,8 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from services.api.demand.schemas import ChannelsOut, SpendIn
-from services.api.demand.service import (
-    ChannelCounts,
-    channel_stats,
-    channels_report,
-    parse_month,
-    spend_in_window,
-)
+from services.api.demand.schemas import ChannelsOut, SpendIn, parse_month
+from services.api.demand.service import ChannelCounts, channel_stats, channels_report, spend_in_window
 
 ORGANIC = ChannelCounts(
     leads=40, mqls=12, sqls=6, deals_created=5, deals_won=2, revenue_won=Decimal("24000.00")
@@ -61,7 +55,7 @@ def test_channels_report_lists_every_channel_seen() -> None:
     assert report["referral"].cac == 100.0
     assert report["events"].speed_to_lead_median_s == 30.0
     assert report["organic_search"].speed_to_lead_median_s == 120.0
-    body = ChannelsOut.of(report, start=date(2026, 10, 1), end=date(2026, 10, 30), as_of=None)
+    body = ChannelsOut(from_=date(2026, 10, 1), to=date(2026, 10, 30), as_of=None, channels=report)
     dumped = body.model_dump(mode="json", by_alias=True)
     assert dumped["from"] == "2026-10-01"
     assert dumped["channels"]["referral"]["lead_to_won"] == 0.25

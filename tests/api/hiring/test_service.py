@@ -203,7 +203,7 @@ def test_scorecard_body() -> None:
 
 
 def test_correlation_response_shape() -> None:
-    body = TraitCorrelationOut.of(correlate([1, 2, 3, 4], [2, 4, 5, 4])).model_dump(mode="json")
+    body = TraitCorrelationOut.model_validate(correlate([1, 2, 3, 4], [2, 4, 5, 4])).model_dump(mode="json")
     assert set(body) == {"n", "r", "rho", "p_value", "ci95", "insufficient_data"}
     assert isinstance(body["ci95"], list)
     assert len(body["ci95"]) == 2

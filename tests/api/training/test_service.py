@@ -139,7 +139,9 @@ def test_future_hire_counts_in_its_cohort_without_months() -> None:
 
 def test_ramp_response_shape() -> None:
     cohorts = ramp([R1], cohort="quarter", today=TODAY, missing=0.0)
-    body = RampOut.of(cohorts, metric="revenue_won", cohort="quarter", as_of=None).model_dump(mode="json")
+    body = RampOut(metric="revenue_won", cohort="quarter", as_of=None, cohorts=cohorts).model_dump(
+        mode="json"
+    )
     assert body["cohorts"][0]["months"][1] == {"month": 1, "reps": 1, "median": 5000.0}
     assert body["cohorts"][0]["days_to_first_win"] == {"r1": 41}
 
@@ -198,7 +200,10 @@ def test_certified_ramp_against_the_others() -> None:
     assert cr.others.reps == 2  # r2, r3
     assert cr.others.months == (RampMonth(0, 2, 500.0), RampMonth(1, 1, 3000.0), RampMonth(2, 1, 0.0))
     assert report.modules["discovery"].median_days_to_pass == 9.0
-    body = CertificationsOut.of(report, metric="revenue_won", as_of=None).model_dump(mode="json")
+    out = CertificationsOut(
+        metric="revenue_won", as_of=None, modules=report.modules, certified_ramp=report.certified_ramp
+    )
+    body = out.model_dump(mode="json")
     assert body["certified_ramp"]["certified"]["months"][2] == {"month": 2, "reps": 2, "median": 8000.0}
     assert body["modules"]["demo"]["pass_rate"] == 1.0
 
