@@ -18,11 +18,11 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaError
 
 from services.aggregator.store import columns
@@ -72,23 +72,6 @@ WHERE f.id = u.id
 """
 
 
-class Message(Protocol):
-    """A Kafka message as consumed (`ConsumerRecord`) or as kept in `failed_events` (`FailedRow`)."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
-    @property
-    def headers(self) -> Sequence[tuple[str, bytes]]: ...
-
-
 class Tenanted(Protocol):
     """Anything decoded from a message that belongs to a tenant: an `Event`, a CRM entity update."""
 
@@ -104,13 +87,23 @@ class DeadLetterUnpublished(Exception):
 
 
 @dataclass(frozen=True)
-class DeadLetter:
+class KeptMessage:
+    """A Kafka message as kept outside Kafka (a `Message`)."""
+
     topic: str
     partition: int
     offset: int
     key: bytes | None
     value: bytes
     headers: tuple[tuple[str, bytes], ...]
+
+
+# A Kafka message as consumed, or as kept in `failed_events` (`FailedRow`).
+Message: TypeAlias = ConsumerRecord[bytes, bytes] | KeptMessage
+
+
+@dataclass(frozen=True)
+class DeadLetter(KeptMessage):
     reason: str
     detail: str
     tenant: str | None = None
@@ -158,14 +151,10 @@ class DeadLetter:
 
 
 @dataclass(frozen=True)
-class FailedRow:
+class FailedRow(KeptMessage):
+    """A row of `failed_events`: the message and the row's id."""
+
     id: int
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    headers: tuple[tuple[str, bytes], ...]
 
 
 def headers_to_json(headers: Iterable[tuple[str, bytes]]) -> dict[str, Any]:
@@ -328,13 +317,13 @@ class DeadLetters:
             rows = await conn.fetch(PENDING, after_id, tenant, limit)
         return [
             FailedRow(
-                r["id"],
                 r["topic"],
                 r["partition"],
                 r["offset"],
                 r["key"],
                 r["value"],
                 tuple(headers_from_json(orjson.loads(r["headers"]))),
+                id=r["id"],
             )
             for r in rows
         ]

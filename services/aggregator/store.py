@@ -176,6 +176,12 @@ def columns(rows: Sequence[Sequence[Any]], width: int = 0) -> list[list[Any]]:
     return [list(c) for c in zip(*rows, strict=True)]
 
 
+async def insert_rows(conn: asyncpg.Connection, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Run an `unnest($1::t[], ...)` statement with these rows as its columns; nothing if no rows."""
+    if rows:
+        await conn.execute(statement, *columns(rows))
+
+
 def affected(status: str) -> int:
     """The row count of a command status such as "INSERT 0 <rows>" or "UPDATE <rows>"."""
     return int(status.rsplit(" ", 1)[-1])

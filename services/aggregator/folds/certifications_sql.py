@@ -6,7 +6,7 @@ import asyncpg
 
 from services.aggregator.fold import FoldInput
 from services.aggregator.folds.certifications import attempt_rows
-from services.aggregator.store import columns
+from services.aggregator.store import insert_rows
 
 TABLES = ("certification_attempts",)
 
@@ -21,6 +21,4 @@ ON CONFLICT (tenant, event_id) DO NOTHING
 
 
 async def apply(conn: asyncpg.Connection, new: FoldInput) -> None:
-    rows = attempt_rows(new.events)
-    if rows:
-        await conn.execute(INSERT_ATTEMPTS, *columns(rows))
+    await insert_rows(conn, INSERT_ATTEMPTS, attempt_rows(new.events))

@@ -25,7 +25,7 @@ from services.aggregator.folds.crm import (
     settle,
     zone_pairs,
 )
-from services.aggregator.store import columns, zones
+from services.aggregator.store import columns, insert_rows, zones
 
 TABLES = ("crm_entities", "deal_facts")
 
@@ -81,6 +81,5 @@ async def apply(conn: asyncpg.Connection, new: FoldInput) -> Deltas | None:
     owners = await zones(conn, zone_pairs(states.values()))
     deltas, saved, facts = settle(states, stored, owners.zone_of)
     await conn.execute(SAVE, *columns(saved))
-    if facts:
-        await conn.execute(UPSERT_FACTS, *columns(facts))
+    await insert_rows(conn, UPSERT_FACTS, facts)
     return deltas

@@ -6,7 +6,7 @@ import asyncpg
 
 from services.aggregator.fold import FoldInput
 from services.aggregator.folds.data_quality import unresolved_rows
-from services.aggregator.store import columns
+from services.aggregator.store import insert_rows
 
 TABLES = ("data_quality",)
 
@@ -24,6 +24,4 @@ SET events = q.events + EXCLUDED.events,
 
 
 async def apply(conn: asyncpg.Connection, new: FoldInput) -> None:
-    rows = unresolved_rows(new.events, new.updates)
-    if rows:
-        await conn.execute(UPSERT, *columns(rows))
+    await insert_rows(conn, UPSERT, unresolved_rows(new.events, new.updates))

@@ -6,7 +6,7 @@ import asyncpg
 
 from services.aggregator.fold import FoldInput
 from services.aggregator.folds.deals import fact_rows
-from services.aggregator.store import columns
+from services.aggregator.store import insert_rows
 
 TABLES = ("deal_facts",)
 
@@ -22,6 +22,4 @@ ON CONFLICT (tenant, event_id) DO NOTHING
 
 
 async def apply(conn: asyncpg.Connection, new: FoldInput) -> None:
-    rows = fact_rows(new.events)
-    if rows:
-        await conn.execute(INSERT_FACTS, *columns(rows))
+    await insert_rows(conn, INSERT_FACTS, fact_rows(new.events))

@@ -13,7 +13,7 @@ import asyncpg
 from sqlalchemy import Numeric
 
 from services.aggregator.fold import Deltas, FoldInput, fold
-from services.aggregator.store import columns
+from services.aggregator.store import insert_rows
 from services.core.models import CHANNEL_COUNTERS, REP_COUNTERS, ChannelDaily, RepDaily
 
 TABLES = ("rollup_rep_daily", "rollup_channel_daily", "tenant_watermarks")
@@ -51,12 +51,6 @@ async def apply(conn: asyncpg.Connection, new: FoldInput) -> Deltas:
 
 async def write_deltas(conn: asyncpg.Connection, deltas: Deltas) -> None:
     """Add the batch's deltas to the rollups and watermarks, rows in key order (lock order)."""
-    rep_rows = deltas.rep_rows()
-    if rep_rows:
-        await conn.execute(UPSERT_REP, *columns(rep_rows))
-    channel_rows = deltas.channel_rows()
-    if channel_rows:
-        await conn.execute(UPSERT_CHANNEL, *columns(channel_rows))
-    marks = deltas.watermark_rows()
-    if marks:
-        await conn.execute(UPSERT_WATERMARKS, *columns(marks))
+    await insert_rows(conn, UPSERT_REP, deltas.rep_rows())
+    await insert_rows(conn, UPSERT_CHANNEL, deltas.channel_rows())
+    await insert_rows(conn, UPSERT_WATERMARKS, deltas.watermark_rows())
