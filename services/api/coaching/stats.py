@@ -115,7 +115,7 @@ def standings(values: Floats, qualified: Bools, groups: Ints | None = None) -> M
 
     ranked = ~np.isnan(values) & has_peers
     equal = pool.below(group, values, "right") - start - lo - peer
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         percentile = 100.0 * (lo + 0.5 * equal) / count
         gap = (values - median) / median
     out.percentile[:] = np.where(ranked, percentile, np.nan)
@@ -143,7 +143,7 @@ def _z(pool: _Segments, values: Floats, group: Ints, start: Ints, size: Ints, ce
     mine = pair.astype(np.int64)
     own = deviations.below(mine, np.abs(values - center), "left") - offsets[mine]
     mad = deviations.median_without(offsets[mine], size - 1, own)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = (values - center) / (MAD_TO_SIGMA * mad)
     z: Floats = np.where(mad > 0, ratio, np.nan)
     return z

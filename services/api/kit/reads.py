@@ -222,8 +222,8 @@ class Reads:
 
 def json_answer(body: Any) -> bytes:
     """The JSON of an answer built from plain values, as pydantic writes the response models
-    (dates ISO 8601, UTC as `Z`, floats shortest round-trip)."""
-    return to_json(body)
+    (dates ISO 8601, UTC as `Z`, floats shortest round-trip, a non-finite float as null)."""
+    return to_json(body, inf_nan_mode="null")
 
 
 def model_json(model: BaseModel) -> bytes:
