@@ -263,6 +263,16 @@ async def folded(engine: AsyncEngine, tenants: Sequence[str]) -> int:
     return int(n or 0)
 
 
+async def stored_offsets(engine: AsyncEngine, group: str) -> int:
+    """The sum of the next offsets Postgres holds for a consumer group: the messages behind it."""
+    async with engine.connect() as conn:
+        n = await conn.scalar(
+            text("SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets WHERE consumer_group = :g"),
+            {"g": group},
+        )
+    return int(n or 0)
+
+
 async def wait_until(
     check: Callable[[], Awaitable[bool]], timeout_s: float, what: str, interval_s: float = 0.1
 ) -> None:

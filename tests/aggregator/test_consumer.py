@@ -21,6 +21,7 @@ from tests.aggregator.streams import (
     assert_rollups_match,
     make_events,
     produce,
+    stored_offsets,
     to_record,
     wait_folded,
     wait_until,
@@ -32,15 +33,6 @@ from tests.factories import TenantFactory
 
 def metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(f"salesloop_aggregator_{name}", labels) or 0.0
-
-
-async def stored_offsets(engine: AsyncEngine, group: str) -> int:
-    async with engine.connect() as conn:
-        n = await conn.scalar(
-            text("SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets WHERE consumer_group = :g"),
-            {"g": group},
-        )
-    return int(n or 0)
 
 
 async def wait_offsets(engine: AsyncEngine, group: str, total: int) -> None:

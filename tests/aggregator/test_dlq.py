@@ -30,6 +30,7 @@ from tests.aggregator.streams import (
     folded,
     make_events,
     produce,
+    stored_offsets,
     to_record,
     wait_folded,
     wait_until,
@@ -65,15 +66,6 @@ async def failed_rows(engine: AsyncEngine, topic: str) -> list[dict[str, Any]]:
             {"t": topic},
         )
         return [dict(r) for r in rows.mappings()]
-
-
-async def stored_offsets(engine: AsyncEngine, group: str) -> int:
-    async with engine.connect() as conn:
-        n = await conn.scalar(
-            text("SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets WHERE consumer_group = :g"),
-            {"g": group},
-        )
-    return int(n or 0)
 
 
 async def read_topic(bootstrap: str, topic: str, count: int, timeout_s: float = 20.0) -> list[ConsumerRecord]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -69,20 +71,29 @@ async def post_all(ingest: httpx.AsyncClient, t: TenantCtx, events: list[dict[st
     await asyncio.gather(*(send(b) for b in requests + twins + twins))
 
 
+@asynccontextmanager
+async def posted_and_folded(
+    services: Services, engine: AsyncEngine, t: TenantCtx, events: list[dict[str, Any]], seed: int
+) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    """Clients of ingest and the API, once ORG's reps are registered and `events` posted (with
+    redeliveries, `post_all`) and folded."""
+    async with (
+        httpx.AsyncClient(base_url=services.ingest_url, timeout=30) as ingest,
+        httpx.AsyncClient(base_url=services.api_url, timeout=30) as api,
+    ):
+        await register_reps(api, t)
+        await post_all(ingest, t, events, seed=seed)
+        await wait_folded(engine, t.slug, len(events))
+        yield ingest, api
+
+
 async def test_metrics_equal_an_independent_computation(
     services: Services, tenants: TenantFactory, engine: AsyncEngine
 ) -> None:
     t = await tenants.create(timezone="America/New_York")
     start = utc(2026, 9, 1)
     events = make_events(3000, ORG, start, days=60, seed=11)
-    async with (
-        httpx.AsyncClient(base_url=services.ingest_url, timeout=30) as ingest,
-        httpx.AsyncClient(base_url=services.api_url, timeout=30) as api,
-    ):
-        await register_reps(api, t)
-        await post_all(ingest, t, events, seed=12)
-        await wait_folded(engine, t.slug, len(events))
-
+    async with posted_and_folded(services, engine, t, events, seed=12) as (_, api):
         auth = {"Authorization": f"Bearer {t.api_key}"}
         windows = [(date(2026, 9, 1), date(2026, 10, 30)), (date(2026, 9, 10), date(2026, 9, 24))]
         for frm, to in windows:
@@ -112,13 +123,7 @@ async def test_rejected_input_leaves_every_number_untouched(
     other = await tenants.create()
     events = make_events(300, ORG, utc(2026, 10, 1), days=20, seed=21)
     frm, to = date(2026, 10, 1), date(2026, 10, 21)
-    async with (
-        httpx.AsyncClient(base_url=services.ingest_url, timeout=30) as ingest,
-        httpx.AsyncClient(base_url=services.api_url, timeout=30) as api,
-    ):
-        await register_reps(api, t)
-        await post_all(ingest, t, events, seed=22)
-        await wait_folded(engine, t.slug, len(events))
+    async with posted_and_folded(services, engine, t, events, seed=22) as (ingest, api):
         auth = {"Authorization": f"Bearer {t.api_key}"}
         params = {"from": str(frm), "to": str(to)}
         before = (await api.get("/v1/teams/east/metrics", params=params, headers=auth)).json()["metrics"]
