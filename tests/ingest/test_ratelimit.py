@@ -12,16 +12,15 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
 
 from devstack.embedded import ServiceProcess, free_port
 from services.core.http import ApiError
-from services.core.kafka import ensure_topics
 from services.ingest.app import create_app
 from services.ingest.ratelimit import RateLimiter, TokenBucket
 from tests.conftest import Stack
 from tests.factories import TenantCtx, TenantFactory
+from tests.ingest.harness import Topic, one_partition_topic, served
 from tests.ingest.test_events import EVENT, signed
 
 RATE, BURST = 100.0, 200
@@ -76,8 +75,7 @@ class Harness:
     app: FastAPI
     client: httpx.AsyncClient
     clock: Clock
-    consumer: AIOKafkaConsumer
-    tp: TopicPartition
+    topic: Topic
     t: TenantCtx
     other: TenantCtx
 
@@ -93,38 +91,21 @@ class Harness:
         sentinel = f"sentinel-{secrets.token_hex(4)}"
         self.clock.now += 60  # every bucket full again
         assert (await self.post({**EVENT, "event_id": sentinel}, self.other)).status_code == 202
-        await self.consumer.seek_to_beginning(self.tp)
         counts: dict[str, int] = {}
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            for rec in (await self.consumer.getmany(self.tp, timeout_ms=200)).get(self.tp, []):
-                value = orjson.loads(rec.value)
-                if value["event_id"] == sentinel:
-                    return counts
-                counts[value["tenant"]] = counts.get(value["tenant"], 0) + 1
-        raise AssertionError("the sentinel did not arrive")
+        for rec in (await self.topic.read_until(sentinel))[:-1]:
+            tenant = orjson.loads(rec.value)["tenant"]
+            counts[tenant] = counts.get(tenant, 0) + 1
+        return counts
 
 
 @pytest.fixture
 async def limited(stack: Stack, tenants: TenantFactory) -> AsyncIterator[Harness]:
-    topic = f"ratelimit-{secrets.token_hex(4)}"
-    settings = stack.settings(events_topic=topic, topic_partitions=1)
-    await ensure_topics(settings)
-    app = create_app(settings)
-    clock = Clock()
-    app.state.rate_limiter = RateLimiter(RATE, BURST, clock)
-    tp = TopicPartition(topic, 0)
-    consumer = AIOKafkaConsumer(bootstrap_servers=stack.broker.bootstrap, enable_auto_commit=False)
-    consumer.assign([tp])
-    await consumer.start()
-    try:
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://ingest") as client,
-        ):
-            yield Harness(app, client, clock, consumer, tp, await tenants.create(), await tenants.create())
-    finally:
-        await consumer.stop()
+    async with one_partition_topic(stack, "ratelimit") as topic:
+        app = create_app(topic.settings)
+        clock = Clock()
+        app.state.rate_limiter = RateLimiter(RATE, BURST, clock)
+        async with served(app) as client:
+            yield Harness(app, client, clock, topic, await tenants.create(), await tenants.create())
 
 
 async def test_over_the_limit_answers_429_with_retry_after_and_accepts_nothing(limited: Harness) -> None:

@@ -11,14 +11,14 @@ import httpx
 import opentelemetry.trace
 import pytest
 from fastapi.dependencies.utils import solve_dependencies
-from prometheus_client.parser import text_string_to_metric_families
 
 from services.ingest import routes
 from services.ingest.app import create_app
+from services.ingest.sources import VENDORS
 from tests.conftest import Stack
+from tests.ingest.harness import metric
 
-VENDORS = ("hubspot", "salesforce", "twilio", "aircall", "sendgrid")
-DATA_PATHS = ["/v1/events/t", *(f"/webhooks/{vendor}/t" for vendor in VENDORS)]
+DATA_PATHS = ["/v1/events/t", *(vendor.path.replace("{tenant}", "t") for vendor in VENDORS)]
 
 
 @pytest.fixture
@@ -87,9 +87,4 @@ async def test_an_unexpected_error_in_a_data_route_is_a_json_500_counted_under_i
 
 
 async def _requests(client: httpx.AsyncClient, labels: dict[str, str]) -> float:
-    text = (await client.get("/metrics")).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "salesloop_ingest_requests_total" and sample.labels == labels:
-                return sample.value
-    return 0.0
+    return await metric(client, "salesloop_ingest_requests_total", **labels)

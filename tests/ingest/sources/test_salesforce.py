@@ -4,7 +4,6 @@ import time
 import tracemalloc
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from decimal import Decimal
 
 import pytest
 
@@ -12,7 +11,7 @@ from services.core.events import EventType, RepAlias
 from services.ingest.sources import salesforce
 from services.ingest.sources.common import InboundRequest, PayloadError, SignatureError
 from services.ingest.sources.salesforce import SalesforceOptions
-from tests.ingest.sources.support import CTX, NOW, at, body, expected
+from tests.ingest.sources.support import CTX, NOW, body, malformed, mapped, maps
 
 ORG = "00D5e000000KQ2eEAG"
 URL = "https://hooks.salesloop.example/webhooks/salesforce/acme"
@@ -110,253 +109,21 @@ def test_entity_attacks_are_refused_fast_without_expansion(name: str) -> None:
 
 
 def test_opportunities() -> None:
-    result = salesforce.to_events(salesforce.parse(body("salesforce_opportunities.xml")), CTX)
-    open_deal = {
-        "deal_id": "0065e00000AbCdEAAV",
-        "account_id": "0015e00000ZkM3hAAF",
-        "channel": "partner",
-        "amount": Decimal("48000.0"),
-        "currency": "USD",
-        "attributes": {
-            "salesforce_notification_id": "04l5e00000Gx7QzAAJ",
-            "salesforce_sobject": "Opportunity",
-            "close_date": "2026-07-31",
-        },
-    }
-    won_deal = {
-        "deal_id": "0065e00000AbCdFAAV",
-        "account_id": "0015e00000ZkM3iAAF",
-        "channel": "direct",
-        "amount": Decimal("12500.5"),
-        "currency": "USD",
-        "attributes": {
-            "salesforce_notification_id": "04l5e00000Gx7R0AAJ",
-            "salesforce_sobject": "Opportunity",
-            "close_date": "2026-07-06",
-        },
-    }
-    lost_deal = {
-        "deal_id": "0065e00000AbCdGAAV",
-        "attributes": {
-            "salesforce_notification_id": "04l5e00000Gx7R1AAJ",
-            "salesforce_sobject": "Opportunity",
-        },
-    }
-    assert [(v.event, v.rep_alias) for v in result.events] == [
-        (
-            expected(
-                event_id="salesforce:0065e00000AbCdEAAV:deal.created",
-                type="deal.created",
-                occurred_at=at("2026-07-01T09:15:00Z"),
-                **open_deal,
-            ),
-            USER,
-        ),
-        (
-            expected(
-                event_id="salesforce:0065e00000AbCdEAAV:stage:Qualification",
-                type="deal.stage_changed",
-                stage="Qualification",
-                occurred_at=at("2026-07-03T11:00:00Z"),
-                **open_deal,
-            ),
-            USER,
-        ),
-        (
-            expected(
-                event_id="salesforce:0065e00000AbCdFAAV:deal.created",
-                type="deal.created",
-                occurred_at=at("2026-06-10T14:00:00Z"),
-                **won_deal,
-            ),
-            USER,
-        ),
-        (
-            expected(
-                event_id="salesforce:0065e00000AbCdFAAV:deal.won",
-                type="deal.won",
-                stage="Closed Won",
-                occurred_at=at("2026-07-06T16:45:00Z"),
-                **won_deal,
-            ),
-            USER,
-        ),
-        (
-            expected(
-                event_id="salesforce:0065e00000AbCdGAAV:deal.created",
-                type="deal.created",
-                occurred_at=at("2026-05-02T08:00:00Z"),
-                **lost_deal,
-            ),
-            None,  # owned by a queue (00G...), not a user
-        ),
-        (
-            expected(
-                event_id="salesforce:0065e00000AbCdGAAV:deal.lost",
-                type="deal.lost",
-                stage="Closed Lost",
-                occurred_at=at("2026-07-05T10:30:00Z"),
-                **lost_deal,
-            ),
-            None,
-        ),
-    ]
-    assert [(u.entity, u.entity_id, u.property, u.value, u.event_id) for u in result.entity_updates] == [
-        ("deal", "0065e00000AbCdEAAV", "amount", "48000.0", "salesforce:04l5e00000Gx7QzAAJ"),
-        ("deal", "0065e00000AbCdEAAV", "owner", "0055e000003QwErAAK", "salesforce:04l5e00000Gx7QzAAJ"),
-        ("deal", "0065e00000AbCdEAAV", "stage", "Qualification", "salesforce:04l5e00000Gx7QzAAJ"),
-        ("deal", "0065e00000AbCdFAAV", "amount", "12500.5", "salesforce:04l5e00000Gx7R0AAJ"),
-        ("deal", "0065e00000AbCdFAAV", "owner", "0055e000003QwErAAK", "salesforce:04l5e00000Gx7R0AAJ"),
-        ("deal", "0065e00000AbCdFAAV", "stage", "Closed Won", "salesforce:04l5e00000Gx7R0AAJ"),
-        ("deal", "0065e00000AbCdGAAV", "stage", "Closed Lost", "salesforce:04l5e00000Gx7R1AAJ"),
-    ]
-    assert result.entity_updates[1].rep_alias == USER
-    assert result.entity_updates[0].occurred_at == at("2026-07-03T11:00:00Z")
-    assert result.ignored == 0
+    # deal.created, then a stage change, a win or a loss; amount, owner and stage as entity updates
+    # named by the notification; the lost deal is owned by a queue (00G...), not a user.
+    assert maps(salesforce.VENDOR, "salesforce_opportunities.xml") == mapped("salesforce_opportunities.xml")
 
 
 def test_leads() -> None:
-    result = salesforce.to_events(salesforce.parse(body("salesforce_leads.xml")), CTX)
-    other_user = RepAlias(kind="salesforce_user_id", value="0055e000003QwEsAAK")
-    lead = "salesforce_notification_id", "salesforce_sobject"
-    assert [(v.event, v.rep_alias) for v in result.events] == [
-        (
-            expected(
-                event_id="salesforce:00Q5e00000LeAd1EAB:lead.created",
-                type="lead.created",
-                occurred_at=at("2026-07-07T08:00:00Z"),
-                contact_id="00Q5e00000LeAd1EAB",
-                channel="events",
-                attributes=dict(zip(lead, ("04l5e00000Gx8AAAAZ", "Lead"), strict=True)),
-            ),
-            None,
-        ),
-        (
-            expected(
-                event_id="salesforce:00Q5e00000LeAd2EAB:lead.created",
-                type="lead.created",
-                occurred_at=at("2026-07-02T10:00:00Z"),
-                contact_id="00Q5e00000LeAd2EAB",
-                channel="paid_search",
-                attributes=dict(zip(lead, ("04l5e00000Gx8ABAAZ", "Lead"), strict=True)),
-            ),
-            USER,
-        ),
-        (
-            expected(
-                event_id="salesforce:00Q5e00000LeAd2EAB:lead.qualified:mql",
-                type="lead.qualified",
-                stage="mql",
-                occurred_at=at("2026-07-07T09:30:00Z"),
-                contact_id="00Q5e00000LeAd2EAB",
-                channel="paid_search",
-                attributes=dict(zip(lead, ("04l5e00000Gx8ABAAZ", "Lead"), strict=True)),
-            ),
-            USER,
-        ),
-        (
-            expected(
-                event_id="salesforce:00Q5e00000LeAd3EAB:lead.created",
-                type="lead.created",
-                occurred_at=at("2026-06-20T12:00:00Z"),
-                contact_id="00Q5e00000LeAd3EAB",
-                channel="outbound",
-                attributes={
-                    **dict(zip(lead, ("04l5e00000Gx8ACAAZ", "Lead"), strict=True)),
-                    "converted_contact_id": "0035e00000CoNtAAAT",
-                    "converted_opportunity_id": "0065e00000AbCdHAAV",
-                },
-            ),
-            other_user,
-        ),
-        (
-            expected(
-                event_id="salesforce:00Q5e00000LeAd3EAB:lead.qualified:sql",
-                type="lead.qualified",
-                stage="sql",
-                occurred_at=at("2026-07-06T13:00:00Z"),
-                contact_id="00Q5e00000LeAd3EAB",
-                channel="outbound",
-                attributes={
-                    **dict(zip(lead, ("04l5e00000Gx8ACAAZ", "Lead"), strict=True)),
-                    "converted_contact_id": "0035e00000CoNtAAAT",
-                    "converted_opportunity_id": "0065e00000AbCdHAAV",
-                },
-            ),
-            other_user,
-        ),
-    ]
-    assert [(u.entity_id, u.property, u.value) for u in result.entity_updates] == [
-        ("00Q5e00000LeAd1EAB", "channel", "events"),
-        ("00Q5e00000LeAd1EAB", "lifecycle_stage", "Open - Not Contacted"),
-        ("00Q5e00000LeAd2EAB", "owner", "0055e000003QwErAAK"),
-        ("00Q5e00000LeAd2EAB", "channel", "paid_search"),
-        ("00Q5e00000LeAd2EAB", "lifecycle_stage", "Marketing Qualified"),
-        ("00Q5e00000LeAd3EAB", "owner", "0055e000003QwEsAAK"),
-        ("00Q5e00000LeAd3EAB", "channel", "outbound"),
-        ("00Q5e00000LeAd3EAB", "lifecycle_stage", "Closed - Converted"),
-    ]
-    assert {u.entity for u in result.entity_updates} == {"contact"}
+    # lead.created and lead.qualified by Status or IsConverted, channels from LeadSource; owner,
+    # channel and status as the contact's entity updates.
+    assert maps(salesforce.VENDOR, "salesforce_leads.xml") == mapped("salesforce_leads.xml")
 
 
 def test_activities() -> None:
-    result = salesforce.to_events(salesforce.parse(body("salesforce_activities.xml")), CTX)
-
-    def attrs(notification: str, sobject: str, **more: str) -> dict[str, str]:
-        return {"salesforce_notification_id": notification, "salesforce_sobject": sobject, **more}
-
-    who, opp = "0035e00000CoNtBAAT", "0065e00000AbCdEAAV"
-    assert [v.event for v in result.events] == [
-        expected(
-            event_id="salesforce:00T5e00000TaSk1EAB:call.completed",
-            type="call.completed",
-            occurred_at=at("2026-07-07T10:04:05Z"),
-            direction="outbound",
-            outcome="connected",
-            duration_s=245,
-            contact_id=who,
-            deal_id=opp,
-            attributes=attrs("04l5e00000Gx9AAAAZ", "Task", call_disposition="Connected - interested"),
-        ),
-        expected(
-            event_id="salesforce:00T5e00000TaSk2EAB:email.sent",
-            type="email.sent",
-            occurred_at=at("2026-07-07T10:30:00Z"),
-            direction="outbound",
-            contact_id=who,
-            account_id="0015e00000ZkM3hAAF",
-            attributes=attrs("04l5e00000Gx9ABAAZ", "Task"),
-        ),
-        expected(
-            event_id="salesforce:00U5e00000EvNt1EAB:meeting.booked",
-            type="meeting.booked",
-            occurred_at=at("2026-07-01T09:00:00Z"),
-            duration_s=1800,
-            contact_id=who,
-            deal_id=opp,
-            attributes=attrs("04l5e00000Gx9ADAAZ", "Event"),
-        ),
-        expected(
-            event_id="salesforce:00U5e00000EvNt1EAB:meeting.held",
-            type="meeting.held",
-            occurred_at=at("2026-07-06T15:00:00Z"),
-            duration_s=1800,
-            contact_id=who,
-            deal_id=opp,
-            attributes=attrs("04l5e00000Gx9ADAAZ", "Event"),
-        ),
-        expected(
-            event_id="salesforce:00U5e00000EvNt2EAB:meeting.booked",
-            type="meeting.booked",
-            occurred_at=at("2026-07-07T12:00:00Z"),
-            duration_s=2700,
-            contact_id="00Q5e00000LeAd2EAB",
-            attributes=attrs("04l5e00000Gx9AEAAZ", "Event"),
-        ),
-    ]
-    assert all(v.rep_alias == USER for v in result.events)
-    # The call task still to do and the Account notification map to nothing.
-    assert result.ignored == 2
+    # A call and an email Task, an Event booked and, being over, held; the call task still to do and
+    # the Account notification map to nothing.
+    assert maps(salesforce.VENDOR, "salesforce_activities.xml") == mapped("salesforce_activities.xml")
 
 
 @pytest.mark.parametrize(
@@ -413,40 +180,29 @@ def test_stage_names_without_flags_and_other_currencies() -> None:
     assert (won.attributes["amount_original"], won.attributes["currency_original"]) == ("900", "EUR")
 
 
-@pytest.mark.parametrize(
-    ("payload", "field", "index"),
-    [
-        (b"not xml at all", None, None),
-        (b"<a><b></a>", None, None),
-        (b'<Envelope xmlns="urn:other"/>', "Envelope", None),
-        (
-            b'<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body/></soapenv:Envelope>',
-            "notifications",
-            None,
-        ),
-        (envelope("Lead", {"Id": "00Q1"}).replace(b"<Id>04l5e00000Gx7QzAAJ</Id>", b""), "Notification.Id", 0),
-        (envelope("Lead", {"Status": "Open"}), "sObject.Id", 0),
-        (envelope("Lead", {"Id": "00Q1", "CreatedDate": "last week"}), "sObject.CreatedDate", 0),
-        (envelope("Opportunity", {"Id": "0061", "Amount": "a lot"}), "sObject.Amount", 0),
-        (
-            envelope("Opportunity", {"Id": "0061", "CreatedDate": "2100-01-01T00:00:00Z"}),
-            "sObject.CreatedDate",
-            0,
-        ),
-    ],
-    ids=[
-        "not-xml",
-        "unbalanced",
-        "not-soap",
-        "no-notifications",
-        "no-id",
-        "no-sobject-id",
-        "bad-date",
-        "bad-amount",
-        "future",
-    ],
-)
+SOAP_BODY = b'<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body/></soapenv:Envelope>'
+MALFORMED = {
+    "not-xml": (b"not xml at all", None, None),
+    "unbalanced": (b"<a><b></a>", None, None),
+    "not-soap": (b'<Envelope xmlns="urn:other"/>', "Envelope", None),
+    "no-notifications": (SOAP_BODY, "notifications", None),
+    "no-id": (
+        envelope("Lead", {"Id": "00Q1"}).replace(b"<Id>04l5e00000Gx7QzAAJ</Id>", b""),
+        "Notification.Id",
+        0,
+    ),
+    "no-sobject-id": (envelope("Lead", {"Status": "Open"}), "sObject.Id", 0),
+    "bad-date": (envelope("Lead", {"Id": "00Q1", "CreatedDate": "last week"}), "sObject.CreatedDate", 0),
+    "bad-amount": (envelope("Opportunity", {"Id": "0061", "Amount": "a lot"}), "sObject.Amount", 0),
+    "future": (
+        envelope("Opportunity", {"Id": "0061", "CreatedDate": "2100-01-01T00:00:00Z"}),
+        "sObject.CreatedDate",
+        0,
+    ),
+}
+
+
+@pytest.mark.parametrize(("payload", "field", "index"), MALFORMED.values(), ids=MALFORMED.keys())
 def test_malformed_message_names_the_field(payload: bytes, field: str | None, index: int | None) -> None:
-    with pytest.raises(PayloadError) as caught:
-        salesforce.to_events(salesforce.parse(payload), CTX)
-    assert (caught.value.field, caught.value.index) == (field, index)
+    error = malformed(salesforce.VENDOR, payload)
+    assert (error.field, error.index) == (field, index)

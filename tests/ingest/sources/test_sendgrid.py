@@ -3,6 +3,8 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,9 +15,9 @@ from sendgrid.helpers.eventwebhook.eventwebhook_header import EventWebhookHeader
 
 from services.core.events import EventType
 from services.ingest.sources import sendgrid
-from services.ingest.sources.common import InboundRequest, PayloadError, SignatureError
+from services.ingest.sources.common import InboundRequest, SignatureError
 from services.ingest.sources.kit import fingerprint
-from tests.ingest.sources.support import CTX, NOW, at, body, expected
+from tests.ingest.sources.support import CTX, NOW, body, malformed, mapped, maps, refused, with_header
 
 URL = "https://hooks.salesloop.example/webhooks/sendgrid/acme"
 _KEY = ec.generate_private_key(ec.SECP256R1())
@@ -107,37 +109,21 @@ def test_timestamp_tolerance() -> None:
         sendgrid.verify(signed(payload, sent_at=NOW + timedelta(minutes=5, seconds=1)), PUBLIC_KEY)
 
 
-@pytest.mark.parametrize(
-    ("tamper", "reason"),
-    [
-        (lambda r: signed(r.body, key=ec.generate_private_key(ec.SECP256R1())), "does not match"),
-        (lambda r: dataclasses.replace(r, body=r.body.replace(b"r-dana", b"r-mallory")), "does not match"),
-        (lambda r: _with(r, EventWebhookHeader.TIMESTAMP, str(int(NOW.timestamp()) - 1)), "does not match"),
-        (lambda r: _with(r, EventWebhookHeader.SIGNATURE, "not base64!"), "not base64"),
-        (lambda r: _with(r, EventWebhookHeader.TIMESTAMP, "now"), "not a Unix timestamp"),
-        (
-            lambda r: _without(r, EventWebhookHeader.SIGNATURE),
-            "missing X-Twilio-Email-Event-Webhook-Signature",
-        ),
-        (
-            lambda r: _without(r, EventWebhookHeader.TIMESTAMP),
-            "missing X-Twilio-Email-Event-Webhook-Timestamp",
-        ),
-    ],
-    ids=[
-        "other-key",
-        "modified-body",
-        "other-timestamp",
-        "bad-signature",
-        "bad-timestamp",
-        "no-sig",
-        "no-ts",
-    ],
-)
-def test_refused(tamper: object, reason: str) -> None:
-    request = tamper(signed(body("sendgrid_events.json")))  # type: ignore[operator]
-    with pytest.raises(SignatureError, match=reason):
-        sendgrid.verify(request, PUBLIC_KEY)
+SIGNATURE, TIMESTAMP = EventWebhookHeader.SIGNATURE, EventWebhookHeader.TIMESTAMP
+REFUSED = {
+    "other-key": (lambda r: signed(r.body, key=ec.generate_private_key(ec.SECP256R1())), "does not match"),
+    "modified-body": (lambda r: replace(r, body=r.body.replace(b"r-dana", b"r-mallory")), "does not match"),
+    "other-timestamp": (lambda r: with_header(r, TIMESTAMP, str(int(NOW.timestamp()) - 1)), "does not match"),
+    "bad-signature": (lambda r: with_header(r, SIGNATURE, "not base64!"), "not base64"),
+    "bad-timestamp": (lambda r: with_header(r, TIMESTAMP, "now"), "not a Unix timestamp"),
+    "no-sig": (lambda r: with_header(r, SIGNATURE, None), f"missing {SIGNATURE}"),
+    "no-ts": (lambda r: with_header(r, TIMESTAMP, None), f"missing {TIMESTAMP}"),
+}
+
+
+@pytest.mark.parametrize(("tamper", "reason"), REFUSED.values(), ids=REFUSED.keys())
+def test_refused(tamper: Callable[[InboundRequest], InboundRequest], reason: str) -> None:
+    refused(sendgrid.VENDOR, tamper(signed(body("sendgrid_events.json"))), PUBLIC_KEY, reason)
 
 
 def test_a_key_that_is_not_p256_is_refused() -> None:
@@ -154,67 +140,9 @@ def test_a_key_that_is_not_p256_is_refused() -> None:
 
 
 def test_event_mapping() -> None:
-    result = sendgrid.to_events(sendgrid.parse(body("sendgrid_events.json")), CTX)
-    message = "14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0"
-    dana = {"rep_id": "r-dana", "direction": "outbound"}
-    assert [v.event for v in result.events] == [
-        expected(
-            event_id="sendgrid:rbtnWrG1DVDGGGFHFyun0A",
-            type="email.sent",
-            occurred_at=at("2026-07-07T16:00:00Z"),
-            contact_id="847297356",
-            attributes={
-                "sendgrid_event": "processed",
-                "sg_message_id": message,
-                "sendgrid_category": ["sequence-step-1"],
-            },
-            **dana,
-        ),
-        expected(
-            event_id="sendgrid:FOTFFO0ecsBE-zxFXfs6WA",
-            type="email.opened",
-            occurred_at=at("2026-07-07T16:10:00Z"),
-            contact_id="847297356",
-            attributes={"sendgrid_event": "open", "sg_message_id": message},
-            **dana,
-        ),
-        expected(
-            event_id="sendgrid:kCAi1KttyQdEKHhdC-nuEA",
-            type="email.clicked",
-            occurred_at=at("2026-07-07T16:11:40Z"),
-            contact_id="847297356",
-            deal_id="19883472001",
-            attributes={"sendgrid_event": "click", "sg_message_id": message},
-            **dana,
-        ),
-        expected(
-            event_id="sendgrid:6g4ZI7SA-xmRDv57GoPIPw",
-            type="email.bounced",
-            occurred_at=at("2026-07-07T16:13:20Z"),
-            contact_id="847297360",
-            attributes={
-                "sendgrid_event": "bounce",
-                "sg_message_id": "14c5d75ce93.dfd.64b470.filter0001.16648.5515E0B88.0",
-                "sendgrid_bounce_type": "bounce",
-            },
-            **dana,
-        ),
-        expected(
-            event_id=result.events[4].event.event_id,
-            type="email.bounced",
-            occurred_at=at("2026-07-07T16:15:00Z"),
-            rep_id="r-eve",
-            direction="outbound",
-            contact_id="847297361",
-            attributes={
-                "sendgrid_event": "dropped",
-                "sg_message_id": "14c5d75ce93.dfd.64b471.filter0001.16648.5515E0B88.0",
-            },
-        ),
-    ]
+    # processed, open, click, bounce and dropped, all outbound, rep and contact from the custom args;
     # delivered, the machine open, unsubscribe and spamreport map to nothing.
-    assert result.ignored == 4
-    assert all(v.rep_alias is None for v in result.events)
+    assert maps(sendgrid.VENDOR, "sendgrid_events.json") == mapped("sendgrid_events.json")
 
 
 def test_event_without_sg_event_id_gets_a_fingerprint_of_itself() -> None:
@@ -240,32 +168,22 @@ def test_machine_open_is_ignored_but_human_open_counts() -> None:
     assert [v.event.type for v in sendgrid.to_events(events, CTX).events] == [EventType.EMAIL_OPENED]
 
 
-@pytest.mark.parametrize(
-    ("payload", "field", "index"),
-    [
-        (b'{"event": "open"}', None, None),
-        (b'[{"event": "open", "timestamp": 1783440600}, 7]', None, 1),
-        (b'[{"timestamp": 1783440600}]', "event", 0),
-        (b'[{"event": "open"}]', "timestamp", 0),
-        (b'[{"event": "click", "timestamp": "noon"}]', "timestamp", 0),
-        (
-            b'[{"event": "click", "timestamp": 1783440600}, {"event": "open", "timestamp": 4102444800}]',
-            "timestamp",
-            1,
-        ),
-        (b'[{"event": "processed", "timestamp": 1783440600, "contact_id": "a\\u0000b"}]', "contact_id", 0),
-    ],
-    ids=["object", "not-object", "no-event", "no-time", "bad-time", "future", "nul"],
-)
+MALFORMED = {
+    "object": (b'{"event": "open"}', None, None),
+    "not-object": (b'[{"event": "open", "timestamp": 1783440600}, 7]', None, 1),
+    "no-event": (b'[{"timestamp": 1783440600}]', "event", 0),
+    "no-time": (b'[{"event": "open"}]', "timestamp", 0),
+    "bad-time": (b'[{"event": "click", "timestamp": "noon"}]', "timestamp", 0),
+    "future": (
+        b'[{"event": "click", "timestamp": 1783440600}, {"event": "open", "timestamp": 4102444800}]',
+        "timestamp",
+        1,
+    ),
+    "nul": (b'[{"event": "processed", "timestamp": 1783440600, "contact_id": "a\\u0000b"}]', "contact_id", 0),
+}
+
+
+@pytest.mark.parametrize(("payload", "field", "index"), MALFORMED.values(), ids=MALFORMED.keys())
 def test_malformed_payload_names_the_field(payload: bytes, field: str | None, index: int | None) -> None:
-    with pytest.raises(PayloadError) as caught:
-        sendgrid.to_events(sendgrid.parse(payload), CTX)
-    assert (caught.value.field, caught.value.index) == (field, index)
-
-
-def _without(request: InboundRequest, name: str) -> InboundRequest:
-    return dataclasses.replace(request, headers={k: v for k, v in request.headers.items() if k != name})
-
-
-def _with(request: InboundRequest, name: str, value: str) -> InboundRequest:
-    return dataclasses.replace(request, headers={**request.headers, name: value})
+    error = malformed(sendgrid.VENDOR, payload)
+    assert (error.field, error.index) == (field, index)

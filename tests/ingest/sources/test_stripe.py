@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -14,7 +15,7 @@ import stripe
 
 from services.ingest.sources import stripe as adapter
 from services.ingest.sources.common import InboundRequest, PayloadError, SignatureError
-from tests.ingest.sources.support import CTX, NOW, at, body, expected
+from tests.ingest.sources.support import CTX, NOW, body, malformed, mapped, maps, refused
 
 SECRET = "whsec_4eC39HqLyjWDarjtT1zdp7dc2f9Z0qX1"
 URL = "https://hooks.salesloop.example/webhooks/stripe/acme"
@@ -71,46 +72,26 @@ def _modified() -> InboundRequest:
     return dataclasses.replace(request, body=request.body.replace(b'"quantity": 12', b'"quantity": 1200'))
 
 
-@pytest.mark.parametrize(
-    ("delivery", "reason"),
-    [
-        (signed(body(EVENT), secret="whsec_another-endpoint"), "does not match"),
-        (_modified(), "does not match"),
-        (_header(None), "missing Stripe-Signature"),
-        (_header(""), "missing Stripe-Signature"),
-        (_header("v1=abc"), "no Unix timestamp"),
-        (_header("t=soon,v1=abc"), "not a Unix timestamp"),
-        (_header(f"t={int(NOW.timestamp())}"), "missing a v1 signature"),
-    ],
-    ids=["wrong-secret", "modified-body", "no-header", "empty-header", "no-t", "bad-t", "no-v1"],
-)
+REFUSED = {
+    "wrong-secret": (signed(body(EVENT), secret="whsec_another-endpoint"), "does not match"),
+    "modified-body": (_modified(), "does not match"),
+    "no-header": (_header(None), "missing Stripe-Signature"),
+    "empty-header": (_header(""), "missing Stripe-Signature"),
+    "no-t": (_header("v1=abc"), "no Unix timestamp"),
+    "bad-t": (_header("t=soon,v1=abc"), "not a Unix timestamp"),
+    "no-v1": (_header(f"t={int(NOW.timestamp())}"), "missing a v1 signature"),
+}
+
+
+@pytest.mark.parametrize(("delivery", "reason"), REFUSED.values(), ids=REFUSED.keys())
 def test_refused(delivery: InboundRequest, reason: str) -> None:
-    with pytest.raises(SignatureError, match=reason):
-        adapter.verify(delivery, SECRET)
+    refused(adapter.VENDOR, delivery, SECRET, reason)
 
 
 def test_subscription_updated() -> None:
-    result = adapter.to_events(adapter.parse(body(EVENT)), CTX)
-    assert result.ignored == 0
-    assert result.entity_updates == []
-    [mapped] = result.events
-    assert mapped.rep_alias is None
-    # 12 seats at 49.00 a month, a 2,400.00 yearly platform fee, and metered minutes (no fixed value).
-    assert mapped.event == expected(
-        event_id="stripe:evt_1PqR7sLkdIwHu7ixAbCdEf01",
-        type="subscription.changed",
-        occurred_at=at("2026-07-07T15:00:00Z"),
-        account_id="cus_QhX4m2LkZ9aB7c",
-        mrr=Decimal("788.0000"),
-        currency="USD",
-        attributes={
-            "stripe_event_type": "customer.subscription.updated",
-            "stripe_subscription_id": "sub_1PqR7rLkdIwHu7ixZyXwVu02",
-            "stripe_status": "active",
-            "stripe_livemode": False,
-            "stripe_unpriced_items": 1,
-        },
-    )
+    # 12 seats at 49.00 a month, a 2,400.00 yearly platform fee, and metered minutes (no fixed value):
+    # MRR 788.0000 for customer cus_QhX4m2LkZ9aB7c.
+    assert maps(adapter.VENDOR, EVENT) == mapped(EVENT)
 
 
 def _event(type_: str = "customer.subscription.created", **subscription: Any) -> dict[str, Any]:
@@ -197,66 +178,48 @@ def test_other_event_types_are_acknowledged_and_ignored(type_: str) -> None:
     assert (result.events, result.ignored) == ([], 1)
 
 
-def _broken(change: Any) -> dict[str, Any]:
+def _broken(change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+    """The subscription.created event, with `change` applied to its subscription."""
     event = _event()
-    change(event)
+    change(event["data"]["object"])
     return event
 
 
-@pytest.mark.parametrize(
-    ("payload", "field"),
-    [
-        ({"id": "evt_1"}, "type"),
-        (_broken(lambda e: e.pop("id")), "id"),
-        (_broken(lambda e: e.pop("created")), "created"),
-        (_broken(lambda e: e.update(created=4102444800)), "created"),
-        (_broken(lambda e: e.update(data=[])), "data.object"),
-        (_broken(lambda e: e["data"]["object"].pop("customer")), "data.object.customer"),
-        (_broken(lambda e: e["data"]["object"].update(currency="eur")), "data.object.currency"),
-        (_broken(lambda e: e["data"]["object"].pop("currency")), "data.object.currency"),
-        (_broken(lambda e: e["data"]["object"].update(items=None)), "data.object.items.data"),
-        (
-            _broken(
-                lambda e: e["data"]["object"]["items"]["data"][1]["price"]["recurring"].update(
-                    interval="decade"
-                )
-            ),
-            "data.object.items.data.1.price.recurring.interval",
-        ),
-        (
-            _broken(lambda e: e["data"]["object"]["items"]["data"][0].update(quantity=-1)),
-            "data.object.items.data.0.quantity",
-        ),
-        (
-            _broken(lambda e: e["data"]["object"]["items"]["data"][0]["price"].update(unit_amount="lots")),
-            "data.object.items.data.0.price.unit_amount",
-        ),
-        (
-            _broken(lambda e: e["data"]["object"]["items"]["data"][0]["price"].update(unit_amount=10**40)),
-            "data.object.items.data.0.price.unit_amount",
-        ),
-    ],
-    ids=[
-        "no-type",
-        "no-id",
-        "no-created",
-        "future",
-        "no-object",
-        "no-customer",
-        "other-currency",
-        "no-currency",
-        "no-items",
-        "bad-interval",
-        "negative-quantity",
-        "bad-amount",
-        "huge-amount",
-    ],
-)
+def _item_broken(index: int, price: dict[str, Any] | None = None, **changes: Any) -> dict[str, Any]:
+    """The event with item `index` changed, and its price by `price`."""
+
+    def change(subscription: dict[str, Any]) -> None:
+        item = subscription["items"]["data"][index]
+        item.update(changes)
+        item["price"].update(price or {})
+
+    return _broken(change)
+
+
+ITEM = "data.object.items.data"
+MALFORMED = {
+    "no-type": ({"id": "evt_1"}, "type"),
+    "no-id": ({k: v for k, v in _event().items() if k != "id"}, "id"),
+    "no-created": ({k: v for k, v in _event().items() if k != "created"}, "created"),
+    "future": ({**_event(), "created": 4102444800}, "created"),
+    "no-object": ({**_event(), "data": []}, "data.object"),
+    "no-customer": (_broken(lambda s: s.pop("customer")), "data.object.customer"),
+    "other-currency": (_broken(lambda s: s.update(currency="eur")), "data.object.currency"),
+    "no-currency": (_broken(lambda s: s.pop("currency")), "data.object.currency"),
+    "no-items": (_broken(lambda s: s.update(items=None)), ITEM),
+    "bad-interval": (
+        _item_broken(1, price={"recurring": {"interval": "decade"}}),
+        f"{ITEM}.1.price.recurring.interval",
+    ),
+    "negative-quantity": (_item_broken(0, quantity=-1), f"{ITEM}.0.quantity"),
+    "bad-amount": (_item_broken(0, price={"unit_amount": "lots"}), f"{ITEM}.0.price.unit_amount"),
+    "huge-amount": (_item_broken(0, price={"unit_amount": 10**40}), f"{ITEM}.0.price.unit_amount"),
+}
+
+
+@pytest.mark.parametrize(("payload", "field"), MALFORMED.values(), ids=MALFORMED.keys())
 def test_malformed_payload_names_the_field(payload: dict[str, Any], field: str) -> None:
-    with pytest.raises(PayloadError) as caught:
-        adapter.to_events(payload, CTX)
-    assert caught.value.field == field
-    assert caught.value.reason
+    assert malformed(adapter.VENDOR, payload).field == field
 
 
 def test_parse_wants_an_event_object() -> None:
