@@ -29,7 +29,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from services.aggregator.commit import fold_archived
 from services.aggregator.folds import DERIVED_TABLES
-from services.aggregator.store import ARCHIVED_UPDATES, affected, archived_update, take_rebuild_lock
+from services.aggregator.store import (
+    ARCHIVE_SIZES,
+    ARCHIVED_EVENTS,
+    ARCHIVED_UPDATES,
+    REATTRIBUTE_EVENTS,
+    REATTRIBUTE_UPDATES,
+    affected,
+    archived_update,
+    take_rebuild_lock,
+)
 from services.core.crm import CrmUpdate
 from services.core.db import asyncpg_dsn
 from services.core.events import SCHEMA_HEADER
@@ -47,26 +56,6 @@ SELECT EXISTS (SELECT 1 FROM tenants WHERE slug = $1)
     OR EXISTS (SELECT 1 FROM tenant_watermarks WHERE tenant = $1)
     OR EXISTS (SELECT 1 FROM events WHERE tenant = $1)
 """
-SIZES = """
-SELECT (SELECT count(*) FROM events WHERE tenant = $1) AS events,
-       (SELECT count(*) FROM crm_updates WHERE tenant = $1) AS updates
-"""
-# The same resolution a batch gets (store.resolve_aliases: any event with an identity and no rep).
-REATTRIBUTE_EVENTS = """
-UPDATE events AS e SET rep_id = a.rep_id
-FROM rep_aliases AS a
-WHERE e.tenant = $1 AND e.rep_id IS NULL AND e.payload ? 'rep_alias'
-  AND a.tenant = e.tenant
-  AND a.kind = e.payload -> 'rep_alias' ->> 'kind'
-  AND a.value = e.payload -> 'rep_alias' ->> 'value'
-"""
-REATTRIBUTE_UPDATES = """
-UPDATE crm_updates AS u SET rep_id = a.rep_id
-FROM rep_aliases AS a
-WHERE u.tenant = $1 AND u.rep_id IS NULL AND u.alias_kind IS NOT NULL
-  AND a.tenant = u.tenant AND a.kind = u.alias_kind AND a.value = u.alias_value
-"""
-ARCHIVED_EVENTS = "SELECT rep_id, payload::text AS payload FROM events WHERE tenant = $1"
 
 
 class RebuildError(Exception):
@@ -104,7 +93,7 @@ async def _rebuild_tenant(conn: asyncpg.Connection, tenant: str, progress: Progr
         await conn.execute(f"DELETE FROM {table} WHERE tenant = $1", tenant)
     events_resolved = affected(await conn.execute(REATTRIBUTE_EVENTS, tenant))
     updates_resolved = affected(await conn.execute(REATTRIBUTE_UPDATES, tenant))
-    sizes = await conn.fetchrow(SIZES, tenant)
+    sizes = await conn.fetchrow(ARCHIVE_SIZES, tenant)
     task = progress.add_task(tenant, total=sizes["events"] + sizes["updates"]) if progress else None
 
     skipped = 0

@@ -1,6 +1,7 @@
 """The aggregator's connection pool and the SQL of the batch transaction's own steps (commit.py): the
-rebuild lock, the event and CRM update archives, vendor identities, timezones and new reps, offsets.
-Each fold's tables have their own SQL module (folds/<name>_sql.py); these helpers are shared by them.
+rebuild lock, the event and CRM update archives (and reading them back for a rebuild), vendor
+identities, timezones and new reps, offsets. Each fold's tables have their own SQL module
+(folds/<name>_sql.py), which share the helpers here; `failed_events` is dlq.py's.
 
 The archives' primary keys are the dedupe: an event (or CRM update) is folded by the transaction that
 archived it, so a redelivered one (after a crash, a rebalance, a duplicate webhook) is recognised by
@@ -78,6 +79,28 @@ SELECT tenant, update_id, source, entity, entity_id, property, value, occurred_a
        alias_kind, alias_value, rep_id
 FROM crm_updates WHERE tenant = $1
 """
+
+ARCHIVE_SIZES = """
+SELECT (SELECT count(*) FROM events WHERE tenant = $1) AS events,
+       (SELECT count(*) FROM crm_updates WHERE tenant = $1) AS updates
+"""
+# For a rebuild: the resolution a batch gets (`resolve_aliases`), applied to the archive, of any event
+# or update with an identity and no rep.
+REATTRIBUTE_EVENTS = """
+UPDATE events AS e SET rep_id = a.rep_id
+FROM rep_aliases AS a
+WHERE e.tenant = $1 AND e.rep_id IS NULL AND e.payload ? 'rep_alias'
+  AND a.tenant = e.tenant
+  AND a.kind = e.payload -> 'rep_alias' ->> 'kind'
+  AND a.value = e.payload -> 'rep_alias' ->> 'value'
+"""
+REATTRIBUTE_UPDATES = """
+UPDATE crm_updates AS u SET rep_id = a.rep_id
+FROM rep_aliases AS a
+WHERE u.tenant = $1 AND u.rep_id IS NULL AND u.alias_kind IS NOT NULL
+  AND a.tenant = u.tenant AND a.kind = u.alias_kind AND a.value = u.alias_value
+"""
+ARCHIVED_EVENTS = "SELECT rep_id, payload::text AS payload FROM events WHERE tenant = $1"
 
 RESOLVE_ALIASES = """
 SELECT u.i, a.rep_id
