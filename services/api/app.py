@@ -10,12 +10,13 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.api.coaching.routes import router as coaching
 from services.api.demand.routes import router as demand
 from services.api.hiring.routes import router as hiring
+from services.api.kit.answers import example
 from services.api.kit.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.api.kit.reads import AnswerCache, ReadPool, Reads
 from services.api.kit.routing import EngineDep, error_responses
@@ -46,7 +47,7 @@ STATUS: dict[type[DomainError], int] = {NotFound: 404, Conflict: 409, InvalidInp
 
 
 class Health(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+    model_config = example({"status": "ok"})
 
     status: str
 
@@ -54,14 +55,13 @@ class Health(BaseModel):
 health = APIRouter(tags=["operations"])
 
 
-@health.get("/healthz", response_model=Health, summary="Liveness: the process answers")
+@health.get("/healthz", summary="Liveness: the process answers")
 async def healthz() -> Health:
     return Health(status="ok")
 
 
 @health.get(
     "/readyz",
-    response_model=Health,
     summary="Readiness: the database answers within 2 s",
     responses=error_responses(503),
 )

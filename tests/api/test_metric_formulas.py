@@ -26,30 +26,33 @@ SUMS: dict[str, int | Decimal] = {
 }
 
 
+HAND_COMPUTED = {
+    "dials": 40,
+    "connects": 10,
+    "connect_rate": 0.25,
+    "talk_time_s": 1500.5,
+    "talk_ratio": 0.4,
+    "emails_sent": 30,
+    "email_replies": 3,
+    "reply_rate": pytest.approx(0.1),
+    "meetings_booked": 4,
+    "meetings_held": 3,
+    "meeting_rate": 0.4,
+    "show_rate": 0.75,
+    "deals_created": 3,
+    "deals_won": 2,
+    "deals_lost": 6,
+    "win_rate": 0.25,
+    "revenue_won": 4500.25,
+    "avg_deal_size": 2250.125,
+    # 30 days are 30 / (365.25 / 12) = 0.98563 months of a 10 000 quota.
+    "quota_attainment": pytest.approx(4500.25 / 9856.262833675565),
+}
+
+
 def test_every_metric_against_hand_computed_values() -> None:
     got = metrics_from_sums(SUMS, quota_monthly=Decimal(10000), days=30)
-    assert got == {
-        "dials": 40,
-        "connects": 10,
-        "connect_rate": 0.25,
-        "talk_time_s": 1500.5,
-        "talk_ratio": 0.4,
-        "emails_sent": 30,
-        "email_replies": 3,
-        "reply_rate": pytest.approx(0.1),
-        "meetings_booked": 4,
-        "meetings_held": 3,
-        "meeting_rate": 0.4,
-        "show_rate": 0.75,
-        "deals_created": 3,
-        "deals_won": 2,
-        "deals_lost": 6,
-        "win_rate": 0.25,
-        "revenue_won": 4500.25,
-        "avg_deal_size": 2250.125,
-        # 30 days are 30 / (365.25 / 12) = 0.98563 months of a 10 000 quota.
-        "quota_attainment": pytest.approx(4500.25 / 9856.262833675565),
-    }
+    assert got == HAND_COMPUTED
     assert isinstance(got["dials"], int)
     assert isinstance(got["revenue_won"], float)
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from pydantic.config import JsonDict
 
-from services.api.kit.snapshot import AsOf
-from services.api.kit.windows import FromDay, ToDay
+from services.api.kit.answers import WINDOW_EXAMPLE, AsOf, FromDay, ToDay, example
 
 Scope = Literal["tenant", "team"]
 
@@ -27,7 +26,7 @@ class StandingOut(BaseModel):
     """One metric of a rep against the peers. `sample` is the rate's denominator (null for activity
     metrics); `z` is null below `min_sample`, with fewer than 5 peers, or when the peers' MAD is 0."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [STANDING_EXAMPLE]})
+    model_config = example(STANDING_EXAMPLE)
 
     value: float | None
     sample: int | None
@@ -39,21 +38,15 @@ class StandingOut(BaseModel):
 
 
 class RepCoachingOut(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "rep_id": "r1",
-                    "team": "east",
-                    "scope": "tenant",
-                    "min_sample": 20,
-                    "from": "2026-10-01",
-                    "to": "2026-10-30",
-                    "as_of": "2026-10-30T17:02:11Z",
-                    "metrics": {"connect_rate": STANDING_EXAMPLE},
-                    "focus": ["connect_rate", "meeting_rate"],
-                }
-            ]
+    model_config = example(
+        {
+            "rep_id": "r1",
+            "team": "east",
+            "scope": "tenant",
+            "min_sample": 20,
+            **WINDOW_EXAMPLE,
+            "metrics": {"connect_rate": STANDING_EXAMPLE},
+            "focus": ["connect_rate", "meeting_rate"],
         }
     )
 
@@ -75,19 +68,13 @@ class TeamRepOut(BaseModel):
 
 
 class TeamCoachingOut(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "scope": "tenant",
-                    "team": None,
-                    "min_sample": 20,
-                    "from": "2026-10-01",
-                    "to": "2026-10-30",
-                    "as_of": "2026-10-30T17:02:11Z",
-                    "reps": [{"rep_id": "r1", "team": "east", "focus": ["connect_rate"]}],
-                }
-            ]
+    model_config = example(
+        {
+            "scope": "tenant",
+            "team": None,
+            "min_sample": 20,
+            **WINDOW_EXAMPLE,
+            "reps": [{"rep_id": "r1", "team": "east", "focus": ["connect_rate"]}],
         }
     )
 

@@ -8,7 +8,7 @@ it saw. Nothing here reads the event archive: `leads` and `deal_facts` are kept 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -23,18 +23,15 @@ from services.core.models import ChannelSpend
 
 
 @dataclass(frozen=True)
-class LeadCounts:
-    leads: int
-    mqls: int
-    sqls: int
-    speed_median_s: float | None
+class ChannelCounts:
+    """One channel's counts over the window."""
 
-
-@dataclass(frozen=True)
-class DealCounts:
-    deals_created: int
-    deals_won: int
-    revenue_won: Decimal
+    leads: int = 0
+    mqls: int = 0
+    sqls: int = 0
+    deals_created: int = 0
+    deals_won: int = 0
+    revenue_won: Decimal | float = 0
 
 
 @dataclass(frozen=True)
@@ -46,13 +43,14 @@ class Spend:
 
 @dataclass(frozen=True)
 class ChannelData:
-    """Per channel (None: no channel known) over the window, and spend per channel per month."""
+    """Per channel (None: no channel known) over the window: the counts, and the median speed to
+    lead of the leads created in it; the spend per channel per month."""
 
     start: date
     end: date
     as_of: datetime | None
-    leads: dict[str | None, LeadCounts]
-    deals: dict[str | None, DealCounts]
+    counts: dict[str | None, ChannelCounts]
+    speed_medians: dict[str | None, float]
     spend: dict[str, dict[date, Decimal]]
     snapshot: str
 
@@ -116,18 +114,19 @@ async def channel_data(pool: ReadPool, tenant: str, spec: WindowSpec, now: datet
     row = await pool.fetchrow(CHANNELS, tenant, *window_args(spec, now))
     if row is None:
         return None
+    counts: dict[str | None, ChannelCounts] = {}
+    medians: dict[str | None, float] = {}
+    for channel, leads, mqls, sqls, speed in row["leads"] or ():
+        counts[channel] = ChannelCounts(leads=leads, mqls=mqls, sqls=sqls)
+        if speed is not None:
+            medians[channel] = speed
+    for channel, created, won, revenue in row["deals"] or ():
+        found = counts.get(channel, ChannelCounts())
+        counts[channel] = replace(found, deals_created=created, deals_won=won, revenue_won=revenue)
     by_channel: dict[str, dict[date, Decimal]] = {}
     for channel, month, amount in row["spend"] or ():
         by_channel.setdefault(channel, {})[month] = amount
-    return ChannelData(
-        row["start"],
-        row["end"],
-        row["as_of"],
-        {r[0]: LeadCounts(*r[1:]) for r in row["leads"] or ()},
-        {r[0]: DealCounts(*r[1:]) for r in row["deals"] or ()},
-        by_channel,
-        row["snapshot"],
-    )
+    return ChannelData(row["start"], row["end"], row["as_of"], counts, medians, by_channel, row["snapshot"])
 
 
 async def put_spend(

@@ -34,7 +34,6 @@ async def channels(key: DemandReadKey, window: WindowDep, reads: ReadsDep) -> Re
 
 @router.put(
     "/spend",
-    response_model=SpendOut,
     summary="Record or replace a channel's spend for a month",
     description="The amount is in the tenant's reporting currency and replaces any earlier amount for "
     "the same channel and month.",

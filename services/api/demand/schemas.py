@@ -7,11 +7,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic.config import JsonDict
 
-from services.api.kit.snapshot import AsOf
-from services.api.kit.windows import FromDay, ToDay
+from services.api.kit.answers import WINDOW_EXAMPLE, AsOf, FromDay, ToDay, example
 from services.core.events import Channel
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -46,7 +45,7 @@ CHANNEL_EXAMPLE: JsonDict = {
 
 
 class ChannelStatsOut(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [CHANNEL_EXAMPLE]})
+    model_config = example(CHANNEL_EXAMPLE)
 
     leads: int
     mqls: int
@@ -65,16 +64,10 @@ class ChannelStatsOut(BaseModel):
 
 
 class ChannelsOut(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "from": "2026-10-01",
-                    "to": "2026-10-30",
-                    "as_of": "2026-10-30T17:02:11Z",
-                    "channels": {"organic_search": CHANNEL_EXAMPLE},
-                }
-            ]
+    model_config = example(
+        {
+            **WINDOW_EXAMPLE,
+            "channels": {"organic_search": CHANNEL_EXAMPLE},
         }
     )
 
@@ -87,11 +80,8 @@ class ChannelsOut(BaseModel):
 class SpendIn(BaseModel):
     """Marketing spend of one channel in one calendar month, in the tenant's reporting currency."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"channel": "paid_search", "month": "2026-10", "amount": "12500.00"}]
-        },
+    model_config = example(
+        {"channel": "paid_search", "month": "2026-10", "amount": "12500.00"}, extra="forbid"
     )
 
     channel: Channel
@@ -106,9 +96,7 @@ class SpendIn(BaseModel):
 
 
 class SpendOut(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"channel": "paid_search", "month": "2026-10", "amount": 12500.0}]}
-    )
+    model_config = example({"channel": "paid_search", "month": "2026-10", "amount": 12500.0})
 
     channel: Channel
     month: str

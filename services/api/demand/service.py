@@ -11,13 +11,13 @@ from __future__ import annotations
 import calendar
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.demand import queries
+from services.api.demand.queries import ChannelCounts
 from services.api.demand.schemas import ChannelsOut, ChannelStatsOut, SpendOut, month_key, parse_month
 from services.api.kit.errors import NotFound
 from services.api.kit.reads import AnswerKey, Reads, model_json, rollup_read
@@ -28,18 +28,6 @@ from services.api.kit.windows import WindowSpec
 QUERY = "demand_channels"
 # Leads and deals whose channel is not known are reported under this name rather than dropped.
 UNATTRIBUTED = "unattributed"
-
-
-@dataclass(frozen=True)
-class ChannelCounts:
-    """One channel's sums over the window, from the channel rollup."""
-
-    leads: int = 0
-    mqls: int = 0
-    sqls: int = 0
-    deals_created: int = 0
-    deals_won: int = 0
-    revenue_won: Decimal | float = 0
 
 
 def channel_stats(
@@ -112,22 +100,8 @@ def spend_in_window(monthly: Mapping[str, Decimal | float], start: date, end: da
 
 def report_from(data: queries.ChannelData) -> dict[str, ChannelStatsOut]:
     """The per-channel report from what the database counted; unknown channels as `unattributed`."""
-    counts: dict[str, ChannelCounts] = {}
-    for channel in set(data.leads) | set(data.deals):
-        leads, deals = data.leads.get(channel), data.deals.get(channel)
-        counts[channel or UNATTRIBUTED] = ChannelCounts(
-            leads=leads.leads if leads else 0,
-            mqls=leads.mqls if leads else 0,
-            sqls=leads.sqls if leads else 0,
-            deals_created=deals.deals_created if deals else 0,
-            deals_won=deals.deals_won if deals else 0,
-            revenue_won=deals.revenue_won if deals else 0,
-        )
-    medians = {
-        channel or UNATTRIBUTED: leads.speed_median_s
-        for channel, leads in data.leads.items()
-        if leads.speed_median_s is not None
-    }
+    counts = {channel or UNATTRIBUTED: c for channel, c in data.counts.items()}
+    medians = {channel or UNATTRIBUTED: m for channel, m in data.speed_medians.items()}
     spend: dict[str, Decimal | float] = {}
     for channel, months in data.spend.items():
         amount = spend_in_window({month_key(m): a for m, a in months.items()}, data.start, data.end)

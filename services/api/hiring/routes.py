@@ -17,7 +17,6 @@ router = APIRouter(prefix="/v1/hiring", tags=["hiring"])
 
 @router.put(
     "/scorecards/{rep_id}",
-    response_model=ScorecardOut,
     summary="Record or replace a rep's scorecard at hire",
     description="Trait scores are whole numbers 1-10: the standard `coachability`, `curiosity`, "
     "`prior_success`, `intelligence`, `work_ethic`, and any custom trait (lowercase name). Replaces the "
@@ -38,7 +37,6 @@ async def put_scorecard(
 
 @router.get(
     "/scorecards/{rep_id}",
-    response_model=ScorecardOut,
     summary="A rep's scorecard",
     responses=error_responses(401, 403, 404, 422),
 )
@@ -49,7 +47,6 @@ async def get_scorecard(key: HiringReadKey, rep_id: RepId, engine: EngineDep) ->
 
 @router.get(
     "/trait-correlations",
-    response_model=TraitCorrelationsOut,
     summary="Which traits at hire go with performance",
     description="For each trait: Pearson r (two-sided p-value, Fisher-z 95 % interval) and Spearman rho "
     "against the `outcome` of every active rep with a scorecard, over the window (default: the last 30 "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic.config import JsonDict
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -15,8 +15,7 @@ from services.api.hiring.service import (
     ScorecardError,
     validate_scorecard,
 )
-from services.api.kit.snapshot import AsOf
-from services.api.kit.windows import FromDay, ToDay
+from services.api.kit.answers import WINDOW_EXAMPLE, AsOf, FromDay, ToDay, example
 
 Score = Annotated[int, Field(ge=MIN_SCORE, le=MAX_SCORE)]
 
@@ -33,10 +32,7 @@ CORRELATION_EXAMPLE: JsonDict = {
 class ScorecardIn(BaseModel):
     """Trait scores 1-10 at hire: the five standard traits and any custom ones (lowercase names)."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"traits": {"coachability": 8, "curiosity": 6, "grit": 7}}]},
-    )
+    model_config = example({"traits": {"coachability": 8, "curiosity": 6, "grit": 7}}, extra="forbid")
 
     traits: dict[str, Score]
 
@@ -64,15 +60,11 @@ class ScorecardIn(BaseModel):
 
 
 class ScorecardOut(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "rep_id": "r1",
-                    "traits": {"coachability": 8, "curiosity": 6},
-                    "updated_at": "2026-11-02T09:30:00Z",
-                }
-            ]
+    model_config = example(
+        {
+            "rep_id": "r1",
+            "traits": {"coachability": 8, "curiosity": 6},
+            "updated_at": "2026-11-02T09:30:00Z",
         }
     )
 
@@ -86,7 +78,7 @@ class TraitCorrelationOut(BaseModel):
     is null below 4 reps or for |r| = 1; `insufficient_data` below 10 reps."""
 
     # Built from the service's `TraitCorrelation`, which has these fields.
-    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [CORRELATION_EXAMPLE]})
+    model_config = example(CORRELATION_EXAMPLE, from_attributes=True)
 
     n: int
     r: float | None
@@ -97,17 +89,11 @@ class TraitCorrelationOut(BaseModel):
 
 
 class TraitCorrelationsOut(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "outcome": "quota_attainment",
-                    "from": "2026-10-01",
-                    "to": "2026-10-30",
-                    "as_of": "2026-10-30T17:02:11Z",
-                    "traits": {"coachability": CORRELATION_EXAMPLE},
-                }
-            ]
+    model_config = example(
+        {
+            "outcome": "quota_attainment",
+            **WINDOW_EXAMPLE,
+            "traits": {"coachability": CORRELATION_EXAMPLE},
         }
     )
 

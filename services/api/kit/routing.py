@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.api.kit.answers import example
 from services.api.kit.reads import Reads
 from services.api.kit.windows import WindowSpec, parse_window
 
@@ -74,17 +75,13 @@ class ErrorInfo(BaseModel):
 class ErrorBody(BaseModel):
     """Every error answer of the API."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "error": {
-                        "code": "invalid_request",
-                        "message": "from must not be after to",
-                        "details": [{"field": "from", "reason": "must not be after to"}],
-                    }
-                }
-            ]
+    model_config = example(
+        {
+            "error": {
+                "code": "invalid_request",
+                "message": "from must not be after to",
+                "details": [{"field": "from", "reason": "must not be after to"}],
+            }
         }
     )
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Protocol
-
-from pydantic import Field
+from typing import Protocol
 
 from services.api.kit.reads import AnswerKey, ReadPool
 from services.api.kit.windows import WindowSpec, window_args, window_sql
@@ -17,11 +15,6 @@ from services.api.kit.windows import WindowSpec, window_args, window_sql
 AS_OF_SQL = "(SELECT as_of FROM tenant_watermarks WHERE tenant = $1)"
 # What a statement saw: equal snapshots see the same rows.
 SNAPSHOT_SQL = "pg_current_snapshot()::text"
-
-# The `as_of` of an answer, as every response model spells it.
-AsOf = Annotated[
-    datetime | None, Field(description="Newest event time folded for the tenant; null before any")
-]
 
 TENANT_PROBE = f"""
 SELECT {SNAPSHOT_SQL} AS snapshot, w.start, w."end"

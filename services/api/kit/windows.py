@@ -13,9 +13,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated
-
-from pydantic import Field
 
 from services.api.kit.errors import InvalidInput
 
@@ -25,11 +22,6 @@ DAYS_PER_MONTH = 365.25 / 12
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _RELATIVE = re.compile(r"^(\d{1,5})d$")
-
-
-# The window of an answer, as every response model spells it.
-FromDay = Annotated[date, Field(serialization_alias="from", description="First day of the window, inclusive")]
-ToDay = Annotated[date, Field(description="Last day of the window, inclusive")]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ router = APIRouter(tags=["data quality"])
 
 @router.get(
     "/v1/data-quality",
-    response_model=DataQualityOut,
     summary="Vendor events archived without a rep, per source and unknown identity",
     description="A vendor event whose user (HubSpot owner, phone number, email, ...) matches no rep's "
     "alias is archived with no rep and counted here, since the tenant's first event. Add the alias "

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from pydantic.config import JsonDict
 
-from services.api.kit.snapshot import AsOf
+from services.api.kit.answers import AS_OF_EXAMPLE, AsOf, example
 
 ALIAS_EXAMPLE: JsonDict = {
     "kind": "aircall_user_id",
@@ -20,7 +20,7 @@ ALIAS_EXAMPLE: JsonDict = {
 
 
 class UnknownAliasOut(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [ALIAS_EXAMPLE]})
+    model_config = example(ALIAS_EXAMPLE)
 
     kind: str = Field(description="The kind of vendor identity: hubspot_owner_id, phone, email, ...")
     value: str
@@ -40,31 +40,27 @@ class SourceQualityOut(BaseModel):
 
 
 class DataQualityOut(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "as_of": "2026-10-30T17:02:11Z",
-                    "unassigned_events": 31,
-                    "unknown_aliases": 2,
-                    "sources": {
-                        "aircall": {"events": 28, "unknown_aliases": 1, "aliases": [ALIAS_EXAMPLE]},
-                        "hubspot": {
+    model_config = example(
+        {
+            "as_of": AS_OF_EXAMPLE,
+            "unassigned_events": 31,
+            "unknown_aliases": 2,
+            "sources": {
+                "aircall": {"events": 28, "unknown_aliases": 1, "aliases": [ALIAS_EXAMPLE]},
+                "hubspot": {
+                    "events": 3,
+                    "unknown_aliases": 1,
+                    "aliases": [
+                        {
+                            **ALIAS_EXAMPLE,
+                            "kind": "hubspot_owner_id",
+                            "value": "31337",
                             "events": 3,
-                            "unknown_aliases": 1,
-                            "aliases": [
-                                {
-                                    **ALIAS_EXAMPLE,
-                                    "kind": "hubspot_owner_id",
-                                    "value": "31337",
-                                    "events": 3,
-                                    "resolves_to": "r7",
-                                }
-                            ],
-                        },
-                    },
-                }
-            ]
+                            "resolves_to": "r7",
+                        }
+                    ],
+                },
+            },
         }
     )
 

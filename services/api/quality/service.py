@@ -19,16 +19,7 @@ async def data_quality(engine: AsyncEngine, *, tenant: str, limit: int) -> DataQ
             source = sources[r.source] = SourceQualityOut(
                 events=r.source_events, unknown_aliases=r.source_aliases, aliases=[]
             )
-        source.aliases.append(
-            UnknownAliasOut(
-                kind=r.kind,
-                value=r.value,
-                events=r.events,
-                first_seen=r.first_seen,
-                last_seen=r.last_seen,
-                resolves_to=r.resolves_to,
-            )
-        )
+        source.aliases.append(UnknownAliasOut.model_validate(r, from_attributes=True))
     return DataQualityOut(
         as_of=as_of,
         unassigned_events=sum(s.events for s in sources.values()),

@@ -18,7 +18,6 @@ router = APIRouter(prefix="/v1", tags=["reps"])
 
 @router.put(
     "/reps/{rep_id}",
-    response_model=RepOut,
     summary="Create or replace a rep",
     description="Creates (201) or replaces (200) the rep and all of its aliases. Fields left out take "
     "their defaults: timezone the tenant's, active true, the others null. An alias held by another "
@@ -35,7 +34,6 @@ async def put_rep(
 
 @router.get(
     "/reps",
-    response_model=RepList,
     summary="List the tenant's reps",
     responses=error_responses(401, 403, 422),
 )
@@ -50,7 +48,6 @@ async def list_reps(
 
 @router.get(
     "/reps/{rep_id}",
-    response_model=RepOut,
     summary="One rep",
     responses=error_responses(401, 403, 404, 422),
 )
@@ -73,7 +70,6 @@ async def rep_metrics(key: MetricsReadKey, rep_id: RepId, window: WindowDep, rea
 
 @router.get(
     "/teams/{team}/metrics",
-    response_model=TeamMetricsOut,
     summary="A team's metrics: rates from the summed counts of its reps",
     description="Every rep of the team counts, active or not. The default window follows the tenant's "
     "timezone; each rep contributes its own rep-local days between `from` and `to`. Quota is the sum "

@@ -9,8 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.config import JsonDict
 
-from services.api.kit.snapshot import AsOf
-from services.api.kit.windows import FromDay, ToDay
+from services.api.kit.answers import WINDOW_EXAMPLE, AsOf, FromDay, ToDay, example
 from services.core.tenancy import TenancyError, validate_timezone
 
 AliasValue = Annotated[str, Field(min_length=1, max_length=320)]
@@ -79,22 +78,18 @@ class Aliases(BaseModel):
 class RepIn(BaseModel):
     """The whole rep: fields left out take their defaults (timezone: the tenant's)."""
 
-    model_config = ConfigDict(
+    model_config = example(
+        {
+            "name": "Ada Lovelace",
+            "team": "east",
+            "hired_at": "2026-01-05",
+            "timezone": "America/New_York",
+            "quota_monthly": "50000",
+            "active": True,
+            "aliases": {"hubspot_owner_id": "31337", "email": "ada@example.com"},
+        },
         extra="forbid",
         str_strip_whitespace=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "name": "Ada Lovelace",
-                    "team": "east",
-                    "hired_at": "2026-01-05",
-                    "timezone": "America/New_York",
-                    "quota_monthly": "50000",
-                    "active": True,
-                    "aliases": {"hubspot_owner_id": "31337", "email": "ada@example.com"},
-                }
-            ]
-        },
     )
 
     name: Label | None = None
@@ -121,7 +116,7 @@ class RepIn(BaseModel):
 
 
 class RepOut(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [REP_EXAMPLE]})
+    model_config = example(REP_EXAMPLE)
 
     rep_id: str
     name: str | None
@@ -135,7 +130,7 @@ class RepOut(BaseModel):
 
 
 class RepList(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"reps": [REP_EXAMPLE]}]})
+    model_config = example({"reps": [REP_EXAMPLE]})
 
     reps: list[RepOut]
 
@@ -143,7 +138,7 @@ class RepList(BaseModel):
 class Metrics(BaseModel):
     """SPEC 5.1. A rate whose denominator is 0 is null."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [METRICS_EXAMPLE]})
+    model_config = example(METRICS_EXAMPLE)
 
     dials: int
     connects: int
@@ -167,17 +162,11 @@ class Metrics(BaseModel):
 
 
 class RepMetricsOut(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "rep_id": "r1",
-                    "from": "2026-10-01",
-                    "to": "2026-10-30",
-                    "as_of": "2026-10-30T17:02:11Z",
-                    "metrics": METRICS_EXAMPLE,
-                }
-            ]
+    model_config = example(
+        {
+            "rep_id": "r1",
+            **WINDOW_EXAMPLE,
+            "metrics": METRICS_EXAMPLE,
         }
     )
 
@@ -189,18 +178,12 @@ class RepMetricsOut(BaseModel):
 
 
 class TeamMetricsOut(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "team": "east",
-                    "reps": ["r1", "r2", "r5"],
-                    "from": "2026-10-01",
-                    "to": "2026-10-30",
-                    "as_of": "2026-10-30T17:02:11Z",
-                    "metrics": METRICS_EXAMPLE,
-                }
-            ]
+    model_config = example(
+        {
+            "team": "east",
+            "reps": ["r1", "r2", "r5"],
+            **WINDOW_EXAMPLE,
+            "metrics": METRICS_EXAMPLE,
         }
     )
 

@@ -29,15 +29,8 @@ def _no_rep() -> NotFound:
 
 async def put_rep(engine: AsyncEngine, *, tenant: str, rep_id: str, body: RepIn) -> tuple[RepOut, bool]:
     """Create or replace the rep and its aliases; returns (rep, created)."""
-    fields = queries.RepFields(
-        name=body.name,
-        team=body.team,
-        hired_at=body.hired_at,
-        timezone=body.timezone,
-        quota_monthly=body.quota_monthly,
-        active=body.active,
-        aliases=body.aliases.model_dump(exclude_none=True) if body.aliases else {},
-    )
+    aliases = body.aliases.model_dump(exclude_none=True) if body.aliases else {}
+    fields = queries.RepFields(**body.model_dump(exclude={"aliases"}), aliases=aliases)
     try:
         row, created = await queries.upsert_rep(engine, tenant, rep_id, fields)
     except queries.AliasConflict as exc:

@@ -51,7 +51,6 @@ router = APIRouter(prefix="/v1/training", tags=["training"])
 
 @router.get(
     "/ramp",
-    response_model=RampOut,
     summary="How fast new hires ramp, by hire cohort",
     description="Active reps with a hire date, grouped by the month or quarter they were hired in. For "
     "each month of tenure (month k runs from hired_at + k months to hired_at + k+1 months, rep-local "
@@ -81,7 +80,6 @@ async def ramp(
 
 @router.get(
     "/certifications",
-    response_model=CertificationsOut,
     summary="Certification results per module, and whether certified reps ramp faster",
     description="Per module: attempts, reps who attempted and passed, pass rate, median score and "
     "median days from hire to the first pass. Then the ramp of `metric` for the reps who passed every "

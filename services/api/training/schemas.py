@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
-from services.api.kit.snapshot import AsOf
+from services.api.kit.answers import AS_OF_EXAMPLE, AsOf, example
 
 CohortKind = Literal["month", "quarter"]
 # The pieces of the answers are built from the service's results of the same shape (from_attributes).
@@ -34,23 +34,19 @@ class RampCohortOut(BaseModel):
 
 
 class RampOut(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
+    model_config = example(
+        {
+            "metric": "revenue_won",
+            "cohort": "quarter",
+            "as_of": AS_OF_EXAMPLE,
+            "cohorts": [
                 {
-                    "metric": "revenue_won",
-                    "cohort": "quarter",
-                    "as_of": "2026-10-30T17:02:11Z",
-                    "cohorts": [
-                        {
-                            "cohort": "2026-Q1",
-                            "reps": 5,
-                            "months": [MONTH_EXAMPLE],
-                            "days_to_first_win": {"r7": 41, "r8": None},
-                        }
-                    ],
+                    "cohort": "2026-Q1",
+                    "reps": 5,
+                    "months": [MONTH_EXAMPLE],
+                    "days_to_first_win": {"r7": 41, "r8": None},
                 }
-            ]
+            ],
         }
     )
 
@@ -88,30 +84,26 @@ class CertifiedRampOut(BaseModel):
 
 
 class CertificationsOut(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "metric": "revenue_won",
-                    "as_of": "2026-10-30T17:02:11Z",
-                    "modules": {
-                        "discovery": {
-                            "attempts": 14,
-                            "reps_attempted": 10,
-                            "reps_passed": 8,
-                            "pass_rate": 0.8,
-                            "median_score": 82.5,
-                            "median_days_to_pass": 23.0,
-                        }
-                    },
-                    "certified_ramp": {
-                        "by_month": 3,
-                        "modules": ["discovery"],
-                        "certified": {"reps": 8, "months": [MONTH_EXAMPLE]},
-                        "others": {"reps": 4, "months": [MONTH_EXAMPLE]},
-                    },
+    model_config = example(
+        {
+            "metric": "revenue_won",
+            "as_of": AS_OF_EXAMPLE,
+            "modules": {
+                "discovery": {
+                    "attempts": 14,
+                    "reps_attempted": 10,
+                    "reps_passed": 8,
+                    "pass_rate": 0.8,
+                    "median_score": 82.5,
+                    "median_days_to_pass": 23.0,
                 }
-            ]
+            },
+            "certified_ramp": {
+                "by_month": 3,
+                "modules": ["discovery"],
+                "certified": {"reps": 8, "months": [MONTH_EXAMPLE]},
+                "others": {"reps": 4, "months": [MONTH_EXAMPLE]},
+            },
         }
     )
 

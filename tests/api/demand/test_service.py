@@ -9,8 +9,9 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
+from services.api.demand.queries import ChannelCounts
 from services.api.demand.schemas import ChannelsOut, SpendIn, parse_month
-from services.api.demand.service import ChannelCounts, channel_stats, channels_report, spend_in_window
+from services.api.demand.service import channel_stats, channels_report, spend_in_window
 
 ORGANIC = ChannelCounts(
     leads=40, mqls=12, sqls=6, deals_created=5, deals_won=2, revenue_won=Decimal("24000.00")
