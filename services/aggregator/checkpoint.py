@@ -29,7 +29,7 @@ from services.aggregator.dlq import DeadLetter, DeadLetters
 from services.aggregator.store import Store
 from services.core.wire import Event
 
-log = logging.getLogger("services.aggregator.consumer")
+log = logging.getLogger("services.aggregator.consumer")  # one logger for the loop and what it delegates to
 
 T = TypeVar("T")
 

@@ -25,7 +25,7 @@ from services.aggregator import metrics as m
 from services.aggregator import rewind
 from services.aggregator.batch import Records
 
-log = logging.getLogger("services.aggregator.consumer")
+log = logging.getLogger("services.aggregator.consumer")  # one logger for the loop and what it delegates to
 
 KAFKA_COMMIT_TIMEOUT_S = 5.0
 
