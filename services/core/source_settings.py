@@ -13,11 +13,11 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -34,7 +34,6 @@ _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
 _CHANNEL_NAMES = frozenset(c.value for c in Channel)
 _CHANNELS = ", ".join(c.value for c in Channel)
-CHANNEL_HELP = "VENDOR_VALUE=channel pairs, comma-separated: lead-source values mapped onto a channel"
 
 
 class SourceSettingsError(ValueError):
@@ -59,6 +58,12 @@ class OptionSet:
     options: Mapping[str, Option]
     disjoint: tuple[str, str] | None = None
     fold_case: bool = False
+
+    @classmethod
+    def of(cls, options_type: type, **rules: Any) -> OptionSet:
+        """The options of a vendor's options dataclass: its fields declared with `setting`."""
+        declared = {f.name: f.metadata["option"] for f in fields(options_type) if "option" in f.metadata}
+        return cls(declared, **rules)
 
     def parse(self, source: str, key: str, value: str) -> Any | None:
         """The stored JSON value for `value`, or None for an empty value (back to the default)."""
@@ -100,23 +105,33 @@ class OptionSet:
         return values
 
 
-def list_option(help: str) -> Option:
-    """Comma-separated values, loaded as a frozenset."""
-    return Option(_items, _string_set, help)
+# The fields of a vendor's options dataclass that a tenant may set (collected by `OptionSet.of`):
+# each names the option's type, help and default once.
 
 
-def flag_option(help: str) -> Option:
-    return Option(_boolean, _flag, help)
+def strings(help: str, *default: str) -> Any:
+    """Comma-separated values, a frozenset."""
+    return _setting(Option(_items, _string_set, help), frozenset(default))
 
 
-def networks_option(help: str) -> Option:
-    """IP addresses or CIDR networks, loaded as a tuple of normalised networks."""
-    return Option(_networks, _network_tuple, help)
+def flag(help: str, default: bool = False) -> Any:
+    return _setting(Option(_boolean, _flag, help), default)
 
 
-def channel_map_option(help: str) -> Option:
-    """VENDOR_VALUE=channel pairs, loaded as a mapping onto `Channel`."""
-    return Option(_channel_map, _channel_mapping, help)
+def networks(help: str) -> Any:
+    """IP addresses or CIDR networks, a tuple of normalised networks; none by default."""
+    return _setting(Option(_networks, _network_tuple, help), ())
+
+
+def channel_map(values: str) -> Any:
+    """VENDOR_VALUE=channel pairs mapping the vendor's lead-source `values` onto channels, a mapping
+    onto `Channel`; empty by default."""
+    option = Option(_channel_map, _channel_mapping, f"{values}=channel pairs, comma-separated")
+    return field(default_factory=dict, metadata={"option": option})
+
+
+def _setting(option: Option, default: Any) -> Any:
+    return field(default=default, metadata={"option": option})
 
 
 def _items(value: str) -> list[str]:
@@ -201,14 +216,12 @@ def format_option(value: Any | None) -> str:
 
 async def load_settings(engine: AsyncEngine, tenant: str, source: str) -> dict[str, Any]:
     async with engine.connect() as conn:
-        stored = (
-            await conn.execute(
-                select(TenantSourceSettings.settings).where(
-                    TenantSourceSettings.tenant == tenant, TenantSourceSettings.source == source
-                )
-            )
-        ).scalar()
+        stored = await conn.scalar(select(TenantSourceSettings.settings).where(*_row(tenant, source)))
     return dict(stored or {})
+
+
+def _row(tenant: str, source: str) -> tuple[ColumnElement[bool], ...]:
+    return TenantSourceSettings.tenant == tenant, TenantSourceSettings.source == source
 
 
 async def set_option(
@@ -229,7 +242,7 @@ async def set_option(
     parsed = options.parse(source, key, value)
     if await get_tenant(engine, tenant) is None:
         raise SourceSettingsError(f"no tenant {tenant!r}")
-    where = (TenantSourceSettings.tenant == tenant, TenantSourceSettings.source == source)
+    where = _row(tenant, source)
     async with engine.begin() as conn:
         await conn.execute(
             insert(TenantSourceSettings)

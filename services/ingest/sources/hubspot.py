@@ -18,18 +18,12 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from services.core.events import Channel, EventType, RepAlias, Source
-from services.core.source_settings import (
-    CHANNEL_HELP,
-    OptionSet,
-    channel_map_option,
-    flag_option,
-    list_option,
-)
+from services.core.source_settings import OptionSet, channel_map, flag, strings
 
 from .common import (
     EntityKind,
@@ -86,30 +80,17 @@ _NAMES = {
 }
 
 
-SETTINGS = OptionSet(
-    {
-        "won_stages": list_option("deal stage ids that mean won (default: closedwon)"),
-        "lost_stages": list_option("deal stage ids that mean lost (default: closedlost)"),
-        "legacy_signatures": flag_option(
-            "also accept v1/v2 signatures, which carry no timestamp (default: false)"
-        ),
-        "channel_overrides": channel_map_option(CHANNEL_HELP + " (hs_analytics_source values)"),
-    },
-    disjoint=("won_stages", "lost_stages"),
-)
-
-
 @dataclass(frozen=True)
 class HubSpotOptions:
-    """A tenant's HubSpot options (`SETTINGS`); stage ids are compared exactly."""
+    """A tenant's HubSpot options; stage ids are compared exactly, lead-source values ignoring case."""
 
-    won_stages: frozenset[str] = frozenset({"closedwon"})
-    lost_stages: frozenset[str] = frozenset({"closedlost"})
-    legacy_signatures: bool = False
-    # hs_analytics_source value -> channel, before CHANNELS; keys compared case-insensitively.
-    channel_overrides: Mapping[str, Channel] = field(default_factory=dict)
+    won_stages: frozenset[str] = strings("deal stage ids that mean won", "closedwon")
+    lost_stages: frozenset[str] = strings("deal stage ids that mean lost", "closedlost")
+    legacy_signatures: bool = flag("also accept v1/v2 signatures, which carry no timestamp")
+    channel_overrides: Mapping[str, Channel] = channel_map("hs_analytics_source values")  # before CHANNELS
 
 
+SETTINGS = OptionSet.of(HubSpotOptions, disjoint=("won_stages", "lost_stages"))
 DEFAULTS = HubSpotOptions()
 
 

@@ -25,19 +25,13 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from services.core.events import Channel, EventType, RepAlias, Source
-from services.core.source_settings import (
-    CHANNEL_HELP,
-    OptionSet,
-    channel_map_option,
-    list_option,
-    networks_option,
-)
+from services.core.source_settings import OptionSet, channel_map, networks, strings
 
 from .common import (
     EntityKind,
@@ -83,34 +77,22 @@ _MAX_STAGE = 100
 _CREATED = ("CreatedDate", "LastModifiedDate", "SystemModstamp")
 
 
-SETTINGS = OptionSet(
-    {
-        "mql_statuses": list_option("Lead statuses that mean MQL (default: Marketing Qualified, MQL)"),
-        "sql_statuses": list_option("Lead statuses that mean SQL (default: Sales Qualified, SQL)"),
-        "allowed_networks": networks_option(
-            "IP addresses or CIDR networks Outbound Messages may come from (default: any)"
-        ),
-        "channel_overrides": channel_map_option(CHANNEL_HELP + " (LeadSource values)"),
-    },
-    disjoint=("mql_statuses", "sql_statuses"),
-    fold_case=True,
-)
-
-
 @dataclass(frozen=True)
 class SalesforceOptions:
-    """A tenant's Salesforce options (`SETTINGS`). Salesforce has no standard MQL/SQL lead statuses;
-    statuses are compared case-insensitively (kept lower-cased)."""
+    """A tenant's Salesforce options. Salesforce has no standard MQL/SQL lead statuses; statuses are
+    compared case-insensitively (kept lower-cased), and so are lead-source values."""
 
-    mql_statuses: frozenset[str] = frozenset({"marketing qualified", "mql"})
-    sql_statuses: frozenset[str] = frozenset({"sales qualified", "sql"})
-    allowed_networks: tuple[str, ...] = ()
-    # LeadSource value -> channel, before CHANNELS; keys compared case-insensitively.
-    channel_overrides: Mapping[str, Channel] = field(default_factory=dict)
+    mql_statuses: frozenset[str] = strings("Lead statuses that mean MQL", "marketing qualified", "mql")
+    sql_statuses: frozenset[str] = strings("Lead statuses that mean SQL", "sales qualified", "sql")
+    allowed_networks: tuple[str, ...] = networks("the addresses or CIDR networks Outbound Messages come from")
+    channel_overrides: Mapping[str, Channel] = channel_map("LeadSource values")  # before CHANNELS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mql_statuses", frozenset(s.lower() for s in self.mql_statuses))
         object.__setattr__(self, "sql_statuses", frozenset(s.lower() for s in self.sql_statuses))
+
+
+SETTINGS = OptionSet.of(SalesforceOptions, disjoint=("mql_statuses", "sql_statuses"), fold_case=True)
 
 
 DEFAULTS = SalesforceOptions()
