@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, func, literal, literal_column, select
@@ -12,7 +11,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.kit.snapshot import AS_OF_SQL
-from services.api.kit.sums import METRIC_COLUMNS, sums_sql
+from services.api.kit.sums import METRIC_COLUMNS, CounterSums, sums_sql
 from services.api.kit.windows import WindowSpec, window_args, window_sql
 from services.core.models import Rep, Scorecard
 
@@ -21,8 +20,7 @@ from services.core.models import Rep, Scorecard
 class ScoredRep:
     rep_id: str
     traits: dict[str, int]
-    quota_monthly: Decimal | None
-    sums: dict[str, Any]
+    found: CounterSums
 
 
 @dataclass(frozen=True)
@@ -88,7 +86,11 @@ async def scored_rep_sums(engine: AsyncEngine, tenant: str, *, spec: WindowSpec,
         rows = list((await conn.exec_driver_sql(SCORED_SUMS, (tenant, *window_args(spec, now)))).all())
     first = rows[0]  # the tenant's row is always there, scorecards or not
     reps = [
-        ScoredRep(r.rep_id, dict(r.traits), r.quota_monthly, {c: r._mapping[c] for c in METRIC_COLUMNS})
+        ScoredRep(
+            r.rep_id,
+            dict(r.traits),
+            CounterSums(r.start, r.end, r.as_of, r.quota_monthly, {c: r._mapping[c] for c in METRIC_COLUMNS}),
+        )
         for r in rows
         if r.rep_id is not None
     ]

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.api.hiring import queries
 from services.api.kit.errors import NotFound
 from services.api.kit.reads import rollup_read
-from services.api.kit.sums import METRICS, check_metric, metrics_from_sums
+from services.api.kit.sums import METRICS, check_metric, window_metrics
 from services.api.kit.windows import WindowSpec
 
 STANDARD_TRAITS: tuple[str, ...] = (
@@ -217,11 +217,7 @@ async def correlations(
     check_metric("outcome", outcome)
     with rollup_read("hiring_correlations"):
         found = await queries.scored_rep_sums(engine, tenant, spec=spec, now=now)
-    days = (found.end - found.start).days + 1
-    outcomes = {
-        r.rep_id: metrics_from_sums(r.sums, quota_monthly=r.quota_monthly, days=days)[outcome]
-        for r in found.reps
-    }
+    outcomes = {r.rep_id: window_metrics(r.found)[outcome] for r in found.reps}
     scorecards = {r.rep_id: r.traits for r in found.reps}
     return Correlations(
         outcome, found.start, found.end, found.as_of, trait_correlations(scorecards, outcomes)
