@@ -29,9 +29,11 @@ from decimal import Decimal
 from typing import Annotated, Literal, Protocol
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from services.core.events import Attribution, Channel, RepAlias, Source
+from services.core import limits
+from services.core.events import AliasValue, Attribution, Channel, Id, RepAlias, Source, Tenant, Timestamp
+from services.core.limits import MAX_UPDATE_ID_LEN, Invalid
 
 SCHEMA_HEADER = ("schema", b"crm-update/1")
 ENTITIES = ("deal", "contact")
@@ -40,11 +42,7 @@ PROPERTIES = ("amount", "owner", "stage", "lifecycle_stage", "channel", "contact
 EntityKind = Literal["deal", "contact"]
 Property = Literal["amount", "owner", "stage", "lifecycle_stage", "channel", "contact"]
 
-_MAX_AMOUNT = Decimal("1e15")
-_AMOUNT_QUANTUM = Decimal("0.0001")
-_CHANNELS = frozenset(c.value for c in Channel)
-# Far enough from datetime's limits that shifting into any timezone cannot overflow.
-_MIN_YEAR, _MAX_YEAR = 1900, 9000
+_CHANNEL = limits.choice(Channel)
 
 
 class EntityUpdateLike(Protocol):
@@ -71,31 +69,26 @@ class CrmUpdateMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    tenant: Annotated[str, Field(min_length=1, max_length=63)]
+    tenant: Tenant
     source: Source
     entity: EntityKind
-    entity_id: Annotated[str, Field(min_length=1, max_length=200)]
+    entity_id: Id
     property: Property
-    value: Annotated[str, Field(min_length=1, max_length=320)] | None = None
-    occurred_at: AwareDatetime
-    update_id: Annotated[str, Field(min_length=1, max_length=250)]
-    received_at: AwareDatetime
+    value: AliasValue | None = None  # as long as the longest: an owner's vendor identity
+    occurred_at: Timestamp
+    update_id: Annotated[str, Field(min_length=1, max_length=MAX_UPDATE_ID_LEN)]
+    received_at: Timestamp
     rep_alias: RepAlias | None = None
     attribution: Attribution | None = None  # the entity's owner decides its events' rep (events.py)
 
     @model_validator(mode="after")
     def _values(self) -> CrmUpdateMessage:
-        for moment in (self.occurred_at, self.received_at):
-            if not _MIN_YEAR <= moment.year <= _MAX_YEAR:
-                raise ValueError(f"timestamps must lie between the years {_MIN_YEAR} and {_MAX_YEAR}")
-        if self.value is not None and "\x00" in self.value:
-            raise ValueError("value must not contain NUL characters")
-        if self.property == "amount" and self.value is not None:
-            amount = amount_value(self.value)
-            if amount is None or not 0 <= amount <= _MAX_AMOUNT:
-                raise ValueError("an amount must be a decimal number between 0 and 1e15")
-        if self.property == "channel" and self.value is not None and self.value not in _CHANNELS:
-            raise ValueError(f"channel {self.value[:50]!r} is not one of the known channels")
+        check = {"amount": limits.money, "channel": _CHANNEL}.get(self.property)
+        if check is not None and self.value is not None:
+            try:
+                check(self.value)
+            except Invalid as exc:
+                raise ValueError(f"the value of {self.property} {exc.reason}") from None
         return self
 
 
@@ -196,12 +189,8 @@ def parse(value: bytes | None) -> CrmUpdate:
 
 
 def amount_value(text: str) -> Decimal | None:
-    """A decimal amount as the aggregator stores it (at most 4 places); None if `text` is no number."""
+    """A decimal amount as the aggregator stores it (at most 4 places); None if `text` is no amount."""
     try:
-        amount = Decimal(text)
-    except ArithmeticError:
+        return limits.money(text)
+    except Invalid:
         return None
-    if not amount.is_finite():
-        return None
-    exponent = amount.as_tuple().exponent
-    return amount.quantize(_AMOUNT_QUANTUM) if isinstance(exponent, int) and exponent < -4 else amount
