@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from services.core import crm
-from services.core.events import Attribution, BuyerEvent, RepAlias, Source, kafka_key, to_message
+from services.core.events import Attribution, RepAlias, Source, ValidEvent, kafka_key, to_message
 from services.core.http import ApiError
 from services.core.kafka import BrokerUnavailable, EventProducer
 from services.core.observability import child
@@ -24,7 +24,7 @@ async def publish(
     producer: EventProducer,
     tenant: str,
     source: Source,
-    events: Sequence[BuyerEvent],
+    events: Sequence[ValidEvent],
     aliases: Sequence[RepAlias | None] | None = None,
     updates: Sequence[crm.EntityUpdateLike] = (),
     attribution: Attribution | None = None,
