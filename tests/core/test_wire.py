@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 import orjson
 import pytest
 
-from services.core.events import SCHEMA_HEADER, BuyerEvent, RepAlias, Source, to_message
-from services.core.wire import Event, Malformed, decode
+from services.core.events import (
+    SCHEMA_HEADER,
+    BuyerEvent,
+    Channel,
+    CheckedEvent,
+    EventType,
+    RepAlias,
+    Source,
+    to_message,
+)
+from services.core.wire import Event, Malformed, Problem, check_event, decode
 
 HEADERS = [SCHEMA_HEADER]
 BASE: dict[str, Any] = {
@@ -127,3 +136,137 @@ def test_nul_characters_are_kept_out_of_the_archive_payload() -> None:
     assert isinstance(decoded, Event)
     assert "\\u0000" not in decoded.payload
     assert orjson.loads(decoded.payload)["attributes"] == {"note": "a\ufffdb"}
+
+
+def test_v2_fields_are_decoded_into_their_slots() -> None:
+    decoded = decode(
+        message(
+            type="deal.updated",
+            account_id="acct-1",
+            deal_id="d-1",
+            close_date="2026-12-31",
+            forecast_category="commit",
+            mrr="99.5",
+            currency="USD",
+        ),
+        HEADERS,
+    )
+    assert isinstance(decoded, Event)
+    assert (decoded.account_id, decoded.close_date, decoded.forecast_category) == (
+        "acct-1",
+        date(2026, 12, 31),
+        "commit",
+    )
+    assert (decoded.mrr, decoded.currency) == (Decimal("99.5"), "USD")
+    transcribed = decode(
+        message(
+            type="call.transcribed",
+            call_event_id="call-9",
+            transcript=[{"speaker": "rep", "start_s": 0, "end_s": 2.5, "text": "hello"}],
+        ),
+        HEADERS,
+    )
+    assert isinstance(transcribed, Event)
+    assert transcribed.call_event_id == "call-9"
+
+
+def test_types_sources_and_channels_are_enum_members() -> None:
+    decoded = decode(message(type="call.completed", source="twilio", channel="referral"), HEADERS)
+    assert isinstance(decoded, Event)
+    assert decoded.type is EventType.CALL_COMPLETED
+    assert decoded.source is Source.TWILIO
+    assert decoded.channel is Channel.REFERRAL
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"close_date": "2026-13-01"}, "close_date"),
+        ({"close_date": "2026-12-31T00:00:00"}, "close_date"),
+        ({"forecast_category": "maybe"}, "forecast_category"),
+        ({"mrr": "-1"}, "mrr"),
+        ({"call_event_id": ""}, "call_event_id"),
+        ({"account_id": 7}, "account_id"),
+        ({"currency": "usd"}, "currency"),
+        ({"direction": "sideways"}, "direction"),
+        (
+            {"transcript": [{"speaker": "narrator", "start_s": 0, "end_s": 1, "text": ""}]},
+            "transcript.0.speaker",
+        ),
+        ({"transcript": [{"speaker": "rep", "start_s": 0, "text": ""}]}, "transcript.0.end_s"),
+        ({"transcript": {"speaker": "rep"}}, "transcript"),
+        ({"attributes": [1]}, "attributes"),
+    ],
+)
+def test_bad_v2_and_other_optional_fields_are_refused_naming_the_field(
+    changes: dict[str, Any], field: str
+) -> None:
+    decoded = decode(message(**changes), HEADERS)
+    assert isinstance(decoded, Malformed)
+    assert decoded.reason == "invalid_field"
+    assert decoded.detail.startswith(f"{field} ")
+
+
+def test_the_aggregator_folds_what_only_a_producer_is_held_to() -> None:
+    """Type rules, exact amounts and NUL in free text are checked at ingest; the archive can hold them."""
+    for changes in (
+        {"type": "subscription.started"},
+        {"type": "lead.qualified", "stage": "hot"},
+        {"amount": "1.000049"},
+        {"transcript": [{"speaker": "rep", "start_s": 0, "end_s": 1, "text": "a\x00b"}]},
+    ):
+        assert isinstance(decode(message(**changes), HEADERS), Event), changes
+
+
+CLIENT: dict[str, Any] = {"event_id": "e-1", "type": "deal.won", "occurred_at": "2026-11-02T12:00:00+01:00"}
+NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+
+
+def test_a_client_event_is_checked_and_sent_as_given_with_amounts_as_decimal_strings() -> None:
+    checked = check_event(
+        {**CLIENT, "rep_id": "r1", "amount": 1200.5, "mrr": 3, "duration_s": 60, "stage": None},
+        now=NOW,
+        currency="USD",
+    )
+    assert isinstance(checked, CheckedEvent)
+    assert (checked.rep_id, checked.contact_id) == ("r1", None)
+    assert checked.body == {**CLIENT, "rep_id": "r1", "amount": "1200.5", "mrr": "3", "duration_s": 60}
+    decoded = decode(to_message(checked, "acme", Source.API, NOW), HEADERS)
+    assert isinstance(decoded, Event)
+    assert (decoded.amount, decoded.duration_ms, decoded.source) == (Decimal("1200.5"), 60_000, Source.API)
+
+
+def test_every_bad_field_of_a_client_event_is_reported() -> None:
+    problems = check_event(
+        {
+            **CLIENT,
+            "event_id": "",
+            "occurred_at": "2026-11-04T12:00:00Z",
+            "amount": "1.00001",
+            "currency": "EUR",
+            "tenant": "other",
+            "colour": "blue",
+        },
+        now=NOW,
+        currency="USD",
+    )
+    assert isinstance(problems, list)
+    assert {p.field: p.reason for p in problems} == {
+        "event_id": "must be a string of 1-200 characters without NUL",
+        "occurred_at": "must not be more than 24 hours in the future",
+        "amount": "must have at most 4 decimal places",
+        "currency": "must be the tenant's reporting currency USD",
+        "tenant": "is set by the service and must not be sent",
+        "colour": "is not a field of the event",
+    }
+    assert check_event({"type": "lead.qualified"}, now=NOW, currency="USD") == [
+        Problem("event_id", "is required"),
+        Problem("occurred_at", "is required"),
+    ]
+    assert check_event({**CLIENT, "type": "subscription.changed"}, now=NOW, currency="USD") == [
+        Problem("account_id", "is required for subscription.changed"),
+        Problem("mrr", "is required for subscription.changed"),
+    ]
+    assert check_event([CLIENT], now=NOW, currency="USD") == [
+        Problem(None, "must be a JSON object: one BuyerEvent")
+    ]

@@ -187,6 +187,41 @@ async def test_a_batch_is_produced_in_order_with_rep_contact_or_dash_keys(ingest
     assert values[2]["amount"] == "1200.5"
 
 
+async def test_v2_events_reach_the_topic_with_amounts_as_decimal_strings(ingest: Harness) -> None:
+    at = "2026-10-05T08:00:00Z"
+    events = [
+        {
+            "event_id": "v2-1",
+            "type": "subscription.started",
+            "occurred_at": at,
+            "account_id": "a1",
+            "mrr": 99.5,
+        },
+        {
+            "event_id": "v2-2",
+            "type": "call.transcribed",
+            "occurred_at": at,
+            "call_event_id": "call-1",
+            "transcript": [{"speaker": "buyer", "start_s": 0, "end_s": 2.5, "text": "hello"}],
+        },
+        {
+            "event_id": "v2-3",
+            "type": "deal.updated",
+            "occurred_at": at,
+            "deal_id": "d1",
+            "close_date": "2026-12-31",
+            "forecast_category": "commit",
+        },
+    ]
+    start = await ingest.mark()
+    r = await ingest.post({"events": events}, ingest.key())
+    assert (r.status_code, r.json()) == (202, {"accepted": 3})
+    values = [orjson.loads(rec.value) for rec in await ingest.produced_since(start)]
+    for value in values:
+        del value["tenant"], value["source"], value["received_at"]
+    assert values == [{**events[0], "mrr": "99.5"}, events[1], events[2]]
+
+
 async def test_admin_keys_and_json_with_charset_are_accepted(ingest: Harness) -> None:
     headers = {**ingest.key(ingest.t.api_key), "content-type": "application/json; charset=utf-8"}
     start = await ingest.mark()
@@ -295,6 +330,19 @@ BAD: dict[str, Bad] = {
         ev(transcript=[{"speaker": "narrator", "start_s": 0, "end_s": 1, "text": "hi"}]),
     ),
     "NUL in a string": invalid("rep_id", ev(rep_id="r\x001")),
+    # What the aggregator could not fold is refused here, by the same checks (services/core/limits.py).
+    "occurred_at in the year 1": invalid("occurred_at", ev(occurred_at="0001-01-01T00:00:00Z")),
+    "occurred_at as a Unix time": invalid("occurred_at", ev(occurred_at=1_780_000_000)),
+    "duration as a string": invalid("duration_s", ev(duration_s="60")),
+    "passed as a string": invalid("passed", ev(**{**CERT, "passed": "yes"})),
+    "amount with 5 decimal places": invalid("amount", ev(type="deal.won", amount="1.00001")),
+    "subscription without mrr": invalid("mrr", ev(type="subscription.started", account_id="a1")),
+    "transcript without its call": invalid("call_event_id", ev(type="call.transcribed", transcript=[])),
+    "close_date not a date": invalid("close_date", ev(type="deal.updated", close_date="31/12/2026")),
+    "bad forecast category": invalid("forecast_category", ev(type="deal.updated", forecast_category="maybe")),
+    "NUL in transcript text": invalid(
+        "transcript.0.text", ev(transcript=[{"speaker": "rep", "start_s": 0, "end_s": 1, "text": "a\x00"}])
+    ),
     "NUL in an attribute key": invalid("attributes.a", ev(attributes={"a": {"k\x00": 1}})),
     "event not an object": invalid(None, {"events": [EVENT, "call"]}, index=1),
     "only event #3 bad": invalid(
