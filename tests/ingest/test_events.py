@@ -18,18 +18,16 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks.webhooks import Webhook
 
-from services.core.kafka import ensure_topics
 from services.core.tenancy import create_key
 from services.ingest.app import create_app
 from tests.conftest import Stack
 from tests.factories import TenantCtx, TenantFactory
+from tests.ingest.harness import Record, Topic, one_partition_topic, samples, served
 
-Record = ConsumerRecord[bytes, bytes]
 MAX_BODY = 128 * 1024
 BODY_READ_TIMEOUT_S = 0.5
 JSON = {"content-type": "application/json"}
@@ -48,8 +46,7 @@ EVENT: dict[str, Any] = {
 @dataclass
 class Harness:
     client: httpx.AsyncClient
-    consumer: AIOKafkaConsumer
-    tp: TopicPartition
+    topic: Topic
     t: TenantCtx
     other: TenantCtx
     no_scope_key: str
@@ -71,17 +68,9 @@ class Harness:
         sentinel = {**EVENT, "event_id": f"sentinel-{secrets.token_hex(6)}"}
         r = await self.post(sentinel, self.key())
         assert r.status_code == 202, r.text
-        self.consumer.seek(self.tp, start)
-        out: list[Record] = []
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            batch = await self.consumer.getmany(self.tp, timeout_ms=200)
-            for rec in batch.get(self.tp, []):
-                if orjson.loads(rec.value)["event_id"] == sentinel["event_id"]:
-                    self.cursor = rec.offset + 1
-                    return out
-                out.append(rec)
-        raise AssertionError(f"the sentinel did not arrive within {timeout_s} s")
+        *out, last = await self.topic.read_until(sentinel["event_id"], start, timeout_s)
+        self.cursor = last.offset + 1
+        return out
 
     async def mark(self) -> int:
         """The offset after which the next request's records will be."""
@@ -91,31 +80,13 @@ class Harness:
 
 @pytest.fixture(scope="module")
 async def ingest(stack: Stack, engine: AsyncEngine, tenants: TenantFactory) -> AsyncIterator[Harness]:
-    topic = f"ingest-events-{secrets.token_hex(4)}"
-    settings = stack.settings(
-        events_topic=topic,
-        topic_partitions=1,
-        max_body_bytes=MAX_BODY,
-        body_read_timeout_s=BODY_READ_TIMEOUT_S,
-    )
-    await ensure_topics(settings)
-    t, other = await tenants.create(), await tenants.create()
-    no_scope_key = await create_key(engine, t.slug, ["metrics:read"])
-    app = create_app(settings)
-    tp = TopicPartition(topic, 0)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=stack.broker.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20
-    )
-    consumer.assign([tp])
-    await consumer.start()
-    try:
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://ingest") as client,
-        ):
-            yield Harness(client, consumer, tp, t, other, no_scope_key)
-    finally:
-        await consumer.stop()
+    async with one_partition_topic(
+        stack, "ingest-events", max_body_bytes=MAX_BODY, body_read_timeout_s=BODY_READ_TIMEOUT_S
+    ) as topic:
+        t, other = await tenants.create(), await tenants.create()
+        no_scope_key = await create_key(engine, t.slug, ["metrics:read"])
+        async with served(create_app(topic.settings)) as client:
+            yield Harness(client, topic, t, other, no_scope_key)
 
 
 def signed(
@@ -485,15 +456,6 @@ async def test_a_body_that_stalls_answers_408_within_the_read_timeout(ingest: Ha
 
 
 # ---------------------------------------------------------------------------------------------- operations
-
-
-def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == name:
-                out[tuple(sorted(s.labels.items()))] = s.value
-    return out
 
 
 async def test_health_readiness_and_metrics(ingest: Harness) -> None:
