@@ -7,7 +7,7 @@ secret keeps working (SALESLOOP_AUTH_CACHE_TTL_S, default 5 s).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -18,6 +18,8 @@ from services.core.tenancy import KeyInfo, TenantInfo, TtlCache, get_secret, get
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 async def answered(lookup: Awaitable[T]) -> T:
@@ -50,18 +52,10 @@ class Directory:
         self._secrets: TtlCache[tuple[str, str], str | None] = TtlCache(ttl_s)
 
     async def key(self, token: str) -> KeyInfo | None:
-        hit, info = self._keys.get(token)
-        if not hit:
-            info = await answered(lookup_key(self._engine, token))
-            self._keys.put(token, info)
-        return info
+        return await _cached(self._keys, token, lambda: lookup_key(self._engine, token))
 
     async def tenant(self, slug: str) -> TenantInfo | None:
-        hit, info = self._tenants.get(slug)
-        if not hit:
-            info = await answered(get_tenant(self._engine, slug))
-            self._tenants.put(slug, info)
-        return info
+        return await _cached(self._tenants, slug, lambda: get_tenant(self._engine, slug))
 
     async def secret(self, tenant: str, source: str) -> str | None:
         """The tenant's secret for `source`, None if none is set.
@@ -84,3 +78,12 @@ class Directory:
                 ) from exc
             self._secrets.put((tenant, source), value)
         return value
+
+
+async def _cached(cache: TtlCache[K, V], key: K, load: Callable[[], Awaitable[V]]) -> V | None:
+    """The cached answer for `key`, else `load()`'s (a database outage answers 503), cached."""
+    hit, value = cache.get(key)
+    if not hit:
+        value = await answered(load())
+        cache.put(key, value)
+    return value
