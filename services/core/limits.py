@@ -187,7 +187,7 @@ def record(v: Any, fields: Mapping[str, Check]) -> dict[str, Any]:
     out = {}
     for name, check in fields.items():
         if v.get(name) is None:
-            raise Invalid(REQUIRED, name, missing=True)
+            raise Invalid(REQUIRED, name)  # an incomplete value, not a missing field
         try:
             out[name] = check(v[name])
         except Invalid as exc:
