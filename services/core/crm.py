@@ -3,7 +3,7 @@
 A CRM reports its records one property at a time: HubSpot sends a deal's amount, its owner and its
 stage as separate notifications, in no guaranteed order. Such a fact is not a buyer interaction, so it
 is no BuyerEvent; the aggregator keeps it as entity state and attributes the CRM's deal and lead
-events through that state by event time (services/aggregator/crm.py).
+events through that state by event time (services/aggregator/folds/crm.py).
 
 Updates travel on the events topic beside the BuyerEvents, told apart by the `schema` header:
 

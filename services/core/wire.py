@@ -92,7 +92,7 @@ class Event:
     forecast_category: str | None = None
     mrr: Decimal | None = None
     # ("deal", id) or ("contact", id) when the event's rep, amount and channel come from CRM entity
-    # state (services/aggregator/crm.py) rather than from the event itself: then it is counted there.
+    # state (services/aggregator/folds/crm.py) rather than from the event itself: then it is counted there.
     entity: tuple[str, str] | None = None
     attribution: str | None = None  # "crm_entity": see services.core.events.Attribution
 

@@ -1,4 +1,4 @@
-"""Cached answers (services/api/reads.py): served again while nothing was committed, never after.
+"""Cached answers (services/api/kit/reads.py): served again while nothing was committed, never after.
 
 The end-to-end test folds events through the real ingest and aggregator between two reads; the
 in-process ones write rollups directly, as a rebuild or a CRM re-attribution does, without moving

@@ -1,4 +1,4 @@
-"""The read pool and the answer cache of the feedback reads (services/api/reads.py)."""
+"""The read pool and the answer cache of the feedback reads (services/api/kit/reads.py)."""
 
 from __future__ import annotations
 

@@ -101,7 +101,7 @@ class DealFact(Base):
 
 
 class CrmEntity(Base):
-    """A CRM deal or contact as the aggregator knows it (services/aggregator/crm.py).
+    """A CRM deal or contact as the aggregator knows it (services/aggregator/folds/crm.py).
 
     The columns are the newest value of each property (`rep_id`: the rep the current owner resolves
     to). `history` holds every property change, `events` the deal or lead events attributed through
