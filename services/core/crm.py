@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -40,28 +40,24 @@ ENTITIES = ("deal", "contact")
 PROPERTIES = ("amount", "owner", "stage", "lifecycle_stage", "channel", "contact")
 
 EntityKind = Literal["deal", "contact"]
-Property = Literal["amount", "owner", "stage", "lifecycle_stage", "channel", "contact"]
+EntityProperty = Literal["amount", "owner", "stage", "lifecycle_stage", "channel", "contact"]
 
 _CHANNEL = limits.choice(Channel)
 
 
-class EntityUpdateLike(Protocol):
-    """What a vendor adapter produces (`services.ingest.sources.common.EntityUpdate` fits)."""
+@dataclass(frozen=True)
+class EntityUpdate:
+    """A CRM fact that is not itself a BuyerEvent (a deal's amount, a contact's owner or channel), as a
+    vendor adapter produces it. `value` is normalised: a decimal string for `amount`, a Channel value
+    for `channel`; `event_id` is the vendor notification's id (see `update_id`)."""
 
-    @property
-    def entity(self) -> str: ...
-    @property
-    def entity_id(self) -> str: ...
-    @property
-    def value(self) -> str | None: ...
-    @property
-    def occurred_at(self) -> datetime: ...
-    @property
-    def event_id(self) -> str: ...
-    @property
-    def rep_alias(self) -> RepAlias | None: ...
-    @property  # last: the member's name shadows the decorator within the class body
-    def property(self) -> str: ...
+    entity: EntityKind
+    entity_id: str
+    property: EntityProperty
+    value: str | None
+    occurred_at: datetime
+    event_id: str
+    rep_alias: RepAlias | None = None
 
 
 class CrmUpdateMessage(BaseModel):
@@ -73,7 +69,7 @@ class CrmUpdateMessage(BaseModel):
     source: Source
     entity: EntityKind
     entity_id: Id
-    property: Property
+    property: EntityProperty
     value: AliasValue | None = None  # as long as the longest: an owner's vendor identity
     occurred_at: Timestamp
     update_id: Annotated[str, Field(min_length=1, max_length=MAX_UPDATE_ID_LEN)]
@@ -130,7 +126,7 @@ def kafka_key(tenant: str, entity_id: str) -> bytes:
 
 
 def to_message(
-    update: EntityUpdateLike,
+    update: EntityUpdate,
     tenant: str,
     source: Source,
     received_at: datetime,

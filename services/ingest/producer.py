@@ -26,7 +26,7 @@ async def publish(
     source: Source,
     events: Sequence[ValidEvent],
     aliases: Sequence[RepAlias | None] | None = None,
-    updates: Sequence[crm.EntityUpdateLike] = (),
+    updates: Sequence[crm.EntityUpdate] = (),
     attribution: Attribution | None = None,
 ) -> int:
     """Produce every event with `received_at` = now; 503 with Retry-After if the broker does not ack.
@@ -70,7 +70,7 @@ def _update_records(
     tenant: str,
     source: Source,
     received_at: datetime,
-    updates: Sequence[crm.EntityUpdateLike],
+    updates: Sequence[crm.EntityUpdate],
     attribution: Attribution | None,
 ) -> list[tuple[bytes, bytes]]:
     """Kafka records of the CRM updates; one the aggregator could not use is dropped with a warning

@@ -8,12 +8,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
+# A vendor's CRM entity updates travel as services/core/crm.py defines them.
+from services.core.crm import EntityKind as EntityKind
+from services.core.crm import EntityProperty as EntityProperty
+from services.core.crm import EntityUpdate as EntityUpdate
 from services.core.events import BuyerEvent, RepAlias
-
-EntityKind = Literal["deal", "contact"]
-EntityProperty = Literal["amount", "owner", "lifecycle_stage", "channel", "stage", "contact"]
 
 
 class SignatureError(Exception):
@@ -73,23 +74,6 @@ class VendorEvent:
     """A BuyerEvent plus the vendor identity of its rep, which the aggregator resolves to a rep_id."""
 
     event: BuyerEvent
-    rep_alias: RepAlias | None = None
-
-
-@dataclass(frozen=True)
-class EntityUpdate:
-    """A CRM fact that is not itself a BuyerEvent (a deal's amount, a contact's owner or channel).
-
-    The aggregator keeps these as entity state, so events can be attributed by event time.
-    `value` is normalised: a decimal string for `amount`, a Channel value for `channel`.
-    """
-
-    entity: EntityKind
-    entity_id: str
-    property: EntityProperty
-    value: str | None
-    occurred_at: datetime
-    event_id: str
     rep_alias: RepAlias | None = None
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -42,19 +41,6 @@ def event(tenant: str, type_: str, at: str, *, source: str = "api", **fields: An
     return decoded
 
 
-@dataclass(frozen=True)
-class VendorUpdate:
-    """The shape of `services.ingest.sources.common.EntityUpdate`."""
-
-    entity: str
-    entity_id: str
-    property: str
-    value: str | None
-    occurred_at: datetime
-    event_id: str
-    rep_alias: RepAlias | None = None
-
-
 def update(
     tenant: str,
     entity: str,
@@ -68,7 +54,7 @@ def update(
 ) -> CrmUpdate:
     """A CRM update message as ingest writes it (services.core.crm), decoded as the aggregator does."""
     alias = RepAlias(kind="hubspot_owner_id", value=value) if prop == "owner" and value else None
-    vendor = VendorUpdate(
+    vendor = crm.EntityUpdate(
         entity, entity_id, prop, value, datetime.fromisoformat(at), event_id or f"hs{next(_ids)}", alias
     )
     attribution = "crm_entity" if source is Source.HUBSPOT else None

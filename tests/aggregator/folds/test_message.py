@@ -11,13 +11,13 @@ import pytest
 
 from services.aggregator.fold import fold
 from services.core import crm
-from services.core.crm import CrmUpdate
+from services.core.crm import CrmUpdate, EntityUpdate
 from services.core.events import SCHEMA_HEADER, RepAlias, Source
 from services.core.wire import Event, Malformed, decode, decode_message
-from tests.aggregator.folds.support import VendorUpdate, event
+from tests.aggregator.folds.support import event
 
 RECEIVED = datetime(2026, 11, 2, 12, 0, 5, tzinfo=UTC)
-OWNER = VendorUpdate(
+OWNER = EntityUpdate(
     "deal", "4711", "owner", "31337", datetime(2026, 11, 2, 12, tzinfo=UTC), "hubspot:1:2:3:4711",
     RepAlias(kind="hubspot_owner_id", value="31337"),
 )  # fmt: skip
@@ -77,7 +77,7 @@ def test_updates_that_cannot_be_folded_are_refused_with_a_reason(
 def test_an_invalid_vendor_update_cannot_be_written() -> None:
     with pytest.raises(ValueError, match="channel"):
         crm.to_message(
-            VendorUpdate("contact", "1", "channel", "tv", RECEIVED, "x"), "acme", Source.HUBSPOT, RECEIVED
+            EntityUpdate("contact", "1", "channel", "tv", RECEIVED, "x"), "acme", Source.HUBSPOT, RECEIVED
         )
 
 
