@@ -114,9 +114,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings, "salesloop-api")
         app.state.engine = engine
-        app.state.directory = Directory(
-            engine, settings.secret_key.get_secret_value(), settings.auth_cache_ttl_s
-        )
+        app.state.directory = Directory(engine, settings.keyring(), settings.auth_cache_ttl_s)
         pool = await ReadPool.open(settings)
         app.state.reads = Reads(pool, AnswerCache())
         log.info("api started")

@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.http import ApiError, database_unavailable
+from services.core.secrets import Keyring
 from services.core.tenancy import KeyInfo, TenantInfo, TtlCache, get_secret, get_tenant, lookup_key
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def bearer_token(authorization: str | None) -> str | None:
 class Directory:
     """Keys, tenants and tenant secrets as one service sees them."""
 
-    def __init__(self, engine: AsyncEngine, secret_key: str, ttl_s: float) -> None:
+    def __init__(self, engine: AsyncEngine, secret_key: Keyring | str, ttl_s: float) -> None:
         self._engine = engine
         self._secret_key = secret_key
         self._keys: TtlCache[str, KeyInfo | None] = TtlCache(ttl_s)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import ip_network
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.core.secrets import Keyring, check_secret_key, keyring
 
 # Used by `salesloop dev` and the tests only; refused anywhere else.
 DEV_SECRET_KEY = "dev-only-secret-key-do-not-use-in-production"
@@ -16,7 +19,8 @@ DLQ_TOPIC = "salesloop.events.dlq.v1"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SALESLOOP_", extra="ignore")
+    # Errors never echo what they refuse: a weak SALESLOOP_SECRET_KEY is still a secret.
+    model_config = SettingsConfigDict(env_prefix="SALESLOOP_", extra="ignore", hide_input_in_errors=True)
 
     env: Literal["dev", "test", "production"] = "production"
     database_url: SecretStr = SecretStr("postgresql://salesloop@127.0.0.1:5432/salesloop")
@@ -28,9 +32,15 @@ class Settings(BaseSettings):
     consumer_group: str = "salesloop-aggregator"
     # How long the group waits for a silent (crashed) member before moving its partitions.
     consumer_session_timeout_ms: int = Field(10_000, ge=1_000)
-    # Encrypts tenant secrets at rest (Fernet key derived from it); see docs/operations.md, "Secrets".
+    # Encrypts tenant secrets at rest (a key derived with scrypt); refused in production when weak. See
+    # docs/operations.md, "Secrets".
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
+    # The key a rotation moves away from: still read, never written (`salesloop secrets rotate`).
+    secret_key_previous: SecretStr | None = None
     public_base_url: str | None = None
+    # Addresses or CIDR networks of the proxies in front of ingest and the API, comma-separated: only
+    # from these are X-Forwarded-For and X-Forwarded-Proto believed. Unset: from nobody.
+    trusted_proxies: str | None = None
 
     # ingest
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
@@ -54,13 +64,38 @@ class Settings(BaseSettings):
     grafana_db_password: SecretStr | None = None
     log_level: str = "INFO"
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str | None) -> str | None:
+        try:
+            nets = [
+                str(ip_network(item.strip(), strict=False))
+                for item in (value or "").split(",")
+                if item.strip()
+            ]
+        except ValueError as exc:
+            raise ValueError(f"SALESLOOP_TRUSTED_PROXIES: {exc}") from None
+        return ",".join(nets) or None
+
     @model_validator(mode="after")
-    def _refuse_dev_secret(self) -> Settings:
-        if self.env == "production" and self.secret_key.get_secret_value() == DEV_SECRET_KEY:
+    def _refuse_weak_secret(self) -> Settings:
+        key = self.secret_key.get_secret_value()
+        if self.env != "production":
+            return self
+        if key == DEV_SECRET_KEY:
             raise ValueError(
                 "SALESLOOP_SECRET_KEY is the development default; set a real secret in production"
             )
+        check_secret_key(key)
         return self
+
+    def keyring(self) -> Keyring:
+        """The tenant secrets' keys: SALESLOOP_SECRET_KEY, and SALESLOOP_SECRET_KEY_PREVIOUS if set."""
+        previous = self.secret_key_previous.get_secret_value() if self.secret_key_previous else ""
+        return keyring(self.secret_key.get_secret_value(), [previous])
+
+    def trusted_proxy_list(self) -> list[str]:
+        return self.trusted_proxies.split(",") if self.trusted_proxies else []
 
 
 @lru_cache

@@ -14,7 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.events import Source
 from services.core.models import ApiKey, Tenant, TenantSecret
-from services.core.secrets import decrypt_secret, encrypt_secret, key_matches, new_api_key, parse_key_prefix
+from services.core.secrets import (
+    Keyring,
+    decrypt_secret,
+    encrypt_secret,
+    key_matches,
+    new_api_key,
+    parse_key_prefix,
+)
 
 SCOPES = frozenset(
     {
@@ -86,7 +93,9 @@ async def get_tenant(engine: AsyncEngine, slug: str) -> TenantInfo | None:
     return TenantInfo(row.slug, row.currency, row.timezone) if row else None
 
 
-async def set_secret(engine: AsyncEngine, secret_key: str, tenant: str, source: str, value: str) -> None:
+async def set_secret(
+    engine: AsyncEngine, secret_key: Keyring | str, tenant: str, source: str, value: str
+) -> None:
     if source not in SECRET_SOURCES:
         raise TenancyError(f"source must be one of {', '.join(sorted(SECRET_SOURCES))}")
     if await get_tenant(engine, tenant) is None:
@@ -102,7 +111,9 @@ async def set_secret(engine: AsyncEngine, secret_key: str, tenant: str, source: 
         )
 
 
-async def get_secret(engine: AsyncEngine, secret_key: str, tenant: str, source: str) -> str | None:
+async def get_secret(
+    engine: AsyncEngine, secret_key: Keyring | str, tenant: str, source: str
+) -> str | None:
     async with engine.connect() as conn:
         row = (
             await conn.execute(
@@ -112,6 +123,39 @@ async def get_secret(engine: AsyncEngine, secret_key: str, tenant: str, source: 
             )
         ).first()
     return decrypt_secret(secret_key, row.ciphertext) if row else None
+
+
+@dataclass(frozen=True)
+class Reencrypted:
+    """What `reencrypt_secrets` did: rows re-encrypted, rows already current, rows no key could read."""
+
+    rotated: int
+    current: int
+    unreadable: list[tuple[str, str]]
+
+
+async def reencrypt_secrets(engine: AsyncEngine, keys: Keyring) -> Reencrypted:
+    """Every tenant secret encrypted under the current key (v2), in one transaction. A row no key of the
+    ring can read is left as it is and reported, (tenant, source)."""
+    rotated, current, unreadable = 0, 0, []
+    async with engine.begin() as conn:
+        rows = (await conn.execute(select(TenantSecret).with_for_update())).all()
+        for row in rows:
+            if keys.is_current(row.ciphertext):
+                current += 1
+                continue
+            try:
+                value = keys.decrypt(row.ciphertext)
+            except ValueError:
+                unreadable.append((row.tenant, row.source))
+                continue
+            await conn.execute(
+                update(TenantSecret)
+                .where(TenantSecret.tenant == row.tenant, TenantSecret.source == row.source)
+                .values(ciphertext=keys.encrypt(value))
+            )
+            rotated += 1
+    return Reencrypted(rotated, current, sorted(unreadable))
 
 
 async def create_key(engine: AsyncEngine, tenant: str, scopes: list[str]) -> str:

@@ -34,7 +34,7 @@ def create_app(settings: Settings) -> FastAPI:
         producer = EventProducer(settings)
         try:
             await producer.start()
-            directory = Directory(engine, settings.secret_key.get_secret_value(), settings.auth_cache_ttl_s)
+            directory = Directory(engine, settings.keyring(), settings.auth_cache_ttl_s)
             app.state.ingest = Ingest(directory, producer, limits)
             async with webhooks.resources(app, settings):
                 log.info(
