@@ -1,7 +1,9 @@
 """Request authentication shared by ingest and api: API keys and tenant look-ups, briefly cached.
 
 Caching keeps the hot path off the database; the TTL bounds how long a revoked key or a changed
-secret keeps working (SALESLOOP_AUTH_CACHE_TTL_S, default 5 s).
+secret keeps working (SALESLOOP_AUTH_CACHE_TTL_S, default 5 s). What a client without a key can make
+it keep is bounded: a token that cannot be a key is refused without a look-up, keys are cached by
+their hash, and every cache holds a bounded number of entries.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.http import ApiError, database_unavailable
-from services.core.secrets import Keyring
+from services.core.secrets import Keyring, hash_key, parse_key_prefix
 from services.core.tenancy import KeyInfo, TenantInfo, TtlCache, get_secret, get_tenant, lookup_key
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 K = TypeVar("K")
 V = TypeVar("V")
+
+# Keys are `sl_<12 hex digits>_<43 URL-safe characters>`, 59 characters (secrets.new_api_key).
+MAX_KEY_CHARS = 64
 
 
 async def answered(lookup: Awaitable[T]) -> T:
@@ -42,18 +47,25 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip()
 
 
+def plausible_key(token: str) -> bool:
+    """Whether `token` has the length and shape of a key: anything else is no key, and looked up never."""
+    return len(token) <= MAX_KEY_CHARS and token.isascii() and parse_key_prefix(token) is not None
+
+
 class Directory:
     """Keys, tenants and tenant secrets as one service sees them."""
 
     def __init__(self, engine: AsyncEngine, secret_key: Keyring | str, ttl_s: float) -> None:
         self._engine = engine
         self._secret_key = secret_key
-        self._keys: TtlCache[str, KeyInfo | None] = TtlCache(ttl_s)
+        self._keys: TtlCache[str, KeyInfo | None] = TtlCache(ttl_s)  # by the key's hash
         self._tenants: TtlCache[str, TenantInfo | None] = TtlCache(ttl_s)
         self._secrets: TtlCache[tuple[str, str], str | None] = TtlCache(ttl_s)
 
     async def key(self, token: str) -> KeyInfo | None:
-        return await _cached(self._keys, token, lambda: lookup_key(self._engine, token))
+        if not plausible_key(token):
+            return None
+        return await _cached(self._keys, hash_key(token), lambda: lookup_key(self._engine, token))
 
     async def tenant(self, slug: str) -> TenantInfo | None:
         return await _cached(self._tenants, slug, lambda: get_tenant(self._engine, slug))

@@ -202,12 +202,16 @@ V = TypeVar("V")
 
 
 class TtlCache(Generic[K, V]):
-    """A small time-bounded cache: revocations and secret changes take effect within `ttl_s`."""
+    """A small time-bounded cache: revocations and secret changes take effect within `ttl_s`.
+
+    At most `max_items` entries: a full cache drops the entry written longest ago, so a flood of new
+    keys pushes out old entries one by one rather than every entry at once.
+    """
 
     def __init__(self, ttl_s: float, max_items: int = 10_000) -> None:
         self.ttl_s = ttl_s
         self.max_items = max_items
-        self._items: dict[K, tuple[float, V]] = {}
+        self._items: dict[K, tuple[float, V]] = {}  # in the order written (dicts keep it)
 
     def get(self, key: K) -> tuple[bool, V | None]:
         hit = self._items.get(key)
@@ -216,6 +220,8 @@ class TtlCache(Generic[K, V]):
         return True, hit[1]
 
     def put(self, key: K, value: V) -> None:
-        if len(self._items) >= self.max_items:
-            self._items.clear()
-        self._items[key] = (time.monotonic() + self.ttl_s, value)
+        items = self._items
+        items.pop(key, None)
+        if len(items) >= self.max_items:
+            del items[next(iter(items))]
+        items[key] = (time.monotonic() + self.ttl_s, value)
