@@ -166,22 +166,32 @@ def tenants_create(
 
 @tenants_app.command("set-secret")
 def tenants_set_secret(slug: str, source: str, value: str) -> None:
-    """Set a per-source secret (hubspot, salesforce, twilio, aircall, sendgrid, stripe, webhooks)."""
+    """Set a per-source secret (hubspot, salesforce, twilio, aircall, sendgrid, stripe, webhooks).
+
+    salesforce: the Organization ID; a token for the endpoint URL is generated, and the URL to paste
+    into Salesforce printed (ORG_ID:TOKEN sets a token of your own).
+    """
     from services.core.tenancy import TenancyError, set_secret
     from services.ingest.sources import VENDORS
 
     vendor = next((v for v in VENDORS if v.source.value == source), None)
-    if vendor is not None and vendor.check_secret is not None:
-        try:
-            vendor.check_secret(value)
-        except ValueError as exc:
-            raise _fail(str(exc)) from exc
-    secret_key = _settings().secret_key.get_secret_value()
+    query = None
     try:
-        _with_engine(set_secret, secret_key, slug, source, value)
+        if vendor is not None and vendor.check_secret is not None:
+            vendor.check_secret(value)
+        if vendor is not None and vendor.url_secret is not None:
+            value, query = vendor.url_secret(value)
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+    settings = _settings()
+    try:
+        _with_engine(set_secret, settings.keyring(), slug, source, value)
     except TenancyError as exc:
         raise _fail(str(exc)) from exc
     typer.echo(f"{source} secret of {slug} set", err=True)
+    if vendor is not None and query is not None:
+        base = (settings.public_base_url or "https://<ingest host>").rstrip("/")
+        typer.echo(f"{base}{vendor.path.format(tenant=slug)}?{query}")
 
 
 @tenants_app.command("set-option")
@@ -190,7 +200,8 @@ def tenants_set_option(slug: str, source: str, key: str, value: str) -> None:
 
     hubspot: won_stages, lost_stages, legacy_signatures (true/false), channel_overrides (VALUE=channel,...)
 
-    salesforce: mql_statuses, sql_statuses, allowed_networks (CIDRs), channel_overrides
+    salesforce: mql_statuses, sql_statuses, allowed_networks (CIDRs), channel_overrides,
+    accept_without_token (true/false; insecure, for switching over)
     """
     from services.core.source_settings import SourceSettingsError, format_option, set_option
     from services.ingest.sources import option_sets

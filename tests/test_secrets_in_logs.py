@@ -51,7 +51,7 @@ class Secrets:
             "hubspot": secrets.token_hex(16),
             "twilio": secrets.token_hex(16),
             "aircall": secrets.token_hex(16),
-            "salesforce": "00D" + secrets.token_hex(8)[:15],
+            "salesforce": "00D" + secrets.token_hex(8)[:15] + ":" + secrets.token_urlsafe(32),
         }
         self.ingest_key = ""
         self.api_key = ""
@@ -69,6 +69,7 @@ class Secrets:
             "api key secret part": self.api_key.split("_", 2)[2],
         }
         out |= {f"{source} secret": value for source, value in self.vendor.items()}
+        out["salesforce endpoint token"] = self.vendor["salesforce"].partition(":")[2]
         return out
 
 
@@ -181,15 +182,16 @@ async def test_no_secret_is_ever_logged_and_revoked_keys_stop_within_the_ttl(
                 )
             ).status_code
         )
+        org, _, sf_token = s.vendor["salesforce"].partition(":")
         soap = (
             '<?xml version="1.0"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/">'
-            f"<soapenv:Body><notifications><OrganizationId>{s.vendor['salesforce']}</OrganizationId>"
+            f"<soapenv:Body><notifications><OrganizationId>{org}</OrganizationId>"
             "<Notification><Id>1</Id></Notification></notifications></soapenv:Body></soapenv:Envelope>"
         )
         headers = {"content-type": "text/xml"}
-        statuses.append(
-            (await ingest.post(f"/webhooks/salesforce/{slug}", content=soap, headers=headers)).status_code
-        )
+        for token in (sf_token, sf_token[::-1]):  # the endpoint token travels in the URL
+            r = await ingest.post(f"/webhooks/salesforce/{slug}?token={token}", content=soap, headers=headers)
+            statuses.append(r.status_code)
         api_key = {"Authorization": f"Bearer {s.api_key}"}
         statuses.append((await api.get("/v1/reps", headers=api_key)).status_code)
         statuses.append(

@@ -50,6 +50,13 @@ DIRECT = "http://127.0.0.1:8001"
 PUBLIC = "https://hooks.example.com"
 FORM = "application/x-www-form-urlencoded"
 SF_ORG = "00D5e000000KQ2eEAG"  # the OrganizationId in the Salesforce fixtures
+
+
+def _sf_secret(org: str = SF_ORG) -> str:
+    """A Salesforce secret: the org id and the endpoint token its URL carries."""
+    return f"{org}:{secrets.token_urlsafe(32)}"
+
+
 SENTINEL = {"type": "email.sent", "occurred_at": "2026-10-05T10:00:00Z", "rep_id": "sentinel"}
 
 
@@ -66,7 +73,7 @@ class Secrets:
     """One tenant's secrets for every vendor, as the vendors hold them."""
 
     hubspot: str = field(default_factory=lambda: secrets.token_hex(16))
-    salesforce: str = SF_ORG
+    salesforce: str = field(default_factory=_sf_secret)
     twilio: str = field(default_factory=lambda: secrets.token_hex(16))
     aircall: str = field(default_factory=lambda: secrets.token_hex(8))
     sendgrid: tuple[ec.EllipticCurvePrivateKey, str] = field(default_factory=_sendgrid_key)
@@ -91,10 +98,11 @@ class Delivery:
     tenant: str
     body: bytes
     headers: dict[str, str]
+    query: str = ""  # Salesforce's endpoint token
 
     @property
     def path(self) -> str:
-        return f"/webhooks/{self.vendor}/{self.tenant}"
+        return f"/webhooks/{self.vendor}/{self.tenant}" + (f"?{self.query}" if self.query else "")
 
 
 def sign(
@@ -144,9 +152,11 @@ def sign(
         headers = {"content-type": "application/json; charset=utf-8", "Stripe-Signature": signature}
     else:
         # Messages carry the 18-character org id, whichever form the tenant's secret has.
-        if not SF_ORG.startswith(keys.salesforce):
-            body = body.replace(SF_ORG.encode(), keys.salesforce.encode())
+        org, _, token = keys.salesforce.partition(":")
+        if not SF_ORG.startswith(org):
+            body = body.replace(SF_ORG.encode(), org.encode())
         headers = {"content-type": "text/xml; charset=utf-8", "SOAPAction": '""'}
+        return Delivery(vendor, tenant, body, headers, urlencode({"token": token}))
     return Delivery(vendor, tenant, body, headers)
 
 
@@ -200,7 +210,7 @@ async def hooks(stack: Stack, engine: AsyncEngine, tenants: TenantFactory) -> As
         keys = Secrets()
         t = await _tenant_with(tenants, engine, keys)
         bare = await tenants.create()
-        custom_keys = Secrets(salesforce=SF_ORG[:15])  # Setup shows the 15-character org id
+        custom_keys = Secrets(salesforce=_sf_secret(SF_ORG[:15]))  # Setup shows the 15-character org id
         custom = await _tenant_with(tenants, engine, custom_keys)
         for source, key, value in [
             ("hubspot", "won_stages", "contractsigned"),
@@ -374,7 +384,7 @@ def _without_token(h: Harness, vendor: str) -> Delivery:
     return replace(_ok(h, vendor), body=orjson.dumps({k: v for k, v in payload.items() if k != "token"}))
 
 
-WRONG = Secrets(salesforce="00D5e000000ZZZZEAG")
+WRONG = Secrets(salesforce=_sf_secret("00D5e000000ZZZZEAG"))
 
 
 def _wrong_secret(h: Harness, vendor: str) -> Delivery:

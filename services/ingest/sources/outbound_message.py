@@ -1,4 +1,13 @@
-"""Salesforce Outbound Messages as SOAP: the `notifications` envelope and its acknowledgement.
+"""Salesforce Outbound Messages as SOAP: how a delivery is authenticated, the `notifications` envelope
+and its acknowledgement.
+
+Salesforce signs nothing, and the `OrganizationId` every message carries is no secret (it shows in
+URLs and support cases). So the tenant's secret is `ORG_ID:TOKEN`: the endpoint URL configured in
+Salesforce ends in `?token=TOKEN`, a random value `salesloop tenants set-secret` generates, compared in
+constant time before the body is parsed; then the envelope's `OrganizationId` must be the tenant's org
+(15- or 18-character form). Optionally the sender's address must be in the tenant's allowed networks.
+A secret set before tokens existed is the org id alone: its deliveries are refused unless the tenant
+opted in to `accept_without_token` (docs/vendors/salesforce.md).
 
 The XML is parsed with defusedxml and any DTD is refused outright: SOAP forbids them, and refusing the
 declaration means no entity is ever expanded or fetched. Mapping the sObjects is `salesforce.py`'s.
@@ -6,14 +15,25 @@ declaration means no entity is ever expanded or fetched. Mapping the sObjects is
 
 from __future__ import annotations
 
+import ipaddress
+import re
+import secrets
+import string
+from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import parse_qs, urlencode, urlsplit
 from xml.etree.ElementTree import Element
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from .common import PayloadError
+from .common import InboundRequest, PayloadError, SignatureError
+from .kit import equal
 
+TOKEN_PARAM = "token"
+MIN_TOKEN_CHARS = 32
+_TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + "-_")
+_ORG_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 ACK_CONTENT_TYPE = "text/xml; charset=utf-8"
 _SOAP = "{http://schemas.xmlsoap.org/soap/envelope/}"
 _OM = "{http://soap.sforce.com/2005/09/outbound}"
@@ -81,3 +101,77 @@ def _field(node: Element) -> str | None:
 
 def _local(tag: str) -> str:
     return tag.rpartition("}")[2]
+
+
+# ------------------------------------------------------------------------------------- authenticity
+
+
+def authenticate(
+    request: InboundRequest, secret: str, *, allowed_networks: Sequence[str], accept_without_token: bool
+) -> None:
+    """SignatureError unless the delivery comes from an allowed network (when any are set), carries
+    the tenant's endpoint token (or none, with `accept_without_token`) and the tenant's org id."""
+    if allowed_networks and not _ip_allowed(request.client_ip, allowed_networks):
+        raise SignatureError("sender address is not in the allowed networks")
+    expected, token = split_secret(secret)
+    _check_token(request.url, token, accept_without_token)
+    org = parse(request.body).organization_id or ""
+    # Setup shows the 15-character id; messages carry the 18-character one (15 + a case checksum).
+    received = org[:15] if len(expected) == 15 else org
+    if not org or not equal(received, expected):
+        raise SignatureError("OrganizationId is not the tenant's Salesforce org")
+
+
+def split_secret(secret: str) -> tuple[str, str | None]:
+    """(org id, endpoint token) of a stored `ORG_ID:TOKEN`; a secret set before tokens has no token."""
+    org, colon, token = secret.strip().partition(":")
+    return org, token if colon else None
+
+
+def check_secret(secret: str) -> None:
+    org, token = split_secret(secret)
+    if not _ORG_ID.fullmatch(org):
+        raise ValueError("a Salesforce secret is the Organization ID (15 or 18 letters and digits)[:TOKEN]")
+    if token is not None and (len(token) < MIN_TOKEN_CHARS or not set(token) <= _TOKEN_CHARS):
+        raise ValueError(
+            f"the endpoint token must be at least {MIN_TOKEN_CHARS} of A-Z a-z 0-9 - _;"
+            " give the org id alone to have one generated"
+        )
+
+
+def url_secret(value: str) -> tuple[str, str]:
+    """What `salesloop tenants set-secret` stores for `value` (`ORG_ID`, or `ORG_ID:TOKEN`): a fresh
+    token when none is given; and the query string of the endpoint URL to paste into Salesforce."""
+    org, token = split_secret(value)
+    token = token or secrets.token_urlsafe(32)
+    return f"{org}:{token}", urlencode({TOKEN_PARAM: token})
+
+
+def _check_token(url: str, token: str | None, optional: bool) -> None:
+    """The endpoint URL's token against the tenant's, in constant time; none matches a missing one."""
+    mismatch = SignatureError("the endpoint URL's token does not match")
+    try:
+        sent = parse_qs(urlsplit(url).query, max_num_fields=20).get(TOKEN_PARAM)
+    except ValueError:  # more fields than any endpoint URL has
+        raise mismatch from None
+    if sent is None and optional:
+        return
+    if sent is None:
+        raise SignatureError(f"missing token: the endpoint URL must end in ?{TOKEN_PARAM}=")
+    if token is None or len(sent) != 1 or not equal(sent[0], token):
+        raise mismatch
+
+
+def _ip_allowed(client_ip: str | None, networks: Sequence[str]) -> bool:
+    if client_ip is None:
+        return False
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(net, strict=False) for net in networks)
+
+
+def decoy() -> str:
+    """A secret no tenant has, in the format of theirs."""
+    return f"00D{secrets.token_hex(8)[:15]}:{secrets.token_urlsafe(32)}"

@@ -77,6 +77,9 @@ class Vendor(Generic[PayloadT, OptionsT]):
     decoy: Callable[[], str] = random_secret
     # ValueError (saying what the secret should be) when a stored secret cannot be used at all.
     check_secret: Callable[[str], None] | None = None
+    # For a credential the tool sends in the endpoint URL: what `salesloop tenants set-secret` stores for
+    # the value it was given, and the query string to append to the route's URL in the tool.
+    url_secret: Callable[[str], tuple[str, str]] | None = None
     # Set on every event and entity update of the vendor (services/core/events.py `Attribution`).
     attribution: Attribution | None = None
     defaults: OptionsT = field(init=False)

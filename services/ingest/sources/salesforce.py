@@ -1,7 +1,8 @@
-"""Salesforce Outbound Messages: a SOAP `notifications` envelope of up to 100 sObject snapshots.
+"""Salesforce Outbound Messages: a SOAP `notifications` envelope of up to 100 sObject snapshots, sent
+to the endpoint URL with the tenant's token (`?token=...`).
 
-Authenticity: the envelope's `OrganizationId` must be the tenant's org id (15- or 18-character form),
-optionally with an IP allow-list. The envelope is read by `outbound_message.py`.
+Authenticity: the endpoint token in the URL, then the envelope's `OrganizationId`, optionally the
+sender's address: `outbound_message.py`, which also reads the envelope.
 
 A notification is a snapshot of the record's fields when a workflow rule fired, not a change, and a
 rule may fire on every edit. So facts that happen once per record take an id from the record, not
@@ -22,16 +23,14 @@ Amounts in another currency than the tenant's (multi-currency orgs) are kept in 
 
 from __future__ import annotations
 
-import ipaddress
-import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from services.core.events import Channel, EventType, RepAlias, Source
-from services.core.source_settings import OptionSet, channel_map, networks, strings
+from services.core.source_settings import OptionSet, channel_map, flag, networks, strings
 
 from .common import (
     EntityKind,
@@ -41,11 +40,20 @@ from .common import (
     MappingContext,
     Normalised,
     PayloadError,
-    SignatureError,
     VendorEvent,
 )
-from .kit import channel_for, equal, fingerprint, make_event
-from .outbound_message import ACK, ACK_CONTENT_TYPE, Notification, OutboundMessage, parse
+from .kit import channel_for, fingerprint, make_event
+from .outbound_message import (
+    ACK,
+    ACK_CONTENT_TYPE,
+    Notification,
+    OutboundMessage,
+    authenticate,
+    check_secret,
+    decoy,
+    parse,
+    url_secret,
+)
 from .registry import Answer, Vendor
 
 # The standard Lead Source picklist; values that are SPEC channel names map to themselves.
@@ -86,6 +94,10 @@ class SalesforceOptions:
     sql_statuses: frozenset[str] = strings("Lead statuses that mean SQL", "sales qualified", "sql")
     allowed_networks: tuple[str, ...] = networks("the addresses or CIDR networks Outbound Messages come from")
     channel_overrides: Mapping[str, Channel] = channel_map("LeadSource values")  # before CHANNELS
+    accept_without_token: bool = flag(
+        "also accept deliveries without the endpoint token, on the OrganizationId alone: insecure (the"
+        " org id is no secret), for switching a tenant set up before tokens over only"
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mql_statuses", frozenset(s.lower() for s in self.mql_statuses))
@@ -104,16 +116,13 @@ def ack_response() -> bytes:
 
 
 def verify(request: InboundRequest, secret: str, options: SalesforceOptions = DEFAULTS) -> None:
-    """Check the org id, and the sender's address when the tenant set `allowed_networks` (CIDRs)."""
-    if options.allowed_networks and not _ip_allowed(request.client_ip, options.allowed_networks):
-        raise SignatureError("sender address is not in the allowed networks")
-    message = parse(request.body)
-    org = message.organization_id or ""
-    expected = secret.strip()
-    # Setup shows the 15-character id; messages carry the 18-character one (15 + a case checksum).
-    received = org[:15] if len(expected) == 15 else org
-    if not org or not equal(received, expected):
-        raise SignatureError("OrganizationId is not the tenant's Salesforce org")
+    """The sender's address when the tenant set `allowed_networks`, the endpoint token, the org id."""
+    authenticate(
+        request,
+        secret,
+        allowed_networks=options.allowed_networks,
+        accept_without_token=options.accept_without_token,
+    )
 
 
 def to_events(
@@ -339,20 +348,6 @@ def _outcome(disposition: str | None) -> str | None:
     return None
 
 
-def _ip_allowed(client_ip: str | None, networks: Sequence[str]) -> bool:
-    if client_ip is None:
-        return False
-    try:
-        address = ipaddress.ip_address(client_ip)
-    except ValueError:
-        return False
-    return any(address in ipaddress.ip_network(net, strict=False) for net in networks)
-
-
-def _org_id_decoy() -> str:
-    return "00D" + secrets.token_hex(8)[:15]
-
-
 VENDOR = Vendor(
     Source.SALESFORCE,
     "Salesforce",
@@ -366,5 +361,7 @@ VENDOR = Vendor(
     answer=Answer(
         200, ACK_CONTENT_TYPE, "the SOAP `<Ack>true</Ack>`, once the broker acknowledged", lambda *_: ACK
     ),
-    decoy=_org_id_decoy,
+    decoy=decoy,
+    check_secret=check_secret,
+    url_secret=url_secret,
 )

@@ -10,16 +10,19 @@ import pytest
 from services.core.events import EventType, RepAlias
 from services.ingest.sources import salesforce
 from services.ingest.sources.common import InboundRequest, PayloadError, SignatureError
+from services.ingest.sources.outbound_message import check_secret, url_secret
 from services.ingest.sources.salesforce import SalesforceOptions
 from tests.ingest.sources.support import CTX, NOW, body, malformed, mapped, maps
 
 ORG = "00D5e000000KQ2eEAG"
-URL = "https://hooks.salesloop.example/webhooks/salesforce/acme"
+TOKEN = "Zk3q9VbX1mWc7RtY5uPa2sLd8fGh4jNe6oQi0yTb3vC"  # the endpoint token, as set-secret generates them
+SECRET = f"{ORG}:{TOKEN}"
+URL = f"https://hooks.salesloop.example/webhooks/salesforce/acme?token={TOKEN}"
 USER = RepAlias(kind="salesforce_user_id", value="0055e000003QwErAAK")
 
 
-def request(payload: bytes, client_ip: str | None = None) -> InboundRequest:
-    return InboundRequest("POST", URL, {"Content-Type": "text/xml; charset=utf-8"}, payload, NOW, client_ip)
+def request(payload: bytes, client_ip: str | None = None, url: str = URL) -> InboundRequest:
+    return InboundRequest("POST", url, {"Content-Type": "text/xml; charset=utf-8"}, payload, NOW, client_ip)
 
 
 def envelope(
@@ -42,21 +45,21 @@ def envelope(
 
 @pytest.mark.parametrize("org_id", [ORG, ORG[:15]], ids=["18-char", "15-char"])
 def test_org_id_matches(org_id: str) -> None:
-    salesforce.verify(request(body("salesforce_opportunities.xml")), org_id)
+    salesforce.verify(request(body("salesforce_opportunities.xml")), f"{org_id}:{TOKEN}")
 
 
 @pytest.mark.parametrize(
     ("payload", "org_id"),
     [
-        (body("salesforce_opportunities.xml"), "00D5e000000KQ2fEAG"),
-        (body("salesforce_opportunities.xml"), "00d5e000000kq2e"),
+        (body("salesforce_opportunities.xml"), f"00D5e000000KQ2fEAG:{TOKEN}"),
+        (body("salesforce_opportunities.xml"), f"00d5e000000kq2e:{TOKEN}"),
         (
             body("salesforce_opportunities.xml").replace(
                 f"<OrganizationId>{ORG}</OrganizationId>".encode(), b""
             ),
-            ORG,
+            SECRET,
         ),
-        (body("salesforce_opportunities.xml").replace(ORG.encode(), b"00D5e000000XXXXEAG"), ORG),
+        (body("salesforce_opportunities.xml").replace(ORG.encode(), b"00D5e000000XXXXEAG"), SECRET),
     ],
     ids=["other-org", "case-changed", "no-org", "modified-body"],
 )
@@ -68,11 +71,59 @@ def test_other_org_is_refused(payload: bytes, org_id: str) -> None:
 def test_ip_allow_list() -> None:
     payload = body("salesforce_leads.xml")
     options = SalesforceOptions(allowed_networks=("13.108.0.0/14", "2a01:111::/32"))
-    salesforce.verify(request(payload, "13.110.54.9"), ORG, options)
-    salesforce.verify(request(payload, "2a01:111:f400::1"), ORG, options)
+    salesforce.verify(request(payload, "13.110.54.9"), SECRET, options)
+    salesforce.verify(request(payload, "2a01:111:f400::1"), SECRET, options)
     for ip in ("203.0.113.7", None, "not-an-ip"):
         with pytest.raises(SignatureError, match="allowed networks"):
-            salesforce.verify(request(payload, ip), ORG, options)
+            salesforce.verify(request(payload, ip), SECRET, options)
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        (URL.partition("?")[0], "missing token"),
+        (URL.partition("?")[0] + "?token=", "missing token"),
+        (URL.replace(TOKEN, TOKEN[:-1] + "X"), "does not match"),
+        (URL + f"&token={TOKEN}", "does not match"),
+        (
+            URL.partition("?")[0] + "?" + "&".join(f"f{i}=1" for i in range(30)) + f"&token={TOKEN}",
+            "does not match",
+        ),
+    ],
+    ids=["no-token", "empty-token", "wrong-token", "two-tokens", "many-fields"],
+)
+def test_the_endpoint_token_must_match(url: str, reason: str) -> None:
+    with pytest.raises(SignatureError, match=reason):
+        salesforce.verify(request(body("salesforce_leads.xml"), url=url), SECRET)
+
+
+def test_a_secret_without_token_is_refused_unless_the_tenant_opted_in() -> None:
+    payload = body("salesforce_leads.xml")
+    bare = URL.partition("?")[0]
+    for url in (bare, URL):
+        with pytest.raises(SignatureError, match="token"):
+            salesforce.verify(request(payload, url=url), ORG)
+    opted_in = SalesforceOptions(accept_without_token=True)
+    salesforce.verify(request(payload, url=bare), ORG, opted_in)
+    salesforce.verify(request(payload, url=bare), SECRET, opted_in)  # once the token is set too
+    with pytest.raises(SignatureError, match="does not match"):
+        salesforce.verify(request(payload, url=URL.replace(TOKEN, "x" * 43)), SECRET, opted_in)
+    with pytest.raises(SignatureError, match="OrganizationId"):
+        salesforce.verify(request(payload, url=bare), "00D5e000000ZZZZEAG", opted_in)
+
+
+def test_set_secret_generates_a_token_and_checks_the_format() -> None:
+    assert (salesforce.VENDOR.url_secret, salesforce.VENDOR.check_secret) == (url_secret, check_secret)
+    stored, query = url_secret(ORG[:15])
+    org, _, token = stored.partition(":")
+    assert (org, query) == (ORG[:15], f"token={token}")
+    assert len(token) >= 43
+    assert url_secret(SECRET) == (SECRET, f"token={TOKEN}")
+    for good in (ORG, ORG[:15], SECRET, salesforce.VENDOR.decoy()):
+        check_secret(good)
+    for bad in ("", "00D5e0", "00D5e000000KQ2e!!!", f"{ORG}:short", f"{ORG}:{TOKEN[:-1]}+"):
+        with pytest.raises(ValueError, match=r"Organization ID|endpoint token"):
+            check_secret(bad)
 
 
 def test_ack_is_the_notifications_response_salesforce_expects() -> None:
@@ -95,7 +146,7 @@ def test_entity_attacks_are_refused_fast_without_expansion(name: str) -> None:
     started = time.perf_counter()
     try:
         with pytest.raises(PayloadError, match="DTD or entity") as caught:
-            salesforce.verify(request(payload), ORG)
+            salesforce.verify(request(payload), SECRET)
         elapsed = time.perf_counter() - started
         _, peak = tracemalloc.get_traced_memory()
     finally:
