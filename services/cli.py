@@ -16,8 +16,12 @@ from services.core.settings import Settings, get_settings
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="salesloop: sales instrumentation.")
 tenants_app = typer.Typer(no_args_is_help=True, help="Create tenants and set their per-source secrets.")
 keys_app = typer.Typer(no_args_is_help=True, help="Create and revoke API keys.")
+secrets_app = typer.Typer(
+    no_args_is_help=True, help="Tenant secrets at rest: re-encrypt them after a key change."
+)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
+app.add_typer(secrets_app, name="secrets")
 
 T = TypeVar("T")
 
@@ -236,6 +240,26 @@ def keys_revoke(key_prefix: str) -> None:
     if not _with_engine(revoke_key, key_prefix):
         raise _fail(f"no active key with prefix {key_prefix!r}")
     typer.echo("key revoked", err=True)
+
+
+@secrets_app.command("rotate")
+def secrets_rotate() -> None:
+    """Re-encrypt every tenant secret under SALESLOOP_SECRET_KEY (reading SALESLOOP_SECRET_KEY_PREVIOUS too).
+
+    Also moves secrets written by older releases to the slow key derivation. Safe to run again: a
+    second run re-encrypts nothing. Exits 1 if any secret could be read with neither key.
+    """
+    from services.core.tenancy import reencrypt_secrets
+
+    done = _with_engine(reencrypt_secrets, _settings().keyring())
+    typer.echo(
+        f"tenant secrets: {done.rotated} re-encrypted, {done.current} already current,"
+        f" {len(done.unreadable)} unreadable",
+        err=True,
+    )
+    if done.unreadable:
+        names = ", ".join(f"{tenant}/{source}" for tenant, source in done.unreadable)
+        raise _fail(f"readable with neither key (set them again with tenants set-secret): {names}")
 
 
 @app.command("replay-failed")
