@@ -157,6 +157,18 @@ def port_mismatches(doc: Compose) -> list[str]:
     return problems
 
 
+def default_passwords(doc: Compose) -> list[str]:
+    """Passwords a stack would start with when the operator sets none: each must be a required variable."""
+    problems = []
+    for name, variable in (("grafana", "GF_SECURITY_ADMIN_PASSWORD"), ("postgres", "POSTGRES_PASSWORD")):
+        value = environment(doc["services"][name]).get(variable, "")
+        if not re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", value):
+            problems.append(
+                f"{name}: {variable} must come from a required variable (${{...:?...}}), not {value!r}"
+            )
+    return problems
+
+
 def missing_mounts(doc: Compose) -> list[str]:
     problems = []
     for name, svc in doc["services"].items():
@@ -240,6 +252,18 @@ def test_a_bare_depends_on_is_caught(doc: Compose) -> None:
 
 def test_ports_match_the_cli_defaults_and_the_scrape_config(doc: Compose) -> None:
     assert port_mismatches(doc) == []
+
+
+def test_no_password_has_a_default(doc: Compose) -> None:
+    assert default_passwords(doc) == []
+    broken = copy.deepcopy(doc)
+    broken["services"]["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] = (
+        "${GRAFANA_ADMIN_PASSWORD:-admin}"
+    )
+    assert default_passwords(broken) == [
+        "grafana: GF_SECURITY_ADMIN_PASSWORD must come from a required variable (${...:?...}),"
+        " not '${GRAFANA_ADMIN_PASSWORD:-admin}'"
+    ]
 
 
 def test_monitoring_profile_mounts_files_that_exist(doc: Compose) -> None:
