@@ -151,4 +151,4 @@ def create_app(settings: Settings) -> FastAPI:
 
 def main(settings: Settings, host: str, port: int) -> None:
     setup_logging(settings.log_level)
-    serve(create_app(settings), host, port)
+    serve(create_app(settings), host, port, trusted_proxies=settings.trusted_proxy_list())

@@ -96,12 +96,20 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body("internal", "internal error"), status_code=500)
 
 
-def serve(app: FastAPI, host: str, port: int, *, graceful_s: int = 10) -> None:
-    """Run with uvloop and httptools; SIGTERM drains in-flight requests for up to `graceful_s`."""
+def serve(
+    app: FastAPI, host: str, port: int, *, graceful_s: int = 10, trusted_proxies: list[str] | None = None
+) -> None:
+    """Run with uvloop and httptools; SIGTERM drains in-flight requests for up to `graceful_s`.
+
+    X-Forwarded-For and X-Forwarded-Proto are believed only from `trusted_proxies` (addresses or CIDR
+    networks, SALESLOOP_TRUSTED_PROXIES); uvicorn's own default would believe any local peer.
+    """
     uvicorn.run(
         app,
         host=host,
         port=port,
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=trusted_proxies or [],
         loop="uvloop",
         http="httptools",
         access_log=False,
