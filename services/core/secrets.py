@@ -78,8 +78,8 @@ def check_secret_key(value: str) -> None:
     """ValueError saying why `value` is too weak to be SALESLOOP_SECRET_KEY in production.
 
     At least 32 characters, at least 8 different ones, not a short string repeated, and at least 128
-    bits if each character were drawn at random from the smallest alphabet holding them all (hex,
-    base64 or printable ASCII). `secrets.token_urlsafe(32)` and `openssl rand -hex 32` always pass.
+    bits if each character were drawn at random from the smallest alphabet holding them all (digits,
+    hex, base64 or printable ASCII). `secrets.token_urlsafe(32)` and `openssl rand -hex 32` always pass.
     """
     problem = _weakness(value)
     if problem is not None:
@@ -100,6 +100,8 @@ def _weakness(value: str) -> str | None:
 
 def _alphabet(value: str) -> int:
     chars = set(value)
+    if chars <= set(string.digits):
+        return 10
     if chars <= set(string.hexdigits):
         return 16
     if chars <= set(string.ascii_letters + string.digits + "-_+/="):
