@@ -168,6 +168,7 @@ def _text(max_len: int) -> tuple[Any, BeforeValidator]:
 
 
 Id = Annotated[str, *_text(MAX_ID_LEN)]
+RepId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LEN), _applies(limits.rep_id)]
 Stage = Annotated[str, *_text(MAX_STAGE_LEN)]
 AliasValue = Annotated[str, *_text(MAX_ALIAS_LEN)]
 Tenant = Annotated[str, *_text(MAX_TENANT_LEN)]
@@ -201,7 +202,7 @@ class BuyerEvent(BaseModel):
     event_id: Id
     type: EventType
     occurred_at: Timestamp
-    rep_id: Id | None = None
+    rep_id: RepId | None = None
     contact_id: Id | None = None
     account_id: Id | None = None
     deal_id: Id | None = None
@@ -266,6 +267,7 @@ class RepAlias(BaseModel):
 class StoredEvent(BuyerEvent):
     """The event as it travels on Kafka and sits in the archive: service-set fields filled in."""
 
+    rep_id: Id | None = None  # what the aggregator folds, also from before clients' ids had to be paths
     tenant: Tenant
     source: Source
     received_at: Timestamp

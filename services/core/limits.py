@@ -11,6 +11,7 @@ it as the fold reads it, or raises `Invalid` with a reason that reads after the 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -23,6 +24,7 @@ MAX_ID_LEN = 200  # event_id, rep_id, contact_id, account_id, deal_id, call_even
 MAX_UPDATE_ID_LEN = MAX_ID_LEN + 50  # a CRM update: the notification's id with the property appended
 MAX_STAGE_LEN = 100
 MAX_ALIAS_LEN = 320  # a vendor identity of a rep: an e-mail address may have 320 characters
+MAX_LABEL_LEN = 200  # a rep's name and team
 MAX_SECONDS = 10_000_000  # durations, talk times and transcript offsets (about 116 days)
 MAX_SCORE = 100
 MAX_AMOUNT = Decimal("1e15")  # amount, mrr, CRM amounts
@@ -67,6 +69,25 @@ def text(max_len: int) -> Check:
 
     def check(v: Any) -> str:
         if not isinstance(v, str) or not 0 < len(v) <= max_len or "\x00" in v:
+            raise Invalid(reason)
+        return v
+
+    return check
+
+
+# C0 and C1 control characters (NUL, line breaks, terminal escapes, DEL) and lone surrogates, which
+# cannot be encoded at all.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def identity(max_len: int) -> Check:
+    """A name someone reads back: a rep's id, name or team, a vendor's identity of a rep. 1 to
+    `max_len` characters, none of them a control character or a lone surrogate (PostgreSQL cannot
+    store NUL, and the others garble logs, terminals and CSV exports, or make an id unreadable)."""
+    reason = f"must be a string of 1-{max_len} characters without control characters"
+
+    def check(v: Any) -> str:
+        if not isinstance(v, str) or not 0 < len(v) <= max_len or _CONTROL.search(v):
             raise Invalid(reason)
         return v
 
@@ -218,6 +239,34 @@ def not_ahead(at: datetime, now: datetime) -> datetime:
     if at - now > MAX_FUTURE:
         raise Invalid("must not be more than 24 hours in the future")
     return at
+
+
+_REP_ID = identity(MAX_ID_LEN)
+
+
+def rep_id(v: Any) -> str:
+    """A rep's id as clients write it: an identity that one URL path segment carries back as written
+    (`/v1/reps/{rep_id}`), so without '/' and neither '.' nor '..'."""
+    value: str = _REP_ID(v)
+    if "/" in value:
+        raise Invalid("must not contain '/'")
+    if value in (".", ".."):
+        raise Invalid("must not be '.' or '..'")
+    return value
+
+
+# Lower-case ASCII only, so no two slugs look alike (`DEMO`, or `demo` with a Cyrillic e), as a DNS label.
+_TENANT_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def tenant_slug(v: Any) -> str:
+    """A new tenant's slug; tenants created before this rule keep theirs (the decoder takes any `text`)."""
+    if not isinstance(v, str) or not _TENANT_SLUG.fullmatch(v):
+        raise Invalid(
+            f"must be 1-{MAX_TENANT_LEN} lowercase ASCII letters, digits and '-', "
+            "starting and ending with a letter or digit"
+        )
+    return v
 
 
 def tenant_currency(code: str, expected: str | None) -> str:

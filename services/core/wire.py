@@ -319,6 +319,7 @@ def _client_fields(nul: bool, deep: bool) -> dict[str, _Field]:
         "type": ("type", _TYPE),
         "occurred_at": ("occurred_at", limits.timestamp),
         **_EVENT_FIELDS,
+        "rep_id": ("rep_id", limits.rep_id),  # one a URL reads back; the archive keeps older ones
         "amount": ("amount", limits.exact_money),
         "mrr": ("mrr", limits.exact_money),
         "transcript": (None, _transcript(limits.free_text)),

@@ -208,12 +208,16 @@ def test_bad_v2_and_other_optional_fields_are_refused_naming_the_field(
 
 
 def test_the_aggregator_folds_what_only_a_producer_is_held_to() -> None:
-    """Type rules, exact amounts and NUL in free text are checked at ingest; the archive can hold them."""
+    """Type rules, exact amounts, NUL in free text and rep ids a URL could not carry back are checked
+    at ingest; the archive can hold them (and holds such rep ids from before the rule)."""
     for changes in (
         {"type": "subscription.started"},
         {"type": "lead.qualified", "stage": "hot"},
         {"amount": "1.000049"},
         {"transcript": [{"speaker": "rep", "start_s": 0, "end_s": 1, "text": "a\x00b"}]},
+        {"rep_id": "east/ada"},
+        {"rep_id": ".."},
+        {"rep_id": "ada\x1b[31m"},
     ):
         assert isinstance(decode(message(**changes), HEADERS), Event), changes
 

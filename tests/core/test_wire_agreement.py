@@ -55,6 +55,11 @@ ids = Values(
     st.text(string.ascii_letters + string.digits + "-:._", min_size=1, max_size=12),
     st.one_of(st.just(""), st.just("e" * 200), st.just("e" * 201), st.just("r\x001"), st.just("ü" * 3), junk),
 )
+# A rep id is an id a URL path segment carries back as written.
+rep_ids = Values(
+    ids.valid.filter(lambda v: v not in (".", "..")),
+    st.one_of(ids.near_misses, st.sampled_from(["east/ada", ".", "..", "r\x1b1", "r\n", "r\x85", "r\x7f"])),
+)
 offsets = st.sampled_from([0, 2, -5, 5.75, 13.75, -9.5]).map(lambda h: timezone(timedelta(hours=h)))
 moments = st.datetimes(datetime(1890, 1, 1), datetime(9010, 1, 1), timezones=offsets)  # noqa: DTZ001
 timestamps = Values(
@@ -185,7 +190,7 @@ attributes = Values(
 )
 
 FIELDS: dict[str, Values] = {
-    "rep_id": ids,
+    "rep_id": rep_ids,
     "contact_id": ids,
     "account_id": ids,
     "deal_id": ids,
@@ -333,3 +338,9 @@ def agree(obj: dict[str, Any]) -> None:
 def test_what_the_aggregator_would_refuse_ingest_refuses_too(changes: dict[str, Any], field: str) -> None:
     obj = {"event_id": "e", "type": "call.completed", "occurred_at": "2026-10-05T10:00:00Z", **changes}
     assert decoder_verdict(obj) == model_verdict(obj) == {field}
+
+
+@pytest.mark.parametrize("rep_id", ["east/ada", ".", "..", "r\t1", "r\x1b[31m", "r\x85"])
+def test_a_rep_id_a_url_could_not_carry_back_is_refused_by_both(rep_id: str) -> None:
+    obj = {"event_id": "e", "type": "call.completed", "occurred_at": "2026-10-05T10:00:00Z", "rep_id": rep_id}
+    assert decoder_verdict(obj) == model_verdict(obj) == {"rep_id"}
