@@ -20,6 +20,7 @@ from services.api.kit.reads import ReadPool
 from services.api.kit.snapshot import AS_OF_SQL, SNAPSHOT_SQL
 from services.api.kit.windows import WindowSpec, window_args, window_sql
 from services.core.models import ChannelSpend
+from services.core.tenancy import known_zone_sql
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,8 @@ class ChannelData:
 CHANNELS = f"""
 WITH w AS MATERIALIZED (
   SELECT d.start, d."end",
-         timezone(t.timezone, d.start::timestamp) AS lo,
-         timezone(t.timezone, (d."end" + 1)::timestamp) AS hi
+         timezone({known_zone_sql("t.timezone")}, d.start::timestamp) AS lo,
+         timezone({known_zone_sql("t.timezone")}, (d."end" + 1)::timestamp) AS hi
   FROM tenants AS t CROSS JOIN LATERAL ({window_sql("t.timezone")}) AS d
   WHERE t.slug = $1
 ),

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from services.api.kit.errors import InvalidInput
+from services.core.tenancy import known_zone_sql
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 1096  # three years, leap day included
@@ -36,10 +37,12 @@ class WindowSpec:
 
 def window_sql(zone: str) -> str:
     """A one-row SELECT of the window's `start` and `end` (and the local `today`) for a calendar in
-    the timezone `zone` (an SQL expression), from the parameters $2..$5 that `window_args` gives."""
+    the timezone `zone` (an SQL expression; UTC if the database does not know it), from the
+    parameters $2..$5 that `window_args` gives."""
     return (
         'SELECT coalesce($4::date, today - $3::int) AS start, coalesce($5::date, today - 1) AS "end", '
-        f"today FROM (SELECT timezone({zone}, $2::timestamptz)::date AS today) AS local_day"
+        f"today FROM (SELECT timezone({known_zone_sql('z.name')}, $2::timestamptz)::date AS today "
+        f"FROM (SELECT ({zone})::text AS name) AS z) AS local_day"
     )
 
 

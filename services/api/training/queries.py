@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.api.kit.snapshot import AS_OF_SQL
 from services.api.kit.sums import METRIC_COLUMNS, sums_sql
 from services.api.kit.windows import WindowSpec, window_args, window_sql
+from services.core.tenancy import known_zone_sql
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,8 @@ ORDER BY c.rep_id, m.month
 
 ATTEMPTS = f"""
 WITH {_CONSIDERED}
-SELECT a.rep_id, a.module, a.passed, timezone(c.timezone, a.occurred_at)::date AS day, a.score
+SELECT a.rep_id, a.module, a.passed, a.score,
+       timezone({known_zone_sql("c.timezone")}, a.occurred_at)::date AS day
 FROM certification_attempts AS a
 JOIN considered AS c ON c.rep_id = a.rep_id
 WHERE a.tenant = $1
