@@ -15,13 +15,18 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Row, delete, func, literal_column, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.api.kit.reads import ReadPool
 from services.api.kit.snapshot import AS_OF_SQL
 from services.api.kit.sums import CounterSums, sums_sql
 from services.api.kit.windows import WindowSpec, window_args, window_sql
 from services.core.models import REP_COUNTERS, Rep, RepAlias, Tenant
+from services.core.tenancy import zone_is_known
+
+
+class UnknownTimezone(Exception):
+    """The database does not know the rep's timezone (its timezone database may be older than Python's)."""
 
 
 class AliasConflict(Exception):
@@ -61,7 +66,8 @@ _REP_COLUMNS = (
 async def upsert_rep(engine: AsyncEngine, tenant: str, rep_id: str, rep: RepFields) -> tuple[Row[Any], bool]:
     """Create or replace the rep and its aliases atomically; returns (row, created).
 
-    Raises `AliasConflict` (and writes nothing) when an alias belongs to another rep of the tenant.
+    Raises `AliasConflict` (and writes nothing) when an alias belongs to another rep of the tenant,
+    `UnknownTimezone` when the database does not know the rep's timezone.
     """
     timezone: Any = (
         rep.timezone
@@ -88,35 +94,35 @@ async def upsert_rep(engine: AsyncEngine, tenant: str, rep_id: str, rep: RepFiel
     # `reps.aliases` mirrors the rep's rows of `rep_aliases` (which the aggregator resolves through);
     # both change in this one transaction.
     async with engine.begin() as conn:
+        if rep.timezone is not None and not await zone_is_known(conn, rep.timezone):
+            raise UnknownTimezone(rep.timezone)
         row = (await conn.execute(stmt)).one()
         await conn.execute(delete(RepAlias).where(RepAlias.tenant == tenant, RepAlias.rep_id == rep_id))
         if rep.aliases:
-            # The primary key (tenant, kind, value) makes a concurrent claim of the same alias wait
-            # for the other transaction, so two reps can never both own it.
-            inserted = (
-                await conn.execute(
-                    insert(RepAlias)
-                    .values(
-                        [
-                            {"tenant": tenant, "kind": k, "value": v, "rep_id": rep_id}
-                            for k, v in rep.aliases.items()
-                        ]
-                    )
-                    .on_conflict_do_nothing()
-                    .returning(RepAlias.kind)
-                )
-            ).scalars()
-            taken = sorted(set(rep.aliases) - set(inserted))
-            if taken:
-                owners = await conn.execute(
-                    select(RepAlias.kind, RepAlias.rep_id).where(
-                        RepAlias.tenant == tenant,
-                        tuple_(RepAlias.kind, RepAlias.value).in_([(k, rep.aliases[k]) for k in taken]),
-                    )
-                )
-                owner = {row[0]: row[1] for row in owners}
-                raise AliasConflict(taken[0], rep.aliases[taken[0]], owner.get(taken[0]))
+            await _claim_aliases(conn, tenant, rep_id, rep.aliases)
     return row, bool(row.created)
+
+
+async def _claim_aliases(conn: AsyncConnection, tenant: str, rep_id: str, aliases: dict[str, str]) -> None:
+    """Give the rep its aliases; `AliasConflict` names the first one another rep of the tenant holds.
+
+    The primary key (tenant, kind, value) makes a concurrent claim of the same alias wait for the
+    other transaction, so two reps can never both own it.
+    """
+    rows = [{"tenant": tenant, "kind": k, "value": v, "rep_id": rep_id} for k, v in aliases.items()]
+    inserted = (
+        await conn.execute(insert(RepAlias).values(rows).on_conflict_do_nothing().returning(RepAlias.kind))
+    ).scalars()
+    taken = sorted(set(aliases) - set(inserted))
+    if taken:
+        owners = await conn.execute(
+            select(RepAlias.kind, RepAlias.rep_id).where(
+                RepAlias.tenant == tenant,
+                tuple_(RepAlias.kind, RepAlias.value).in_([(k, aliases[k]) for k in taken]),
+            )
+        )
+        owner = {row[0]: row[1] for row in owners}
+        raise AliasConflict(taken[0], aliases[taken[0]], owner.get(taken[0]))
 
 
 async def get_rep(engine: AsyncEngine, tenant: str, rep_id: str) -> Row[Any] | None:

@@ -11,7 +11,7 @@ from services.api.auth import MetricsReadKey, RepsReadKey, RepsWriteKey
 from services.api.kit.reads import json_response
 from services.api.kit.routing import EngineDep, ReadsDep, RepId, Team, WindowDep, error_responses
 from services.api.reps import service
-from services.api.reps.schemas import RepIn, RepList, RepMetricsOut, RepOut, TeamMetricsOut
+from services.api.reps.schemas import NewRepId, RepIn, RepList, RepMetricsOut, RepOut, TeamMetricsOut
 
 router = APIRouter(prefix="/v1", tags=["reps"])
 
@@ -21,11 +21,13 @@ router = APIRouter(prefix="/v1", tags=["reps"])
     summary="Create or replace a rep",
     description="Creates (201) or replaces (200) the rep and all of its aliases. Fields left out take "
     "their defaults: timezone the tenant's, active true, the others null. An alias held by another "
-    "rep of the tenant answers 409 and changes nothing.",
+    "rep of the tenant answers 409 and changes nothing. The rep id must read back from the URL as "
+    "written (no '/', not '.' or '..'); it, the name, team and aliases take no control characters, "
+    "and the timezone is an IANA name the database knows: 422 names the field otherwise.",
     responses={201: {"model": RepOut, "description": "Created"}, **error_responses(400, 401, 403, 409, 422)},
 )
 async def put_rep(
-    key: RepsWriteKey, rep_id: RepId, body: RepIn, engine: EngineDep, response: Response
+    key: RepsWriteKey, rep_id: NewRepId, body: RepIn, engine: EngineDep, response: Response
 ) -> RepOut:
     rep, created = await service.put_rep(engine, tenant=key.tenant, rep_id=rep_id, body=body)
     response.status_code = 201 if created else 200

@@ -6,14 +6,36 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic.config import JsonDict
 
 from services.api.kit.answers import WINDOW_EXAMPLE, AsOf, FromDay, ToDay, example
+from services.api.kit.routing import RepId
+from services.core import limits
+from services.core.limits import MAX_ALIAS_LEN, MAX_LABEL_LEN
 from services.core.tenancy import TenancyError, validate_timezone
 
-AliasValue = Annotated[str, Field(min_length=1, max_length=320)]
-Label = Annotated[str, Field(min_length=1, max_length=200)]
+
+def _limit(check: limits.Check) -> AfterValidator:
+    """A check of services/core/limits.py, run after pydantic's own (whitespace stripped, length)."""
+
+    def validate(value: str) -> str:
+        try:
+            return str(check(value))
+        except limits.Invalid as exc:
+            raise ValueError(exc.reason) from None
+
+    return AfterValidator(validate)
+
+
+# The identities of a rep, checked as the wire format checks them (services.core.limits.identity).
+AliasValue = Annotated[
+    str, Field(min_length=1, max_length=MAX_ALIAS_LEN), _limit(limits.identity(MAX_ALIAS_LEN))
+]
+Label = Annotated[str, Field(min_length=1, max_length=MAX_LABEL_LEN), _limit(limits.identity(MAX_LABEL_LEN))]
+# The id a PUT names the rep by: one a URL path carries back as written. Reads take any RepId, so that
+# reps registered before this rule stay readable.
+NewRepId = Annotated[RepId, _limit(limits.rep_id)]
 
 REP_EXAMPLE: JsonDict = {
     "rep_id": "r1",
@@ -107,8 +129,6 @@ class RepIn(BaseModel):
     def _iana(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        if value == "localtime":  # the host's zone, not an IANA name: means something else on every server
-            raise ValueError("must be an IANA timezone name such as Europe/Berlin")
         try:
             return validate_timezone(value)
         except TenancyError as exc:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.api.kit.errors import Conflict, NotFound
+from services.api.kit.errors import Conflict, InvalidInput, NotFound
 from services.api.kit.reads import ReadPool, json_answer, rollup_read
 from services.api.kit.sums import METRIC_COLUMNS, METRICS, CounterSums, window_metrics
 from services.api.kit.windows import WindowSpec
@@ -19,7 +19,8 @@ from services.core.events import ALIAS_KINDS
 
 def _rep_out(row: Row[Any]) -> RepOut:
     aliases = {k: v for k, v in (row.aliases or {}).items() if k in ALIAS_KINDS}
-    return RepOut.model_validate({**row._mapping, "aliases": Aliases.model_validate(aliases)})
+    # Constructed, not validated: what PUT refuses today may have been stored before.
+    return RepOut.model_validate({**row._mapping, "aliases": Aliases.model_construct(**aliases)})
 
 
 def _no_rep() -> NotFound:
@@ -33,6 +34,8 @@ async def put_rep(engine: AsyncEngine, *, tenant: str, rep_id: str, body: RepIn)
     fields = queries.RepFields(**body.model_dump(exclude={"aliases"}), aliases=aliases)
     try:
         row, created = await queries.upsert_rep(engine, tenant, rep_id, fields)
+    except queries.UnknownTimezone:
+        raise InvalidInput("timezone", "must be an IANA timezone name the database knows") from None
     except queries.AliasConflict as exc:
         owner = "another rep" if exc.rep_id is None else f"rep {exc.rep_id!r}"
         raise Conflict(
