@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from services.core.events import EventType, RepAlias, Source
+from services.core.events import EventType, Source
 
 from .common import InboundRequest, MappingContext, Normalised, PayloadError, SignatureError
-from .kit import equal, from_epoch, json_object, load_json, make_event, required, text
+from .kit import equal, from_epoch, json_object, load_json, make_event, rep_identity, required, text
 from .registry import Vendor
 
 _NAMES = {"event_id": "data.id", "occurred_at": "data.ended_at", "direction": "data.direction"}
@@ -69,7 +69,7 @@ def to_events(payload: dict[str, Any], ctx: MappingContext, options: None = None
     event = make_event(
         ctx,
         names=_NAMES,
-        rep_alias=RepAlias(kind="aircall_user_id", value=user_id) if user_id else None,
+        rep_alias=rep_identity("aircall_user_id", user_id),
         event_id=f"aircall:{call_id}:{event_name}",
         type=EventType.CALL_COMPLETED,
         occurred_at=occurred_at,

@@ -44,6 +44,7 @@ from .kit import (
     header,
     json_objects,
     make_event,
+    rep_identity,
     text,
 )
 from .registry import Vendor
@@ -180,8 +181,9 @@ def _notification(
         return EntityUpdate(entity, object_id, name, new, occurred_at, event_id, alias)
 
     if prop == "hubspot_owner_id":
-        alias = RepAlias(kind="hubspot_owner_id", value=value) if value else None
-        return [], [update("owner", value, alias)]
+        # An owner no rep can be (rep_identity) leaves the entity unassigned, not with its old owner.
+        alias = rep_identity("hubspot_owner_id", value)
+        return [], [update("owner", alias.value if alias else None, alias)]
     if kind == "contact" and prop == "lifecyclestage":
         got = []
         stage = _QUALIFIED.get((value or "").lower())

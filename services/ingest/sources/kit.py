@@ -18,7 +18,8 @@ from typing import Any, Literal
 import orjson
 from pydantic import ValidationError
 
-from services.core.events import BuyerEvent, Channel, RepAlias
+from services.core import limits
+from services.core.events import AliasKind, BuyerEvent, Channel, RepAlias
 
 from .common import MappingContext, PayloadError, SignatureError, VendorEvent
 
@@ -208,6 +209,22 @@ def make_event(
         where = ".".join([names.get(key, key), *loc[1:]])
         raise PayloadError(where, err.get("msg", "invalid"), index) from None
     return VendorEvent(event, rep_alias)
+
+
+_IDENTITY = limits.identity(limits.MAX_ALIAS_LEN)
+
+
+def rep_identity(kind: AliasKind, value: str | None) -> RepAlias | None:
+    """The vendor's identity of an event's rep, or None when it names none. One no rep's alias can
+    match (over 320 characters, or with control characters: services.core.limits.identity) names
+    nobody, and its event counts as unassigned: refusing the delivery would only make the vendor
+    retry it, with the same identity, for days."""
+    if value is None:
+        return None
+    try:
+        return RepAlias(kind=kind, value=_IDENTITY(value))
+    except limits.Invalid:
+        return None
 
 
 def _holds_nul(value: Any) -> bool:

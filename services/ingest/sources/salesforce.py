@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from services.core.events import Channel, EventType, RepAlias, Source
+from services.core.events import Channel, EventType, Source
 from services.core.source_settings import OptionSet, channel_map, flag, networks, strings
 
 from .common import (
@@ -42,7 +42,7 @@ from .common import (
     PayloadError,
     VendorEvent,
 )
-from .kit import channel_for, fingerprint, make_event
+from .kit import channel_for, fingerprint, make_event, rep_identity
 from .outbound_message import (
     ACK,
     ACK_CONTENT_TYPE,
@@ -153,9 +153,7 @@ class _Record:
         self.id = record_id
         owner = self.get("OwnerId")
         # 005 is the User key prefix; an owner may also be a queue (00G), which is no rep.
-        self.alias = (
-            RepAlias(kind="salesforce_user_id", value=owner) if owner and owner[:3] == "005" else None
-        )
+        self.alias = rep_identity("salesforce_user_id", owner) if owner and owner[:3] == "005" else None
 
     def get(self, name: str) -> str | None:
         value = self.n.fields.get(name)

@@ -23,10 +23,10 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit, urlunsplit
 
-from services.core.events import EventType, RepAlias, Source
+from services.core.events import EventType, Source
 
 from .common import InboundRequest, MappingContext, Normalised, PayloadError, SignatureError
-from .kit import equal, header, make_event, required, text
+from .kit import equal, header, make_event, rep_identity, required, text
 from .registry import Vendor
 
 FORM = "application/x-www-form-urlencoded"
@@ -103,7 +103,7 @@ def to_events(payload: Mapping[str, str], ctx: MappingContext, options: None = N
     event = make_event(
         ctx,
         names=_NAMES,
-        rep_alias=RepAlias(kind="phone", value=rep_number) if rep_number else None,
+        rep_alias=rep_identity("phone", rep_number),
         event_id=f"twilio:{call_sid}:{status}",
         type=EventType.CALL_COMPLETED,
         occurred_at=_timestamp(payload.get("Timestamp"), ctx),
