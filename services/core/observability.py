@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -20,8 +21,27 @@ UNTRACKED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 _RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
+# What a log line must not carry of the data it is about. A database error's text holds the values of
+# its statement (SQLAlchemy's "[parameters: ...]") and PostgreSQL's DETAIL the row in question, which
+# for a rep are its name, e-mail address and phone number: the error and its statement are kept, the
+# values not. E-mail addresses and phone numbers are masked wherever else they appear.
+_REDACTIONS = (
+    (re.compile(r"\[parameters: [^\n]*"), "[parameters: redacted]"),
+    (re.compile(r"^(\s*DETAIL:\s+)[^\n]*", re.MULTILINE), r"\1redacted"),
+    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "<email>"),
+    (re.compile(r"\+\d[\d ().-]{5,20}\d"), "<phone>"),
+)
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in _REDACTIONS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line; `extra={...}` fields (tenant, event_id, ...) are kept as keys."""
+    """One JSON object per line; `extra={...}` fields (tenant, event_id, ...) are kept as keys. Text is
+    redacted (`redact`): no log line carries a statement's values, e-mail addresses or phone numbers."""
 
     def format(self, record: logging.LogRecord) -> str:
         out = {
@@ -33,6 +53,9 @@ class JsonFormatter(logging.Formatter):
         out.update({k: v for k, v in record.__dict__.items() if k not in _RESERVED})
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
+        for key, value in out.items():
+            if isinstance(value, str) and key != "ts":
+                out[key] = redact(value)
         return orjson.dumps(out, default=str).decode()
 
 
