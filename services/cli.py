@@ -152,6 +152,36 @@ def rebuild(
         raise _fail(str(exc)) from exc
 
 
+@app.command("import")
+def import_(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="hubspot, salesforce (each file's export recognised), jsonl, "
+            "or one export: hubspot-deals, salesforce-tasks, ..."
+        ),
+    ],
+    files: Annotated[list[Path], typer.Argument(help="The exported CSV (or JSON lines) files.")],
+    tenant: Annotated[str, typer.Option(help="The tenant to import into.")],
+    dry_run: Annotated[bool, typer.Option(help="Read, map and check everything; send nothing.")] = False,
+    rep_map: Annotated[Path | None, typer.Option(help="CSV owner,rep_id for owners named by name.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write every skipped row and why to this CSV.")] = None,
+    timezone: Annotated[str | None, typer.Option(help="Of times without offset (default: tenant's).")] = None,
+    day_first: Annotated[bool, typer.Option(help="Read 03/04/2024 as 3 April (UK-style reports).")] = False,
+    encoding: Annotated[
+        str | None, typer.Option(help="The files' encoding if not UTF-8, e.g. cp1252.")
+    ] = None,
+) -> None:
+    """History from a CRM's exports, as the events its webhooks send: exactly once however often run."""
+    from services.core.observability import setup_logging
+    from services.importer.command import main
+    from services.importer.run import Request
+
+    setup_logging("WARNING")
+    request = Request(source, files, tenant, dry_run, rep_map, timezone, day_first, encoding)
+    raise typer.Exit(main(_settings(), request, report))
+
+
 @tenants_app.command("create")
 def tenants_create(
     slug: str,

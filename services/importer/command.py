@@ -1,0 +1,75 @@
+"""`salesloop import`: read, map, check and send, with a progress bar and a summary on standard error.
+
+Exit status: 0 once the import ran (skipped rows are listed, not fatal); 2 when a file is not the
+export it should be or the rep map cannot be read, before anything is sent; 1 when the import
+cannot run (unknown tenant, broker unreachable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from services.core.db import create_engine
+from services.core.kafka import BrokerUnavailable
+from services.core.settings import Settings
+from services.importer.csvfile import FileRefused
+from services.importer.owners import RepMapError
+from services.importer.run import ImportFailed, Outcome, Request, prepare, run, tallies
+from services.importer.send import Sender
+from services.importer.sources import Loaded
+from services.importer.summary import render, write_report
+
+REFUSED = 2
+FAILED = 1
+
+
+def main(settings: Settings, request: Request, report: Path | None, console: Console | None = None) -> int:
+    console = console or Console(stderr=True)
+    try:
+        loaded = prepare(request)
+    except (FileRefused, RepMapError) as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        console.print("Nothing was sent.")
+        return REFUSED
+    try:
+        outcome = asyncio.run(_import(settings, request, loaded, console))
+    except (ImportFailed, BrokerUnavailable) as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        return FAILED
+    render(console, outcome, report)
+    if report is not None:
+        write_report(report, outcome.problems)
+    return 0
+
+
+async def _import(settings: Settings, request: Request, loaded: list[Loaded], console: Console) -> Outcome:
+    engine = create_engine(settings, "salesloop-import", pool_size=2)
+    sender = None if request.dry_run else Sender(settings)
+    try:
+        if sender is not None:
+            await sender.start()
+        with _progress(console) as bar:
+            tasks = [bar.add_task(t.path.name, total=t.total) for t in tallies(loaded)]
+            return await run(
+                engine, request, loaded, sender, lambda i, done: bar.update(tasks[i], completed=done)
+            )
+    finally:
+        if sender is not None:
+            await sender.stop()
+        await engine.dispose()
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )

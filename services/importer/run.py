@@ -1,0 +1,227 @@
+"""One import, in order: read and recognise every file (nothing is sent if one is refused), read the
+tenant, map each file's rows to events in chunks, check every event with the wire format's decoder,
+leave out what the tenant already has, and send the rest with a bounded window.
+
+Rows are imported whole or skipped with their reason: a row whose cell cannot be read, or one of
+whose events the wire format refuses, sends nothing. Fix the file and run the import again: what
+was imported the first time is then a duplicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.core.events import CheckedEvent, kafka_key, to_message
+from services.core.tenancy import get_tenant, validate_timezone
+from services.core.wire import check_event
+from services.importer import known
+from services.importer.csvfile import FIRST_ROW
+from services.importer.model import Context, Draft, Problem, Row, Skip
+from services.importer.owners import Owners, read_rep_map
+from services.importer.salesforce import HISTORY, OPPORTUNITIES, index_history, index_opportunity
+from services.importer.send import Sender
+from services.importer.sources import CsvExport, JsonLines, Loaded, json_drafts, load
+
+CHUNK_ROWS = 2_000
+_INDEXES = {HISTORY.name: index_history, OPPORTUNITIES.name: index_opportunity}
+
+
+class ImportFailed(Exception):
+    """The import cannot run (unknown tenant or timezone, broker unreachable); nothing more is sent."""
+
+
+@dataclass(frozen=True)
+class Request:
+    source: str
+    paths: list[Path]
+    tenant: str
+    dry_run: bool = False
+    rep_map: Path | None = None
+    timezone: str | None = None
+    day_first: bool = False
+    encoding: str | None = None
+
+
+@dataclass
+class FileTally:
+    path: Path
+    export: str
+    total: int  # rows in the file, blank ones included
+    rows: int = 0
+    imported: int = 0
+    duplicate: int = 0
+    skipped: int = 0
+    events: int = 0
+
+
+@dataclass
+class Outcome:
+    files: list[FileTally]
+    problems: list[Problem]
+    owners: Owners
+    dry_run: bool
+    events: int = 0  # sent, or that would be sent in a dry run
+    duplicates: int = 0  # events left out as already known
+
+
+@dataclass
+class _Checked:
+    number: int
+    events: list[tuple[Draft, CheckedEvent]] = field(default_factory=list)
+
+
+Progress = Callable[[int, int], None]  # (file index, rows done)
+
+
+def prepare(request: Request) -> list[Loaded]:
+    """Read and recognise every file: FileRefused (or RepMapError) before anything is sent."""
+    loaded = load(request.source, request.paths, request.encoding)
+    if request.rep_map is not None:
+        read_rep_map(request.rep_map)
+    return loaded
+
+
+def tallies(loaded: list[Loaded]) -> list[FileTally]:
+    return [
+        FileTally(item.path, item.kind.name if isinstance(item, CsvExport) else "jsonl", _size(item))
+        for item in loaded
+    ]
+
+
+async def run(
+    engine: AsyncEngine,
+    request: Request,
+    loaded: list[Loaded],
+    sender: Sender | None,
+    progress: Progress = lambda _i, _n: None,
+) -> Outcome:
+    """Import `loaded` (from `prepare`); `sender` None is a dry run."""
+    ctx = await _context(engine, request)
+    tenant = request.tenant
+    outcome = Outcome(tallies(loaded), [], ctx.owners, dry_run=sender is None)
+    index(loaded, ctx)
+    seen: set[str] = set()
+    received_at = ctx.now
+    for position, (item, tally) in enumerate(zip(loaded, outcome.files, strict=True)):
+        for start in range(0, tally.total, CHUNK_ROWS):
+            rows = _checked(mapped(item, start, start + CHUNK_ROWS, ctx), ctx, tally, outcome.problems)
+            async with engine.connect() as conn:
+                new = await _new(conn, tenant, rows, seen, tally)
+            outcome.duplicates += sum(len(r.events) for r in rows) - len(new)
+            records = [
+                (kafka_key(tenant, ev.rep_id, ev.contact_id),
+                 to_message(ev, tenant, d.source, received_at, rep_alias=d.rep_alias))
+                for d, ev in new
+            ]  # fmt: skip
+            if sender is not None:
+                await sender.send(records)
+            tally.events += len(records)
+            outcome.events += len(records)
+            progress(position, min(start + CHUNK_ROWS, tally.total))
+    if sender is not None:
+        await sender.flush()
+    return outcome
+
+
+async def _context(engine: AsyncEngine, request: Request) -> Context:
+    info = await get_tenant(engine, request.tenant)
+    if info is None:
+        raise ImportFailed(f"unknown tenant {request.tenant!r}: create it with salesloop tenants create")
+    try:
+        zone = ZoneInfo(validate_timezone(request.timezone or info.timezone))
+    except ValueError as exc:
+        raise ImportFailed(str(exc)) from None
+    rep_map = read_rep_map(request.rep_map) if request.rep_map is not None else {}
+    owners = Owners(rep_map, await known.aliases(engine, request.tenant))
+    terms = await known.terms(engine, request.tenant)
+    return Context(zone, datetime.now(UTC), info.currency, owners, terms, request.day_first)
+
+
+def index(loaded: list[Loaded], ctx: Context) -> None:
+    """What rows of one file need of others, before any row is mapped: an opportunity's owner for its
+    history rows, its history for the time it closed."""
+    for item in loaded:
+        if isinstance(item, CsvExport) and item.kind.name in _INDEXES:
+            for number, cells in enumerate(item.rows, start=FIRST_ROW):
+                if cells:
+                    _INDEXES[item.kind.name](Row(cells, item.layout, number, ctx), ctx)
+
+
+def mapped(item: Loaded, start: int, stop: int, ctx: Context) -> Iterator[tuple[int, list[Draft] | Skip]]:
+    """(row number, the row's draft events or why it is skipped) for rows [start, stop) of `item`."""
+    if isinstance(item, JsonLines):
+        for number, got in json_drafts(item.lines, start, stop):
+            if got is not None:
+                yield number, got if isinstance(got, Skip) else [got]
+        return
+    for i in range(start, min(stop, len(item.rows))):
+        cells = item.rows[i]
+        if not cells:
+            continue
+        row = Row(cells, item.layout, i + FIRST_ROW, ctx)
+        try:
+            yield row.number, item.kind.map_row(row, ctx)
+        except Skip as exc:
+            yield row.number, exc
+
+
+def _checked(
+    drafts: Iterator[tuple[int, list[Draft] | Skip]], ctx: Context, tally: FileTally, problems: list[Problem]
+) -> list[_Checked]:
+    """Each row's events as the wire format accepts them; a row with any refused event is skipped."""
+    out = []
+    name = str(tally.path)
+    for number, got in drafts:
+        tally.rows += 1
+        if isinstance(got, Skip):
+            tally.skipped += 1
+            problems.append(Problem(name, number, got.column, got.reason))
+            continue
+        row = _Checked(number)
+        for d in got:
+            result = check_event(d.body, now=ctx.now, currency=ctx.currency)
+            if isinstance(result, list):
+                bad = result[0]
+                column = d.columns.get((bad.field or "").split(".")[0]) or bad.field
+                tally.skipped += 1
+                problems.append(Problem(name, number, column, f"{bad.field or 'event'} {bad.reason}"))
+                break
+            row.events.append((d, result))
+        else:
+            out.append(row)
+    return out
+
+
+async def _new(
+    conn: AsyncConnection, tenant: str, rows: list[_Checked], seen: set[str], tally: FileTally
+) -> list[tuple[Draft, CheckedEvent]]:
+    """The rows' events the tenant does not have yet; tallies each row imported or duplicate."""
+    candidates = [(d, ev) for r in rows for d, ev in r.events]
+    ids = {str(ev.body["event_id"]) for _, ev in candidates}
+    known_ids = await known.known_ids(conn, tenant, ids)
+    facts = await known.known_facts(conn, tenant, [d.fact for d, _ in candidates if d.fact is not None])
+    new = []
+    for r in rows:
+        fresh = 0
+        for d, ev in r.events:
+            event_id = str(ev.body["event_id"])
+            if event_id in seen or event_id in known_ids or d.fact in facts:
+                continue
+            seen.add(event_id)
+            new.append((d, ev))
+            fresh += 1
+        if fresh or not r.events:
+            tally.imported += 1
+        else:
+            tally.duplicate += 1
+    return new
+
+
+def _size(item: Loaded) -> int:
+    return len(item.lines) if isinstance(item, JsonLines) else len(item.rows)
