@@ -13,10 +13,13 @@ from starlette.responses import Response
 
 from services.core.http import error_body, install_error_handlers
 from services.core.observability import metrics_response
+from services.core.serving import HttpLimits, uvicorn_options
 
 
 def health_app(ready: Callable[[], Awaitable[bool]]) -> FastAPI:
-    app = FastAPI(title="salesloop aggregator", openapi_url=None, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="salesloop aggregator", openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False
+    )
     install_error_handlers(app)
 
     @app.get("/healthz")
@@ -42,18 +45,8 @@ def health_app(ready: Callable[[], Awaitable[bool]]) -> FastAPI:
 class EmbeddedServer(uvicorn.Server):
     """A uvicorn server that leaves SIGTERM/SIGINT to its host process (the consumer drains first)."""
 
-    def __init__(self, app: Any, host: str, port: int) -> None:
-        super().__init__(
-            uvicorn.Config(
-                app,
-                host=host,
-                port=port,
-                log_config=None,
-                access_log=False,
-                lifespan="off",
-                server_header=False,
-            )
-        )
+    def __init__(self, app: Any, host: str, port: int, limits: HttpLimits) -> None:
+        super().__init__(uvicorn.Config(app, host=host, port=port, lifespan="off", **uvicorn_options(limits)))
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

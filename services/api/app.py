@@ -25,13 +25,14 @@ from services.api.reps.routes import router as reps
 from services.api.training.routes import router as training
 from services.core.auth import Directory
 from services.core.db import create_engine
-from services.core.http import NO_TELEMETRY, ApiError, RejectNul, error_body, install_error_handlers, serve
+from services.core.http import NO_TELEMETRY, ApiError, RejectNul, error_body, install_error_handlers
 from services.core.observability import (
     RequestMetrics,
     RequestMetricsMiddleware,
     metrics_response,
     setup_logging,
 )
+from services.core.serving import serve
 from services.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,8 @@ def create_app(settings: Settings) -> FastAPI:
         '`{"error": {"code", "message", "details": [{"field", "reason"}]}}`.',
         lifespan=lifespan,
         telemetry=NO_TELEMETRY,
+        # A redirect to the path without its trailing slash would be built from the Host header.
+        redirect_slashes=False,
     )
     install_error_handlers(app)
     app.add_exception_handler(DomainError, domain_error)
@@ -151,4 +154,4 @@ def create_app(settings: Settings) -> FastAPI:
 
 def main(settings: Settings, host: str, port: int) -> None:
     setup_logging(settings.log_level)
-    serve(create_app(settings), host, port, trusted_proxies=settings.trusted_proxy_list())
+    serve(create_app(settings), host, port, settings)

@@ -1,11 +1,11 @@
-"""What both HTTP services share: the JSON error format, error handlers and the uvicorn runner."""
+"""What the HTTP services share inside their apps: the JSON error format and error handlers (how they
+are served, and the bounds on request heads: services/core/serving.py)."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -94,30 +94,6 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
         return JSONResponse(error_body("internal", "internal error"), status_code=500)
-
-
-def serve(
-    app: FastAPI, host: str, port: int, *, graceful_s: int = 10, trusted_proxies: list[str] | None = None
-) -> None:
-    """Run with uvloop and httptools; SIGTERM drains in-flight requests for up to `graceful_s`.
-
-    X-Forwarded-For and X-Forwarded-Proto are believed only from `trusted_proxies` (addresses or CIDR
-    networks, SALESLOOP_TRUSTED_PROXIES); uvicorn's own default would believe any local peer.
-    """
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        proxy_headers=bool(trusted_proxies),
-        forwarded_allow_ips=trusted_proxies or [],
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_config=None,
-        timeout_graceful_shutdown=graceful_s,
-        timeout_keep_alive=30,
-        server_header=False,
-    )
 
 
 class RejectNul:

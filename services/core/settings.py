@@ -42,6 +42,15 @@ class Settings(BaseSettings):
     # from these are X-Forwarded-For and X-Forwarded-Proto believed. Unset: from nobody.
     trusted_proxies: str | None = None
 
+    # Every HTTP service (services/core/serving.py); the body bounds below, too, hold for ingest and api.
+    # A request line and headers over this many bytes are answered 431.
+    max_header_bytes: int = Field(16 * 1024, ge=4096)
+    # A request head not whole this long after the connection opened (or after its first byte) is cut
+    # off: the connection is closed, with a 408 if part of a head came.
+    header_timeout_s: float = Field(10.0, gt=0)
+    # Connections (or requests in progress) a process holds before it answers 503.
+    max_connections: int = Field(1000, ge=1)
+
     # ingest
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     max_batch_events: int = Field(1000, ge=1)

@@ -13,9 +13,10 @@ from fastapi.responses import PlainTextResponse
 
 from services.core.auth import Directory
 from services.core.db import create_engine
-from services.core.http import NO_TELEMETRY, error_body, install_error_handlers, serve
+from services.core.http import NO_TELEMETRY, error_body, install_error_handlers
 from services.core.kafka import EventProducer
 from services.core.observability import RequestMetricsMiddleware, metrics_response, setup_logging
+from services.core.serving import serve
 from services.core.settings import Settings
 from services.ingest import metrics, routes, webhooks
 from services.ingest.deps import Ingest, Limits, ProducerDep
@@ -52,6 +53,8 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Buyer events in: canonical JSON and vendor webhooks, verified, validated, onto Kafka.",
         lifespan=lifespan,
         telemetry=NO_TELEMETRY,
+        # A redirect to the path without its trailing slash would be built from the Host header.
+        redirect_slashes=False,
     )
     install_error_handlers(app)
     app.add_middleware(RequestMetricsMiddleware, request_metrics=metrics.HTTP)
@@ -81,4 +84,4 @@ def create_app(settings: Settings) -> FastAPI:
 
 def main(settings: Settings, host: str, port: int) -> None:
     setup_logging(settings.log_level)
-    serve(create_app(settings), host, port, trusted_proxies=settings.trusted_proxy_list())
+    serve(create_app(settings), host, port, settings)
