@@ -7,12 +7,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
+from services.api.auth import authenticate
 from services.api.coaching.routes import router as coaching
 from services.api.demand.routes import router as demand
 from services.api.hiring.routes import router as hiring
@@ -25,7 +27,15 @@ from services.api.reps.routes import router as reps
 from services.api.training.routes import router as training
 from services.core.auth import Directory
 from services.core.db import create_engine
-from services.core.http import NO_TELEMETRY, ApiError, RejectNul, error_body, install_error_handlers
+from services.core.http import (
+    BODY_METHODS,
+    NO_TELEMETRY,
+    ApiError,
+    BoundedBodies,
+    RejectNul,
+    error_body,
+    install_error_handlers,
+)
 from services.core.observability import (
     RequestMetrics,
     RequestMetricsMiddleware,
@@ -139,6 +149,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_exception_handler(DomainError, domain_error)
+    # Innermost: a refusal here is still counted and timed by the metrics.
+    app.add_middleware(BoundedBodies, limits=settings, authenticate=authenticate)
     app.add_middleware(RequestMetricsMiddleware, request_metrics=HTTP)
     app.add_middleware(RejectNul)
     app.include_router(health)
@@ -149,7 +161,31 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(training)
     app.include_router(demand)
     app.include_router(quality)
+    _document_body_bounds(app)
     return app
+
+
+def _document_body_bounds(app: FastAPI) -> None:
+    """408 and 413 in the OpenAPI document of every operation that takes a body: `BoundedBodies`
+    answers them alike for all, before any route runs."""
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    bounds = {
+        "408": "The body was not received within SALESLOOP_BODY_READ_TIMEOUT_S (10 s)",
+        "413": "The body is over SALESLOOP_MAX_BODY_BYTES (1 MiB)",
+    }
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            for operations in generate()["paths"].values():
+                for method, operation in operations.items():
+                    if method.upper() in BODY_METHODS:
+                        for status, description in bounds.items():
+                            answer = {"description": description, "content": error}
+                            operation["responses"].setdefault(status, answer)
+        return generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def main(settings: Settings, host: str, port: int) -> None:

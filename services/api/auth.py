@@ -12,17 +12,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from services.core.auth import Directory
+from services.core.auth import Directory, bearer_token
 from services.core.http import ApiError
 from services.core.tenancy import KeyInfo
-
-
-async def _directory(request: Request) -> Directory:
-    directory: Directory = request.app.state.directory
-    return directory
-
-
-DirectoryDep = Annotated[Directory, Depends(_directory)]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `salesloop keys create`.")
 
@@ -31,16 +23,24 @@ def _unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def _key(
-    directory: DirectoryDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> KeyInfo:
-    if credentials is None:
+async def authenticate(request: Request) -> KeyInfo:
+    """The key of the request; 401 without a valid one. Also checked before a request body is read
+    (services.core.http.BoundedBodies), so that nobody without a key gets a body read."""
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
         raise _unauthorized("an API key is required: Authorization: Bearer <key>")
-    key = await directory.key(credentials.credentials)
+    directory: Directory = request.app.state.directory
+    key = await directory.key(token)
     if key is None:
         raise _unauthorized("the API key is not valid or was revoked")
     return key
+
+
+async def _key(
+    request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> KeyInfo:
+    # `_bearer` documents the scheme in the OpenAPI document; `authenticate` reads the header.
+    return await authenticate(request)
 
 
 KeyDep = Annotated[KeyInfo, Depends(_key)]

@@ -1,22 +1,18 @@
-"""Reading request bodies safely: media type, size bound while streaming, read deadline, JSON.
+"""Reading request bodies safely: media type, then the body within the size and time bounds every
+service shares (`read_body`, services/core/http.py), then JSON.
 
 Shared by every ingest route, canonical and vendor alike.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import orjson
 from starlette.datastructures import Headers
-from starlette.requests import ClientDisconnect, Request
 
 from services.core.http import ApiError
-from services.ingest.deps import Limits
-
-# Ask clients that overran a limit to open a new connection: the rest of their body is unread.
-_CLOSE = {"Connection": "close"}
+from services.core.http import read_body as read_body
 
 
 def require_json(headers: Headers) -> None:
@@ -45,53 +41,6 @@ def _param(params: str, name: str) -> str | None:
         if key.strip().lower() == name:
             return value.strip().strip('"')
     return None
-
-
-def check_declared_length(headers: Headers, limits: Limits) -> None:
-    """Refuse an honestly declared oversize body before reading a byte of it."""
-    declared = headers.get("content-length")
-    if declared is None:
-        return
-    if not declared.isdigit():
-        raise ApiError(
-            400, "invalid_request", "Content-Length must be a non-negative integer", headers=_CLOSE
-        )
-    if int(declared) > limits.max_body_bytes:
-        raise _too_large(limits)
-
-
-async def read_body(request: Request, limits: Limits) -> bytes:
-    """The whole body, never more than `max_body_bytes` and never slower than `body_read_timeout_s`.
-
-    The declared Content-Length is not trusted: the bound is enforced on the bytes actually received.
-    """
-    check_declared_length(request.headers, limits)
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async with asyncio.timeout(limits.body_read_timeout_s):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limits.max_body_bytes:
-                    raise _too_large(limits)
-                if chunk:
-                    chunks.append(chunk)
-    except TimeoutError:
-        raise ApiError(
-            408,
-            "request_timeout",
-            f"the request body was not received within {limits.body_read_timeout_s:g} s",
-            headers=_CLOSE,
-        ) from None
-    except ClientDisconnect:
-        raise ApiError(400, "client_disconnected", "the client went away before sending the body") from None
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _too_large(limits: Limits) -> ApiError:
-    return ApiError(
-        413, "payload_too_large", f"the body must be at most {limits.max_body_bytes} bytes", headers=_CLOSE
-    )
 
 
 def parse_json(body: bytes) -> Any:
