@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from services.core.crm_values import HUBSPOT_SOURCES as CHANNELS
 from services.core.events import Channel, EventType, RepAlias, Source
 from services.core.source_settings import OptionSet, channel_map, flag, strings
 
@@ -58,21 +59,6 @@ _SIGNED_ESCAPES = re.compile(r"%(3A|2F|3F|40|21|24|27|28|29|2A|2C|3B)", re.IGNOR
 # Generic `object.*` subscriptions name the object type by id instead of in the subscription type.
 _OBJECT_TYPES = {"0-1": "contact", "0-3": "deal"}
 _QUALIFIED = {"marketingqualifiedlead": "mql", "salesqualifiedlead": "sql"}
-# `hs_analytics_source` ("Original Traffic Source") values. OFFLINE covers contacts created by hand,
-# by import or by integrations: for a sales team that is mostly prospecting, hence `outbound`;
-# a tenant whose offline contacts come from elsewhere overrides it (the `channel_overrides` option).
-CHANNELS: Mapping[str, Channel] = {
-    "organic_search": Channel.ORGANIC_SEARCH,
-    "paid_search": Channel.PAID_SEARCH,
-    "paid_social": Channel.PAID_SOCIAL,
-    "social_media": Channel.ORGANIC_SOCIAL,
-    "email_marketing": Channel.EMAIL_MARKETING,
-    "referrals": Channel.REFERRAL,
-    "ai_referrals": Channel.REFERRAL,
-    "direct_traffic": Channel.DIRECT,
-    "offline": Channel.OUTBOUND,
-    "other_campaigns": Channel.OTHER,
-}
 _NAMES = {
     "occurred_at": "occurredAt",
     "contact_id": "objectId",

@@ -19,13 +19,13 @@ import orjson
 from pydantic import ValidationError
 
 from services.core import limits
-from services.core.events import AliasKind, BuyerEvent, Channel, RepAlias
+from services.core.crm_values import channel_for as channel_for  # the adapters' lead sources -> channels
+from services.core.events import AliasKind, BuyerEvent, RepAlias
 
 from .common import MappingContext, PayloadError, SignatureError, VendorEvent
 
 DEFAULT_TOLERANCE = timedelta(minutes=5)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_CHANNELS = frozenset(c.value for c in Channel)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Signed timestamps longer than these are refused before they could overflow a datetime.
 _DIGITS = {"ms": re.compile(r"[0-9]{1,15}"), "s": re.compile(r"[0-9]{1,12}")}
@@ -163,23 +163,6 @@ def text(value: Any) -> str | None:
         return None
     result = str(value).strip()
     return result or None
-
-
-def channel_for(
-    value: str | None, table: Mapping[str, Channel], overrides: Mapping[str, Channel]
-) -> Channel | None:
-    """Map a lead-source value onto a SPEC channel: the tenant's overrides (keys compared
-    case-insensitively), then `table`, then a value that is a channel's name, then `other`."""
-    if value is None:
-        return None
-    key = value.strip().lower()
-    for name, channel in overrides.items():
-        if name.strip().lower() == key:
-            return channel
-    if key in table:
-        return table[key]
-    as_channel = key.replace(" ", "_").replace("-", "_")
-    return Channel(as_channel) if as_channel in _CHANNELS else Channel.OTHER
 
 
 def make_event(

@@ -29,6 +29,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from services.core.crm_values import SALESFORCE_LEAD_SOURCES as CHANNELS
+from services.core.crm_values import call_outcome
 from services.core.events import Channel, EventType, Source
 from services.core.source_settings import OptionSet, channel_map, flag, networks, strings
 
@@ -56,30 +58,6 @@ from .outbound_message import (
 )
 from .registry import Answer, Vendor
 
-# The standard Lead Source picklist; values that are SPEC channel names map to themselves.
-CHANNELS = {
-    "web": Channel.DIRECT,
-    "phone inquiry": Channel.DIRECT,
-    "partner referral": Channel.PARTNER,
-    "partner": Channel.PARTNER,
-    "purchased list": Channel.OUTBOUND,
-    "employee referral": Channel.REFERRAL,
-    "external referral": Channel.REFERRAL,
-    "word of mouth": Channel.REFERRAL,
-    "trade show": Channel.EVENTS,
-    "seminar - internal": Channel.EVENTS,
-    "seminar - partner": Channel.EVENTS,
-    "webinar": Channel.EVENTS,
-    "advertisement": Channel.OTHER,
-    "public relations": Channel.OTHER,
-}
-_DISPOSITIONS = (
-    (("voicemail", "voice mail", "left message", "left vm"), "voicemail"),
-    (("no answer", "no-answer", "not answered", "unanswered"), "no_answer"),
-    (("busy",), "busy"),
-    (("wrong number", "bad number", "invalid number", "failed"), "failed"),
-    (("connected", "answered", "spoke", "conversation", "reached"), "connected"),
-)
 _MAX_STAGE = 100
 # A record first seen without CreatedDate was created, as far as anyone here knows, when first seen.
 _CREATED = ("CreatedDate", "LastModifiedDate", "SystemModstamp")
@@ -296,7 +274,7 @@ def _task(r: _Record, out: Normalised) -> None:
                 "call.completed",
                 at,
                 direction=direction,
-                outcome=_outcome(disposition),
+                outcome=call_outcome(disposition),
                 duration_s=float(duration) if duration is not None else None,
                 attributes=attributes,
                 **links,
@@ -336,14 +314,6 @@ def _links(r: _Record) -> dict[str, Any]:
         "deal_id": what if what[:3] == "006" else None,
         "account_id": r.get("AccountId") or (what if what[:3] == "001" else None),
     }
-
-
-def _outcome(disposition: str | None) -> str | None:
-    lowered = (disposition or "").lower()
-    for needles, outcome in _DISPOSITIONS:
-        if any(needle in lowered for needle in needles):
-            return outcome
-    return None
 
 
 VENDOR = Vendor(
