@@ -128,18 +128,16 @@ def _links(row: Row) -> dict[str, Any]:
 TASKS = Kind(
     "salesforce-tasks",
     "Salesforce Task export",
-    Source.SALESFORCE,
     TASK_COLUMNS,
+    map_task,
     marks=("subtype", "call_type", "duration", "result", "completed", "due"),
-    map_row=map_task,
     one_of=("completed", "due", "created"),
 )
 EVENTS = Kind(
     "salesforce-events",
     "Salesforce Event export",
-    Source.SALESFORCE,
     EVENT_COLUMNS,
+    map_event,
     marks=("start", "minutes", "end"),
-    map_row=map_event,
     one_of=("created", "start"),
 )

@@ -8,6 +8,7 @@ cannot run (unknown tenant, broker unreachable).
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 from rich.console import Console
@@ -29,6 +30,8 @@ FAILED = 1
 
 def main(settings: Settings, request: Request, report: Path | None, console: Console | None = None) -> int:
     console = console or Console(stderr=True)
+    # Brokers without idempotent producers (Tansu) make aiokafka log an error the producer recovers from.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         loaded = prepare(request)
     except (FileRefused, RepMapError) as exc:

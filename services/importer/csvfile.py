@@ -75,16 +75,36 @@ def read_text(path: Path, encoding: str | None = None) -> tuple[str, str]:
 def read_csv(path: Path, encoding: str | None = None) -> ExportFile:
     text, used = read_text(path, encoding)
     delimiter = _delimiter(text)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    rows: list[list[str]] = []
     try:
-        header = next(reader, [])
-        rows = list(reader)
+        header = [h.strip() for h in next(reader, [])]
+        for row in reader:
+            rows.append(row)
     except csv.Error as exc:
-        raise FileRefused(path, f"is not valid CSV: {exc}") from None
-    header = [h.strip() for h in header]
+        row_number = len(rows) + FIRST_ROW
+        raise FileRefused(
+            path, f"is not valid CSV at row {row_number} (line {reader.line_num}): {exc}"
+        ) from None
     if not any(header):
         raise FileRefused(path, "has no header row: the first line must name the columns")
+    _check_widths(path, header, rows, delimiter)
     return ExportFile(path, header, _records(rows), delimiter, used)
+
+
+def _check_widths(path: Path, header: list[str], rows: list[list[str]], delimiter: str) -> None:
+    """A row with values beyond the header's columns was cut at the wrong places: a delimiter inside
+    an unquoted value, or another delimiter than the header's."""
+    width = len(header)
+    for i, row in enumerate(rows):
+        extra = [c for c in row[width:] if c.strip()]
+        if extra:
+            name = {",": "comma", ";": "semicolon", "\t": "tab"}[delimiter]
+            raise FileRefused(
+                path,
+                f"row {i + FIRST_ROW} has a value in column {width + 1} ({extra[0][:30]!r}) but the header"
+                f" names {width} columns: a {name} inside a value that is not quoted?",
+            )
 
 
 def _delimiter(text: str) -> str:

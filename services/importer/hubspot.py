@@ -170,11 +170,8 @@ def _forecast(value: str | None) -> str | None:
 CONTACTS = Kind(
     "hubspot-contacts",
     "HubSpot contacts export",
-    Source.HUBSPOT,
     CONTACT_COLUMNS,
+    map_contact,
     marks=("owner", "source", "mql", "sql", "lifecycle", "email"),
-    map_row=map_contact,
 )
-DEALS = Kind(
-    "hubspot-deals", "HubSpot deals export", Source.HUBSPOT, DEAL_COLUMNS, marks=(), map_row=map_deal
-)
+DEALS = Kind("hubspot-deals", "HubSpot deals export", DEAL_COLUMNS, map_deal)

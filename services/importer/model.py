@@ -48,12 +48,12 @@ class Kind:
 
     name: str  # e.g. "hubspot-deals"
     title: str  # e.g. "HubSpot deals export"
-    source: Source
     columns: tuple[Column, ...]
-    # The file is this kind when it has every required column and, if given, one of these keys.
-    marks: tuple[str, ...]
     map_row: Callable[[Row, Context], list[Draft]]
-    one_of: tuple[str, ...] = ()  # at least one of these columns must be present
+    # The file is this kind when it has every required column, one of `one_of` and one of `marks`
+    # (columns that tell it from the vendor's other exports), where these are given.
+    marks: tuple[str, ...] = ()
+    one_of: tuple[str, ...] = ()
 
     def layout(self, header: Sequence[str]) -> Layout:
         at = {header_key(h): i for i, h in reversed(list(enumerate(header))) if h}

@@ -225,26 +225,15 @@ def _columns(row: Row, time_key: str) -> dict[str, str]:
 
 
 OPPORTUNITIES = Kind(
-    "salesforce-opportunities",
-    "Salesforce Opportunity export",
-    Source.SALESFORCE,
-    OPPORTUNITY_COLUMNS,
-    marks=(),
-    map_row=map_opportunity,
+    "salesforce-opportunities", "Salesforce Opportunity export", OPPORTUNITY_COLUMNS, map_opportunity
 )
 HISTORY = Kind(
-    "salesforce-opportunity-history",
-    "Salesforce OpportunityHistory export",
-    Source.SALESFORCE,
-    HISTORY_COLUMNS,
-    marks=(),
-    map_row=map_history,
+    "salesforce-opportunity-history", "Salesforce OpportunityHistory export", HISTORY_COLUMNS, map_history
 )
 LEADS = Kind(
     "salesforce-leads",
     "Salesforce Lead export",
-    Source.SALESFORCE,
     LEAD_COLUMNS,
+    map_lead,
     marks=("source", "status", "converted", "converted_at", "owner"),
-    map_row=map_lead,
 )

@@ -52,7 +52,7 @@ def write_report(path: Path, problems: list[Problem]) -> None:
 def _files(outcome: Outcome) -> Table:
     table = Table(title="Import" + (" (dry run)" if outcome.dry_run else ""), title_justify="left")
     for name in ("file", "export", "rows", "imported", "duplicate", "skipped", "events"):
-        table.add_column(name, justify="left" if name in ("file", "export") else "right")
+        table.add_column(name, justify="left" if name in ("file", "export") else "right", overflow="fold")
     for f in outcome.files:
         table.add_row(
             f.path.name, f.export, *(str(n) for n in (f.rows, f.imported, f.duplicate, f.skipped, f.events))
@@ -65,7 +65,7 @@ def _problems(problems: list[Problem], report: Path | None) -> Table:
     shown += "" if not shown else (f"; all in {report})" if report else "; all with --report FILE)")
     table = Table(title=f"Skipped rows{shown}", title_justify="left")
     for name in ("file", "row", "column", "reason"):
-        table.add_column(name, justify="right" if name == "row" else "left")
+        table.add_column(name, justify="right" if name == "row" else "left", overflow="fold")
     for p in problems[:SHOWN]:
         table.add_row(Path(p.file).name, str(p.row), p.column or "", p.reason)
     return table

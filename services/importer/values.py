@@ -27,8 +27,11 @@ _DOTTED = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})(?:,?\s+(\d{1,2}):(\d{2})(?:
 _OFFSET = re.compile(r"([+-]\d{2})(\d{2})$")  # +0000, as Data Loader writes it
 _EPOCH_MS = re.compile(r"\d{12,13}")
 _CURRENCY = re.compile(r"^(?:[A-Z]{3}|[$€£¥₹])\s*|\s*(?:[A-Z]{3}|[$€£¥₹])$")
-_TRUE = frozenset({"true", "1", "yes", "y", "x", "checked", "wahr", "vrai", "ja", "oui"})
-_FALSE = frozenset({"false", "0", "no", "n", "unchecked", "falsch", "faux", "nein", "non"})
+# Checkboxes as Data Loader ("true"), reports ("1") and spreadsheets in a few languages write them.
+_FLAGS = {
+    **dict.fromkeys(("true", "1", "yes", "y", "x", "checked", "wahr", "vrai", "ja", "oui"), True),
+    **dict.fromkeys(("false", "0", "no", "n", "unchecked", "falsch", "faux", "nein", "non"), False),
+}
 
 
 class Unreadable(ValueError):
@@ -73,12 +76,10 @@ def parse_amount(text: str) -> Decimal:
 
 
 def parse_flag(text: str) -> bool:
-    value = text.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise Unreadable(f"{_quote(text)} is neither true nor false")
+    flag = _FLAGS.get(text.strip().lower())
+    if flag is None:
+        raise Unreadable(f"{_quote(text)} is neither true nor false")
+    return flag
 
 
 def parse_seconds(text: str) -> float:

@@ -180,3 +180,27 @@ def test_the_rep_map_is_owner_then_rep_id(tmp_path: Path) -> None:
     slash = _write(tmp_path, "slash.csv", b"Dana,r/dana\n")
     with pytest.raises(RepMapError, match="line 1: rep_id 'r/dana'"):
         read_rep_map(slash)
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (
+            b"Record ID,Deal Stage,Create Date\n7301,Closed Won,2026-09-01\n7302,Closed, Won,2026-09-02\n",
+            "row 3 has a value in column 4 ('2026-09-02') but the header names 3 columns: a comma inside",
+        ),
+        (
+            b'Record ID,Deal Stage,Create Date\n7301,"Closed Won,2026-09-01\n7302,Closed Won,2026-09-02\n',
+            "is not valid CSV at row 2 (line 3): unexpected end of data",
+        ),
+        (
+            b'Record ID,Deal Stage,Create Date\n7301,"Closed" Won,2026-09-01\n',
+            "is not valid CSV at row 2 (line 2)",
+        ),
+    ],
+)
+def test_a_malformed_csv_is_refused_naming_its_row_and_column(tmp_path: Path, data: bytes, says: str) -> None:
+    path = _write(tmp_path, "deals.csv", data)
+    with pytest.raises(FileRefused) as refused:
+        read_csv(path)
+    assert says in refused.value.reason
