@@ -1,8 +1,8 @@
 """`salesloop import`: read, map, check and send, with a progress bar and a summary on standard error.
 
-Exit status: 0 once the import ran (skipped rows are listed, not fatal); 2 when a file is not the
-export it should be or the rep map cannot be read, before anything is sent; 1 when the import
-cannot run (unknown tenant, broker unreachable).
+Exit status: 0 once the import ran (skipped rows are listed, not fatal); 2 when the source is
+unknown, a file is not the export it should be or the rep map cannot be read, before anything is
+sent; 1 when the import cannot run (unknown tenant or timezone, broker unreachable or stopping).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from services.importer.csvfile import FileRefused
 from services.importer.owners import RepMapError
 from services.importer.run import ImportFailed, Outcome, Request, prepare, run, tallies
 from services.importer.send import Sender
-from services.importer.sources import Loaded
+from services.importer.sources import Loaded, UnknownSource
 from services.importer.summary import render, write_report
 
 REFUSED = 2
@@ -34,7 +34,7 @@ def main(settings: Settings, request: Request, report: Path | None, console: Con
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         loaded = prepare(request)
-    except (FileRefused, RepMapError) as exc:
+    except (FileRefused, RepMapError, UnknownSource) as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
         console.print("Nothing was sent.")
         return REFUSED

@@ -61,10 +61,14 @@ class JsonLines:
 Loaded = CsvExport | JsonLines
 
 
+class UnknownSource(ValueError):
+    pass
+
+
 def load(source: str, paths: list[Path], encoding: str | None = None) -> list[Loaded]:
     """Every file read and recognised, or FileRefused for the first that is not what `source` says."""
     if source not in SOURCES:
-        raise ValueError(f"unknown source {source!r}; sources: {', '.join(SOURCES)}")
+        raise UnknownSource(f"unknown source {source!r}; sources: {', '.join(SOURCES)}")
     if source == JSONL:
         return [_json_lines(path, encoding) for path in paths]
     return [_csv_export(path, SOURCES[source], encoding) for path in paths]
