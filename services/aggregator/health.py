@@ -13,7 +13,8 @@ from starlette.responses import Response
 
 from services.core.http import error_body, install_error_handlers
 from services.core.observability import metrics_response
-from services.core.serving import HttpLimits, uvicorn_options
+from services.core.serving import uvicorn_options
+from services.core.settings import Settings
 
 
 def health_app(ready: Callable[[], Awaitable[bool]]) -> FastAPI:
@@ -45,8 +46,10 @@ def health_app(ready: Callable[[], Awaitable[bool]]) -> FastAPI:
 class EmbeddedServer(uvicorn.Server):
     """A uvicorn server that leaves SIGTERM/SIGINT to its host process (the consumer drains first)."""
 
-    def __init__(self, app: Any, host: str, port: int, limits: HttpLimits) -> None:
-        super().__init__(uvicorn.Config(app, host=host, port=port, lifespan="off", **uvicorn_options(limits)))
+    def __init__(self, app: Any, host: str, port: int, settings: Settings) -> None:
+        super().__init__(
+            uvicorn.Config(app, host=host, port=port, lifespan="off", **uvicorn_options(settings))
+        )
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

@@ -10,7 +10,6 @@ import socket
 from services.aggregator.consumer import Aggregator
 from services.aggregator.health import EmbeddedServer, health_app
 from services.core.observability import setup_logging
-from services.core.serving import HttpLimits
 from services.core.settings import Settings
 
 log = logging.getLogger("services.aggregator.consumer")
@@ -31,9 +30,7 @@ async def serve(settings: Settings, host: str, metrics_port: int) -> int:
     except OSError as exc:
         log.error("cannot serve metrics", extra={"host": host, "port": metrics_port, "error": repr(exc)})
         return 1
-    server = EmbeddedServer(
-        health_app(aggregator.ready), host, metrics_port, HttpLimits.from_settings(settings)
-    )
+    server = EmbeddedServer(health_app(aggregator.ready), host, metrics_port, settings)
     http = asyncio.create_task(server.serve(sockets=[sock]))
 
     work = asyncio.create_task(aggregator.run())

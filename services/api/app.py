@@ -141,7 +141,9 @@ def create_app(settings: Settings) -> FastAPI:
         version=_version(),
         description="Per-rep and per-team feedback metrics from every buyer interaction. Authenticate "
         "with `Authorization: Bearer <key>`; a key sees its own tenant only. Errors are "
-        '`{"error": {"code", "message", "details": [{"field", "reason"}]}}`.',
+        '`{"error": {"code", "message", "details": [{"field", "reason"}]}}`. Every operation answers 431 '
+        "to a request line and headers over 16 KiB, and 503 while the process holds its most "
+        "connections; a write's key is checked before its body is read.",
         lifespan=lifespan,
         telemetry=NO_TELEMETRY,
         # A redirect to the path without its trailing slash would be built from the Host header.

@@ -12,7 +12,6 @@ uvicorn's httptools protocol with both bounds; `limit_concurrency` answers 503 o
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -28,17 +27,6 @@ KEEP_ALIVE_S = 30
 # How long a refused connection is still read (and what arrives dropped) so that the client, still
 # sending, reads the refusal instead of a connection reset.
 LINGER_S = 2.0
-
-
-@dataclass(frozen=True)
-class HttpLimits:
-    max_header_bytes: int
-    header_timeout_s: float
-    max_connections: int
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> HttpLimits:
-        return cls(settings.max_header_bytes, settings.header_timeout_s, settings.max_connections)
 
 
 def serve(app: FastAPI, host: str, port: int, settings: Settings, *, graceful_s: int = 10) -> None:
@@ -57,16 +45,16 @@ def serve(app: FastAPI, host: str, port: int, settings: Settings, *, graceful_s:
         forwarded_allow_ips=trusted_proxies or [],
         loop="uvloop",
         timeout_graceful_shutdown=graceful_s,
-        **uvicorn_options(HttpLimits.from_settings(settings)),
+        **uvicorn_options(settings),
     )
 
 
-def uvicorn_options(limits: HttpLimits) -> dict[str, Any]:
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """The options of every service's uvicorn (`uvicorn.run` and `uvicorn.Config` take the same)."""
     return {
-        "http": bounded_protocol(limits),
+        "http": bounded_protocol(settings),
         "ws": "none",
-        "limit_concurrency": limits.max_connections,
+        "limit_concurrency": settings.max_connections,
         "timeout_keep_alive": KEEP_ALIVE_S,
         "server_header": False,
         "access_log": False,
@@ -74,9 +62,9 @@ def uvicorn_options(limits: HttpLimits) -> dict[str, Any]:
     }
 
 
-def bounded_protocol(limits: HttpLimits) -> type[BoundedHttpTools]:
+def bounded_protocol(settings: Settings) -> type[BoundedHttpTools]:
     class Bounded(BoundedHttpTools):
-        LIMITS = limits
+        LIMITS = settings
 
     return Bounded
 
@@ -92,7 +80,7 @@ class BoundedHttpTools(HttpToolsProtocol):
     case, a head in one read, costs a length check.
     """
 
-    LIMITS: HttpLimits
+    LIMITS: Settings  # max_header_bytes, header_timeout_s
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
