@@ -153,17 +153,17 @@ class Draft:
 class Row:
     """One record of a file, read through its layout; accessors raise Skip naming the column."""
 
-    __slots__ = ("cells", "day_first", "layout", "number", "zone")
+    __slots__ = ("day_first", "layout", "number", "values", "zone")
 
     def __init__(self, cells: list[str], layout: Layout, number: int, ctx: Context) -> None:
-        self.cells, self.layout, self.number = cells, layout, number
+        self.layout, self.number = layout, number
         self.zone, self.day_first = ctx.zone, ctx.day_first
+        width = len(cells)
+        # Each used cell read once: a row's mapping asks for a dozen of them, some twice.
+        self.values = {key: cells[i].strip() or None for key, (i, _) in layout.found.items() if i < width}
 
     def get(self, key: str) -> str | None:
-        hit = self.layout.found.get(key)
-        if hit is None or hit[0] >= len(self.cells):
-            return None
-        return self.cells[hit[0]].strip() or None
+        return self.values.get(key)
 
     def has(self, key: str) -> bool:
         return key in self.layout.found
@@ -222,18 +222,10 @@ def draft(
     columns: Mapping[str, str] | None = None,
     **fields: Any,
 ) -> Draft:
-    """A draft event: JSON-ready values (times as RFC 3339, amounts and dates as text), None left out."""
-    body: dict[str, Any] = {"event_id": event_id, "type": type_, "occurred_at": at.isoformat()}
+    """A draft event, None fields left out. Times, dates and amounts stay Python values: the wire
+    decoder checks them as it checks their JSON form, and the message is written by orjson."""
+    body: dict[str, Any] = {"event_id": event_id, "type": type_, "occurred_at": at}
     if rep[0] is not None:
         body["rep_id"] = rep[0]
-    for name, value in fields.items():
-        if value is None:
-            continue
-        body[name] = (
-            str(value)
-            if isinstance(value, Decimal)
-            else value.isoformat()
-            if isinstance(value, date)
-            else value
-        )
+    body.update((name, value) for name, value in fields.items() if value is not None)
     return Draft(body, source, rep[1], fact, columns or {})

@@ -110,7 +110,8 @@ async def run(
     received_at = ctx.now
     for position, (item, tally) in enumerate(zip(loaded, outcome.files, strict=True)):
         for start in range(0, tally.total, CHUNK_ROWS):
-            rows = _checked(mapped(item, start, start + CHUNK_ROWS, ctx), ctx, tally, outcome.problems)
+            drafts = mapped(item, start, start + CHUNK_ROWS, ctx)
+            rows = _checked(drafts, ctx, tally, outcome.problems, isinstance(item, JsonLines))
             async with engine.connect() as conn:
                 new = await _new(conn, tenant, rows, seen, tally)
             outcome.duplicates += sum(len(r.events) for r in rows) - len(new)
@@ -172,9 +173,17 @@ def mapped(item: Loaded, start: int, stop: int, ctx: Context) -> Iterator[tuple[
 
 
 def _checked(
-    drafts: Iterator[tuple[int, list[Draft] | Skip]], ctx: Context, tally: FileTally, problems: list[Problem]
+    drafts: Iterator[tuple[int, list[Draft] | Skip]],
+    ctx: Context,
+    tally: FileTally,
+    problems: list[Problem],
+    clients: bool,
 ) -> list[_Checked]:
-    """Each row's events as the wire format accepts them; a row with any refused event is skipped."""
+    """Each row's events as the wire format accepts them; a row with any refused event is skipped.
+
+    `clients`: the events are a client's JSON, whose attributes may nest or hold NUL; a CSV row's
+    attributes are flat text from a file that has no NUL (csvfile.read_text), so those walks are spared.
+    """
     out = []
     name = str(tally.path)
     for number, got in drafts:
@@ -185,7 +194,7 @@ def _checked(
             continue
         row = _Checked(number)
         for d in got:
-            result = check_event(d.body, now=ctx.now, currency=ctx.currency)
+            result = check_event(d.body, now=ctx.now, currency=ctx.currency, nul=clients, deep=clients)
             if isinstance(result, list):
                 bad = result[0]
                 column = d.columns.get((bad.field or "").split(".")[0]) or bad.field

@@ -24,7 +24,6 @@ _SLASHED = re.compile(
     r"(\d{1,2})/(\d{1,2})/(\d{4})(?:,?\s+(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s*([AaPp])\.?[Mm]\.?)?)?"
 )
 _DOTTED = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})(?:,?\s+(\d{1,2}):(\d{2})(?::(\d{2}))?)?")
-_OFFSET = re.compile(r"([+-]\d{2})(\d{2})$")  # +0000, as Data Loader writes it
 _EPOCH_MS = re.compile(r"\d{12,13}")
 _CURRENCY = re.compile(r"^(?:[A-Z]{3}|[$€£¥₹])\s*|\s*(?:[A-Z]{3}|[$€£¥₹])$")
 # Checkboxes as Data Loader ("true"), reports ("1") and spreadsheets in a few languages write them.
@@ -90,7 +89,6 @@ def parse_seconds(text: str) -> float:
 def _iso(value: str, zone: ZoneInfo) -> datetime | None:
     if not value[:4].isdigit() or len(value) < 10 or value[4] != "-":
         return None
-    value = _OFFSET.sub(r"\1:\2", value) if "T" in value or " " in value else value
     try:
         if len(value) == 10:
             return datetime.combine(date.fromisoformat(value), NOON, tzinfo=zone)

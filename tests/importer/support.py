@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
+
 from services.importer.model import Context, Draft, Skip, Terms
 from services.importer.owners import Owners, read_rep_map
 from services.importer.run import index, mapped
@@ -35,8 +37,14 @@ def map_files(source: str, *paths: str | Path, ctx: Context | None = None) -> di
 
 
 def bodies(rows: Rows) -> dict[str, dict[str, Any]]:
-    """The draft events of the rows that map, by event id."""
-    return {d.body["event_id"]: d.body for _, got in rows if not isinstance(got, Skip) for d in got}
+    """The draft events of the rows that map, by event id, as JSON writes them (times RFC 3339,
+    amounts as decimal text)."""
+    return {d.body["event_id"]: as_json(d) for _, got in rows if not isinstance(got, Skip) for d in got}
+
+
+def as_json(d: Draft) -> dict[str, Any]:
+    out: dict[str, Any] = orjson.loads(orjson.dumps(d.body, default=str))
+    return out
 
 
 def drafts(rows: Rows) -> dict[str, Draft]:

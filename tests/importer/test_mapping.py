@@ -21,6 +21,7 @@ from tests.importer.support import (
     NOBODY_SF,
     NOW,
     SAMPLES,
+    as_json,
     bodies,
     context,
     drafts,
@@ -104,7 +105,7 @@ def test_hubspot_internal_values_export_names_owners_by_id(tmp_path: Path) -> No
     alias = got["hubspot:deal:9001:deal.won"].rep_alias
     assert alias is not None
     assert (alias.kind, alias.value) == ("hubspot_owner_id", "58210455")
-    assert got["hubspot:deal:9001:deal.created"].body["occurred_at"] == "2026-09-01T08:00:00+00:00"
+    assert as_json(got["hubspot:deal:9001:deal.created"])["occurred_at"] == "2026-09-01T08:00:00+00:00"
     assert ctx.owners.unresolved == {"58210477": 1}  # rows naming an owner id no rep has as alias yet
 
 
@@ -183,11 +184,9 @@ def test_salesforce_leads_qualify_by_status_or_conversion() -> None:
     ctx = context(aliases={("salesforce_user_id", DANA_SF): "r-dana"})
     rows = map_files("salesforce-leads", "sf-lead.csv", ctx=ctx)["sf-lead.csv"]
     got = drafts(rows)
-    assert (
-        got["salesforce:00Q5e00000MnB2yEAF:lead.qualified:mql"].body["occurred_at"]
-        == "2026-09-06T09:00:00+00:00"
-    )
-    sql = got["salesforce:00Q5e00000MnB2zEAF:lead.qualified:sql"].body
+    mql = as_json(got["salesforce:00Q5e00000MnB2yEAF:lead.qualified:mql"])
+    assert mql["occurred_at"] == "2026-09-06T09:00:00+00:00"
+    sql = as_json(got["salesforce:00Q5e00000MnB2zEAF:lead.qualified:sql"])
     assert (sql["occurred_at"], sql["channel"]) == ("2026-09-12T12:00:00+00:00", "partner")  # ConvertedDate
     assert got["salesforce:00Q5e00000MnB3aEAF:lead.created"].rep_alias is None  # a queue (00G) is no rep
     assert got["salesforce:00Q5e00000MnB3aEAF:lead.created"].body["channel"] == "outbound"  # Purchased List
