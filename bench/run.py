@@ -12,6 +12,7 @@ Phases (each on its own topic and tenant, so none inherits another's backlog):
   ingest     signed single-event webhooks (Standard Webhooks, Twilio), Bearer, and 100-event batches
   freshness  1k events/s through ingest; 202 -> visible in GET /v1/reps/{rep}/metrics
   api        bench/api_reads.py, when present
+  importing  salesloop import of Salesforce exports: rows/s from CSV to folded, live ingest p99 meanwhile
 """
 
 from __future__ import annotations
@@ -33,14 +34,14 @@ from typing import IO, Any
 import psutil
 from rich.console import Console
 
-from bench import folding, peers, report, workload
+from bench import folding, importing, peers, report, workload
 from bench import ingest as ingest_bench
 from bench import stack as st
 from bench.folding import Backlog
 from services.core.tenancy import SCOPES
 
 HERE = Path(__file__).resolve().parent
-PHASES = ("backlog", "aggregator", "scaleout", "ingest", "freshness", "api")
+PHASES = ("backlog", "aggregator", "scaleout", "ingest", "freshness", "api", "importing")
 TENANT = "bench"
 FRESHNESS_WARMUP_S = 5.0
 FRESHNESS_PROBES_PER_S = 5
@@ -312,6 +313,14 @@ class Runner:
         }
         log(f"api p99 ms: {self.results['api_p99_ms']}")
 
+    def importing(self) -> None:
+        r = importing.run(self.stack, self.args.import_rows, wait_assigned, log)
+        self.results["import"] = r
+        self.results["import_rows_per_s"] = r["rows_per_s"]
+        self.results["import_live_p99_ms"] = r["live_p99_ms"]
+        for name, mb in r["peak_rss_mb"].items():
+            self.peak(name, mb)
+
     def run(self) -> dict[str, Any]:
         try:
             for phase in PHASES:
@@ -378,6 +387,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="load-generator connections for ingest")
     parser.add_argument("--freshness-rate", type=float, default=1000.0, help="events/s during freshness")
     parser.add_argument("--freshness-seconds", type=float, default=20.0)
+    parser.add_argument("--import-rows", type=int, default=100_000, help="rows of CSV in the import phase")
     parser.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated subset of {PHASES}")
     parser.add_argument("--profile", action="store_true", help="py-spy profiles to bench/.work/profiles")
     parser.add_argument("--tools-python", default=str(HERE / ".venv" / "bin" / "python"), help="bench/.venv")
