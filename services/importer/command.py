@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from services.core.db import create_engine
 from services.core.kafka import BrokerUnavailable
@@ -30,18 +31,20 @@ FAILED = 1
 
 def main(settings: Settings, request: Request, report: Path | None, console: Console | None = None) -> int:
     console = console or Console(stderr=True)
-    # Brokers without idempotent producers (Tansu) make aiokafka log an error the producer recovers from.
+    # A broker without idempotent producers (Tansu) makes aiokafka log an error the producer recovers
+    # from, and the producer a warning meant for the services' logs: neither is the operator's business.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    logging.getLogger("services.core.kafka").setLevel(logging.ERROR)
     try:
         loaded = prepare(request)
     except (FileRefused, RepMapError, UnknownSource) as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False)
+        _error(console, exc)
         console.print("Nothing was sent.")
         return REFUSED
     try:
         outcome = asyncio.run(_import(settings, request, loaded, console))
     except (ImportFailed, BrokerUnavailable) as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False)
+        _error(console, exc)
         return FAILED
     render(console, outcome, report)
     if report is not None:
@@ -64,6 +67,11 @@ async def _import(settings: Settings, request: Request, loaded: list[Loaded], co
         if sender is not None:
             await sender.stop()
         await engine.dispose()
+
+
+def _error(console: Console, exc: Exception) -> None:
+    # As text, not markup: file names and cell values may hold brackets.
+    console.print(Text.assemble(("error:", "red"), f" {exc}"), highlight=False)
 
 
 def _progress(console: Console) -> Progress:

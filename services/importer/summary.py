@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from services.importer.model import Problem
 from services.importer.run import Outcome
@@ -21,17 +22,15 @@ def render(console: Console, outcome: Outcome, report: Path | None) -> None:
         console.print(_problems(outcome.problems, report))
     owners = outcome.owners
     if owners.unresolved:
-        table = Table(
-            title="Owners that are no rep yet (their events count as unassigned)", title_justify="left"
-        )
+        table = _table("Owners that are no rep yet")
         table.add_column("owner")
         table.add_column("rows", justify="right")
         for owner, rows in owners.unresolved.most_common(SHOWN):
-            table.add_row(owner, str(rows))
+            table.add_row(Text(owner), str(rows))
         console.print(table)
         console.print(
-            "Map owner names with --rep-map FILE (CSV owner,rep_id); give reps their vendor ids as aliases"
-            " (PUT /v1/reps/{rep_id}) and run `salesloop rebuild` to attribute what was imported."
+            "Their events count as unassigned. Map names with --rep-map FILE (owner,rep_id); for ids, add"
+            " them to the reps' aliases (PUT /v1/reps/{rep_id}) and run `salesloop rebuild`."
         )
     if outcome.dry_run:
         console.print(f"[bold]Dry run:[/] nothing was sent; {outcome.events} events would be.")
@@ -50,22 +49,27 @@ def write_report(path: Path, problems: list[Problem]) -> None:
 
 
 def _files(outcome: Outcome) -> Table:
-    table = Table(title="Import" + (" (dry run)" if outcome.dry_run else ""), title_justify="left")
+    table = _table("Import" + (" (dry run)" if outcome.dry_run else ""))
     for name in ("file", "export", "rows", "imported", "duplicate", "skipped", "events"):
         table.add_column(name, justify="left" if name in ("file", "export") else "right", overflow="fold")
     for f in outcome.files:
-        table.add_row(
-            f.path.name, f.export, *(str(n) for n in (f.rows, f.imported, f.duplicate, f.skipped, f.events))
-        )
+        counts = (f.rows, f.imported, f.duplicate, f.skipped, f.events)
+        table.add_row(Text(f.path.name), f.export, *(str(n) for n in counts))
     return table
 
 
 def _problems(problems: list[Problem], report: Path | None) -> Table:
     shown = "" if len(problems) <= SHOWN else f" (first {SHOWN} of {len(problems)}"
     shown += "" if not shown else (f"; all in {report})" if report else "; all with --report FILE)")
-    table = Table(title=f"Skipped rows{shown}", title_justify="left")
+    table = _table(f"Skipped rows{shown}")
     for name in ("file", "row", "column", "reason"):
         table.add_column(name, justify="right" if name == "row" else "left", overflow="fold")
     for p in problems[:SHOWN]:
-        table.add_row(Path(p.file).name, str(p.row), p.column or "", p.reason)
+        # Cells as text, not markup: names and values from the files may hold brackets.
+        table.add_row(Text(Path(p.file).name), str(p.row), Text(p.column or ""), Text(p.reason))
     return table
+
+
+def _table(title: str) -> Table:
+    # As wide as its title at least: a title wider than its table would wrap.
+    return Table(title=title, title_justify="left", min_width=len(title) + 2)
