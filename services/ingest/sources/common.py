@@ -10,10 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-# A vendor's CRM entity updates travel as services/core/crm.py defines them.
-from services.core.crm import EntityKind as EntityKind
-from services.core.crm import EntityProperty as EntityProperty
-from services.core.crm import EntityUpdate as EntityUpdate
+from services.core.crm import EntityUpdate
 from services.core.events import BuyerEvent, RepAlias
 
 

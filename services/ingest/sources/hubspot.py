@@ -22,14 +22,12 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from services.core.crm import EntityKind, EntityProperty, EntityUpdate
 from services.core.crm_values import HUBSPOT_SOURCES as CHANNELS
 from services.core.events import Channel, EventType, RepAlias, Source
 from services.core.source_settings import OptionSet, channel_map, flag, strings
 
 from .common import (
-    EntityKind,
-    EntityProperty,
-    EntityUpdate,
     InboundRequest,
     MappingContext,
     Normalised,

@@ -29,15 +29,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from services.core.crm import EntityKind, EntityProperty, EntityUpdate
 from services.core.crm_values import SALESFORCE_LEAD_SOURCES as CHANNELS
 from services.core.crm_values import call_outcome
 from services.core.events import Channel, EventType, Source
 from services.core.source_settings import OptionSet, channel_map, flag, networks, strings
 
 from .common import (
-    EntityKind,
-    EntityProperty,
-    EntityUpdate,
     InboundRequest,
     MappingContext,
     Normalised,
