@@ -31,6 +31,7 @@ SCOPES = frozenset(
         "reps:write",
         "metrics:read",
         "coaching:read",
+        "conversations:read",
         "hiring:read",
         "hiring:write",
         "training:read",
