@@ -5,6 +5,11 @@ One module per concern; every table is importable from here, and Alembic reads `
 
 from services.core.models.archive import ConsumerOffset, CrmUpdateArchive, Event, FailedEvent
 from services.core.models.base import NAMING_CONVENTION, Base, Money, MoneySum
+from services.core.models.conversations import (
+    CONVERSATION_COUNTERS,
+    CallAnalysis,
+    ConversationRollup,
+)
 from services.core.models.rollups import (
     CHANNEL_COUNTERS,
     REP_COUNTERS,
@@ -25,14 +30,17 @@ from services.core.models.tenancy import ApiKey, Rep, RepAlias, Tenant, TenantSe
 
 __all__ = [
     "CHANNEL_COUNTERS",
+    "CONVERSATION_COUNTERS",
     "NAMING_CONVENTION",
     "REP_COUNTERS",
     "ApiKey",
     "Base",
+    "CallAnalysis",
     "CertificationAttempt",
     "ChannelDaily",
     "ChannelSpend",
     "ConsumerOffset",
+    "ConversationRollup",
     "CrmEntity",
     "CrmUpdateArchive",
     "DataQuality",
