@@ -19,7 +19,7 @@ from services.core.models import CHANNEL_COUNTERS, REP_COUNTERS, ChannelDaily, R
 TABLES = ("rollup_rep_daily", "rollup_channel_daily", "tenant_watermarks")
 
 
-def _upsert(table: Any, keys: tuple[str, ...], counters: tuple[str, ...]) -> str:
+def additive_upsert(table: Any, keys: tuple[str, ...], counters: tuple[str, ...]) -> str:
     """`INSERT .. SELECT FROM unnest(arrays) ON CONFLICT DO UPDATE SET c = r.c + EXCLUDED.c`."""
     table_columns = table.__table__.columns
     types = ["text", "text", "date"] + [
@@ -34,8 +34,8 @@ def _upsert(table: Any, keys: tuple[str, ...], counters: tuple[str, ...]) -> str
     )
 
 
-UPSERT_REP = _upsert(RepDaily, ("tenant", "rep_id", "day"), REP_COUNTERS)
-UPSERT_CHANNEL = _upsert(ChannelDaily, ("tenant", "channel", "day"), CHANNEL_COUNTERS)
+UPSERT_REP = additive_upsert(RepDaily, ("tenant", "rep_id", "day"), REP_COUNTERS)
+UPSERT_CHANNEL = additive_upsert(ChannelDaily, ("tenant", "channel", "day"), CHANNEL_COUNTERS)
 UPSERT_WATERMARKS = """
 INSERT INTO tenant_watermarks AS w (tenant, as_of, events_folded)
 SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::bigint[])
