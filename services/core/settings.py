@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # aggregator
     batch_max_events: int = Field(10_000, ge=1)
     batch_wait_ms: int = Field(200, ge=0)
+    # Transcript text (and the text of its moments) of calls older than this many days is erased by
+    # the aggregator, which keeps the call's analysis (SPEC 5.7; docs/operations.md, "Retention").
+    transcript_retention_days: int = Field(365, ge=1)
 
     # databases
     db_pool_size: int = Field(10, ge=1)
