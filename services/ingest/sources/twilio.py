@@ -9,6 +9,7 @@ Terminal statuses become `call.completed`; ringing, in-progress, queued and init
 Outcomes: completed -> connected (voicemail when answering-machine detection says a machine answered,
 failed for a fax), busy -> busy, no-answer -> no_answer, failed -> failed, and canceled -> no_answer:
 the caller hung up while it was still ringing, which for a dial means nobody picked up.
+The rep is the side of the leg that is the team's, and the direction the conversation's (`_sides`).
 """
 
 from __future__ import annotations
@@ -84,9 +85,7 @@ def to_events(payload: Mapping[str, str], ctx: MappingContext, options: None = N
     if status not in _OUTCOMES:
         return Normalised(events=[], ignored=1)
 
-    direction = _direction(text(payload.get("Direction")))
-    rep_number = text(payload.get("From" if direction == "outbound" else "To")) if direction else None
-    buyer_number = text(payload.get("To" if direction == "outbound" else "From")) if direction else None
+    direction, rep_number, buyer_number = _sides(payload)
     answered_by = (text(payload.get("AnsweredBy")) or "").lower()
     outcome = _OUTCOMES[status]
     if status == "completed" and answered_by.startswith("machine"):
@@ -152,14 +151,24 @@ def _form(body: bytes) -> tuple[tuple[str, str], ...]:
         raise PayloadError(None, f"must hold at most {_MAX_FIELDS} form fields") from None
 
 
-def _direction(value: str | None) -> str | None:
-    """inbound, or outbound-api (REST API) / outbound-dial (<Dial> child leg)."""
-    if value is None:
-        return None
-    lowered = value.lower()
-    if lowered == "inbound":
-        return "inbound"
-    return "outbound" if lowered.startswith("outbound") else None
+def _sides(payload: Mapping[str, str]) -> tuple[str | None, str | None, str | None]:
+    """(the conversation's direction, the rep's side of the leg, the buyer's) by the leg's Direction.
+
+    inbound: someone called a number of the team's (From, the buyer) and To is the rep's number;
+    except that a call a rep places from a Voice SDK device reaches Twilio as an inbound leg from
+    `client:<identity>`, an outbound conversation to To. outbound-api: the REST API called To from
+    the rep's caller ID (From). outbound-dial: a child leg <Dial> placed to the rep's phone or client
+    (To); From is the parent call's caller, the buyer, so the conversation is inbound for the rep.
+    """
+    leg = (text(payload.get("Direction")) or "").lower()
+    caller, called = text(payload.get("From")), text(payload.get("To"))
+    if leg == "inbound" and (caller or "").lower().startswith("client:"):
+        return "outbound", caller, called
+    if leg in ("inbound", "outbound-dial"):
+        return "inbound", called, caller
+    if leg == "outbound-api":
+        return "outbound", caller, called
+    return None, None, None
 
 
 def _timestamp(value: Any, ctx: MappingContext) -> datetime:

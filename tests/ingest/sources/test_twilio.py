@@ -7,6 +7,7 @@ from urllib.parse import parse_qsl, urlencode
 import pytest
 from twilio.request_validator import RequestValidator
 
+from services.core.events import RepAlias
 from services.ingest.sources import twilio
 from services.ingest.sources.common import InboundRequest, PayloadError, SignatureError
 from tests.ingest.sources.support import CTX, NOW, body, mapped, maps
@@ -101,6 +102,48 @@ def test_inbound_no_answer_names_the_rep_by_the_number_called() -> None:
     assert maps(twilio.VENDOR, "twilio_inbound_no_answer.form") == mapped("twilio_inbound_no_answer.form")
 
 
+def test_a_dial_leg_names_the_rep_by_the_number_dialled() -> None:
+    # An inbound call put through to the rep with <Dial>: From is the caller (the buyer), To the rep.
+    assert maps(twilio.VENDOR, "twilio_dial_leg_completed.form") == mapped("twilio_dial_leg_completed.form")
+
+
+BUYER, REP = "+12125550177", "+14155550100"
+
+
+@pytest.mark.parametrize(
+    ("direction", "caller", "called", "rep", "buyer", "conversation"),
+    [
+        ("inbound", BUYER, REP, REP, BUYER, "inbound"),  # the buyer called the rep's number
+        ("outbound-api", REP, BUYER, REP, BUYER, "outbound"),  # the API called the buyer as the rep
+        ("outbound-dial", BUYER, REP, REP, BUYER, "inbound"),  # <Dial> put a caller through to the rep
+        ("outbound-dial", BUYER, "client:dana", "client:dana", BUYER, "inbound"),  # ... to her browser
+        ("inbound", "client:dana", BUYER, "client:dana", BUYER, "outbound"),  # her browser placed a call
+        ("Outbound-Dial", BUYER, REP, REP, BUYER, "inbound"),
+    ],
+)
+def test_the_rep_is_the_side_of_the_leg_that_belongs_to_the_team(
+    direction: str, caller: str, called: str, rep: str, buyer: str, conversation: str
+) -> None:
+    params = {
+        "CallSid": "CA1",
+        "CallStatus": "completed",
+        "Direction": direction,
+        "From": caller,
+        "To": called,
+    }
+    (vendor_event,) = twilio.to_events(params, CTX).events
+    assert vendor_event.rep_alias == RepAlias(kind="phone", value=rep)
+    assert vendor_event.event.attributes["buyer_phone"] == buyer
+    assert vendor_event.event.direction == conversation
+
+
+def test_a_leg_of_unknown_direction_names_nobody() -> None:
+    params = {"CallSid": "CA1", "CallStatus": "completed", "Direction": "trunking", "From": BUYER, "To": REP}
+    (vendor_event,) = twilio.to_events(params, CTX).events
+    assert (vendor_event.rep_alias, vendor_event.event.direction) == (None, None)
+    assert "buyer_phone" not in vendor_event.event.attributes
+
+
 @pytest.mark.parametrize(
     ("status", "answered_by", "outcome"),
     [
@@ -119,7 +162,7 @@ def test_outcomes(status: str, answered_by: str | None, outcome: str) -> None:
     if answered_by:
         params["AnsweredBy"] = answered_by
     (vendor_event,) = twilio.to_events(params, CTX).events
-    assert (vendor_event.event.outcome, vendor_event.event.direction) == (outcome, "outbound")
+    assert (vendor_event.event.outcome, vendor_event.event.direction) == (outcome, "inbound")
     assert vendor_event.event.occurred_at == NOW  # no Timestamp: the time it was received
 
 
