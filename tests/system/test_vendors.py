@@ -64,7 +64,8 @@ def at(day: int, hour: int = 10, minute: int = 0, second: int = 0) -> datetime:
 def twilio_callback(
     sid: str, status: str, direction: str, rep: str, buyer: str, when: datetime, **extra: str
 ) -> bytes:
-    caller, called = (rep, buyer) if direction.startswith("outbound") else (buyer, rep)
+    # A <Dial> leg (outbound-dial) goes from the caller to the rep, as an inbound call does.
+    caller, called = (rep, buyer) if direction == "outbound-api" else (buyer, rep)
     params = {
         "AccountSid": "ACae6e420f425248d6a26948c17a9e2acf",
         "ApiVersion": "2010-04-01",
@@ -88,7 +89,7 @@ CALLS: list[tuple[str, str, str, str, datetime, dict[str, str]]] = [
     ("CA01", "completed", "outbound-api", DANA_PHONE, at(5, 14), {"CallDuration": "300"}),
     ("CA02", "no-answer", "outbound-api", DANA_PHONE, at(5, 15), {"CallDuration": "0"}),
     ("CA03", "busy", "outbound-api", DANA_PHONE, at(5, 16), {"CallDuration": "0"}),
-    ("CA04", "completed", "outbound-dial", EVE_PHONE, at(6, 9), {"CallDuration": "120"}),
+    ("CA04", "completed", "outbound-api", EVE_PHONE, at(6, 9), {"CallDuration": "120"}),
     ("CA05", "completed", "inbound", DANA_PHONE, at(6, 11), {"CallDuration": "60"}),
     (
         "CA06",
