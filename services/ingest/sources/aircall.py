@@ -3,20 +3,23 @@
 Only `call.ended` (sent about 30 s after hang-up, once duration and voicemail are known) maps to a
 BuyerEvent. Times are Unix seconds. Outcome: answered (`answered_at` set) -> connected, else a
 voicemail left -> voicemail, else no_answer. `duration_s` is the conversation, from answer to end;
-Aircall's own `duration` (which counts ringing too) is kept in the attributes.
+Aircall's own `duration` (which counts ringing too) is kept in the attributes. The rep is the call's
+user; a call nobody took has none and is held under the number it came in on (see `_rep`).
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
-from services.core.events import EventType, Source
+from services.core.events import EventType, RepAlias, Source
 
 from .common import InboundRequest, MappingContext, Normalised, PayloadError, SignatureError
 from .kit import equal, from_epoch, json_object, load_json, make_event, rep_identity, required, text
 from .registry import Vendor
 
+_PUNCTUATION = re.compile(r"[\s().-]")
 _NAMES = {"event_id": "data.id", "occurred_at": "data.ended_at", "direction": "data.direction"}
 
 
@@ -57,8 +60,6 @@ def to_events(payload: dict[str, Any], ctx: MappingContext, options: None = None
         duration_s = max((ended_at - answered_at).total_seconds(), 0.0)
     occurred_at = ended_at or _envelope_time(payload) or ctx.received_at
 
-    user = data.get("user")
-    user_id = text(user.get("id")) if isinstance(user, dict) else None
     contact = data.get("contact")
     attributes = {
         "buyer_phone": text(data.get("raw_digits")),
@@ -69,7 +70,7 @@ def to_events(payload: dict[str, Any], ctx: MappingContext, options: None = None
     event = make_event(
         ctx,
         names=_NAMES,
-        rep_alias=rep_identity("aircall_user_id", user_id),
+        rep_alias=_rep(data),
         event_id=f"aircall:{call_id}:{event_name}",
         type=EventType.CALL_COMPLETED,
         occurred_at=occurred_at,
@@ -79,6 +80,19 @@ def to_events(payload: dict[str, Any], ctx: MappingContext, options: None = None
         attributes={k: v for k, v in attributes.items() if v is not None},
     )
     return Normalised(events=[event], ignored=0)
+
+
+def _rep(data: dict[str, Any]) -> RepAlias | None:
+    """The user who took or made the call; for a call nobody took (no user), the Aircall number it
+    came in on, as a phone identity: such calls count as unassigned under that number until a rep
+    has it as an alias."""
+    user = data.get("user")
+    if isinstance(user, dict) and (user_id := text(user.get("id"))) is not None:
+        return rep_identity("aircall_user_id", user_id)
+    number = data.get("number")
+    digits = text(number.get("digits")) if isinstance(number, dict) else None
+    # Aircall writes "+1 415-555-0100"; a rep's phone alias is written "+14155550100".
+    return rep_identity("phone", _PUNCTUATION.sub("", digits or "") or None)
 
 
 def _time(data: dict[str, Any], name: str) -> datetime | None:

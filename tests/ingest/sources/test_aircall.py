@@ -3,6 +3,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from services.core.events import RepAlias
 from services.ingest.sources import aircall
 from services.ingest.sources.common import InboundRequest, PayloadError, SignatureError
 from tests.ingest.sources.support import CTX, NOW, body, mapped, maps
@@ -48,6 +49,39 @@ def test_answered_outbound_call() -> None:
 def test_missed_inbound_call_with_voicemail_and_no_agent() -> None:
     missed = "aircall_call_missed_voicemail.json"
     assert maps(aircall.VENDOR, missed) == mapped(missed)
+
+
+def test_missed_inbound_call_without_user_is_unassigned_on_the_number_it_came_in_on() -> None:
+    # Nobody picked up, so Aircall names no user: the line's number (spaces and dashes dropped, as a
+    # rep's phone alias is written) stands for the rep, which leaves the call listed as unassigned.
+    missed = "aircall_call_missed.json"
+    assert maps(aircall.VENDOR, missed) == mapped(missed)
+
+
+@pytest.mark.parametrize(
+    ("number", "alias"),
+    [
+        ({"id": 441, "digits": "+33 1 76 36 06 95"}, RepAlias(kind="phone", value="+33176360695")),
+        ({"id": 441, "digits": "+1 (415) 555.0100"}, RepAlias(kind="phone", value="+14155550100")),
+        ({"id": 441, "digits": " - "}, None),
+        ({"id": 441}, None),
+        (None, None),
+        ("+1 415-555-0100", None),
+    ],
+    ids=["french", "punctuated", "no-digits", "no-digits-field", "no-number", "not-an-object"],
+)
+def test_the_number_a_call_without_user_came_in_on(number: object, alias: RepAlias | None) -> None:
+    payload = aircall.parse(body("aircall_call_missed.json"))
+    payload["data"]["number"] = number
+    (vendor_event,) = aircall.to_events(payload, CTX).events
+    assert vendor_event.rep_alias == alias
+
+
+def test_a_user_names_the_rep_rather_than_the_number() -> None:
+    payload = aircall.parse(body("aircall_call_missed.json"))
+    payload["data"]["user"] = {"id": 123456, "name": "Dana Rep"}
+    (vendor_event,) = aircall.to_events(payload, CTX).events
+    assert vendor_event.rep_alias == RepAlias(kind="aircall_user_id", value="123456")
 
 
 def test_unanswered_without_voicemail_is_no_answer() -> None:
