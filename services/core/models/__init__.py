@@ -10,6 +10,7 @@ from services.core.models.conversations import (
     CallAnalysis,
     ConversationRollup,
 )
+from services.core.models.privacy import ContactErasure, ContactPseudonymKey
 from services.core.models.rollups import (
     CHANNEL_COUNTERS,
     REP_COUNTERS,
@@ -40,6 +41,8 @@ __all__ = [
     "ChannelDaily",
     "ChannelSpend",
     "ConsumerOffset",
+    "ContactErasure",
+    "ContactPseudonymKey",
     "ConversationRollup",
     "CrmEntity",
     "CrmUpdateArchive",
