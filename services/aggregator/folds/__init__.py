@@ -13,8 +13,9 @@ the stream is cut into batches.
 modules and one entry.
 
 The order is the lock order: the state tables are locked data_quality, crm_entities (and their
-deal_facts), leads, and the leads fold reads the contacts' CRM channels the CRM fold has just
-brought up to date. The rollup rows are written after all of them (commit.py, Step 7).
+deal_facts), leads, call_analyses (and conversation_rollups), and the leads fold reads the
+contacts' CRM channels the CRM fold has just brought up to date. The rollup rows are written after
+all of them (commit.py, Step 7).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import asyncpg
 from services.aggregator.fold import Deltas, FoldInput
 from services.aggregator.folds import (
     certifications_sql,
+    conversations_sql,
     crm_sql,
     data_quality_sql,
     deals_sql,
@@ -49,6 +51,7 @@ FOLDS: tuple[Fold, ...] = (
     Fold("data_quality", data_quality_sql.TABLES, data_quality_sql.apply),
     Fold("crm", crm_sql.TABLES, crm_sql.apply),
     Fold("leads", leads_sql.TABLES, leads_sql.apply),
+    Fold("conversations", conversations_sql.TABLES, conversations_sql.apply),
 )
 
 # Every table the folds derive from the archive, each once.
