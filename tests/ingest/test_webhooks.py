@@ -391,8 +391,12 @@ def _wrong_secret(h: Harness, vendor: str) -> Delivery:
     return sign(vendor, fixture(FIXTURES[vendor]), h.t.slug, WRONG)
 
 
+# SendGrid takes a retry signed up to a day and an hour before (services/ingest/sources/sendgrid.py).
+STALE = {"sendgrid": timedelta(hours=25, minutes=1)}
+
+
 def _stale(h: Harness, vendor: str) -> Delivery:
-    return _ok(h, vendor, age=timedelta(minutes=6))
+    return _ok(h, vendor, age=STALE.get(vendor, timedelta(minutes=6)))
 
 
 def _future(h: Harness, vendor: str) -> Delivery:
@@ -653,6 +657,40 @@ async def test_stripe_accepts_a_delivery_whose_v1_signatures_include_one_that_ma
     ]
     only_rolled = replace(d, headers={**d.headers, "Stripe-Signature": f"{timestamp},{rolled}"})
     assert (await hooks.send(only_rolled)).status_code == 401
+
+
+async def test_a_sendgrid_retry_signed_a_day_ago_is_accepted_and_names_the_same_events(
+    hooks: Harness,
+) -> None:
+    # SendGrid retries for up to 24 hours; a retry may carry its first attempt's signature.
+    payload, want = fixture("sendgrid_events.json"), mapped("sendgrid_events.json")
+    start = await hooks.mark()
+    first = await hooks.send(sign("sendgrid", payload, hooks.t.slug, hooks.keys))
+    retry = await hooks.send(sign("sendgrid", payload, hooks.t.slug, hooks.keys, age=timedelta(hours=24)))
+    answer = (202, {"accepted": len(want.events), "ignored": want.ignored})
+    assert [(r.status_code, r.json()) for r in (first, retry)] == [answer, answer]
+    # The same ids twice: the aggregator's archive keeps one event per id and tenant.
+    ids = [e.event.event_id for e in want.events]
+    assert [v["event_id"] for v in await hooks.produced_since(start)] == ids + ids
+
+
+SENDGRID_UNCOUNTED = {
+    # The object SendGrid's libraries sign in their tests: not an array, an event type not counted.
+    "one object": b'{"category":"example_payload","event":"test_event","message_id":"message_id"}',
+    "blocked": orjson.dumps(
+        [{**orjson.loads(fixture("sendgrid_events.json"))[5], "type": "blocked", "sg_event_id": "blocked-1"}]
+    ),
+}
+
+
+@pytest.mark.parametrize("payload", SENDGRID_UNCOUNTED.values(), ids=SENDGRID_UNCOUNTED.keys())
+async def test_sendgrid_deliveries_that_count_nothing_are_acknowledged(
+    hooks: Harness, payload: bytes
+) -> None:
+    start = await hooks.mark()
+    r = await hooks.send(sign("sendgrid", payload, hooks.t.slug, hooks.keys))
+    assert (r.status_code, r.json()) == (202, {"accepted": 0, "ignored": 1})
+    assert await hooks.produced_since(start) == []
 
 
 # ---------------------------------------------------------------------------------------------- options

@@ -1,21 +1,27 @@
 """SendGrid (Twilio) signed Event Webhook: ECDSA P-256 over timestamp + raw body, and email events.
 
 The tenant's secret is the verification key exactly as SendGrid shows it (base64 DER
-SubjectPublicKeyInfo); a PEM block is accepted too. SendGrid documents no replay window, so the
-common 5-minute one applies to `X-Twilio-Email-Event-Webhook-Timestamp` (Unix seconds); SendGrid signs
-every delivery attempt afresh, and a replayed event is dropped by its id anyway.
+SubjectPublicKeyInfo); a PEM block is accepted too. `X-Twilio-Email-Event-Webhook-Timestamp` (Unix
+seconds) may be up to 25 hours old and at most 5 minutes ahead: SendGrid retries a delivery for up to
+24 hours after the event and does not document whether a retry is signed afresh, so a retry signed
+at its first attempt must still verify. A replay inside that window names the same events (their ids
+come from `sg_event_id`, else from the event itself), which the archive keeps once
+(docs/vendors/sendgrid.md).
 
 processed -> email.sent, open -> email.opened, click -> email.clicked, bounce / dropped ->
 email.bounced; every other event is ignored, and so are opens SendGrid flags as machine opens
-(`sg_machine_open`: mail privacy proxies fetch every image, which says nothing about the buyer).
+(`sg_machine_open`: mail privacy proxies fetch every image, which says nothing about the buyer) and
+bounces of type `blocked` (the receiving server refused the message for now, which is no bounce).
 Rep, contact, deal and account come from the custom args `rep_id`, `contact_id`, `deal_id` and
-`account_id`, which SendGrid copies to the top level of each event.
+`account_id`, which SendGrid copies to the top level of each event. SendGrid posts arrays; one event
+object on its own (the shape SendGrid's libraries sign in their tests) is read as a batch of one.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -27,10 +33,12 @@ from services.core.events import EventType, Source
 
 from .common import InboundRequest, MappingContext, Normalised, PayloadError, SignatureError, VendorEvent
 from .kit import (
+    DEFAULT_TOLERANCE,
     check_signed_time,
     fingerprint,
     from_epoch,
     header,
+    json_object,
     json_objects,
     make_event,
     required,
@@ -48,6 +56,8 @@ _TYPES = {
     "dropped": EventType.EMAIL_BOUNCED,
 }
 _NAMES = {"occurred_at": "timestamp", "event_id": "sg_event_id"}
+# SendGrid's 24 hours of retries, and an hour for clocks and the last retry's back-off.
+MAX_AGE = timedelta(hours=25)
 
 
 # Every delivery is verified with its tenant's key: parse each key once.
@@ -75,8 +85,7 @@ def verify(request: InboundRequest, secret: str, options: None = None) -> None:
     signature = header(request.headers, SIGNATURE)
     if not signature:
         raise SignatureError(f"missing {SIGNATURE} header")
-    sent_at = header(request.headers, TIMESTAMP)
-    timestamp = check_signed_time(sent_at, TIMESTAMP, request.now, unit="s")
+    timestamp = _check_signed_time(header(request.headers, TIMESTAMP), request.now)
     try:
         key = load_public_key(secret)
     except ValueError:
@@ -93,8 +102,33 @@ def verify(request: InboundRequest, secret: str, options: None = None) -> None:
         raise SignatureError("signature does not match") from None
 
 
+def _check_signed_time(value: str | None, now: datetime) -> str:
+    """The signed timestamp as sent, if at most MAX_AGE old and DEFAULT_TOLERANCE ahead."""
+    # The kit reads it (missing or malformed: refused); the window is not the kit's symmetric one.
+    timestamp = check_signed_time(value, TIMESTAMP, now, unit="s", tolerance=timedelta.max)
+    sent_at = from_epoch(timestamp, unit="s", field=TIMESTAMP)
+    if now - sent_at > MAX_AGE:
+        raise SignatureError(f"timestamp is older than {MAX_AGE // timedelta(hours=1)} hours")
+    if sent_at - now > DEFAULT_TOLERANCE:
+        raise SignatureError(
+            f"timestamp is more than {DEFAULT_TOLERANCE // timedelta(minutes=1)} minutes in the future"
+        )
+    return timestamp
+
+
 def parse(body: bytes) -> list[dict[str, Any]]:
+    if body.lstrip()[:1] == b"{":
+        return [json_object(body, "a SendGrid event")]
     return json_objects(body, "SendGrid events")
+
+
+def _counted(name: str, item: dict[str, Any]) -> bool:
+    """False for events that say nothing about the buyer: machine opens, temporary rejections."""
+    if name == "open":
+        return item.get("sg_machine_open") is not True
+    if name == "bounce":
+        return (text(item.get("type")) or "").lower() != "blocked"
+    return True
 
 
 def to_events(payload: list[dict[str, Any]], ctx: MappingContext, options: None = None) -> Normalised:
@@ -103,7 +137,7 @@ def to_events(payload: list[dict[str, Any]], ctx: MappingContext, options: None 
     for i, item in enumerate(payload):
         name = required(item, "event", i)
         type_ = _TYPES.get(name)
-        if type_ is None or (name == "open" and item.get("sg_machine_open") is True):
+        if type_ is None or not _counted(name, item):
             ignored += 1
             continue
         if item.get("timestamp") is None:

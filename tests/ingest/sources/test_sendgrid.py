@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -15,7 +16,7 @@ from sendgrid.helpers.eventwebhook.eventwebhook_header import EventWebhookHeader
 
 from services.core.events import EventType
 from services.ingest.sources import sendgrid
-from services.ingest.sources.common import InboundRequest, SignatureError
+from services.ingest.sources.common import InboundRequest, Normalised, SignatureError
 from services.ingest.sources.kit import fingerprint
 from tests.ingest.sources.support import CTX, NOW, body, malformed, mapped, maps, refused, with_header
 
@@ -100,13 +101,38 @@ def test_key_may_be_pasted_as_pem() -> None:
     sendgrid.verify(signed(body("sendgrid_events.json")), pem.decode())
 
 
-def test_timestamp_tolerance() -> None:
+def test_a_retry_signed_up_to_25_hours_ago_verifies_the_future_only_within_5_minutes() -> None:
+    # SendGrid retries for up to 24 hours and does not say whether a retry is signed afresh.
     payload = body("sendgrid_events.json")
-    sendgrid.verify(signed(payload, sent_at=NOW - timedelta(minutes=5)), PUBLIC_KEY)
-    with pytest.raises(SignatureError, match="older than 5 minutes"):
-        sendgrid.verify(signed(payload, sent_at=NOW - timedelta(minutes=5, seconds=1)), PUBLIC_KEY)
-    with pytest.raises(SignatureError, match="in the future"):
-        sendgrid.verify(signed(payload, sent_at=NOW + timedelta(minutes=5, seconds=1)), PUBLIC_KEY)
+    for age in (timedelta(minutes=6), timedelta(hours=24), timedelta(hours=25)):
+        sendgrid.verify(signed(payload, sent_at=NOW - age), PUBLIC_KEY)
+    with pytest.raises(SignatureError, match="older than"):
+        sendgrid.verify(signed(payload, sent_at=NOW - timedelta(hours=25, seconds=1)), PUBLIC_KEY)
+    sendgrid.verify(signed(payload, sent_at=NOW + timedelta(minutes=5)), PUBLIC_KEY)
+    for ahead in (timedelta(minutes=5, seconds=1), timedelta(hours=24), timedelta(days=3)):
+        with pytest.raises(SignatureError, match="more than 5 minutes in the future"):
+            sendgrid.verify(signed(payload, sent_at=NOW + ahead), PUBLIC_KEY)
+
+
+def test_a_replayed_delivery_names_the_same_events() -> None:
+    # A retry (or a replay) inside the window is the same body: the same event ids, which the archive
+    # keeps once per tenant, so it counts once.
+    payload = body("sendgrid_events.json")
+    first, replay = signed(payload), signed(payload, sent_at=NOW - timedelta(hours=24))
+    for request in (first, replay):
+        sendgrid.verify(request, PUBLIC_KEY)
+    ids = [
+        [v.event.event_id for v in sendgrid.to_events(sendgrid.parse(r.body), CTX).events]
+        for r in (first, replay)
+    ]
+    assert ids[0] == ids[1]
+    assert ids[0] == [
+        "sendgrid:rbtnWrG1DVDGGGFHFyun0A",
+        "sendgrid:FOTFFO0ecsBE-zxFXfs6WA",
+        "sendgrid:kCAi1KttyQdEKHhdC-nuEA",
+        "sendgrid:6g4ZI7SA-xmRDv57GoPIPw",
+        f"sendgrid:{fingerprint(orjson.loads(payload)[6])}",  # the dropped event carries no sg_event_id
+    ]
 
 
 SIGNATURE, TIMESTAMP = EventWebhookHeader.SIGNATURE, EventWebhookHeader.TIMESTAMP
@@ -168,8 +194,78 @@ def test_machine_open_is_ignored_but_human_open_counts() -> None:
     assert [v.event.type for v in sendgrid.to_events(events, CTX).events] == [EventType.EMAIL_OPENED]
 
 
+# What SendGrid's documentation shows for a permanent and a temporary rejection: both are `bounce`
+# events, told apart by `type`.
+BOUNCE = {
+    "email": "example@test.com",
+    "timestamp": 1783440800,
+    "event": "bounce",
+    "sg_event_id": "6g4ZI7SA-xmRDv57GoPIPw",
+    "sg_message_id": "14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0",
+    "reason": "500 unknown recipient",
+    "status": "5.0.0",
+    "type": "bounce",
+    "rep_id": "r-dana",
+}
+BLOCKED = {**BOUNCE, "sg_event_id": "bLoCkEd7SA-xmRDv57GoPIP", "type": "blocked", "reason": "451 try later"}
+
+
+def test_a_blocked_message_is_a_temporary_rejection_not_a_bounce() -> None:
+    result = sendgrid.to_events([BLOCKED, BOUNCE, {**BLOCKED, "type": "Blocked"}], CTX)
+    assert [(v.event.event_id, v.event.type) for v in result.events] == [
+        ("sendgrid:6g4ZI7SA-xmRDv57GoPIPw", EventType.EMAIL_BOUNCED)
+    ]
+    assert result.ignored == 2
+    # A bounce without a type is what SendGrid sent before it classified bounces: permanent.
+    untyped = {k: v for k, v in BOUNCE.items() if k != "type"}
+    assert [v.event.type for v in sendgrid.to_events([untyped], CTX).events] == [EventType.EMAIL_BOUNCED]
+
+
+def test_the_object_sendgrids_own_library_tests_sign_is_acknowledged() -> None:
+    # sendgrid-python test/test_eventwebhook.py: one JSON object, not an array, signed by SendGrid.
+    public_key = (
+        "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu"
+        "/1FwCM/QmGUhA=="
+    )
+    signature = (
+        "MEUCIQCtIHJeH93Y+qpYeWrySphQgpNGNr/U+UyUlBkU6n7RAwIgJTz2C+8a8xonZGi6BpSzoQsbVRamr2nlxFDWYNH2j/0="
+    )
+    payload = json.dumps(
+        {"event": "test_event", "category": "example_payload", "message_id": "message_id"},
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()
+    assert EventWebhook(public_key).verify_signature(payload.decode(), signature, "1588788367")
+    headers = {SIGNATURE: signature, TIMESTAMP: "1588788367"}
+    received = datetime.fromtimestamp(1588788367, UTC) + timedelta(seconds=3)
+    sendgrid.verify(InboundRequest("POST", URL, headers, payload, received), public_key)
+    # An event type salesloop does not count: acknowledged, so SendGrid does not retry it for a day.
+    ctx = replace(CTX, received_at=received)
+    assert sendgrid.to_events(sendgrid.parse(payload), ctx) == Normalised(events=[], ignored=1)
+
+
+def test_one_event_object_is_a_batch_of_one() -> None:
+    item = orjson.loads(body("sendgrid_events.json"))[2]  # the human open
+    request = signed(orjson.dumps(item))
+    assert EventWebhook(PUBLIC_KEY).verify_signature(
+        request.body.decode(), request.headers[SIGNATURE], request.headers[TIMESTAMP]
+    )
+    sendgrid.verify(request, PUBLIC_KEY)
+    assert sendgrid.parse(b" \n" + request.body) == [item]
+    assert sendgrid.to_events(sendgrid.parse(request.body), CTX) == sendgrid.to_events([item], CTX)
+    (opened,) = sendgrid.to_events(sendgrid.parse(request.body), CTX).events
+    assert (opened.event.event_id, opened.event.type) == (
+        "sendgrid:FOTFFO0ecsBE-zxFXfs6WA",
+        EventType.EMAIL_OPENED,
+    )
+
+
 MALFORMED = {
-    "object": (b'{"event": "open"}', None, None),
+    # A single object is read as a batch of one, with the same rules.
+    "object-without-time": (b'{"event": "open"}', "timestamp", 0),
+    "object-without-event": (b'{"timestamp": 1783440600}', "event", 0),
+    "scalar": (b"7", None, None),
+    "string": (b'"open"', None, None),
     "not-object": (b'[{"event": "open", "timestamp": 1783440600}, 7]', None, 1),
     "no-event": (b'[{"timestamp": 1783440600}]', "event", 0),
     "no-time": (b'[{"event": "open"}]', "timestamp", 0),
