@@ -29,6 +29,9 @@ METRIC_COLUMNS: tuple[str, ...] = (
     "buyer_talk_s",
     "emails_sent",
     "email_replies",
+    "emails_opened",
+    "emails_clicked",
+    "emails_bounced",
     "meetings_booked",
     "meetings_held",
     "deals_created",
@@ -47,6 +50,12 @@ METRICS: tuple[str, ...] = (
     "emails_sent",
     "email_replies",
     "reply_rate",
+    "emails_opened",
+    "emails_clicked",
+    "emails_bounced",
+    "open_rate",
+    "click_rate",
+    "bounce_rate",
     "meetings_booked",
     "meetings_held",
     "meeting_rate",
@@ -123,6 +132,7 @@ def metrics_from_sums(
     dials, connects = count("dials"), count("connects")
     rep_talk, buyer_talk = amount("rep_talk_s"), amount("buyer_talk_s")
     emails_sent, email_replies = count("emails_sent"), count("email_replies")
+    opened, clicked, bounced = count("emails_opened"), count("emails_clicked"), count("emails_bounced")
     booked, held = count("meetings_booked"), count("meetings_held")
     won, lost = count("deals_won"), count("deals_lost")
     revenue = amount("revenue_won")
@@ -136,6 +146,12 @@ def metrics_from_sums(
         "emails_sent": emails_sent,
         "email_replies": email_replies,
         "reply_rate": ratio(email_replies, emails_sent),
+        "emails_opened": opened,
+        "emails_clicked": clicked,
+        "emails_bounced": bounced,
+        "open_rate": ratio(opened, emails_sent),
+        "click_rate": ratio(clicked, emails_sent),
+        "bounce_rate": ratio(bounced, emails_sent),
         "meetings_booked": booked,
         "meetings_held": held,
         "meeting_rate": ratio(booked, connects),
