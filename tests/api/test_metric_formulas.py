@@ -17,6 +17,9 @@ SUMS: dict[str, int | Decimal] = {
     "buyer_talk_s": Decimal("300.000"),
     "emails_sent": 30,
     "email_replies": 3,
+    "emails_opened": 12,
+    "emails_clicked": 6,
+    "emails_bounced": 2,
     "meetings_booked": 4,
     "meetings_held": 3,
     "deals_created": 3,
@@ -35,6 +38,13 @@ HAND_COMPUTED = {
     "emails_sent": 30,
     "email_replies": 3,
     "reply_rate": pytest.approx(0.1),
+    # Opens, clicks and bounces each over the 30 emails sent.
+    "emails_opened": 12,
+    "emails_clicked": 6,
+    "emails_bounced": 2,
+    "open_rate": 0.4,
+    "click_rate": 0.2,
+    "bounce_rate": pytest.approx(1 / 15),
     "meetings_booked": 4,
     "meetings_held": 3,
     "meeting_rate": 0.4,
@@ -60,6 +70,7 @@ def test_every_metric_against_hand_computed_values() -> None:
 def test_zero_denominators_give_null_never_zero() -> None:
     got = metrics_from_sums({}, quota_monthly=None, days=30)
     rates = {"connect_rate", "talk_ratio", "reply_rate", "meeting_rate", "show_rate", "win_rate"}
+    rates |= {"open_rate", "click_rate", "bounce_rate"}
     for name in (*rates, "avg_deal_size", "quota_attainment"):
         assert got[name] is None, name
     for name in set(got) - rates - {"avg_deal_size", "quota_attainment"}:
@@ -75,6 +86,18 @@ def test_each_rate_is_null_only_when_its_own_denominator_is_zero() -> None:
     assert got["avg_deal_size"] is None
     assert got["quota_attainment"] == 0.0
     assert got["reply_rate"] is None
+
+
+def test_email_engagement_is_over_emails_sent_and_null_without_any() -> None:
+    # Engagement of emails sent before the window still counts, but without a send in the window
+    # there is nothing to divide by: the counts show, the rates are null.
+    engaged = {"emails_opened": 3, "emails_clicked": 1, "emails_bounced": 1}
+    got = metrics_from_sums(engaged, quota_monthly=None, days=30)
+    assert {k: got[k] for k in engaged} == engaged
+    assert (got["open_rate"], got["click_rate"], got["bounce_rate"]) == (None, None, None)
+    # Opens can outnumber sends (an email opened twice counts twice): the rate is then above 1.
+    got = metrics_from_sums({**engaged, "emails_opened": 9, "emails_sent": 4}, quota_monthly=None, days=30)
+    assert (got["open_rate"], got["click_rate"], got["bounce_rate"]) == (9 / 4, 1 / 4, 1 / 4)
 
 
 def test_talk_ratio_uses_both_sides_of_the_conversation() -> None:

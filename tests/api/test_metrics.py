@@ -31,19 +31,19 @@ async def seed_r1(rollups: RollupFactory, tenant: str, rep_id: str = "r1") -> No
     await rollups.day(
         tenant, rep_id, date(2026, 10, 1),
         events=60, calls=12, dials=10, connects=4, talk_time_s=600, talk_calls=3, rep_talk_s=150,
-        buyer_talk_s=250, emails_sent=20, email_replies=3, meetings_booked=2, meetings_held=1,
-        deals_created=1, deals_won=1, revenue_won=Decimal("3000"),
+        buyer_talk_s=250, emails_sent=20, email_replies=3, emails_opened=9, emails_clicked=5,
+        meetings_booked=2, meetings_held=1, deals_created=1, deals_won=1, revenue_won=Decimal("3000"),
     )  # fmt: skip
     await rollups.day(
         tenant, rep_id, date(2026, 10, 30),
         dials=30, connects=6, talk_time_s=Decimal("900.5"), talk_calls=2, rep_talk_s=50, buyer_talk_s=50,
-        emails_sent=10, meetings_booked=2, meetings_held=2, deals_created=2, deals_won=1, deals_lost=2,
-        revenue_won=Decimal("1500.25"),
+        emails_sent=10, emails_opened=3, emails_clicked=1, emails_bounced=2, meetings_booked=2,
+        meetings_held=2, deals_created=2, deals_won=1, deals_lost=2, revenue_won=Decimal("1500.25"),
     )  # fmt: skip
     for outside in (date(2026, 9, 30), date(2026, 10, 31)):
         await rollups.day(
-            tenant, rep_id, outside, dials=1000, connects=1000, emails_sent=1000, deals_won=1000,
-            revenue_won=Decimal(10**6),
+            tenant, rep_id, outside, dials=1000, connects=1000, emails_sent=1000, emails_opened=1000,
+            emails_clicked=1000, emails_bounced=1000, deals_won=1000, revenue_won=Decimal(10**6),
         )  # fmt: skip
 
 
@@ -70,14 +70,18 @@ async def test_rates_with_zero_denominators_are_null(
 ) -> None:
     t = await tenants.create()
     await rollups.rep(t.slug, "quiet")
-    await rollups.day(t.slug, "quiet", date(2026, 10, 5), meetings_booked=2, deals_lost=1)
+    await rollups.day(t.slug, "quiet", date(2026, 10, 5), meetings_booked=2, deals_lost=1, emails_bounced=1)
     m = (await get(client, t, "/v1/reps/quiet/metrics", **OCT))["metrics"]
     assert m["dials"] == 0
     assert m["connects"] == 0
+    assert (m["emails_sent"], m["emails_bounced"]) == (0, 1)
     for name in (
         "connect_rate",
         "talk_ratio",
         "reply_rate",
+        "open_rate",
+        "click_rate",
+        "bounce_rate",
         "meeting_rate",
         "avg_deal_size",
         "quota_attainment",
@@ -100,7 +104,10 @@ async def test_team_rates_come_from_summed_counts(
     await rollups.rep(t.slug, "r3", team="east", active=False)
     await rollups.rep(t.slug, "w1", team="west", quota_monthly=Decimal(1))
     await seed_r1(rollups, t.slug)
-    await rollups.day(t.slug, "r2", date(2026, 10, 15), dials=10, connects=5, deals_won=1, revenue_won=1000)
+    await rollups.day(
+        t.slug, "r2", date(2026, 10, 15), dials=10, connects=5, deals_won=1, revenue_won=1000,
+        emails_sent=10, emails_opened=8, emails_clicked=4, emails_bounced=0,
+    )  # fmt: skip
     await rollups.day(t.slug, "w1", date(2026, 10, 15), dials=999, deals_won=9, revenue_won=99999)
 
     body = await get(client, t, "/v1/teams/east/metrics", **OCT)
@@ -116,6 +123,10 @@ async def test_team_rates_come_from_summed_counts(
     assert m["meeting_rate"] == pytest.approx(4 / 15)
     assert m["avg_deal_size"] == pytest.approx(5500.25 / 3)
     assert m["quota_attainment"] == pytest.approx(5500.25 / (15000 * MONTHS_30D))
+    # r1 sent 30 (12 opened, 6 clicked, 2 bounced), r2 10 (8, 4, 0): rates of the sums, 20 / 40
+    # opened where the mean of the reps' rates (0.4 and 0.8) would say 0.6.
+    assert (m["emails_sent"], m["emails_opened"], m["emails_clicked"], m["emails_bounced"]) == (40, 20, 10, 2)
+    assert (m["open_rate"], m["click_rate"], m["bounce_rate"]) == (0.5, 0.25, 0.05)
 
     west = await get(client, t, "/v1/teams/west/metrics", **OCT)
     assert (west["reps"], west["metrics"]["dials"]) == (["w1"], 999)

@@ -61,9 +61,15 @@ METRICS_EXAMPLE: JsonDict = {
     "connect_rate": 0.25,
     "talk_time_s": 8100.0,
     "talk_ratio": 0.46,
-    "emails_sent": 0,
-    "email_replies": 0,
-    "reply_rate": None,
+    "emails_sent": 40,
+    "email_replies": 4,
+    "reply_rate": 0.1,
+    "emails_opened": 22,
+    "emails_clicked": 6,
+    "emails_bounced": 1,
+    "open_rate": 0.55,
+    "click_rate": 0.15,
+    "bounce_rate": 0.025,
     "meetings_booked": 9,
     "meetings_held": 7,
     "meeting_rate": 0.3,
@@ -168,6 +174,12 @@ class Metrics(BaseModel):
     emails_sent: int
     email_replies: int
     reply_rate: float | None
+    emails_opened: int
+    emails_clicked: int
+    emails_bounced: int
+    open_rate: float | None
+    click_rate: float | None
+    bounce_rate: float | None
     meetings_booked: int
     meetings_held: int
     meeting_rate: float | None
