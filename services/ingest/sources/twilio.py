@@ -127,6 +127,10 @@ def _algorithm(settings: str | None) -> str:
 
 
 def _url_forms(url: str) -> list[str]:
+    """The URLs Twilio may have signed for the one requested, as its own validators try them: with and
+    without the scheme's default port (twilio-python, twilio-node), each with the query as received,
+    with every ' in it as %27 and with every %27 as ' (twilio-node, whose WHATWG parsing escapes ' and
+    whose legacy parsing does not: Twilio signs ' unescaped, an HTTP client between may escape it)."""
     parts = urlsplit(url)
     default = _DEFAULT_PORTS.get(parts.scheme)
     host = parts.hostname or ""
@@ -134,10 +138,14 @@ def _url_forms(url: str) -> list[str]:
         host = f"[{host}]"
     userinfo = parts.netloc.rpartition("@")[0]
     prefix = f"{userinfo}@" if userinfo else ""
-    without = urlunsplit(parts._replace(netloc=prefix + host))
+    without = parts._replace(netloc=prefix + host)
     port = parts.port or default
-    with_port = urlunsplit(parts._replace(netloc=f"{prefix}{host}:{port}")) if port else without
-    return list(dict.fromkeys([url, without, with_port]))
+    with_port = parts._replace(netloc=f"{prefix}{host}:{port}") if port else without
+    forms = [url]
+    for form in (without, with_port):
+        queries = (form.query, form.query.replace("'", "%27"), form.query.replace("%27", "'"))
+        forms += [urlunsplit(form._replace(query=query)) for query in queries]
+    return list(dict.fromkeys(forms))
 
 
 # The webhook route verifies a body and then parses the same body: one parse serves both.

@@ -2,14 +2,23 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl, urlencode
 
+import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 from twilio.request_validator import RequestValidator
 
 from services.core.events import RepAlias
+from services.core.settings import DEV_SECRET_KEY
+from services.core.tenancy import set_secret
+from services.ingest.app import create_app
 from services.ingest.sources import twilio
 from services.ingest.sources.common import InboundRequest, PayloadError, SignatureError
+from tests.conftest import Stack
+from tests.factories import TenantFactory
+from tests.ingest.harness import served
 from tests.ingest.sources.support import CTX, NOW, body, mapped, maps
 
 TOKEN = "9f2c1e0b7a6d5c4b3a2918f7e6d5c4b3"
@@ -57,6 +66,51 @@ def test_query_string_is_part_of_the_signed_url() -> None:
     twilio.verify(signed(body("twilio_ringing.form"), url=url), TOKEN)
     with pytest.raises(SignatureError):
         twilio.verify(signed(body("twilio_ringing.form"), url=url, signed_url=URL), TOKEN)
+
+
+DEFAULT_PORT = URL.replace(".example/", ".example:443/")
+
+
+@pytest.mark.parametrize(
+    ("signed_as", "arrives_as"),
+    [
+        (URL + "?contact=O'Brien", URL + "?contact=O%27Brien"),
+        (URL + "?contact=O%27Brien", URL + "?contact=O'Brien"),
+        (URL + "?a=it's&b=Sull'Adda", URL + "?a=it%27s&b=Sull%27Adda"),
+        (URL + "?a=it%27s&b=Sull%27Adda", URL + "?a=it's&b=Sull%27Adda"),
+        (URL + "?contact=O'Brien", DEFAULT_PORT + "?contact=O%27Brien"),
+        (DEFAULT_PORT + "?contact=O%27Brien", URL + "?contact=O'Brien"),
+    ],
+    ids=["quote-arrives-encoded", "encoded-arrives-as-quote", "every-quote", "some-quotes", "port", "port-2"],
+)
+def test_a_quote_in_the_query_passes_encoded_or_not(signed_as: str, arrives_as: str) -> None:
+    # Twilio signs the URL as configured; a ' may reach us as %27, or the reverse (twilio-node validates
+    # with the query escaped and unescaped since 5.x for that reason).
+    twilio.verify(signed(body("twilio_ringing.form"), url=arrives_as, signed_url=signed_as), TOKEN)
+
+
+@pytest.mark.parametrize(
+    ("signed_as", "arrives_as"),
+    [
+        (URL + "?contact=OBrien", URL + "?contact=O%27Brien"),
+        (URL + "?contact=O'Brien", URL + "?contact=O%2527Brien"),
+        (URL + "?next=/calls", URL + "?next=%2Fcalls"),
+        (URL + "?name=a+b", URL + "?name=a%20b"),
+        (
+            URL.replace(".example/", ".example:8443/") + "?contact=O'Brien",
+            URL.replace(".example/", ".example:8444/") + "?contact=O%27Brien",
+        ),
+        (URL + "?a=it's&b=Sull%27Adda", URL + "?a=it%27s&b=Sull%27Adda"),
+        (URL.replace("/acme", "/acme'") + "?contact=O'Brien", URL + "?contact=O'Brien"),
+    ],
+    ids=["other-value", "double-encoded", "other-escape", "space", "other-port", "mixed", "quote-in-path"],
+)
+def test_no_other_url_variant_passes(signed_as: str, arrives_as: str) -> None:
+    request = signed(body("twilio_ringing.form"), url=arrives_as, signed_url=signed_as)
+    params = dict(parse_qsl(request.body.decode()))
+    assert not RequestValidator(TOKEN).validate(arrives_as, params, request.headers["X-Twilio-Signature"])
+    with pytest.raises(SignatureError, match="does not match"):
+        twilio.verify(request, TOKEN)
 
 
 def test_sha256_shared_key_signatures() -> None:
@@ -213,3 +267,39 @@ def test_json_callbacks_are_bound_by_body_hash() -> None:
     twilio.verify(request, TOKEN)
     with pytest.raises(SignatureError, match="bodySHA256"):
         twilio.verify(dataclasses.replace(request, body=payload.replace(b"completed", b"busy")), TOKEN)
+
+
+# ------------------------------------------------------------------------------------ through the route
+
+PUBLIC = "https://hooks.salesloop.example"
+
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+    client: httpx.AsyncClient
+    url: str  # the tenant's Twilio URL, as pasted into Twilio
+
+    async def post(self, url: str, payload: bytes, signature: str, content_type: str) -> httpx.Response:
+        headers = {"X-Twilio-Signature": signature, "Content-Type": content_type}
+        return await self.client.post(url, content=payload, headers=headers)
+
+
+@pytest.fixture(scope="module")
+async def route(stack: Stack, engine: AsyncEngine, tenants: TenantFactory) -> AsyncIterator[Route]:
+    t = await tenants.create()
+    await set_secret(engine, DEV_SECRET_KEY, t.slug, "twilio", TOKEN)
+    async with served(create_app(stack.settings()), PUBLIC) as client:
+        yield Route(client, f"{PUBLIC}/webhooks/twilio/{t.slug}")
+
+
+@pytest.mark.parametrize(("signed_as", "sent_as"), [("O'Brien", "O%27Brien"), ("O%27Brien", "O'Brien")])
+async def test_a_quote_in_the_query_passes_through_the_route(
+    route: Route, signed_as: str, sent_as: str
+) -> None:
+    payload = body("twilio_ringing.form")
+    signature = RequestValidator(TOKEN).compute_signature(
+        f"{route.url}?contact={signed_as}", dict(parse_qsl(payload.decode()))
+    )
+    r = await route.post(f"{route.url}?contact={sent_as}", payload, signature, twilio.FORM)
+    assert r.status_code == 202, r.text
+    assert r.json() == {"accepted": 0, "ignored": 1}
