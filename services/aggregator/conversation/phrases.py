@@ -1,0 +1,127 @@
+"""The phrase patterns behind the Voss moments (SPEC 5.7), matched on `text.fold`ed text.
+
+Each tactic is a positive pattern and, where speech reuses its words for something else, a pattern of
+what it is not (docs/conversations.md lists both, with examples). Compiled once at import.
+"""
+
+from __future__ import annotations
+
+import re
+
+_DAYS = r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|tomorrow|tonight"
+_MONTHS = r"january|february|march|april|june|july|august|september|october|november|december"
+_CLOCK = r"\d{1,2}(?::\d\d)? ?[ap]\.?m\b|o'clock|noon"
+
+# Words that may open a turn before what it says ("Okay, so what I'm hearing is...", "Right. It sounds
+# like..."): acknowledgements, fillers, thanks.
+_OPENER = (
+    r"okay|ok|so|well|right|yeah|yes|yep|got it|i see|h+m+|m+|m+hm+|mm-hmm|uh-huh|oh|ah|wow|oof|ouch"
+    r"|sure|great|alright|all right|and|um+|uh+|look|listen|now|gotcha|interesting|fair enough|fair"
+    r"|makes sense|totally|understood|i hear you|thanks|thank you|thanks for sharing(?: that)?"
+)
+TURN_LEAD = rf"(?:(?:{_OPENER})[\s,.!;:\-]+)*"
+# Words that may open a question before its question word ("So, how...", "And what...").
+QUESTION_LEAD = r"(?:(?:so|and|but|okay|ok|well|now|then|alright|all right|right|yeah|um|uh)[\s,]+)*"
+
+# label: "it seems / sounds / looks / feels like...", "you seem / sound..." opening a rep turn.
+LABEL = re.compile(
+    rf"{TURN_LEAD}(?:(?:it )?(?:seems|sounds|looks|feels)(?: to me)? (?:like|as if|as though)\b"
+    r"|it seems(?: to me)? that\b|you (?:seem|sound)\b)"
+)
+# ... which is a stock phrase about a plan, the time or the call itself when what follows it is one of:
+LABEL_STOCK_START = re.compile(
+    r"\s*(?:a (?:good |great |solid |fair |reasonable |fine )?(?:plan|deal|idea)\b(?! (?:breaker|killer))"
+    r"|(?:it|that|this|so|fun|a lot of fun)\s*(?:[.,!?;]|$)"
+    r"|(?:it|that|this) (?:works|would work|will work|could work|is fine|'s fine)\b"
+    rf"|(?:\S+ ){{0,2}}(?:{_DAYS}|{_MONTHS}|next week|this week|{_CLOCK})\b"
+    r"|(?:a (?:bit|little) |really |very |so |much )?(?:quiet|muffled|far away|faint|robotic|choppy"
+    r"|distorted|great|good|clear|fine|better|louder|echoey|low|loud)\s*(?:[.,!?;]|$|now|again)"
+    r"|to (?:be|have) (?:on mute|muted|frozen|dropped|disconnected|breaking up|cutting out|lost)\b)"
+)
+LABEL_STOCK_ANYWHERE = re.compile(
+    r"\b(?:(?:we|i)(?:'re| are|'ve| have|'m| am)?\b.{0,30}?\b(?:out of time|over time|at time|short on time"
+    r"|(?:running|run) (?:out|over|late|long|short)|hard stop|top of the hour|minutes? (?:left|to go)"
+    r"|time left|wrap(?:ping)? up|lost you|have everyone|got everyone)"
+    r"|(?:you(?:'re| are)|i(?:'m| am)|we(?:'re| are)) (?:still )?(?:on mute|muted|breaking up|cutting out"
+    r"|frozen|back|here|all here|in (?:a|the) car|driving|lagging|echoing|on speaker|on the line)\b"
+    r"|(?:the|your|my|our) (?:line|connection|audio|video|screen|link|invite|mic|microphone|camera"
+    r"|internet|wi-?fi|headset|calendar|calendar invite)\b"
+    r"|(?:the|this) (?:call|meeting) (?:dropped|froze|is being recorded|is recorded|is over|ended)\b"
+    r"|(?:everyone|everybody)(?:'s| is| has)? (?:here|joined|on)\b|\bdate\b)"
+)
+
+# calibrated_question: a rep question opening with how or what ...
+QUESTION_OPENING = re.compile(rf"(?:^|(?<=[.!?])\s)\s*(?P<sentence>){QUESTION_LEAD}(?=(?:how|what)\b)")
+# ... that is not a quantity, time or date, a suggestion or yes/no question in disguise, a "why", small
+# talk, a call-quality check or a request for contact details. Matched at its question word.
+NOT_CALIBRATED = re.compile(
+    r"(?:how (?:many|much|long|often|soon|far|old|big|large|early|late|frequently|come)\b"
+    r"|what (?:time|day|date|year|month|week|hour|percentage|percent|amount|size)s?\b"
+    r"|what(?:'s| is| was| are| would be| will be)? (?:the |your |our )?(?:budget|price|pricing|cost"
+    r"|number|headcount|date|deadline|timeline|time ?frame|time|renewal date|start date|quota"
+    r"|volume|best time|good time)\b"
+    r"|how about\b|what if\b|what do you say\b|what would you say to\b|what for\b|what[,!]"
+    r"|what about\b(?!.*\b(?:is|are|was|were|makes?|made|worr\w*|concern\w*|bother\w*|matters?"
+    r"|appeals?|does|do|did|would|could)\b)"
+    r"|what(?: was| did you say)(?: that| the last (?:part|bit)| again)?\s*\?"
+    r"|what(?:'s| is) up\b|how have you been\b|how(?:'s| is) it going\b|how goes it\b"
+    r"|how(?:'re|'s| is| are| was| were| have| has) (?:you|things|everything|life|we|it|ya"
+    r"|your (?:day|week|weekend|morning|afternoon|evening|trip|holiday|vacation|summer|family|flight"
+    rf"|{_DAYS})|the (?:weather|conference|offsite|trip|holiday|vacation|weekend|flight|drive|commute"
+    r"|event|show|game|break))(?: (?:doing|going|been|holding up|treating you|today|so far"
+    r"|this (?:morning|afternoon|week)))*\s*\?"
+    r"|how(?:'s| is| does| do) (?:my |the |your )?(?:audio|sound|connection|video|line|mic)\b"
+    r"|how do you (?:spell|pronounce)\b"
+    r"|what(?:'s| is| was) (?:the |your |a )?(?:best |good )?(?:email|e-mail|phone|address|name"
+    r"|last name|title|cell)\b)"
+)
+NOT_CALIBRATED_ANYWHERE = re.compile(rf"\b(?:{_DAYS}|{_CLOCK}|calendar|schedule|next week)\b")
+
+# no_oriented_question, anywhere in a rep sentence.
+NO_ORIENTED = re.compile(
+    r"\b(?:(?:is|would) (?:it|this|that|now)(?: be)? (?:a )?(?:really )?(?:bad|terrible|horrible|awful"
+    r"|crazy|ridiculous|dumb|stupid|silly|unreasonable)(?: (?:idea|time)\b|(?= (?:to|if|for)\b))"
+    r"|would you be (?:against|opposed to|averse to)\b|are you (?:against|opposed to)\b"
+    r"|would you object\b|do you object\b|(?:have|had) you (?:given up on|decided against)\b"
+    r"|did you give up on\b|is (?:now|this|today) (?:a )?bad time\b"
+    r"|(?:did|have) i (?:catch|caught) you at a bad time\b)"
+)
+
+# accusation_audit, anywhere in a rep sentence.
+ACCUSATION_AUDIT = re.compile(
+    r"\b(?:you(?:'re| are) (?:probably|likely|maybe|most likely) (?:thinking|wondering|going to (?:think"
+    r"|say|ask|wonder)|feeling|saying to yourself|expecting|sick of|tired of)\b"
+    r"|you (?:probably|might|may|must) (?:think|be thinking|be wondering|feel like|be feeling"
+    r"|be expecting|be sick of|be tired of)\b"
+    r"|(?:i'm sure|i bet|i imagine|i suspect) you(?:'re| are) (?:thinking|wondering)\b"
+    r"|i know what you(?:'re| are) (?:thinking|going to say)\b"
+    r"|you(?:'re| are) going to think (?:i'm|we're|this|that)\b"
+    r"|(?:this|that|it|what i'm (?:about|going) to say|my (?:question|request|ask))"
+    r" (?:may|might|could|will|is going to|probably will|probably) sound\b"
+    r"|i know (?:this|that|it|what i'm (?:about|going) to say)"
+    r" (?:probably |might |may |must |is going to |will )?sounds?\b)"
+    r"(?! (?:familiar|right|fair|about right|like a plan)\b)"
+)
+
+# summary: a rep turn of at least SUMMARY_MIN_WORDS opening with one of these.
+SUMMARY_MIN_WORDS = 20
+SUMMARY = re.compile(
+    rf"{TURN_LEAD}(?:what i(?:'m| am) hearing|what i hear(?: you saying)? is|in other words"
+    r"|to summari[sz]e(?!,? (?:our|my|what we|what i)\b)|to sum (?:it )?up|in summary"
+    r"|if i(?:'m| am)? understand(?:ing)?(?: you| this| that)?(?: correctly| right)?|let me summari[sz]e)\b"
+)
+
+# thats_right / youre_right: the buyer's, said as a statement, not asked, doubted or made conditional.
+THATS_RIGHT = re.compile(
+    r"\bthat(?:'s| is) (?:exactly |absolutely |totally |just |precisely |completely |so |quite |dead )?"
+    r"right\b(?=\s*(?:[.,!;:\u2014\-]|$))"
+)
+YOURE_RIGHT = re.compile(
+    r"\byou(?:'re| are) (?:absolutely |totally |completely |probably |so |quite |definitely |dead "
+    r"|exactly |entirely |100% )?right\b(?! (?:now|away|there|here|on|around|up|back|next|behind"
+    r"|in front|at|before|after|to (?:ask|be|worry|wonder))\b)(?!\s*\?)"
+)
+DOUBTED = re.compile(
+    r"\b(?:not sure|don't think|do not think|doubt|wonder|if|whether|unless|don't know|not convinced"
+    r"|hope|hoping|not saying|isn't|wasn't)\b"
+)
