@@ -96,6 +96,14 @@ def test_other_events_are_ignored() -> None:
     assert (result.events, result.ignored) == ([], 1)
 
 
+@pytest.mark.parametrize("event", ["transcription.created", "summary.created", "sentiment.created"])
+def test_ai_insight_events_are_acknowledged_without_a_transcript(event: str) -> None:
+    # They announce what GET /v1/calls/{id}/transcription (etc.) holds; ingest calls no vendor API.
+    payload = {"resource": event.split(".")[0], "event": event, "timestamp": 1783437800, "token": TOKEN}
+    result = aircall.to_events({**payload, "data": {"call_id": 812345678}}, CTX)
+    assert (result.events, result.ignored) == ([], 1)
+
+
 def test_same_delivery_twice_gives_the_same_id() -> None:
     first = aircall.to_events(aircall.parse(body("aircall_call_ended.json")), CTX)
     again = aircall.to_events(aircall.parse(body("aircall_call_ended.json")), CTX)
