@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from services.api.auth import authenticate
 from services.api.coaching.routes import router as coaching
+from services.api.conversations.routes import router as conversations
 from services.api.demand.routes import router as demand
 from services.api.hiring.routes import router as hiring
 from services.api.kit.answers import example
@@ -159,6 +160,7 @@ def create_app(settings: Settings) -> FastAPI:
     # The consumer domains, in the order the OpenAPI document lists them.
     app.include_router(reps)
     app.include_router(coaching)
+    app.include_router(conversations)
     app.include_router(hiring)
     app.include_router(training)
     app.include_router(demand)

@@ -25,7 +25,7 @@ from tests.factories import TenantFactory
 EXEMPT = frozenset(
     {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 )
-PATH_VALUES = {"rep_id": "secretrep", "team": "secretteam"}
+PATH_VALUES = {"rep_id": "secretrep", "team": "secretteam", "event_id": "secretcall"}
 HIRED = datetime.now(UTC).date() - timedelta(days=20)
 REP = {"name": "Secret Rep", "team": "secretteam", "hired_at": str(HIRED), "quota_monthly": "1000"}
 TRAITS = {"coachability": 7, "secrettrait": 4}
@@ -59,6 +59,9 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("GET", "/v1/teams/{team}/metrics"): case("metrics:read", True),
     ("GET", "/v1/coaching/reps/{rep_id}"): case("coaching:read", True),
     ("GET", "/v1/coaching/team"): case("coaching:read", False),
+    ("GET", "/v1/conversations/calls/{event_id}"): case("conversations:read", True),
+    ("GET", "/v1/conversations/reps/{rep_id}"): case("conversations:read", True),
+    ("GET", "/v1/conversations/team"): case("conversations:read", False),
     ("PUT", "/v1/hiring/scorecards/{rep_id}"): case("hiring:write", True, body={"traits": TRAITS}),
     ("GET", "/v1/hiring/scorecards/{rep_id}"): case("hiring:read", True),
     ("GET", "/v1/hiring/trait-correlations"): case("hiring:read", False),
@@ -106,7 +109,7 @@ def stable(body: Any) -> Any:
 @pytest.fixture(scope="module")
 async def org(services: Services, tenants: TenantFactory, engine: AsyncEngine) -> AsyncIterator[Org]:
     """A tenant with something behind every route: rep, team, scorecard, spend, leads and deals,
-    a certification, an unknown vendor identity; all in the last 30 days."""
+    a certification, a transcribed call, an unknown vendor identity; all in the last 30 days."""
     async with organisation(services, tenants, engine) as o:
         await o.rep("secretrep", **REP)
         r = await o.request("PUT", "/v1/hiring/scorecards/secretrep", json={"traits": TRAITS})
@@ -117,6 +120,11 @@ async def org(services: Services, tenants: TenantFactory, engine: AsyncEngine) -
         common = {"rep_id": "secretrep", "contact_id": "secretcontact"}
         o.event("lead.created", at, channel="referral", **common)
         o.event("call.completed", at, direction="outbound", outcome="connected", **common)
+        transcript = [
+            {"speaker": "rep", "start_s": 0, "end_s": 4, "text": "It sounds like a secret?"},
+            {"speaker": "buyer", "start_s": 5, "end_s": 7, "text": "That's right."},
+        ]
+        o.event("call.completed", at, event_id="secretcall", transcript=transcript, **common)
         o.event("deal.won", at, amount="1234", **common)
         o.event("training.certification", at, module="secretmodule", score=90, passed=True, **common)
         # On 10 October too, for the fixed window of the channels report.
