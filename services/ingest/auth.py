@@ -5,6 +5,7 @@ Every failure that could tell whether a tenant exists answers the same 401 body.
 
 from __future__ import annotations
 
+import base64
 import binascii
 import logging
 from functools import lru_cache
@@ -81,15 +82,38 @@ async def authenticate_webhook(
     if verifier is None:
         log.warning("the tenant's webhooks signing secret is not valid base64", extra={"tenant": tenant})
         raise unauthorized("api", "no_secret")
+    signed = {name: headers[name] for name in WEBHOOK_HEADERS}
+    signed["webhook-signature"] = readable_signatures(signed["webhook-signature"])
     try:
         # The library checks the 5-minute timestamp tolerance itself.
-        verifier.verify(body, {name: headers[name] for name in WEBHOOK_HEADERS}, json_parse=False)
+        verifier.verify(body, signed, json_parse=False)
     except WebhookVerificationError as exc:
         raise unauthorized("api", "stale_timestamp" if "timestamp" in str(exc) else "bad_signature") from None
     except ValueError:
         # Malformed signature lists or base64, and bodies that are not UTF-8 (the library decodes them).
         raise unauthorized("api", "bad_signature") from None
     return info
+
+
+def readable_signatures(header: str) -> str:
+    """The entries of a `webhook-signature` header that could match: `v1,` and base64.
+
+    A sender lists one entry per secret while it rotates them, and the reference libraries skip the
+    entries they cannot use; the Python package raises on the first without a comma or with bad
+    base64, and would refuse a delivery whose valid entry comes after it. An empty result refuses.
+    """
+    return " ".join(entry for entry in header.split() if _readable(entry))
+
+
+def _readable(entry: str) -> bool:
+    version, _, signature = entry.partition(",")
+    if version != "v1" or not signature:
+        return False
+    try:
+        base64.b64decode(signature, validate=True)
+    except ValueError:  # binascii.Error, and non-ASCII text
+        return False
+    return True
 
 
 def _plausible_slug(slug: str) -> bool:
