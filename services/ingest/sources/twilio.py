@@ -28,7 +28,7 @@ from services.core.events import EventType, Source
 
 from .common import InboundRequest, MappingContext, Normalised, PayloadError, SignatureError
 from .kit import equal, header, make_event, rep_identity, required, text
-from .registry import Vendor
+from .registry import JSON, Vendor
 
 FORM = "application/x-www-form-urlencoded"
 SIGNATURE = "X-Twilio-Signature"
@@ -44,6 +44,10 @@ _OUTCOMES = {
 }
 _MAX_FIELDS = 500
 _NAMES = {"occurred_at": "Timestamp", "duration_s": "CallDuration", "event_id": "CallSid"}
+_NOT_A_STATUS_CALLBACK = (
+    "a JSON webhook (signed with bodySHA256) is no call status callback, and Twilio's status callbacks are"
+    " form posts: give this URL as a call's StatusCallback, not to Event Streams or a Studio HTTP request"
+)
 
 
 def sign(secret: str, url: str, params: Sequence[tuple[str, str]], algorithm: str = "HMAC_SHA1") -> str:
@@ -61,18 +65,22 @@ def verify(request: InboundRequest, secret: str, options: None = None) -> None:
         raise SignatureError(f"missing {SIGNATURE} header")
     algorithm = _algorithm(header(request.headers, SIGNATURE_SETTINGS))
     query_string = urlsplit(request.url).query
-    query = parse_qs(query_string) if query_string else {}
-    if "bodySHA256" in query:
-        # JSON callbacks sign the URL only; the body is bound by its hash in the query string.
-        if not equal(hashlib.sha256(request.body).hexdigest(), query["bodySHA256"][0]):
+    body_hash = (parse_qs(query_string) if query_string else {}).get("bodySHA256")
+    if body_hash:
+        # JSON webhooks sign the URL only; the body is bound by its hash in the query string.
+        if not equal(hashlib.sha256(request.body).hexdigest(), body_hash[0]):
             raise SignatureError("body does not match bodySHA256")
         params: Sequence[tuple[str, str]] = ()
+    elif _media_type(request.headers) == JSON:
+        raise SignatureError("missing bodySHA256: Twilio signs a JSON body by its hash in the URL")
     else:
         params = _form(request.body)
-    for url in _url_forms(request.url):
-        if equal(sign(secret, url, params, algorithm), signature.strip()):
-            return
-    raise SignatureError("signature does not match")
+    if not any(
+        equal(sign(secret, url, params, algorithm), signature.strip()) for url in _url_forms(request.url)
+    ):
+        raise SignatureError("signature does not match")
+    if body_hash:
+        raise PayloadError(None, _NOT_A_STATUS_CALLBACK)
 
 
 def parse(body: bytes) -> dict[str, str]:
@@ -112,6 +120,10 @@ def to_events(payload: Mapping[str, str], ctx: MappingContext, options: None = N
         attributes={k: v for k, v in attributes.items() if v is not None},
     )
     return Normalised(events=[event], ignored=0)
+
+
+def _media_type(headers: Mapping[str, str]) -> str:
+    return (header(headers, "Content-Type") or "").partition(";")[0].strip().lower()
 
 
 def _algorithm(settings: str | None) -> str:
@@ -202,4 +214,5 @@ def _duration(value: Any) -> int | None:
     return int(raw)
 
 
-VENDOR = Vendor(Source.TWILIO, "Twilio", __doc__, verify, parse, to_events, media_types=(FORM,))
+# JSON is taken only to be verified before it is refused (`verify`): what it says is no status callback.
+VENDOR = Vendor(Source.TWILIO, "Twilio", __doc__, verify, parse, to_events, media_types=(FORM, JSON))

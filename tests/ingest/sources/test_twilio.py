@@ -258,15 +258,57 @@ def test_body_that_is_not_a_form() -> None:
         twilio.parse(b"\xff\xfe")
 
 
-def test_json_callbacks_are_bound_by_body_hash() -> None:
-    payload = b'{"CallSid": "CA1", "CallStatus": "completed"}'
-    url = f"{URL}?bodySHA256={hashlib.sha256(payload).hexdigest()}"
-    signature = RequestValidator(TOKEN).compute_signature(url, {})
-    request = InboundRequest("POST", url, {"X-Twilio-Signature": signature}, payload, NOW)
-    assert RequestValidator(TOKEN).validate(url, payload.decode(), signature)
-    twilio.verify(request, TOKEN)
-    with pytest.raises(SignatureError, match="bodySHA256"):
-        twilio.verify(dataclasses.replace(request, body=payload.replace(b"completed", b"busy")), TOKEN)
+# Event Streams posts JSON arrays of CloudEvents signed with bodySHA256; call progress events wrap the
+# status callback's request. Studio's "Make HTTP Request" widget posts a JSON body of the flow's own.
+EVENT_STREAMS = (
+    b'[{"specversion": "1.0", "type": "com.twilio.voice.status-callback.call.completed",'
+    b' "source": "AB00000000000000000000000001", "id": "NO00000000000000000000000001",'
+    b' "dataschema": "https://events-schemas.twilio.com/Voice.WebhookEvent/2",'
+    b' "datacontenttype": "application/json", "time": "2026-07-07T15:09:02.000Z",'
+    b' "data": {"sid": "CA7d2c9b8a6f5e4d3c2b1a0f9e8d7c6b5a", "request": {"method": "POST",'
+    b' "url": "https://hooks.salesloop.example/webhooks/twilio/acme", "parameters": {}}}}]'
+)
+
+
+def signed_json(payload: bytes, *, token: str = TOKEN, hashed: bytes | None = None) -> InboundRequest:
+    """A JSON delivery as Twilio signs one: the body's SHA-256 in the URL, the signature over the URL."""
+    url = f"{URL}?bodySHA256={hashlib.sha256(payload if hashed is None else hashed).hexdigest()}"
+    headers = {
+        "X-Twilio-Signature": RequestValidator(token).compute_signature(url, {}),
+        "Content-Type": "application/json",
+    }
+    return InboundRequest("POST", url, headers, payload, NOW)
+
+
+def test_a_json_webhook_is_verified_then_refused_as_no_status_callback() -> None:
+    request = signed_json(EVENT_STREAMS)
+    assert RequestValidator(TOKEN).validate(
+        request.url, EVENT_STREAMS.decode(), request.headers["X-Twilio-Signature"]
+    )
+    with pytest.raises(PayloadError, match="status callbacks are form posts") as caught:
+        twilio.verify(request, TOKEN)
+    assert caught.value.field is None
+
+
+@pytest.mark.parametrize(
+    ("request_", "reason"),
+    [
+        (signed_json(EVENT_STREAMS, token="another-token"), "signature does not match"),
+        (signed_json(EVENT_STREAMS, hashed=b"[]"), "bodySHA256"),
+        (dataclasses.replace(signed_json(EVENT_STREAMS), headers={}), "missing X-Twilio-Signature"),
+        (
+            dataclasses.replace(
+                signed_json(EVENT_STREAMS), body=EVENT_STREAMS.replace(b"completed", b"ringing")
+            ),
+            "bodySHA256",
+        ),
+        (dataclasses.replace(signed_json(EVENT_STREAMS), url=URL), "missing bodySHA256"),
+    ],
+    ids=["wrong-token", "other-body-hash", "no-signature", "modified-body", "no-body-hash"],
+)
+def test_a_json_webhook_that_does_not_verify_is_refused_as_any(request_: InboundRequest, reason: str) -> None:
+    with pytest.raises(SignatureError, match=reason):
+        twilio.verify(request_, TOKEN)
 
 
 # ------------------------------------------------------------------------------------ through the route
@@ -290,6 +332,19 @@ async def route(stack: Stack, engine: AsyncEngine, tenants: TenantFactory) -> As
     await set_secret(engine, DEV_SECRET_KEY, t.slug, "twilio", TOKEN)
     async with served(create_app(stack.settings()), PUBLIC) as client:
         yield Route(client, f"{PUBLIC}/webhooks/twilio/{t.slug}")
+
+
+async def test_a_json_webhook_is_answered_after_its_signature_is_checked(route: Route) -> None:
+    url = f"{route.url}?bodySHA256={hashlib.sha256(EVENT_STREAMS).hexdigest()}"
+    signature = RequestValidator(TOKEN).compute_signature(url, {})
+    r = await route.post(url, EVENT_STREAMS, signature, "application/json")
+    assert r.status_code == 422, r.text
+    assert "status callbacks are form posts" in r.json()["error"]["details"][0]["reason"]
+    for wrong in (RequestValidator("another-token").compute_signature(url, {}), ""):
+        r = await route.post(url, EVENT_STREAMS, wrong, "application/json")
+        assert r.status_code == 401, r.text
+    r = await route.post(url, EVENT_STREAMS, signature, "text/plain")
+    assert r.status_code == 415, r.text
 
 
 @pytest.mark.parametrize(("signed_as", "sent_as"), [("O'Brien", "O%27Brien"), ("O%27Brien", "O'Brien")])
