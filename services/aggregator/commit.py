@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from services.aggregator import folds, store
+from services.aggregator.erasure import erase_new
 from services.aggregator.fold import Deltas, FoldInput, distinct
 from services.aggregator.folds.rollups_sql import write_deltas
 from services.aggregator.store import Store
@@ -65,6 +66,8 @@ async def commit_batch(
         # Step 2: vendor identities -> reps.
         await store.resolve_aliases(conn, unique)
         await store.resolve_aliases(conn, unique_updates)
+        # Events and updates of erased contacts are archived and folded erased (SPEC 5.7).
+        await erase_new(conn, unique, unique_updates)
         # Step 3: the archive decides which events are new.
         new = await store.archive_events(conn, unique)
         # Step 4: likewise for CRM updates.
