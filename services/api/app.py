@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from services.api.auth import authenticate
 from services.api.coaching.routes import router as coaching
+from services.api.contacts.routes import router as contacts
 from services.api.conversations.routes import router as conversations
 from services.api.demand.routes import router as demand
 from services.api.hiring.routes import router as hiring
@@ -165,6 +166,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(training)
     app.include_router(demand)
     app.include_router(quality)
+    app.include_router(contacts)
     _document_body_bounds(app)
     return app
 
