@@ -51,7 +51,7 @@ class Secrets:
             "hubspot": secrets.token_hex(16),
             "twilio": secrets.token_hex(16),
             "aircall": secrets.token_hex(16),
-            "salesforce": "00D" + secrets.token_hex(8)[:15] + ":" + secrets.token_urlsafe(32),
+            "salesforce": "00D" + secrets.token_hex(6) + ":" + secrets.token_urlsafe(32),
         }
         self.ingest_key = ""
         self.api_key = ""
