@@ -4,8 +4,13 @@ and its acknowledgement.
 Salesforce signs nothing, and the `OrganizationId` every message carries is no secret (it shows in
 URLs and support cases). So the tenant's secret is `ORG_ID:TOKEN`: the endpoint URL configured in
 Salesforce ends in `?token=TOKEN`, a random value `salesloop tenants set-secret` generates, compared in
-constant time before the body is parsed; then the envelope's `OrganizationId` must be the tenant's org
-(15- or 18-character form). Optionally the sender's address must be in the tenant's allowed networks.
+constant time before the body is parsed; then the envelope's `OrganizationId` must be the tenant's org.
+Optionally the sender's address must be in the tenant's allowed networks.
+
+An org id has two forms: Setup shows 15 case-sensitive characters, Outbound Messages carry 18 (some
+senders 15): the 15 and a checksum of their case. Either form is taken, in the secret and in messages,
+and both are compared in the 18-character form; an 18-character id whose last three characters are
+not the checksum of its first 15 names no org (a mistyped or altered id), so it matches none.
 A secret set before tokens existed is the org id alone: its deliveries are refused unless the tenant
 opted in to `accept_without_token` (docs/vendors/salesforce.md).
 
@@ -34,6 +39,8 @@ TOKEN_PARAM = "token"
 MIN_TOKEN_CHARS = 32
 _TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + "-_")
 _ORG_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
+_CHECKSUM_CHARS = string.ascii_uppercase + "012345"
+_ORG_ID_FORMAT = "a Salesforce Organization ID is 15 or 18 letters and digits"
 ACK_CONTENT_TYPE = "text/xml; charset=utf-8"
 _SOAP = "{http://schemas.xmlsoap.org/soap/envelope/}"
 _OM = "{http://soap.sforce.com/2005/09/outbound}"
@@ -115,11 +122,33 @@ def authenticate(
         raise SignatureError("sender address is not in the allowed networks")
     expected, token = split_secret(secret)
     _check_token(request.url, token, accept_without_token)
-    org = parse(request.body).organization_id or ""
-    # Setup shows the 15-character id; messages carry the 18-character one (15 + a case checksum).
-    received = org[:15] if len(expected) == 15 else org
-    if not org or not equal(received, expected):
+    try:
+        org = canonical_org_id(parse(request.body).organization_id or "")
+        matches = equal(org, canonical_org_id(expected))
+    except ValueError:
+        matches = False
+    if not matches:
         raise SignatureError("OrganizationId is not the tenant's Salesforce org")
+
+
+def canonical_org_id(org: str) -> str:
+    """The 18-character form of an org id given in either form; ValueError when it is neither, or when
+    an 18-character id's last three characters are not the case checksum of its first 15.
+
+    The checksum: for each 5 characters of the 15, the number whose bit i is set when character i is
+    a capital A-Z, as a character of A-Z0-5."""
+    if not _ORG_ID.fullmatch(org):
+        raise ValueError(_ORG_ID_FORMAT)
+    checksum = "".join(
+        _CHECKSUM_CHARS[sum(1 << i for i, char in enumerate(org[start : start + 5]) if "A" <= char <= "Z")]
+        for start in (0, 5, 10)
+    )
+    if len(org) == 18 and org[15:] != checksum:
+        raise ValueError(
+            f"{org[:15]}... is not a Salesforce Organization ID: its last three characters are not the"
+            f" checksum of the first 15 ({checksum}); copy it again from Setup"
+        )
+    return org[:15] + checksum
 
 
 def split_secret(secret: str) -> tuple[str, str | None]:
@@ -132,6 +161,7 @@ def check_secret(secret: str) -> None:
     org, token = split_secret(secret)
     if not _ORG_ID.fullmatch(org):
         raise ValueError("a Salesforce secret is the Organization ID (15 or 18 letters and digits)[:TOKEN]")
+    canonical_org_id(org)
     if token is not None and (len(token) < MIN_TOKEN_CHARS or not set(token) <= _TOKEN_CHARS):
         raise ValueError(
             f"the endpoint token must be at least {MIN_TOKEN_CHARS} of A-Z a-z 0-9 - _;"
@@ -140,11 +170,12 @@ def check_secret(secret: str) -> None:
 
 
 def url_secret(value: str) -> tuple[str, str]:
-    """What `salesloop tenants set-secret` stores for `value` (`ORG_ID`, or `ORG_ID:TOKEN`): a fresh
-    token when none is given; and the query string of the endpoint URL to paste into Salesforce."""
+    """What `salesloop tenants set-secret` stores for `value` (`ORG_ID`, or `ORG_ID:TOKEN`, checked by
+    `check_secret`): the org id in its 18-character form and a fresh token when none is given; and the
+    query string of the endpoint URL to paste into Salesforce."""
     org, token = split_secret(value)
     token = token or secrets.token_urlsafe(32)
-    return f"{org}:{token}", urlencode({TOKEN_PARAM: token})
+    return f"{canonical_org_id(org)}:{token}", urlencode({TOKEN_PARAM: token})
 
 
 def _check_token(url: str, token: str | None, optional: bool) -> None:
@@ -174,4 +205,4 @@ def _ip_allowed(client_ip: str | None, networks: Sequence[str]) -> bool:
 
 def decoy() -> str:
     """A secret no tenant has, in the format of theirs."""
-    return f"00D{secrets.token_hex(8)[:15]}:{secrets.token_urlsafe(32)}"
+    return f"{canonical_org_id('00D' + secrets.token_hex(6))}:{secrets.token_urlsafe(32)}"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import string
 import time
 import tracemalloc
 import xml.etree.ElementTree as ET
@@ -10,7 +11,7 @@ import pytest
 from services.core.events import EventType, RepAlias
 from services.ingest.sources import salesforce
 from services.ingest.sources.common import InboundRequest, PayloadError, SignatureError
-from services.ingest.sources.outbound_message import check_secret, url_secret
+from services.ingest.sources.outbound_message import canonical_org_id, check_secret, url_secret
 from services.ingest.sources.salesforce import SalesforceOptions
 from tests.ingest.sources.support import CTX, NOW, body, malformed, mapped, maps
 
@@ -43,9 +44,54 @@ def envelope(
     ).encode()
 
 
-@pytest.mark.parametrize("org_id", [ORG, ORG[:15]], ids=["18-char", "15-char"])
-def test_org_id_matches(org_id: str) -> None:
-    salesforce.verify(request(body("salesforce_opportunities.xml")), f"{org_id}:{TOKEN}")
+def suffix(org15: str) -> str:
+    """The 18-character id's last three characters, as Salesforce documents them: for each five
+    characters, the positions of the capital letters as a binary number read right to left, written
+    as a character of A-Z0-5. (An independent reading of the rule, to check the adapter's.)"""
+    alphabet = string.ascii_uppercase + "012345"
+    chunks = [org15[i : i + 5] for i in (0, 5, 10)]
+    return "".join(
+        alphabet[int("".join("1" if c.isupper() else "0" for c in reversed(ch)), 2)] for ch in chunks
+    )
+
+
+def test_the_18_character_form_is_the_15_with_its_case_checksum() -> None:
+    assert suffix("001A0000006Vm9r") == "IAC"  # the example commonly quoted for the algorithm
+    assert suffix(ORG[:15]) == ORG[15:]
+    for org15 in ("00D5e000000KQ2e", "00DAB00000ZZzzY", "00d000000000000", "00DABCDEFGHIJKL"):
+        assert canonical_org_id(org15) == org15 + suffix(org15)
+        assert canonical_org_id(org15 + suffix(org15)) == org15 + suffix(org15)
+    for bad in ("00D5e000000KQ2eAAG", "00D5e000000KQ2eeag", "00D5e000000KQ2", "00D5e000000KQ2e!", ""):
+        with pytest.raises(ValueError, match="Organization ID"):
+            canonical_org_id(bad)
+
+
+@pytest.mark.parametrize(
+    ("configured", "sent"),
+    [(ORG, ORG), (ORG[:15], ORG), (ORG, ORG[:15]), (ORG[:15], ORG[:15])],
+    ids=["18-sent-18", "15-sent-18", "18-sent-15", "15-sent-15"],
+)
+def test_org_id_matches_in_either_form(configured: str, sent: str) -> None:
+    payload = body("salesforce_opportunities.xml").replace(ORG.encode(), sent.encode())
+    salesforce.verify(request(payload), f"{configured}:{TOKEN}")
+
+
+@pytest.mark.parametrize("configured", [ORG, ORG[:15]], ids=["18-char", "15-char"])
+@pytest.mark.parametrize(
+    "sent",
+    [
+        ORG[:15] + "AAG",
+        ORG[:15] + "eag",
+        ORG.lower(),
+        ORG[:15].lower(),
+        "00D5e000000KQ2f" + suffix("00D5e000000KQ2f"),
+    ],
+    ids=["other-checksum", "checksum-lower-case", "all-lower-case", "15-lower-case", "other-org"],
+)
+def test_an_org_id_of_another_org_or_checksum_is_refused(configured: str, sent: str) -> None:
+    payload = body("salesforce_opportunities.xml").replace(ORG.encode(), sent.encode())
+    with pytest.raises(SignatureError, match="OrganizationId"):
+        salesforce.verify(request(payload), f"{configured}:{TOKEN}")
 
 
 @pytest.mark.parametrize(
@@ -116,14 +162,18 @@ def test_set_secret_generates_a_token_and_checks_the_format() -> None:
     assert (salesforce.VENDOR.url_secret, salesforce.VENDOR.check_secret) == (url_secret, check_secret)
     stored, query = url_secret(ORG[:15])
     org, _, token = stored.partition(":")
-    assert (org, query) == (ORG[:15], f"token={token}")
+    assert (org, query) == (ORG, f"token={token}")  # kept in the 18-character form
     assert len(token) >= 43
     assert url_secret(SECRET) == (SECRET, f"token={TOKEN}")
-    for good in (ORG, ORG[:15], SECRET, salesforce.VENDOR.decoy()):
+    assert url_secret(f"{ORG[:15]}:{TOKEN}") == (SECRET, f"token={TOKEN}")
+    for good in (ORG, ORG[:15], SECRET, f"{ORG[:15]}:{TOKEN}", salesforce.VENDOR.decoy()):
         check_secret(good)
     for bad in ("", "00D5e0", "00D5e000000KQ2e!!!", f"{ORG}:short", f"{ORG}:{TOKEN[:-1]}+"):
         with pytest.raises(ValueError, match=r"Organization ID|endpoint token"):
             check_secret(bad)
+    # An 18-character id whose last three characters are not its checksum was mistyped.
+    with pytest.raises(ValueError, match="checksum"):
+        check_secret(f"{ORG[:15]}AAG:{TOKEN}")
 
 
 def test_ack_is_the_notifications_response_salesforce_expects() -> None:
