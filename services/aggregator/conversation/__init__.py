@@ -13,21 +13,25 @@ from typing import Any
 from services.aggregator.conversation.metrics import call_metrics, speech_seconds
 from services.aggregator.conversation.model import METRICS, TACTICS, CallAnalysis, Moment
 from services.aggregator.conversation.moments import find_moments
+from services.aggregator.conversation.questions import question_openings
+from services.aggregator.conversation.script import script
+from services.aggregator.conversation.text import count_words
 from services.aggregator.conversation.turns import parse_segments, split_turns
 
 __all__ = ["METRICS", "TACTICS", "CallAnalysis", "Moment", "analyse"]
-
-_NO_METRICS: dict[str, float | int | None] = dict.fromkeys(METRICS)
 
 
 def analyse(transcript: Sequence[Mapping[str, Any]]) -> CallAnalysis:
     """Analyse one call's transcript. Never raises on a transcript the wire format accepts."""
     segments = parse_segments(transcript)
     if not segments:
-        return CallAnalysis(0, dict(_NO_METRICS), (), 0.0, 0.0)
-    words = sum(s.words for s in segments)
-    rep_s, buyer_s = speech_seconds(segments)
+        return CallAnalysis(0, dict.fromkeys(METRICS), (), 0.0, 0.0)
     turns, backchannels = split_turns(segments)
-    metrics = call_metrics(segments, turns, backchannels, rep_s, buyer_s)
-    moments = find_moments(turns)
-    return CallAnalysis(words, metrics, moments, rep_s, buyer_s)
+    everything = sorted([*turns, *backchannels], key=lambda t: t.start_s)
+    rep = script([t for t in everything if t.speaker == "rep"])
+    buyer = script([t for t in everything if t.speaker == "buyer"])
+    openings = question_openings(rep.folded)
+    metrics = call_metrics(segments, turns, rep, buyer, openings)
+    moments = find_moments(rep, buyer, openings)
+    rep_s, buyer_s = speech_seconds(segments)
+    return CallAnalysis(count_words(rep.text) + count_words(buyer.text), metrics, moments, rep_s, buyer_s)

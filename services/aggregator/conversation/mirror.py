@@ -9,8 +9,7 @@ the last three. A buyer's question is answered, not mirrored.
 
 from __future__ import annotations
 
-from services.aggregator.conversation.text import WORD
-from services.aggregator.conversation.turns import Turn
+from services.aggregator.conversation.text import WORD, count_words
 
 MIRROR_MAX_WORDS = 6
 MIRROR_MAX_CONTENT_WORDS = 3
@@ -43,15 +42,14 @@ STOPWORDS = frozenset(
 )
 
 
-def content_words(text: str) -> list[str]:
-    return [w for w in WORD.findall(text) if w not in STOPWORDS]
-
-
-def is_mirror(rep: Turn, buyer: Turn) -> bool:
-    if rep.words > MIRROR_MAX_WORDS or buyer.folded.rstrip().endswith("?"):
+def is_mirror(said_text: str, heard_text: str) -> bool:
+    """Whether the rep's turn `said_text` mirrors the buyer's turn `heard_text` (both folded)."""
+    if heard_text.rstrip().endswith("?"):
         return False
-    said = WORD.findall(rep.folded)
-    heard = WORD.findall(buyer.folded)
+    if count_words(said_text) > MIRROR_MAX_WORDS:
+        return False
+    said = WORD.findall(said_text)
+    heard = WORD.findall(heard_text)
     if not set(said) <= set(heard) | _MAY_ADD:
         return False
     repeated = {w for w in said if w not in STOPWORDS}

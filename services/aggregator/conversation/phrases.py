@@ -19,13 +19,14 @@ _OPENER = (
     r"|sure|great|alright|all right|and|um+|uh+|look|listen|now|gotcha|interesting|fair enough|fair"
     r"|makes sense|totally|understood|i hear you|thanks|thank you|thanks for sharing(?: that)?"
 )
-TURN_LEAD = rf"(?:(?:{_OPENER})[\s,.!;:\-]+)*"
+TURN_LEAD = rf"(?:(?:{_OPENER})[ ,.!;:\-]+)*"
 # Words that may open a question before its question word ("So, how...", "And what...").
-QUESTION_LEAD = r"(?:(?:so|and|but|okay|ok|well|now|then|alright|all right|right|yeah|um|uh)[\s,]+)*"
+QUESTION_LEAD = r"(?:(?:so|and|but|okay|ok|well|now|then|alright|all right|right|yeah|um|uh)[ ,]+)*"
 
-# label: "it seems / sounds / looks / feels like...", "you seem / sound..." opening a rep turn.
+# label: "it seems / sounds / looks / feels like...", "you seem / sound..." opening a rep turn (a line
+# of the rep's Script: script.py).
 LABEL = re.compile(
-    rf"{TURN_LEAD}(?:(?:it )?(?:seems|sounds|looks|feels)(?: to me)? (?:like|as if|as though)\b"
+    rf"\n{TURN_LEAD}(?:(?:it )?(?:seems|sounds|looks|feels)(?: to me)? (?:like|as if|as though)\b"
     r"|it seems(?: to me)? that\b|you (?:seem|sound)\b)"
 )
 # ... which is a stock phrase about a plan, the time or the call itself when what follows it is one of:
@@ -50,8 +51,7 @@ LABEL_STOCK_ANYWHERE = re.compile(
     r"|(?:everyone|everybody)(?:'s| is| has)? (?:here|joined|on)\b|\bdate\b)"
 )
 
-# calibrated_question: a rep question opening with how or what ...
-QUESTION_OPENING = re.compile(rf"(?:^|(?<=[.!?])\s)\s*(?P<sentence>){QUESTION_LEAD}(?=(?:how|what)\b)")
+# calibrated_question: a rep question opening with how or what (questions.py) ...
 # ... that is not a quantity, time or date, a suggestion or yes/no question in disguise, a "why", small
 # talk, a call-quality check or a request for contact details. Matched at its question word.
 NOT_CALIBRATED = re.compile(
@@ -79,8 +79,9 @@ NOT_CALIBRATED_ANYWHERE = re.compile(rf"\b(?:{_DAYS}|{_CLOCK}|calendar|schedule|
 
 # no_oriented_question, anywhere in a rep sentence.
 NO_ORIENTED = re.compile(
-    r"\b(?:(?:is|would) (?:it|this|that|now)(?: be)? (?:a )?(?:really )?(?:bad|terrible|horrible|awful"
-    r"|crazy|ridiculous|dumb|stupid|silly|unreasonable)(?: (?:idea|time)\b|(?= (?:to|if|for)\b))"
+    r"(?=[iwadh])\b(?:(?:is|would) (?:it|this|that|now)(?: be)? (?:a )?(?:really )?"
+    r"(?:bad|terrible|horrible|awful|crazy|ridiculous|dumb|stupid|silly|unreasonable)"
+    r"(?: (?:idea|time)\b|(?= (?:to|if|for)\b))"
     r"|would you be (?:against|opposed to|averse to)\b|are you (?:against|opposed to)\b"
     r"|would you object\b|do you object\b|(?:have|had) you (?:given up on|decided against)\b"
     r"|did you give up on\b|is (?:now|this|today) (?:a )?bad time\b"
@@ -89,8 +90,8 @@ NO_ORIENTED = re.compile(
 
 # accusation_audit, anywhere in a rep sentence.
 ACCUSATION_AUDIT = re.compile(
-    r"\b(?:you(?:'re| are) (?:probably|likely|maybe|most likely) (?:thinking|wondering|going to (?:think"
-    r"|say|ask|wonder)|feeling|saying to yourself|expecting|sick of|tired of)\b"
+    r"(?=[yitwm])\b(?:you(?:'re| are) (?:probably|likely|maybe|most likely) (?:thinking|wondering"
+    r"|going to (?:think|say|ask|wonder)|feeling|saying to yourself|expecting|sick of|tired of)\b"
     r"|you (?:probably|might|may|must) (?:think|be thinking|be wondering|feel like|be feeling"
     r"|be expecting|be sick of|be tired of)\b"
     r"|(?:i'm sure|i bet|i imagine|i suspect) you(?:'re| are) (?:thinking|wondering)\b"
@@ -106,20 +107,22 @@ ACCUSATION_AUDIT = re.compile(
 # summary: a rep turn of at least SUMMARY_MIN_WORDS opening with one of these.
 SUMMARY_MIN_WORDS = 20
 SUMMARY = re.compile(
-    rf"{TURN_LEAD}(?:what i(?:'m| am) hearing|what i hear(?: you saying)? is|in other words"
+    rf"\n{TURN_LEAD}(?:what i(?:'m| am) hearing|what i hear(?: you saying)? is|in other words"
     r"|to summari[sz]e(?!,? (?:our|my|what we|what i)\b)|to sum (?:it )?up|in summary"
     r"|if i(?:'m| am)? understand(?:ing)?(?: you| this| that)?(?: correctly| right)?|let me summari[sz]e)\b"
 )
 
 # thats_right / youre_right: the buyer's, said as a statement, not asked, doubted or made conditional.
 THATS_RIGHT = re.compile(
-    r"\bthat(?:'s| is) (?:exactly |absolutely |totally |just |precisely |completely |so |quite |dead )?"
+    r"that(?<![^\W_]that)(?:'s| is) "
+    r"(?:exactly |absolutely |totally |just |precisely |completely |so |quite |dead )?"
     r"right\b(?=\s*(?:[.,!;:\u2014\-]|$))"
 )
 YOURE_RIGHT = re.compile(
-    r"\byou(?:'re| are) (?:absolutely |totally |completely |probably |so |quite |definitely |dead "
-    r"|exactly |entirely |100% )?right\b(?! (?:now|away|there|here|on|around|up|back|next|behind"
-    r"|in front|at|before|after|to (?:ask|be|worry|wonder))\b)(?!\s*\?)"
+    r"you(?<![^\W_]you)(?:'re| are) "
+    r"(?:absolutely |totally |completely |probably |so |quite |definitely |dead |exactly |entirely |100% )?"
+    r"right\b(?! (?:now|away|there|here|on|around|up|back|next|behind|in front|at|before|after"
+    r"|to (?:ask|be|worry|wonder))\b)(?!\s*\?)"
 )
 DOUBTED = re.compile(
     r"\b(?:not sure|don't think|do not think|doubt|wonder|if|whether|unless|don't know|not convinced"

@@ -1,16 +1,20 @@
-"""The shared text patterns: words, sentences, back-channels. Compiled once; matched on lowercase text
-with typographic apostrophes made plain (`fold`), which keeps every character offset."""
+"""The shared text rules: words, sentence ends, back-channels. Patterns are compiled once and matched on
+text that `fold` lowercased with plain apostrophes, which keeps every character offset."""
 
 from __future__ import annotations
 
 import re
 
-# A word: letters/digits, with inner apostrophes and hyphens ("don't", "uh-huh", "e-mail" are one).
-WORD = re.compile(r"[^\W_]+(?:['\u2019\-][^\W_]+)*")
+# A word, for counting: a whitespace-separated token (segments without a letter or digit are dropped
+# before anything is counted). For comparing words (mirrors): letters and digits with inner apostrophes
+# and hyphens ("don't", "uh-huh", "e-mail" are one).
+WORD = re.compile(r"[^\W_]+(?:['\-][^\W_]+)*")
+HAS_WORD = re.compile(r"[^\W_]")
 
-# A sentence: from a non-space character to a run of . ! ? followed by space or the end. A stop inside a
-# token ("3.5", "e.g.x") does not end it. Group 1 is the closing punctuation ("" at the end of text).
-SENTENCE = re.compile(r"[^\s.!?](?:[^.!?]|[.!?]+(?=[^\s.!?\"”')\]]))*([.!?]*)")
+# A sentence ends with a run of . ! ? (closing quotes or brackets may follow) before a space or the end:
+# a stop inside a token ("3.5", "e.g.x") does not end it. It is a question when that run holds a "?".
+SENTENCE_END = re.compile(r"[.!?]+[\"\u201d')\]]*(?=\s|$)")
+QUESTION_END = re.compile(r"\?[.!?]*[\"\u201d')\]]*(?=\s|$)")
 
 # SPEC 5.7's acknowledgement words (with their common spellings: "mm-hmm", "mhmm", "hmmm", "uh huh").
 _ACK = (
@@ -19,21 +23,44 @@ _ACK = (
 )
 ACKNOWLEDGEMENT = re.compile(rf"[\W_]*(?:(?:{_ACK})(?![^\W_])[\W_]*)+")
 BACKCHANNEL_MAX_WORDS = 4
+_BACKCHANNEL_MAX_CHARS = 60  # 4 acknowledgement words with their punctuation never take more
 
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'"})
-
-
-def fold(text: str) -> str:
-    """Lowercase with plain apostrophes; same length as `text`, so offsets carry over."""
-    lower = text.lower()
-    if len(lower) != len(text):  # "İ" lowers to two characters: keep such characters as they are
-        lower = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
-    return lower.translate(_APOSTROPHES)
+LINE_BREAKS = str.maketrans(dict.fromkeys("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029", " "))
 
 
 def count_words(text: str) -> int:
-    return len(WORD.findall(text))
+    return len(text.split())
 
 
-def is_backchannel(folded: str, words: int) -> bool:
-    return words <= BACKCHANNEL_MAX_WORDS and ACKNOWLEDGEMENT.fullmatch(folded) is not None
+def fold(text: str) -> str:
+    """Lowercase with plain apostrophes; as long as `text`, so offsets carry over."""
+    lower = text.lower()
+    if len(lower) != len(text):  # "İ" lowers to two characters: keep such characters as they are
+        lower = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
+    if "\u2019" in lower or "\u2018" in lower:
+        lower = lower.replace("\u2019", "'").replace("\u2018", "'")
+    return lower
+
+
+def is_backchannel(text: str) -> bool:
+    """Whether `text` (one speaker's run of segments) is at most 4 words, all acknowledgements."""
+    if len(text) > _BACKCHANNEL_MAX_CHARS or count_words(text) > BACKCHANNEL_MAX_WORDS:
+        return False
+    return ACKNOWLEDGEMENT.fullmatch(fold(text)) is not None
+
+
+def sentence_bounds(text: str, lo: int, hi: int, at: int) -> tuple[int, int]:
+    """The sentence of text[lo:hi] holding offset `at`: from after the last sentence end before `at`
+    (spaces skipped) to the end of its own sentence end (or `hi`)."""
+    start = lo
+    for end in SENTENCE_END.finditer(text, lo, hi):
+        if end.end() > at:
+            return _skip_spaces(text, start, hi), end.end()
+        start = end.end()
+    return _skip_spaces(text, start, hi), hi
+
+
+def _skip_spaces(text: str, at: int, hi: int) -> int:
+    while at < hi and text[at].isspace():
+        at += 1
+    return at

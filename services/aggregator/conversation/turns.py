@@ -5,23 +5,21 @@ every boundary between them is a switch."""
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any, NamedTuple
 
-from services.aggregator.conversation.text import BACKCHANNEL_MAX_WORDS, count_words, fold, is_backchannel
+from services.aggregator.conversation.text import HAS_WORD, LINE_BREAKS, is_backchannel
 
 SPEAKERS = ("rep", "buyer")
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
+class Segment(NamedTuple):  # a tuple: sorting compares start, then end, speaker, text
     start_s: float
     end_s: float
     speaker: str
     text: str
-    words: int
 
 
 @dataclass(slots=True)
@@ -30,28 +28,11 @@ class Turn:
 
     speaker: str
     segments: list[Segment]
-    text: str = field(init=False)  # the segments' text joined by single spaces
-    folded: str = field(init=False)  # `text` lowercased, for matching (same offsets)
-    words: int = field(init=False)
-    start_s: float = field(init=False)
-    end_s: float = field(init=False)  # the latest end of its segments
-    _offsets: list[int] = field(init=False)  # where each segment's text starts in `text`
-
-    def __post_init__(self) -> None:
-        self.text = " ".join(s.text for s in self.segments)
-        self.folded = fold(self.text)
-        self.words = sum(s.words for s in self.segments)
-        self.start_s = self.segments[0].start_s
-        self.end_s = max(s.end_s for s in self.segments)
-        offsets, at = [], 0
-        for s in self.segments:
-            offsets.append(at)
-            at += len(s.text) + 1
-        self._offsets = offsets
-
-    def start_at(self, offset: int) -> float:
-        """The start of the segment holding character `offset` of `text`."""
-        return self.segments[bisect_right(self._offsets, offset) - 1].start_s
+    start_s: float
+    end_s: float  # the latest end of its segments
+    backchannel: bool = False
+    previous: Turn | None = None  # the turn before it (None for the first and for back-channels)
+    at: int = -1  # its index in its speaker's Script
 
 
 def parse_segments(transcript: Sequence[Mapping[str, Any]]) -> list[Segment]:
@@ -59,18 +40,16 @@ def parse_segments(transcript: Sequence[Mapping[str, Any]]) -> list[Segment]:
     same segments gives the same list). A segment ending before it starts is taken to end at its start;
     a speaker other than rep or buyer (the wire format admits none) is left out."""
     segments = []
+    has_word = HAS_WORD.search
     for raw in transcript:
-        speaker = raw.get("speaker")
-        text = raw.get("text")
-        if speaker not in SPEAKERS or not isinstance(text, str):
+        speaker, text = raw.get("speaker"), raw.get("text")
+        if speaker not in SPEAKERS or not isinstance(text, str) or has_word(text) is None:
             continue
-        words = count_words(text)
-        if not words:
-            continue
-        start = float(raw.get("start_s") or 0.0)
-        end = max(start, float(raw.get("end_s") or 0.0))
-        segments.append(Segment(start, end, speaker, text.strip(), words))
-    segments.sort(key=lambda s: (s.start_s, s.end_s, s.speaker, s.text))
+        if not text.isprintable():  # line breaks separate turns in a Script (script.py)
+            text = text.translate(LINE_BREAKS)
+        start, end = float(raw.get("start_s") or 0.0), float(raw.get("end_s") or 0.0)
+        segments.append(Segment(start, end if end > start else start, speaker, text.strip()))
+    segments.sort()
     return segments
 
 
@@ -85,11 +64,18 @@ def split_turns(segments: Sequence[Segment]) -> tuple[list[Turn], list[Turn]]:
     merged: list[list[Segment]] = []
     backchannels: list[Turn] = []
     for run in runs:
-        words = sum(s.words for s in run)
-        if words <= BACKCHANNEL_MAX_WORDS and is_backchannel(fold(" ".join(s.text for s in run)), words):
-            backchannels.append(Turn(run[0].speaker, run))
+        if is_backchannel(run[0].text if len(run) == 1 else " ".join([s.text for s in run])):
+            backchannels.append(_turn(run, backchannel=True))
         elif merged and merged[-1][0].speaker == run[0].speaker:
             merged[-1].extend(run)
         else:
             merged.append(run)
-    return [Turn(run[0].speaker, run) for run in merged], backchannels
+    turns = [_turn(run) for run in merged]
+    for before, after in pairwise(turns):
+        after.previous = before
+    return turns, backchannels
+
+
+def _turn(segments: list[Segment], *, backchannel: bool = False) -> Turn:
+    end = max([s.end_s for s in segments]) if len(segments) > 1 else segments[0].end_s
+    return Turn(segments[0].speaker, segments, segments[0].start_s, end, backchannel)
