@@ -27,7 +27,8 @@ from typing import Any
 
 import orjson
 
-from services.aggregator.conversation import CallAnalysis, analyse
+from services.aggregator.conversation import CallAnalysis
+from services.aggregator.erasure import analysis_of
 from services.aggregator.fold import R_BUYER_TALK, R_REP_TALK, R_TALK_CALLS, Deltas, RepKey, ZoneOf
 from services.core.events import EventType
 from services.core.models import CONVERSATION_COUNTERS, REP_COUNTERS
@@ -171,7 +172,10 @@ def select(events: Iterable[Event]) -> Batch | None:
 
 
 def analysed(delivery: Delivery) -> Analysed:
-    return Analysed.of(delivery, analyse(_transcript(delivery.payload) or []))
+    # An erased transcript (SPEC 5.7) counts by the analysis it kept when its text was erased.
+    analysis, erased = analysis_of(delivery.payload)
+    found = Analysed.of(delivery, analysis)
+    return found.without_text() if erased else found
 
 
 @dataclass(slots=True)

@@ -26,6 +26,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from services.aggregator.erasure import erased_contact
 from services.aggregator.fold import Deltas, FoldInput
 from services.aggregator.folds.conversations import (
     CALL_COMPLETED,
@@ -52,13 +53,17 @@ SELECT count(pg_advisory_xact_lock($1, k))
 FROM (SELECT DISTINCT hashtext(t) AS k FROM unnest($2::text[]) AS t ORDER BY k) AS s
 """
 _METRICS = ", ".join(CALL_METRICS)
-LOAD = f"""
+_LOADED = f"""
 SELECT c.tenant, c.call_event_id, c.rep_id, c.contact_id, c.occurred_at, c.local_day, c.duration_s,
        c.talk_reported, c.transcript_event_id, c.transcript_received_at, c.words, c.rep_speech_s,
        c.buyer_speech_s, {_METRICS}, c.moments::text AS moments, c.erased_at IS NOT NULL AS erased
 FROM unnest($1::text[], $2::text[]) AS u(tenant, call_event_id)
 JOIN call_analyses c ON c.tenant = u.tenant AND c.call_event_id = u.call_event_id
 """
+# The rows of calls with a transcript in the batch; the waiting rows of its other calls (a partial
+# index holds only those: most calls have no row, and none waiting).
+LOAD = _LOADED
+LOAD_WAITING = _LOADED + "WHERE c.occurred_at IS NULL"
 # The archived call without its transcript and attributes, decoded as the live fold decodes it.
 ARCHIVED_CALLS = f"""
 SELECT e.rep_id, (e.payload - 'transcript' - 'attributes')::text AS payload
@@ -94,10 +99,14 @@ async def apply(conn: asyncpg.Connection, new: FoldInput) -> Deltas | None:
     batch = select(new.events)
     if batch is None:
         return None
-    keys = batch.keys()
-    await conn.execute(LOCK_TENANTS, _LOCK_CLASS, sorted({t for t, _ in keys}))
-    stored = {(r["tenant"], r["call_event_id"]): _loaded(r) for r in await conn.fetch(LOAD, *columns(keys))}
-    if not batch.transcripts and not any(c.facts is None for c in stored.values()):
+    await conn.execute(LOCK_TENANTS, _LOCK_CLASS, batch.tenants())
+    stored: dict[Key, Call] = {}
+    if batch.transcripts:
+        stored.update(_by_key(await conn.fetch(LOAD, *columns(sorted(batch.transcripts)))))
+    plain = sorted(k for k in batch.calls if k not in batch.transcripts)
+    if plain:
+        stored.update(_by_key(await conn.fetch(LOAD_WAITING, *columns(plain))))
+    if not batch.transcripts and not stored:
         return None  # calls without transcripts, none of them awaited: the common batch
     wanted = [k for k in batch.transcripts if k not in batch.calls and _waiting(stored.get(k))]
     archived = await _archived(conn, wanted)
@@ -114,7 +123,11 @@ async def apply(conn: asyncpg.Connection, new: FoldInput) -> Deltas | None:
 def _erased(tenant: str, contact_id: str | None) -> bool:
     """Where contact erasure (SPEC 5.7) plugs in: a contact erased before its call's transcript is
     folded gets a row without the moments' text or the contact's id."""
-    return False
+    return erased_contact(tenant, contact_id)
+
+
+def _by_key(rows: Sequence[asyncpg.Record]) -> dict[Key, Call]:
+    return {(r["tenant"], r["call_event_id"]): _loaded(r) for r in rows}
 
 
 def _waiting(call: Call | None) -> bool:
