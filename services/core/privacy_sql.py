@@ -65,7 +65,7 @@ ERASED_MOMENTS_SQL = """(SELECT coalesce(jsonb_agg(m || '{"text": null}'::jsonb 
  FROM jsonb_array_elements(c.moments) WITH ORDINALITY AS x(m, n))"""
 # The moments of the calls these transcripts won.
 ERASE_MOMENTS = f"""
-UPDATE call_analyses AS c SET moments = {ERASED_MOMENTS_SQL}, erased_at = coalesce(c.erased_at, $4)
+UPDATE call_analyses AS c SET moments = {ERASED_MOMENTS_SQL}
 WHERE c.tenant = $1 AND c.call_event_id = any($2::text[]) AND c.transcript_event_id = any($3::text[])
 """
 
@@ -127,7 +127,7 @@ async def erase_transcripts(
         erase_transcript(data, analysis, at)
         payloads.append(orjson.dumps(data).decode())
     await conn.execute(SET_PAYLOADS, tenant, ids, payloads)
-    await conn.execute(ERASE_MOMENTS, tenant, calls, ids, at)
+    await conn.execute(ERASE_MOMENTS, tenant, calls, ids)
     return len(ids)
 
 

@@ -103,16 +103,15 @@ FROM unnest($2::text[], $3::text[], $4::text[]) AS u(event_id, new_id, contact_i
 WHERE d.tenant = $1 AND d.event_id = u.event_id
 """
 ANALYSES = """
-SELECT call_event_id, transcript_event_id, contact_id FROM call_analyses
+SELECT call_event_id, transcript_event_id FROM call_analyses
 WHERE tenant = $1 AND (contact_id = $2 OR call_event_id = any($3::text[]))
 ORDER BY call_event_id FOR UPDATE
 """
 REWRITE_ANALYSES = f"""
 UPDATE call_analyses AS c
-SET call_event_id = u.new_id, transcript_event_id = u.transcript_event_id, contact_id = u.contact_id,
-    moments = {ERASED_MOMENTS_SQL}, erased_at = coalesce(c.erased_at, $6)
-FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])
-  AS u(call_event_id, new_id, transcript_event_id, contact_id)
+SET call_event_id = u.new_id, transcript_event_id = u.transcript_event_id, contact_id = NULL,
+    moments = {ERASED_MOMENTS_SQL}, erased_at = coalesce(c.erased_at, $5)
+FROM unnest($2::text[], $3::text[], $4::text[]) AS u(call_event_id, new_id, transcript_event_id)
 WHERE c.tenant = $1 AND c.call_event_id = u.call_event_id
 """
 # A message of the tenant's that holds the contact id somewhere (checked closer in Python), or one of
@@ -253,11 +252,7 @@ class _Job:
     async def analyses(self) -> None:
         c, t, r = self.conn, self.tenant, self.rewrite
         found = await c.fetch(ANALYSES, t, r.contact_id, sorted(self.calls))
-        rows = [
-            (a["call_event_id"], r.id(a["call_event_id"]), r.id(a["transcript_event_id"]),
-             r.contact(a["contact_id"]))
-            for a in found
-        ]  # fmt: skip
+        rows = [(a["call_event_id"], r.id(a["call_event_id"]), r.id(a["transcript_event_id"])) for a in found]
         await _rewrite(c, REWRITE_ANALYSES, t, rows, self.at)
         self.rows["call_analyses"] = len(rows)
 
