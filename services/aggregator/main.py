@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
 
+from services.aggregator import retention
 from services.aggregator.consumer import Aggregator
 from services.aggregator.health import EmbeddedServer, health_app
 from services.core.observability import setup_logging
@@ -34,6 +36,8 @@ async def serve(settings: Settings, host: str, metrics_port: int) -> int:
     http = asyncio.create_task(server.serve(sockets=[sock]))
 
     work = asyncio.create_task(aggregator.run())
+    # Transcript retention (SPEC 5.7) runs beside the consumer: a pass an hour (retention.py).
+    erasing = asyncio.create_task(retention.run(settings))
     stopping = asyncio.create_task(aggregator.wait_stopping())
     await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
     code = 0
@@ -45,6 +49,9 @@ async def serve(settings: Settings, host: str, metrics_port: int) -> int:
             log.error("shutdown took too long; the uncommitted batch is rolled back")
             code = 1
     stopping.cancel()
+    erasing.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await erasing
     if work.done() and not work.cancelled() and (error := work.exception()) is not None:
         log.error("aggregator failed", exc_info=error)
         code = 1
