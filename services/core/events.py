@@ -131,6 +131,7 @@ class Source(StrEnum):
     AIRCALL = "aircall"
     SENDGRID = "sendgrid"
     STRIPE = "stripe"
+    FATHOM = "fathom"
 
 
 # Set by ingest on the events of a vendor that leaves their rep, amount and channel to CRM entity
