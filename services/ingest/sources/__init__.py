@@ -22,7 +22,7 @@ from typing import Any
 from services.core.events import Source
 from services.core.source_settings import OptionSet
 
-from . import aircall, hubspot, salesforce, sendgrid, stripe, twilio
+from . import aircall, fathom, hubspot, salesforce, sendgrid, stripe, twilio
 from .registry import Vendor
 
 VENDORS: tuple[Vendor[Any, Any], ...] = (
@@ -32,6 +32,7 @@ VENDORS: tuple[Vendor[Any, Any], ...] = (
     aircall.VENDOR,
     sendgrid.VENDOR,
     stripe.VENDOR,
+    fathom.VENDOR,
 )
 BY_SOURCE: Mapping[Source, Vendor[Any, Any]] = {vendor.source: vendor for vendor in VENDORS}
 
