@@ -54,6 +54,13 @@ def upgrade() -> None:
     op.create_index(
         "ix_call_analyses_tenant_contact_id", "call_analyses", ["tenant", "contact_id"], unique=False
     )
+    op.create_index(
+        "ix_call_analyses_waiting",
+        "call_analyses",
+        ["tenant", "call_event_id"],
+        unique=False,
+        postgresql_where=sa.text("occurred_at IS NULL"),
+    )
     op.create_table(
         "conversation_rollups",
         sa.Column("tenant", sa.String(length=63), nullable=False),
@@ -100,5 +107,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("conversation_rollups")
+    op.drop_index(
+        "ix_call_analyses_waiting",
+        table_name="call_analyses",
+        postgresql_where=sa.text("occurred_at IS NULL"),
+    )
     op.drop_index("ix_call_analyses_tenant_contact_id", table_name="call_analyses")
     op.drop_table("call_analyses")

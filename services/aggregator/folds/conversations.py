@@ -36,7 +36,7 @@ from services.core.models.conversations import CALL_METRICS, COUNT_METRICS, TACT
 from services.core.wire import Event
 
 Key = tuple[str, str]  # tenant, the call's event id
-# (tenant, contact_id) -> whether the contact's personal data was erased
+# (tenant, contact_id) -> whether the contact was erased (services/aggregator/erasure.py)
 Erased = Callable[[str, str | None], bool]
 
 CALL_COMPLETED: str = EventType.CALL_COMPLETED.value
@@ -117,29 +117,30 @@ class Analysed:
 @dataclass(frozen=True, slots=True)
 class Call:
     """One `call_analyses` row: the call's facts and day (None while the call is not folded), the
-    winning analysis, and whether the contact's personal data is erased."""
+    winning analysis, the contact (None once erased), and whether personal text was erased (the
+    contact's erasure, or the transcript's retention ran out): then the moments keep no text."""
 
     tenant: str
     call_event_id: str
     facts: Facts | None
     day: date | None
     analysed: Analysed
+    contact_id: str | None = None
     erased: bool = False
-
-    @property
-    def contact_id(self) -> str | None:
-        return None if self.erased or self.facts is None else self.facts.contact_id
 
 
 @dataclass(slots=True)
 class Batch:
-    """What a batch brings: the facts of its calls, and per call its latest transcript delivery."""
+    """What a batch brings: its calls, and per call its latest transcript delivery."""
 
-    calls: dict[Key, Facts] = field(default_factory=dict)
+    calls: dict[Key, Event] = field(default_factory=dict)
     transcripts: dict[Key, Delivery] = field(default_factory=dict)
 
     def keys(self) -> list[Key]:
         return sorted(self.calls.keys() | self.transcripts.keys())
+
+    def tenants(self) -> list[str]:
+        return sorted({t for t, _ in self.calls} | {t for t, _ in self.transcripts})
 
     def offer(self, key: Key, delivery: Delivery) -> None:
         held = self.transcripts.get(key)
@@ -150,8 +151,8 @@ class Batch:
 def select(events: Iterable[Event]) -> Batch | None:
     """The batch's calls and transcripts, in one pass over its events; None when it has neither.
 
-    Anything but a call costs one string comparison. A call's transcript is looked for in its JSON
-    text first: most calls come without one, and their JSON is not parsed.
+    Anything but a call costs one string comparison, a call a dictionary entry and a look for
+    "transcript" in its JSON text: most calls come without one, and their JSON is not parsed.
     """
     batch: Batch | None = None
     for e in events:
@@ -160,7 +161,7 @@ def select(events: Iterable[Event]) -> Batch | None:
             if batch is None:
                 batch = Batch()
             key = (e.tenant, e.event_id)
-            batch.calls[key] = Facts.of(e)
+            batch.calls[key] = e
             if '"transcript"' in e.payload and _transcript(e.payload) is not None:
                 batch.offer(key, Delivery(e.event_id, e.received_at, e.contact_id, e.payload))
         elif t == CALL_TRANSCRIBED and e.call_event_id is not None:
@@ -171,11 +172,12 @@ def select(events: Iterable[Event]) -> Batch | None:
     return batch
 
 
-def analysed(delivery: Delivery) -> Analysed:
-    # An erased transcript (SPEC 5.7) counts by the analysis it kept when its text was erased.
+def analysed(delivery: Delivery) -> tuple[Analysed, bool]:
+    """The delivered transcript's analysis, and whether its text was erased: an erased transcript
+    counts by the analysis it kept (services/aggregator/erasure.py), its moments without text."""
     analysis, erased = analysis_of(delivery.payload)
     found = Analysed.of(delivery, analysis)
-    return found.without_text() if erased else found
+    return (found.without_text(), True) if erased else (found, False)
 
 
 @dataclass(slots=True)
@@ -202,19 +204,23 @@ def settle(
         old = stored.get(key)
         delivery = batch.transcripts.get(key)
         if delivery is not None and (old is None or delivery.rank > old.analysed.rank):
-            analysis = analysed(delivery)
+            analysis, text_erased = analysed(delivery)
         elif old is not None:
-            analysis = old.analysed
+            analysis, text_erased = old.analysed, old.erased
         else:
             continue  # a call without a transcript, so far: nothing to keep
         facts, day = (old.facts, old.day) if old is not None else (None, None)
         if facts is None:
-            facts = batch.calls.get(key) or archived.get(key)
+            e = batch.calls.get(key)
+            facts = Facts.of(e) if e is not None else archived.get(key)
             if facts is not None:
                 day = facts.occurred_at.astimezone(zone_of(key[0], facts.rep_id)).date()
         contact = facts.contact_id if facts is not None else delivery.contact_id if delivery else None
-        gone = (old is not None and old.erased) or erased(key[0], contact)
-        new = Call(*key, facts, day, analysis.without_text() if gone else analysis, gone)
+        if erased(key[0], contact):
+            contact, text_erased = None, True
+        if text_erased:
+            analysis = analysis.without_text()
+        new = Call(*key, facts, day, analysis, contact, text_erased)
         if new == old:
             continue
         out.rows.append(new)

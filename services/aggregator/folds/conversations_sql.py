@@ -112,18 +112,13 @@ async def apply(conn: asyncpg.Connection, new: FoldInput) -> Deltas | None:
     archived = await _archived(conn, wanted)
     zone_of = new.zone_of
     if archived:  # reps the batch does not name may own those calls
-        facts = [*archived.items(), *batch.calls.items()]
-        zone_of = (await zones(conn, {(t, f.rep_id) for (t, _), f in facts})).zone_of
-    settled = settle(batch, stored, archived, zone_of, _erased)
+        reps = {(t, f.rep_id) for (t, _), f in archived.items()}
+        reps |= {(e.tenant, e.rep_id) for e in batch.calls.values()}
+        zone_of = (await zones(conn, reps)).zone_of
+    settled = settle(batch, stored, archived, zone_of, erased_contact)
     await insert_rows(conn, SAVE, [_row(c) for c in settled.rows])
     await insert_rows(conn, UPSERT_ROLLUPS, [(*k, *v) for k, v in sorted(settled.conversation.items())])
     return settled.talk if settled.talk.rep else None
-
-
-def _erased(tenant: str, contact_id: str | None) -> bool:
-    """Where contact erasure (SPEC 5.7) plugs in: a contact erased before its call's transcript is
-    folded gets a row without the moments' text or the contact's id."""
-    return erased_contact(tenant, contact_id)
 
 
 def _by_key(rows: Sequence[asyncpg.Record]) -> dict[Key, Call]:
@@ -160,7 +155,9 @@ def _loaded(r: asyncpg.Record) -> Call:
         tuple(r[m] for m in CALL_METRICS), r["rep_speech_s"], r["buyer_speech_s"],
         tuple(orjson.loads(r["moments"])),
     )  # fmt: skip
-    return Call(r["tenant"], r["call_event_id"], facts, r["local_day"], analysed, r["erased"])
+    return Call(
+        r["tenant"], r["call_event_id"], facts, r["local_day"], analysed, r["contact_id"], r["erased"]
+    )
 
 
 def _row(call: Call) -> tuple[Any, ...]:

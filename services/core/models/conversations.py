@@ -11,7 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, Date, DateTime, Float, Index, Integer, Numeric, String
+from sqlalchemy import Boolean, Date, DateTime, Float, Index, Integer, Numeric, String, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -87,6 +87,13 @@ class CallAnalysis(Base):
     __table_args__ = (
         # Erasing a contact finds its calls.
         Index("ix_call_analyses_tenant_contact_id", "tenant", "contact_id"),
+        # Transcripts waiting for their call: every batch with calls looks for them, and there are few.
+        Index(
+            "ix_call_analyses_waiting",
+            "tenant",
+            "call_event_id",
+            postgresql_where=text("occurred_at IS NULL"),
+        ),
     )
 
 
