@@ -10,6 +10,14 @@ from services.core.models.conversations import (
     CallAnalysis,
     ConversationRollup,
 )
+from services.core.models.pipeline import (
+    CHANGE_KINDS,
+    ContactActivity,
+    DealChange,
+    DealStageStay,
+    PipelineDeal,
+    PipelineStage,
+)
 from services.core.models.privacy import ContactErasure, ContactPseudonymKey
 from services.core.models.rollups import (
     CHANNEL_COUNTERS,
@@ -30,6 +38,7 @@ from services.core.models.state import (
 from services.core.models.tenancy import ApiKey, Rep, RepAlias, Tenant, TenantSecret, TenantSourceSettings
 
 __all__ = [
+    "CHANGE_KINDS",
     "CHANNEL_COUNTERS",
     "CONVERSATION_COUNTERS",
     "NAMING_CONVENTION",
@@ -41,18 +50,23 @@ __all__ = [
     "ChannelDaily",
     "ChannelSpend",
     "ConsumerOffset",
+    "ContactActivity",
     "ContactErasure",
     "ContactPseudonymKey",
     "ConversationRollup",
     "CrmEntity",
     "CrmUpdateArchive",
     "DataQuality",
+    "DealChange",
     "DealFact",
+    "DealStageStay",
     "Event",
     "FailedEvent",
     "Lead",
     "Money",
     "MoneySum",
+    "PipelineDeal",
+    "PipelineStage",
     "Rep",
     "RepAlias",
     "RepDaily",
