@@ -3,8 +3,9 @@ cached answer still holds.
 
 Reads are single statements on the read pool (services/api/kit/reads.py). The group read returns the
 active reps of the tenant (plus, for one rep's own view, that rep whatever its state), the
-window's bounds, the sums of `rollup_rep_daily` per rep, the watermark and the database snapshot
-it saw. Every rep contributes its own rep-local days between the window's dates.
+window's bounds, the sums of `rollup_rep_daily` and of `conversation_rollups` per rep, the watermark
+and the database snapshot it saw. Every rep contributes its own rep-local days between the window's
+dates.
 """
 
 from __future__ import annotations
@@ -13,14 +14,21 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from services.api.kit.conversations import (
+    CALLS,
+    conversation_sums_sql,
+    count_column,
+    moments_column,
+    sum_column,
+)
 from services.api.kit.reads import ReadPool
 from services.api.kit.snapshot import AS_OF_SQL, SNAPSHOT_SQL
 from services.api.kit.sums import sums_sql
 from services.api.kit.windows import WindowSpec, window_args, window_sql
 
-# The sums a coaching table is built from; `talk_calls` (calls with both talk times) is the sample
-# behind talk_ratio.
-GROUP_COLUMNS: tuple[str, ...] = (
+# The sums of `rollup_rep_daily` a coaching table is built from; `talk_calls` (calls with both talk
+# times) is the sample behind talk_ratio.
+COUNTER_COLUMNS: tuple[str, ...] = (
     "dials",
     "connects",
     "rep_talk_s",
@@ -34,6 +42,19 @@ GROUP_COLUMNS: tuple[str, ...] = (
     "deals_lost",
     "revenue_won",
 )
+# The sums of `conversation_rollups` behind the conversation metrics (SPEC 5.7).
+TALK_COLUMNS: tuple[str, ...] = (
+    CALLS,
+    sum_column("rep_talk_share"),
+    count_column("rep_talk_share"),
+    sum_column("longest_monologue_s"),
+    count_column("longest_monologue_s"),
+    sum_column("rep_questions"),
+    moments_column("label"),
+    moments_column("calibrated_question"),
+)
+# Every sum of a group's row.
+GROUP_COLUMNS: tuple[str, ...] = COUNTER_COLUMNS + TALK_COLUMNS
 
 # $1 tenant, $2..$5 the window (kit.windows.window_args), $6 the rep whose timezone the window
 # follows (null: the tenant's), $7 a rep included whether active or not (null: none).
@@ -45,16 +66,24 @@ GROUP_SUMS = f"""
 WITH w AS MATERIALIZED ({window_sql(_ZONE)}),
 sums AS (
   SELECT d.rep_id,
-       {sums_sql(GROUP_COLUMNS)}
+       {sums_sql(COUNTER_COLUMNS)}
   FROM rollup_rep_daily AS d
   -- Scalar subqueries are evaluated once, so the day range is an index condition.
   WHERE d.tenant = $1 AND d.day BETWEEN (SELECT start FROM w) AND (SELECT "end" FROM w)
   GROUP BY d.rep_id
+),
+talk AS (
+  SELECT c.rep_id,
+       {conversation_sums_sql(TALK_COLUMNS)}
+  FROM conversation_rollups AS c
+  WHERE c.tenant = $1 AND c.day BETWEEN (SELECT start FROM w) AND (SELECT "end" FROM w)
+  GROUP BY c.rep_id
 )
 SELECT w.start, w."end", {SNAPSHOT_SQL} AS snapshot, {AS_OF_SQL} AS as_of, r.rep_id, r.team,
-       {", ".join(f"coalesce(s.{c}, 0) AS {c}" for c in GROUP_COLUMNS)}
+       {", ".join(f"coalesce(s.{c}, 0) AS {c}" for c in COUNTER_COLUMNS)},
+       {", ".join(f"coalesce(t.{c}, 0) AS {c}" for c in TALK_COLUMNS)}
 FROM w
-LEFT JOIN (reps AS r LEFT JOIN sums AS s ON s.rep_id = r.rep_id)
+LEFT JOIN (reps AS r LEFT JOIN sums AS s ON s.rep_id = r.rep_id LEFT JOIN talk AS t ON t.rep_id = r.rep_id)
   ON r.tenant = $1 AND (r.active OR r.rep_id = $7::text)
 ORDER BY r.rep_id
 """

@@ -1,4 +1,4 @@
-"""Coaching (SPEC 5.2): `/v1/coaching/reps/{rep_id}`, `/v1/coaching/team`."""
+"""Coaching (SPEC 5.2, 5.7): `/v1/coaching/reps/{rep_id}`, `/v1/coaching/team`."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ MinSample = Annotated[
         ge=0,
         le=1_000_000,
         description="A rate's denominator a rep needs to be a peer and to get a z-score "
-        "(dials for connect_rate, connects for meeting_rate, calls with talk times for talk_ratio, ...)",
+        "(dials for connect_rate, connects for meeting_rate, calls with talk times for talk_ratio, "
+        "calls analysed for the conversation metrics, ...)",
     ),
 ]
 
@@ -34,9 +35,10 @@ MinSample = Annotated[
     "/reps/{rep_id}",
     response_model=RepCoachingOut,
     summary="Where a rep stands against its peers, and the one or two metrics to coach on",
-    description="For each rate and activity metric: the rep's value over the window, the peers' median, "
-    "the rep's percentile and gap, and a robust z-score (median and MAD). `focus` lists at most two "
-    "metrics with z <= -1, most negative first (talk_ratio counts in either direction). The default "
+    description="For each rate, activity and conversation metric: the rep's value over the window, the "
+    "peers' median, the rep's percentile and gap, and a robust z-score (median and MAD). `focus` lists "
+    "at most two metrics with z <= -1, most negative first (talk_ratio and rep_talk_share count in "
+    "either direction; for longest_monologue_s a z of +1 or more is the gap). The default "
     "window is the last 30 full days in the rep's timezone; every peer counts its own local days "
     "between the same dates.",
     responses=error_responses(401, 403, 404, 422),

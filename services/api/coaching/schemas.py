@@ -23,8 +23,9 @@ STANDING_EXAMPLE: JsonDict = {
 
 
 class StandingOut(BaseModel):
-    """One metric of a rep against the peers. `sample` is the rate's denominator (null for activity
-    metrics); `z` is null below `min_sample`, with fewer than 5 peers, or when the peers' MAD is 0."""
+    """One metric of a rep against the peers. `sample` is the rate's denominator, the calls analysed
+    for a conversation metric (null for activity metrics); `z` is null below `min_sample`, with fewer
+    than 5 peers, or when the peers' MAD is 0."""
 
     model_config = example(STANDING_EXAMPLE)
 

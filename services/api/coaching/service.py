@@ -1,4 +1,4 @@
-"""Peer-relative coaching numbers (SPEC 5.2): where each rep stands against the other active reps.
+"""Peer-relative coaching numbers (SPEC 5.2, 5.7): where each rep stands against the other active reps.
 
 Roberge's rule is to coach a rep on one or two gaps, not on everything, so besides the standing on
 every metric each rep gets at most two `focus` metrics: the ones where the rep sits furthest below
@@ -19,6 +19,7 @@ import numpy as np
 
 from services.api.coaching import stats
 from services.api.coaching.stats import Bools, Floats
+from services.api.kit.conversations import CALLS, count_column, moments_column, sum_column
 
 RATE_METRICS: tuple[str, ...] = (
     "connect_rate",
@@ -30,10 +31,19 @@ RATE_METRICS: tuple[str, ...] = (
     "avg_deal_size",
 )
 ACTIVITY_METRICS: tuple[str, ...] = ("dials", "emails_sent", "meetings_booked")
-COACHING_METRICS: tuple[str, ...] = RATE_METRICS + ACTIVITY_METRICS
+# SPEC 5.7: per-call means of the conversations, each over the rep's analysed calls.
+CONVERSATION_METRICS: tuple[str, ...] = (
+    "rep_talk_share",
+    "longest_monologue_s",
+    "questions_per_call",
+    "label_per_call",
+    "calibrated_question_per_call",
+)
+COACHING_METRICS: tuple[str, ...] = RATE_METRICS + ACTIVITY_METRICS + CONVERSATION_METRICS
 
-# The 5.1 counts each rate is taken over. `talk_calls` (calls with both talk times) is a rollup
-# column rather than a 5.1 metric; it is the denominator of `talk_ratio`.
+# The counts each rate is taken over. `talk_calls` (calls with both talk times) is a rollup column
+# rather than a 5.1 metric; it is the denominator of `talk_ratio`. A conversation metric's sample is
+# the number of calls analysed.
 DENOMINATORS: Mapping[str, tuple[str, ...]] = {
     "connect_rate": ("dials",),
     "meeting_rate": ("connects",),
@@ -42,11 +52,14 @@ DENOMINATORS: Mapping[str, tuple[str, ...]] = {
     "win_rate": ("deals_won", "deals_lost"),
     "talk_ratio": ("talk_calls",),
     "avg_deal_size": ("deals_won",),
+    **dict.fromkeys(CONVERSATION_METRICS, (CALLS,)),
 }
 
-# For talk_ratio neither direction is good: a rep who talks far more or far less than the peers
-# both need coaching, so its distance from the median counts in either direction.
-TWO_SIDED: frozenset[str] = frozenset({"talk_ratio"})
+# For the talk shares neither direction is good: a rep who talks far more or far less than the peers
+# both need coaching, so the distance from the median counts in either direction.
+TWO_SIDED: frozenset[str] = frozenset({"talk_ratio", "rep_talk_share"})
+# A monologue longer than the peers' is the gap: its z counts with the sign turned.
+HIGHER_IS_WORSE: frozenset[str] = frozenset({"longest_monologue_s"})
 
 DEFAULT_MIN_SAMPLE = 20
 FOCUS_THRESHOLD = -1.0
@@ -96,9 +109,10 @@ class RepCoaching:
 
 
 def observations(metrics: Mapping[str, float | int | None]) -> dict[str, Observation]:
-    """Coaching input from one rep's 5.1 metrics plus `talk_calls`; a missing count is taken as 0."""
+    """Coaching input from one rep's 5.1 metrics plus `talk_calls`, and its 5.7 metrics plus
+    `calls_analysed`; a missing count is taken as 0."""
     out: dict[str, Observation] = {}
-    for name in RATE_METRICS:
+    for name in (*RATE_METRICS, *CONVERSATION_METRICS):
         sample = sum(int(metrics.get(count) or 0) for count in DENOMINATORS[name])
         out[name] = Observation(_finite(metrics.get(name)), sample)
     for name in ACTIVITY_METRICS:
@@ -163,11 +177,19 @@ def coach_table(table: Table, *, min_sample: int, by_team: bool) -> Coached:
         name: stats.standings(table.values[name], table.qualified(name, min_sample), groups)
         for name in COACHING_METRICS
     }
-    scores = np.column_stack(
-        [-np.abs(per_metric[n].z) if n in TWO_SIDED else per_metric[n].z for n in COACHING_METRICS]
-    ).reshape(len(table.rep_ids), len(COACHING_METRICS))
+    scores = np.column_stack([_oriented(n, per_metric[n].z) for n in COACHING_METRICS]).reshape(
+        len(table.rep_ids), len(COACHING_METRICS)
+    )
     picks = stats.focus(scores, FOCUS_THRESHOLD, MAX_FOCUS)
     return Coached(per_metric, [tuple(COACHING_METRICS[c] for c in row) for row in picks])
+
+
+def _oriented(name: str, z: Floats) -> Floats:
+    """z with the gap negative: what `focus` ranks (lowest first)."""
+    if name in TWO_SIDED:
+        score: Floats = -np.abs(z)
+        return score
+    return -z if name in HIGHER_IS_WORSE else z
 
 
 def standing_of(table: Table, coached: Coached, i: int, name: str) -> Standing:
@@ -219,8 +241,9 @@ def team_focus(results: Iterable[RepCoaching]) -> list[tuple[str, tuple[str, ...
 
 
 def table_from_sums(rows: Sequence[Mapping[str, Any]]) -> Table:
-    """A group's table from its reps' counter sums (queries.GROUP_COLUMNS), the SPEC 5.1 formulas
-    and `observations` applied to all reps at once: the same float operations, so the same values."""
+    """A group's table from its reps' counter sums (queries.GROUP_COLUMNS), the SPEC 5.1 and 5.7
+    formulas and `observations` applied to all reps at once: the same float operations, so the same
+    values."""
     count = {c: [int(r[c]) for r in rows] for c in ("dials", "connects", "emails_sent", "email_replies",
                                                   "meetings_booked", "meetings_held", "deals_won",
                                                   "deals_lost", "talk_calls")}  # fmt: skip
@@ -249,7 +272,36 @@ def table_from_sums(rows: Sequence[Mapping[str, Any]]) -> Table:
         "talk_ratio": list(count["talk_calls"]),
         "avg_deal_size": list(count["deals_won"]),
     }
-    return Table([r["rep_id"] for r in rows], [r["team"] for r in rows], values, samples)
+    talk_values, talk_samples = _conversation_columns(rows)
+    return Table(
+        [r["rep_id"] for r in rows],
+        [r["team"] for r in rows],
+        values | talk_values,
+        samples | talk_samples,
+    )
+
+
+def _conversation_columns(
+    rows: Sequence[Mapping[str, Any]],
+) -> tuple[dict[str, Floats], dict[str, list[int | None]]]:
+    """The conversation metrics (kit.conversations.conversation_metrics) of every rep, and their
+    sample, the calls analysed."""
+
+    def column(name: str) -> Floats:
+        return _floats(float(r[name]) for r in rows)
+
+    calls = [int(r[CALLS]) for r in rows]
+    analysed = _floats(calls)
+    values = {
+        "rep_talk_share": _rate(column(sum_column("rep_talk_share")), column(count_column("rep_talk_share"))),
+        "longest_monologue_s": _rate(
+            column(sum_column("longest_monologue_s")), column(count_column("longest_monologue_s"))
+        ),
+        "questions_per_call": _rate(column(sum_column("rep_questions")), analysed),
+        "label_per_call": _rate(column(moments_column("label")), analysed),
+        "calibrated_question_per_call": _rate(column(moments_column("calibrated_question")), analysed),
+    }
+    return values, {name: list(calls) for name in CONVERSATION_METRICS}
 
 
 def _floats(values: Iterable[float | int | None]) -> Floats:

@@ -25,9 +25,11 @@ from services.api.coaching.service import (
     table_from_sums,
     team_focus,
 )
+from services.api.kit.conversations import conversation_metrics, sum_column
 from services.api.kit.sums import metrics_from_sums
 
 SCALE = 1.4826
+TALK_SUMS = tuple(sum_column(m) for m in ("rep_talk_share", "longest_monologue_s", "rep_questions"))
 
 
 Obs = tuple[float | None, int | None]
@@ -401,14 +403,20 @@ def test_a_table_from_window_sums_holds_the_metric_formulas_values(seed: int) ->
     for i in range(rnd.choice([1, 3, 40])):
         counts = {c: rnd.choice([0, 0, 1, 7, 20, 333]) for c in GROUP_COLUMNS}
         amounts = {
-            c: rnd.choice([0.0, 0.1, 12.345, 80000.0]) for c in ("rep_talk_s", "buyer_talk_s", "revenue_won")
+            c: rnd.choice([0.0, 0.1, 12.345, 80000.0])
+            for c in ("rep_talk_s", "buyer_talk_s", "revenue_won", *TALK_SUMS)
         }
         rows.append({"rep_id": f"r{i}", "team": rnd.choice(["east", None]), **counts, **amounts})
     table = table_from_sums(rows)
     for i, row in enumerate(rows):
         sums: dict[str, int | float] = {c: row[c] for c in GROUP_COLUMNS}
         want = observations(
-            {**metrics_from_sums(sums, quota_monthly=None, days=1), "talk_calls": row["talk_calls"]}
+            {
+                **metrics_from_sums(sums, quota_monthly=None, days=1),
+                "talk_calls": row["talk_calls"],
+                **conversation_metrics(sums),
+                "calls_analysed": row["calls_analysed"],
+            }
         )
         for name in COACHING_METRICS:
             value = float(table.values[name][i])
