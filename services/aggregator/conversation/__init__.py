@@ -16,7 +16,7 @@ from services.aggregator.conversation.moments import find_moments
 from services.aggregator.conversation.questions import question_openings
 from services.aggregator.conversation.script import script
 from services.aggregator.conversation.text import count_words
-from services.aggregator.conversation.turns import parse_segments, split_turns
+from services.aggregator.conversation.turns import merge_turns, parse_segments, split_runs
 
 __all__ = ["METRICS", "TACTICS", "CallAnalysis", "Moment", "analyse"]
 
@@ -26,10 +26,10 @@ def analyse(transcript: Sequence[Mapping[str, Any]]) -> CallAnalysis:
     segments = parse_segments(transcript)
     if not segments:
         return CallAnalysis(0, dict.fromkeys(METRICS), (), 0.0, 0.0)
-    turns, backchannels = split_turns(segments)
-    everything = sorted([*turns, *backchannels], key=lambda t: t.start_s)
-    rep = script([t for t in everything if t.speaker == "rep"])
-    buyer = script([t for t in everything if t.speaker == "buyer"])
+    runs = split_runs(segments)
+    turns = merge_turns(runs)
+    rep = script([r for r in runs if r.speaker == "rep"])
+    buyer = script([r for r in runs if r.speaker == "buyer"])
     openings = question_openings(rep.folded)
     metrics = call_metrics(segments, turns, rep, buyer, openings)
     moments = find_moments(rep, buyer, openings)

@@ -19,8 +19,8 @@ _WINDOW = 6  # ... and all of them among the last six
 # Words a mirror may add to the buyer's: articles, the other side of a pronoun, a question word,
 # a leading acknowledgement.
 _MAY_ADD = frozenset(
-    "a an the you your yours you're you've yourself yourselves i me my we us our how what oh ah hmm mm "
-    "mhm wait sorry really so".split()
+    "a an the you your yours you're you've yourself yourselves i me my we us our they them their theirs "
+    "he him his she her how what oh ah hmm mm mhm wait sorry really so".split()
 )
 # Function words, fillers and acknowledgements: not content.
 STOPWORDS = frozenset(
@@ -38,7 +38,9 @@ STOPWORDS = frozenset(
     you're you've your yours yourself yourselves actually basically honestly probably mostly usually
     definitely literally maybe perhaps pretty kind sort mm mhm hmm uh um uh-huh yeah yes yep right ok
     okay sure exactly true great oh ah well anyway also already still thing things stuff lot lots bit
-    everything anything something nothing everyone anyone someone""".split()
+    everything anything something nothing everyone anyone someone per via across along among toward
+    towards onto since beyond despite except inside outside near past plus versus vs who'd who'll who've
+    what'd what'll that'll there'd there'll it'd it'll how'd where'd gonna wanna gotta""".split()
 )
 
 

@@ -1,9 +1,10 @@
 """Voss moments (SPEC 5.7): the tactics heard in a call, each with who, when and the words.
 
 Rep tactics are looked for in the rep's script, `thats_right` and `youre_right` in the buyer's. A label
-and a mirror must answer a buyer turn (come right after one); a label and a summary must open the rep's
-turn. A moment's text is the sentence it is in (a summary's: the rest of its turn; a mirror's: its turn)
-and its start the start of the segment that sentence begins in.
+and a mirror must answer a buyer turn (come right after buyer speech that is no back-channel); a label
+and a summary must open what the rep says (a run: turns.py). A moment's text is the sentence it is in (a
+summary's: the rest of its run; a mirror's: its run) and its start the start of the segment that
+sentence begins in.
 """
 
 from __future__ import annotations
@@ -39,8 +40,7 @@ def find_moments(rep: Script, buyer: Script, openings: Sequence[Opening]) -> tup
 def _labels(rep: Script) -> Iterator[Moment]:
     text = rep.folded
     for m in p.LABEL.finditer(text):
-        turn = rep.turns[rep.turn_at(m.start() + 1)]
-        if turn.previous is None or turn.backchannel:
+        if not rep.runs[rep.run_at(m.start() + 1)].answers_buyer():
             continue
         start, end = rep.sentence(m.end())
         if p.LABEL_STOCK_START.match(text, m.end(), end) or p.LABEL_STOCK_ANYWHERE.search(text, m.end(), end):
@@ -50,19 +50,19 @@ def _labels(rep: Script) -> Iterator[Moment]:
 
 def _summaries(rep: Script) -> Iterator[Moment]:
     for m in p.SUMMARY.finditer(rep.folded):
-        i = rep.turn_at(m.start() + 1)
-        if rep.turns[i].backchannel or count_words(_slice(rep, i)) < p.SUMMARY_MIN_WORDS:
+        i = rep.run_at(m.start() + 1)
+        if rep.runs[i].backchannel or count_words(_slice(rep, i)) < p.SUMMARY_MIN_WORDS:
             continue
         yield _moment(rep, "summary", rep.sentence(m.end())[0], rep.bounds(i)[1])
 
 
 def _mirrors(rep: Script, buyer: Script) -> Iterator[Moment]:
-    for i, turn in enumerate(rep.turns):
-        before = turn.previous
+    for i, run in enumerate(rep.runs):
         lo, hi = rep.bounds(i)
-        if before is None or turn.backchannel or rep.folded.count(" ", lo, hi) > _MIRROR_MAX_SPACES:
+        if not run.answers_buyer() or rep.folded.count(" ", lo, hi) > _MIRROR_MAX_SPACES:
             continue
-        if is_mirror(rep.folded[lo:hi], _slice(buyer, before.at)):
+        assert run.previous is not None
+        if is_mirror(rep.folded[lo:hi], _slice(buyer, run.previous.at)):
             yield _moment(rep, "mirror", lo, hi)
 
 
@@ -101,5 +101,5 @@ def _said(
 
 
 def _moment(script: Script, tactic: str, start: int, end: int) -> Moment:
-    speaker = script.turns[script.turn_at(start)].speaker
+    speaker = script.runs[script.run_at(start)].speaker
     return Moment(tactic, speaker, script.start_at(start), script.text[start:end].strip())

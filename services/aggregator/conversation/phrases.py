@@ -16,6 +16,7 @@ _CLOCK = r"\d{1,2}(?::\d\d)? ?[ap]\.?m\b|o'clock|noon"
 # like..."): acknowledgements, fillers, thanks.
 _OPENER = (
     r"okay|ok|so|well|right|yeah|yes|yep|got it|i see|h+m+|m+|m+hm+|mm-hmm|uh-huh|oh|ah|wow|oof|ouch"
+    r"|ha|haha|huh|gosh|geez|jeez|yikes|man|hm"
     r"|sure|great|alright|all right|and|um+|uh+|look|listen|now|gotcha|interesting|fair enough|fair"
     r"|makes sense|totally|understood|i hear you|thanks|thank you|thanks for sharing(?: that)?"
 )
@@ -34,6 +35,8 @@ LABEL_STOCK_START = re.compile(
     r"\s*(?:a (?:good |great |solid |fair |reasonable |fine )?(?:plan|deal|idea)\b(?! (?:breaker|killer))"
     r"|(?:it|that|this|so|fun|a lot of fun)\s*(?:[.,!?;]|$)"
     r"|(?:it|that|this) (?:works|would work|will work|could work|is fine|'s fine)\b"
+    r"|(?:i|we)(?:'ll|'d| will| would| can| could| should| might| may|'re going to| are going to"
+    r"| need to| have to)\b"
     rf"|(?:\S+ ){{0,2}}(?:{_DAYS}|{_MONTHS}|next week|this week|{_CLOCK})\b"
     r"|(?:a (?:bit|little) |really |very |so |much )?(?:quiet|muffled|far away|faint|robotic|choppy"
     r"|distorted|great|good|clear|fine|better|louder|echoey|low|loud)\s*(?:[.,!?;]|$|now|again)"
@@ -60,6 +63,8 @@ NOT_CALIBRATED = re.compile(
     r"|what(?:'s| is| was| are| would be| will be)? (?:the |your |our )?(?:budget|price|pricing|cost"
     r"|number|headcount|date|deadline|timeline|time ?frame|time|renewal date|start date|quota"
     r"|volume|best time|good time)\b"
+    r"|what\b(?: [^ ?]+){0,3}? (?:number|price|budget|cost|amount|figure|percentage|percent|discount"
+    r"|headcount)\b"
     r"|how about\b|what if\b|what do you say\b|what would you say to\b|what for\b|what[,!]"
     r"|what about\b(?!.*\b(?:is|are|was|were|makes?|made|worr\w*|concern\w*|bother\w*|matters?"
     r"|appeals?|does|do|did|would|could)\b)"
@@ -96,6 +101,7 @@ ACCUSATION_AUDIT = re.compile(
     r"|be expecting|be sick of|be tired of)\b"
     r"|(?:i'm sure|i bet|i imagine|i suspect) you(?:'re| are) (?:thinking|wondering)\b"
     r"|i know what you(?:'re| are) (?:thinking|going to say)\b"
+    r"|i know you (?:weren't|were not|didn't|did not) (?:expect|expecting)\b"
     r"|you(?:'re| are) going to think (?:i'm|we're|this|that)\b"
     r"|(?:this|that|it|what i'm (?:about|going) to say|my (?:question|request|ask))"
     r" (?:may|might|could|will|is going to|probably will|probably) sound\b"

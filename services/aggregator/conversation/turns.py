@@ -1,13 +1,18 @@
-"""Segments -> turns (SPEC 5.7). A turn is a run of consecutive segments of one speaker; a back-channel
-("mhm", "yeah, right") is a turn of at most 4 acknowledgement words. Back-channels are set aside: the
-segments of one speaker on either side of them form one turn, so the turns left alternate speakers and
-every boundary between them is a switch."""
+"""Segments -> runs -> turns (SPEC 5.7).
+
+A run is what one speaker says between two things the other says: consecutive segments of one speaker.
+A back-channel ("mhm", "yeah, right") is a run of at most 4 acknowledgement words. A turn is a run with
+the back-channels set aside: the runs of one speaker on either side of the other's back-channels form
+one turn, so turns alternate speakers and every boundary between them is a switch.
+
+Talk metrics are measured on turns. Moments are found in runs: a back-channel does end what the rep was
+saying ("A red line?" - "Mhm." is a mirror the buyer answered), though it is no switch.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
 from typing import Any, NamedTuple
 
 from services.aggregator.conversation.text import HAS_WORD, LINE_BREAKS, is_backchannel
@@ -23,16 +28,24 @@ class Segment(NamedTuple):  # a tuple: sorting compares start, then end, speaker
 
 
 @dataclass(slots=True)
-class Turn:
-    """Consecutive segments of one speaker (back-channels of the other in between set aside)."""
-
+class Run:
     speaker: str
     segments: list[Segment]
-    start_s: float
+    backchannel: bool
+    previous: Run | None  # the run before it (the other speaker's), None for the first
+    at: int = -1  # its index in its speaker's Script (script.py)
+
+    def answers_buyer(self) -> bool:
+        """Whether this is the rep's reply to a buyer turn: right after buyer speech that is no
+        back-channel."""
+        before = self.previous
+        return before is not None and not before.backchannel and not self.backchannel
+
+
+class Turn(NamedTuple):
+    speaker: str
+    start_s: float  # its first segment's start
     end_s: float  # the latest end of its segments
-    backchannel: bool = False
-    previous: Turn | None = None  # the turn before it (None for the first and for back-channels)
-    at: int = -1  # its index in its speaker's Script
 
 
 def parse_segments(transcript: Sequence[Mapping[str, Any]]) -> list[Segment]:
@@ -45,7 +58,7 @@ def parse_segments(transcript: Sequence[Mapping[str, Any]]) -> list[Segment]:
         speaker, text = raw.get("speaker"), raw.get("text")
         if speaker not in SPEAKERS or not isinstance(text, str) or has_word(text) is None:
             continue
-        if not text.isprintable():  # line breaks separate turns in a Script (script.py)
+        if not text.isprintable():  # line breaks separate runs in a Script (script.py)
             text = text.translate(LINE_BREAKS)
         start, end = float(raw.get("start_s") or 0.0), float(raw.get("end_s") or 0.0)
         segments.append(Segment(start, end if end > start else start, speaker, text.strip()))
@@ -53,29 +66,35 @@ def parse_segments(transcript: Sequence[Mapping[str, Any]]) -> list[Segment]:
     return segments
 
 
-def split_turns(segments: Sequence[Segment]) -> tuple[list[Turn], list[Turn]]:
-    """(turns, back-channels), each in time order; consecutive turns have different speakers."""
-    runs: list[list[Segment]] = []
+def split_runs(segments: Sequence[Segment]) -> list[Run]:
+    """The runs of the (sorted) segments, in time order."""
+    runs: list[Run] = []
+    group: list[Segment] = []
     for segment in segments:
-        if runs and runs[-1][0].speaker == segment.speaker:
-            runs[-1].append(segment)
-        else:
-            runs.append([segment])
-    merged: list[list[Segment]] = []
-    backchannels: list[Turn] = []
+        if group and group[0].speaker != segment.speaker:
+            runs.append(_run(group, runs[-1] if runs else None))
+            group = []
+        group.append(segment)
+    if group:
+        runs.append(_run(group, runs[-1] if runs else None))
+    return runs
+
+
+def _run(segments: list[Segment], previous: Run | None) -> Run:
+    text = segments[0].text if len(segments) == 1 else " ".join([s.text for s in segments])
+    return Run(segments[0].speaker, segments, is_backchannel(text), previous)
+
+
+def merge_turns(runs: Sequence[Run]) -> list[Turn]:
+    """The turns: runs without the back-channels, consecutive runs of one speaker merged."""
+    turns: list[Turn] = []
     for run in runs:
-        if is_backchannel(run[0].text if len(run) == 1 else " ".join([s.text for s in run])):
-            backchannels.append(_turn(run, backchannel=True))
-        elif merged and merged[-1][0].speaker == run[0].speaker:
-            merged[-1].extend(run)
+        if run.backchannel:
+            continue
+        end = max([s.end_s for s in run.segments])
+        if turns and turns[-1].speaker == run.speaker:
+            last = turns[-1]
+            turns[-1] = Turn(last.speaker, last.start_s, max(last.end_s, end))
         else:
-            merged.append(run)
-    turns = [_turn(run) for run in merged]
-    for before, after in pairwise(turns):
-        after.previous = before
-    return turns, backchannels
-
-
-def _turn(segments: list[Segment], *, backchannel: bool = False) -> Turn:
-    end = max([s.end_s for s in segments]) if len(segments) > 1 else segments[0].end_s
-    return Turn(segments[0].speaker, segments, segments[0].start_s, end, backchannel)
+            turns.append(Turn(run.speaker, run.segments[0].start_s, end))
+    return turns
