@@ -127,12 +127,14 @@ class Sides:
     recorder's domain that is no invitee's counts as the seller's too); one without an address is the
     seller's when the name is the recorder's or an internal invitee's. Everyone else is the buyer's:
     in a meeting with external invitees, a voice the invitation does not name is most likely one of
-    the buyer's colleagues, and BuyerEvent transcripts know only `rep` and `buyer`.
+    the buyer's colleagues, and BuyerEvent transcripts know only `rep` and `buyer`. Such a guess (a
+    speaker neither address nor name places) is counted in the attribute `fathom_unmatched_segments`.
     """
 
     rep_emails: frozenset[str]
     buyer_emails: frozenset[str]
     rep_names: frozenset[str]
+    buyer_names: frozenset[str]
     rep_domain: str | None
 
     @classmethod
@@ -142,13 +144,11 @@ class Sides:
         internal = [i for i in invitees if not _external(i, domain)]
         external = [i for i in invitees if _external(i, domain)]
         emails = [recorder_email, *(_email(i.get("email")) for i in internal)]
-        names = [recorder.get("name")]
-        for invitee in internal:
-            names += [invitee.get("name"), invitee.get("matched_speaker_display_name")]
         return cls(
             rep_emails=frozenset(e for e in emails if e),
             buyer_emails=frozenset(e for e in (_email(i.get("email")) for i in external) if e),
-            rep_names=frozenset(n for n in map(_name, names) if n),
+            rep_names=_names(internal) | _names([recorder]),
+            buyer_names=_names(external),
             rep_domain=domain,
         )
 
@@ -158,12 +158,19 @@ class Sides:
         if email is not None:
             ours = email in self.rep_emails or (email not in self.buyer_emails and self._ours(email))
             return ("rep" if ours else "buyer"), False
-        if _name(speaker.get("display_name")) in self.rep_names:
+        name = _name(speaker.get("display_name"))
+        if name in self.rep_names:
             return "rep", False
-        return "buyer", True
+        return "buyer", name not in self.buyer_names
 
     def _ours(self, email: str) -> bool:
         return self.rep_domain is not None and _domain(email) == self.rep_domain
+
+
+def _names(people: Sequence[Mapping[str, Any]]) -> frozenset[str]:
+    """The names people go by in the meeting: as invited, and as Fathom matched them to a speaker."""
+    names = (_name(p.get(key)) for p in people for key in ("name", "matched_speaker_display_name"))
+    return frozenset(name for name in names if name)
 
 
 def _transcript(
@@ -193,7 +200,8 @@ def _transcript(
         guessed += guess
         segments.append({"speaker": side, "start_s": start_s, "end_s": start_s, "text": words})
     segments.sort(key=lambda s: s["start_s"])
-    for segment, after in zip(segments, [*(s["start_s"] for s in segments[1:]), duration_s], strict=True):
+    # Each segment's next start; after the last (of none, nothing), the recording's end.
+    for segment, after in zip(segments, [*(s["start_s"] for s in segments[1:]), duration_s], strict=False):
         said = segment["start_s"] + GRACE_S + SECONDS_PER_WORD * len(segment["text"].split())
         end_s = said if after is None else min(after, said)
         segment["end_s"] = max(segment["start_s"], min(end_s, limits.MAX_SECONDS))
