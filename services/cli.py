@@ -200,7 +200,7 @@ def tenants_create(
 
 @tenants_app.command("set-secret")
 def tenants_set_secret(slug: str, source: str, value: str) -> None:
-    """Set a per-source secret (hubspot, salesforce, twilio, aircall, sendgrid, stripe, webhooks).
+    """Set a per-source secret (hubspot, salesforce, twilio, aircall, sendgrid, stripe, fathom, webhooks).
 
     salesforce: the Organization ID; a token for the endpoint URL is generated, and the URL to paste
     into Salesforce printed (ORG_ID:TOKEN sets a token of your own).
