@@ -2,8 +2,11 @@
 
 The signature is base64(HMAC-SHA1(auth token, URL + every POST parameter, sorted by name, as name +
 value)), over the URL Twilio called. Twilio signs that URL with or without the default port
-depending on the path the request took, so both forms are tried, as Twilio's own validator does.
+depending on the path the request took, and a ' in its query may arrive as %27 or the reverse, so
+those forms are tried, as Twilio's own validators do (`_url_forms`).
 An `X-Twilio-Webhooks-Signature-Settings` header naming HMAC_SHA256 selects SHA-256 (shared keys).
+A JSON webhook (the body's SHA-256 as `bodySHA256` in the URL, the signature over the URL alone) is
+verified, then refused with 422: Twilio posts call status callbacks as forms only.
 
 Terminal statuses become `call.completed`; ringing, in-progress, queued and initiated are ignored.
 Outcomes: completed -> connected (voicemail when answering-machine detection says a machine answered,
