@@ -53,17 +53,27 @@ SELECT count(pg_advisory_xact_lock($1, k))
 FROM (SELECT DISTINCT hashtext(t) AS k FROM unnest($2::text[]) AS t ORDER BY k) AS s
 """
 _METRICS = ", ".join(CALL_METRICS)
-_LOADED = f"""
-SELECT c.tenant, c.call_event_id, c.rep_id, c.contact_id, c.occurred_at, c.local_day, c.duration_s,
-       c.talk_reported, c.transcript_event_id, c.transcript_received_at, c.words, c.rep_speech_s,
-       c.buyer_speech_s, {_METRICS}, c.moments::text AS moments, c.erased_at IS NOT NULL AS erased
+_COLUMNS = f"""
+c.tenant, c.call_event_id, c.rep_id, c.contact_id, c.occurred_at, c.local_day, c.duration_s, c.talk_reported,
+c.transcript_event_id, c.transcript_received_at, c.words, c.rep_speech_s, c.buyer_speech_s, {_METRICS},
+c.moments::text AS moments, c.erased_at IS NOT NULL AS erased
+"""
+# The rows of the calls whose transcripts the batch brings.
+LOAD = f"""
+SELECT {_COLUMNS}
 FROM unnest($1::text[], $2::text[]) AS u(tenant, call_event_id)
 JOIN call_analyses c ON c.tenant = u.tenant AND c.call_event_id = u.call_event_id
 """
-# The rows of calls with a transcript in the batch; the waiting rows of its other calls (a partial
-# index holds only those: most calls have no row, and none waiting).
-LOAD = _LOADED
-LOAD_WAITING = _LOADED + "WHERE c.occurred_at IS NULL"
+# For the batch's other calls, the rows waiting for them. Most tenants have none: one probe of the
+# partial index of waiting rows per tenant says so, before any call id is sent.
+WAITING_TENANTS = """
+SELECT t FROM unnest($1::text[]) AS t
+WHERE EXISTS (SELECT 1 FROM call_analyses c WHERE c.tenant = t AND c.occurred_at IS NULL)
+"""
+LOAD_WAITING = f"""
+SELECT {_COLUMNS} FROM call_analyses c
+WHERE c.tenant = any($1::text[]) AND c.call_event_id = any($2::text[]) AND c.occurred_at IS NULL
+"""
 # The archived call without its transcript and attributes, decoded as the live fold decodes it.
 ARCHIVED_CALLS = f"""
 SELECT e.rep_id, (e.payload - 'transcript' - 'attributes')::text AS payload
@@ -103,9 +113,7 @@ async def apply(conn: asyncpg.Connection, new: FoldInput) -> Deltas | None:
     stored: dict[Key, Call] = {}
     if batch.transcripts:
         stored.update(_by_key(await conn.fetch(LOAD, *columns(sorted(batch.transcripts)))))
-    plain = sorted(k for k in batch.calls if k not in batch.transcripts)
-    if plain:
-        stored.update(_by_key(await conn.fetch(LOAD_WAITING, *columns(plain))))
+    stored.update(await _waiting_for(conn, [k for k in batch.calls if k not in batch.transcripts]))
     if not batch.transcripts and not stored:
         return None  # calls without transcripts, none of them awaited: the common batch
     wanted = [k for k in batch.transcripts if k not in batch.calls and _waiting(stored.get(k))]
@@ -123,6 +131,18 @@ async def apply(conn: asyncpg.Connection, new: FoldInput) -> Deltas | None:
 
 def _by_key(rows: Sequence[asyncpg.Record]) -> dict[Key, Call]:
     return {(r["tenant"], r["call_event_id"]): _loaded(r) for r in rows}
+
+
+async def _waiting_for(conn: asyncpg.Connection, calls: Sequence[Key]) -> dict[Key, Call]:
+    """The rows of transcripts waiting for these calls."""
+    if not calls:
+        return {}
+    tenants = [r["t"] for r in await conn.fetch(WAITING_TENANTS, sorted({t for t, _ in calls}))]
+    if not tenants:
+        return {}
+    ids = sorted({c for t, c in calls if t in tenants})
+    wanted = set(calls)
+    return {k: c for k, c in _by_key(await conn.fetch(LOAD_WAITING, tenants, ids)).items() if k in wanted}
 
 
 def _waiting(call: Call | None) -> bool:
