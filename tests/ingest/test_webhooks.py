@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hubspot.utils.signature import Signature
 from sendgrid.helpers.eventwebhook import EventWebhook
 from sqlalchemy.ext.asyncio import AsyncEngine
+from standardwebhooks.webhooks import Webhook
 from twilio.request_validator import RequestValidator
 
 from devstack.embedded import free_port
@@ -78,6 +79,7 @@ class Secrets:
     aircall: str = field(default_factory=lambda: secrets.token_hex(8))
     sendgrid: tuple[ec.EllipticCurvePrivateKey, str] = field(default_factory=_sendgrid_key)
     stripe: str = field(default_factory=lambda: "whsec_" + secrets.token_urlsafe(24))
+    fathom: str = field(default_factory=lambda: "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())
 
     def stored(self) -> dict[str, str]:
         return {
@@ -87,6 +89,7 @@ class Secrets:
             "aircall": self.aircall,
             "sendgrid": self.sendgrid[1],
             "stripe": self.stripe,
+            "fathom": self.fathom,
         }
 
 
@@ -150,6 +153,14 @@ def sign(
             body.decode(), keys.stripe, timestamp=int(sent_at.timestamp())
         )
         headers = {"content-type": "application/json; charset=utf-8", "Stripe-Signature": signature}
+    elif vendor == "fathom":
+        msg_id = "msg_" + secrets.token_hex(8)
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(sent_at.timestamp())),
+            "webhook-signature": Webhook(keys.fathom).sign(msg_id, sent_at, body.decode()),
+        }
     else:
         # Messages carry the 18-character org id, whichever form the tenant's secret has.
         org, _, token = keys.salesforce.partition(":")
@@ -355,6 +366,7 @@ FIXTURES = {
     "aircall": "aircall_call_ended.json",
     "sendgrid": "sendgrid_events.json",
     "stripe": "stripe_subscription_updated.json",
+    "fathom": "fathom_new_meeting.json",
 }
 
 
