@@ -114,6 +114,22 @@ SET call_event_id = u.new_id, transcript_event_id = u.transcript_event_id, conta
 FROM unnest($2::text[], $3::text[], $4::text[]) AS u(call_event_id, new_id, transcript_event_id)
 WHERE c.tenant = $1 AND c.call_event_id = u.call_event_id
 """
+# A deal's change of contact (the pipeline fold's history, services/core/models/pipeline.py).
+DEAL_CHANGES = """
+UPDATE deal_changes SET value = $3 WHERE tenant = $1 AND kind = 'contact' AND value = $2
+"""
+# Any other table of tenant rows with a `contact_id` column: the folds added after this module.
+OTHER_CONTACT_TABLES = """
+SELECT c.table_name
+FROM information_schema.columns c
+JOIN information_schema.tables t
+  ON t.table_schema = c.table_schema AND t.table_name = c.table_name AND t.table_type = 'BASE TABLE'
+JOIN information_schema.columns k
+  ON k.table_schema = c.table_schema AND k.table_name = c.table_name AND k.column_name = 'tenant'
+WHERE c.table_schema = current_schema() AND c.column_name = 'contact_id'
+  AND c.data_type IN ('text', 'character varying') AND c.table_name <> all($1::text[])
+ORDER BY 1
+"""
 # A message of the tenant's that holds the contact id somewhere (checked closer in Python), or one of
 # unknown tenant whose Kafka key names the contact.
 FAILED = """
@@ -126,6 +142,10 @@ UPDATE failed_events AS f SET event_id = u.event_id, key = u.key, value = u.valu
 FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bytea[]) AS u(id, event_id, key, value)
 WHERE f.id = u.id
 """
+
+
+# The tables rewritten one by one above; the erasure of any other `contact_id` column is generic.
+KNOWN_TABLES = ("events", "crm_entities", "leads", "deal_facts", "call_analyses")
 
 
 @dataclass(frozen=True)
@@ -184,6 +204,7 @@ class _Job:
         transcripts = list(self.renamed.values())
         self.rows["transcripts"] = await erase_transcripts(self.conn, self.tenant, transcripts, self.at)
         await self.failed()
+        await self.others()
 
     async def events(self) -> None:
         c, t, r = self.conn, self.tenant, self.rewrite
@@ -272,6 +293,23 @@ class _Job:
         if rows:
             await c.execute(REWRITE_FAILED, *(list(col) for col in zip(*rows, strict=True)))
         self.rows["failed_events"] = len(rows)
+
+    async def others(self) -> None:
+        """Tables with a contact column that this module does not know one by one."""
+        c, t, r = self.conn, self.tenant, self.rewrite
+        self.rows["deal_changes"] = affected(await c.execute(DEAL_CHANGES, t, r.contact_id, r.alias))
+        for row in await c.fetch(OTHER_CONTACT_TABLES, list(KNOWN_TABLES)):
+            name = row["table_name"]
+            status = await c.execute(
+                f'UPDATE "{name}" SET contact_id = $3 WHERE tenant = $1 AND contact_id = $2',
+                t, r.contact_id, r.alias,
+            )  # fmt: skip
+            self.rows[name] = affected(status)
+
+
+def affected(status: str) -> int:
+    """The row count of a command status such as "UPDATE <rows>"."""
+    return int(status.rsplit(" ", 1)[-1])
 
 
 async def _rewrite(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
+from starlette.convertors import Convertor, register_url_convertor
 
 from services.api.auth import require_scope
 from services.api.contacts import service
@@ -14,13 +15,28 @@ from services.core.tenancy import KeyInfo
 
 router = APIRouter(prefix="/v1", tags=["contacts"])
 
+
+class _AnyText(Convertor[str]):
+    """A path parameter of any characters, '/' and line breaks included: whatever contact id the
+    archive can hold can be erased (sent percent-encoded)."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anytext", _AnyText())
+
 AdminKey = Annotated[KeyInfo, Depends(require_scope("admin"))]
-# `:path`: a contact id may hold '/' (sent as is or as %2F).
 ContactId = Annotated[str, Path(description="The contact's id as events carry it in `contact_id`")]
 
 
 @router.delete(
-    "/contacts/{contact_id:path}",
+    "/contacts/{contact_id:anytext}",
     summary="Erase a contact's personal data",
     description="Erases the contact's transcript text, its calls' moments' text and its id everywhere "
     "salesloop stores them: the event archive, CRM records, leads, deals, analysed calls and "

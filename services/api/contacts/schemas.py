@@ -9,23 +9,6 @@ from pydantic import BaseModel, Field
 from services.api.kit.answers import example
 
 
-class ErasedRows(BaseModel):
-    events: int = Field(
-        description="Archived events of the contact (and of its calls' transcripts) rewritten"
-    )
-    transcripts: int = Field(description="Transcripts whose text was erased (the analysis kept)")
-    crm_updates: int = Field(
-        description="Archived CRM updates of the contact, or naming it as a deal's contact"
-    )
-    crm_entities: int = Field(description="CRM records (the contact's, its deals') rewritten")
-    leads: int = Field(description="Lead rows of the contact")
-    deal_facts: int = Field(description="Deal facts naming the contact")
-    call_analyses: int = Field(
-        description="Analysed calls of the contact: contact id and moments' text erased"
-    )
-    failed_events: int = Field(description="Dead-lettered messages of the contact")
-
-
 class ContactErasureOut(BaseModel):
     model_config = example(
         {
@@ -48,4 +31,9 @@ class ContactErasureOut(BaseModel):
     erased_at: datetime = Field(
         description="When the contact was first erased: its later events are stored erased since"
     )
-    rows: ErasedRows = Field(description="Rows this request erased, per table; zeros when repeated")
+    rows: dict[str, int] = Field(
+        description="Rows this request erased, per table: `events` (the contact's and its calls'), "
+        "`transcripts` (whose text went, their analysis kept), `crm_updates`, `crm_entities`, `leads`, "
+        "`deal_facts`, `call_analyses` (contact id and moments' text), `failed_events` (dead letters), "
+        "and every other table that names contacts; zeros when repeated"
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.contacts import queries
-from services.api.contacts.schemas import ContactErasureOut, ErasedRows
+from services.api.contacts.schemas import ContactErasureOut
 from services.api.kit.errors import InvalidInput
 from services.core import limits
 from services.core.limits import MAX_ID_LEN, Invalid
@@ -19,6 +19,4 @@ async def erase_contact(engine: AsyncEngine, *, tenant: str, contact_id: str) ->
     except Invalid as exc:
         raise InvalidInput("contact_id", exc.reason) from None
     erasure = await queries.erase_contact(engine, tenant, contact_id)
-    return ContactErasureOut(
-        contact_id=contact_id, erased_at=erasure.erased_at, rows=ErasedRows(**erasure.rows)
-    )
+    return ContactErasureOut(contact_id=contact_id, erased_at=erasure.erased_at, rows=erasure.rows)
