@@ -19,9 +19,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from services.aggregator.conversation import METRICS, TACTICS, analyse
+from services.aggregator.erasure import analysis_json
 from services.aggregator.folds import FOLDS
 from services.aggregator.rebuild import rebuild
 from services.core.models import CONVERSATION_COUNTERS
+from services.core.privacy import erase_transcript, pseudonym
 from services.core.wire import Event
 from tests.aggregator.folds.support import commit, event, new_tenant, rep_rollups, table
 from tests.aggregator.folds.test_crm import deliveries
@@ -29,6 +31,7 @@ from tests.aggregator.folds.test_crm import deliveries
 REPS = {"r1": "UTC", "r2": "America/New_York"}
 ZONES = {rep: ZoneInfo(zone) for rep, zone in REPS.items()}
 TALK = ("talk_calls", "rep_talk_s", "buyer_talk_s")
+SET = ("tenant", "source", "type", "occurred_at")  # what `event` sets itself
 
 
 def seg(speaker: str, start: float, end: float, text: str) -> dict[str, Any]:
@@ -53,9 +56,10 @@ SILENT: list[dict[str, Any]] = []
 
 
 def call(t: str, eid: str, at: str, rep: str | None = "r1", **fields: Any) -> Event:
+    fields = {"contact_id": f"c-{eid}", **fields}
     return event(
-        t, "call.completed", at, rep_id=rep, contact_id=f"c-{eid}", direction="outbound",
-        outcome="connected", duration_s=120, event_id=eid, **fields,
+        t, "call.completed", at, rep_id=rep, direction="outbound", outcome="connected", duration_s=120,
+        event_id=eid, **fields,
     )  # fmt: skip
 
 
@@ -321,3 +325,34 @@ def test_the_registry_rebuilds_both_tables_and_the_columns_follow_the_analysis()
         *(f"{m}_{part}" for m in METRICS for part in ("sum", "n")),
         *(f"{tactic}_moments" for tactic in TACTICS),
     )
+
+
+async def test_an_erased_transcript_counts_by_its_kept_analysis_without_text(pool: asyncpg.Pool) -> None:
+    """What the batch makes of an erased contact's events before the fold (services/aggregator/erasure.py):
+    a pseudonym for the contact, a transcript without text that keeps its analysis."""
+    t = await new_tenant(pool, reps=REPS)
+    plain = [
+        call(t, "c1", "2026-11-02T10:00:00Z"),
+        transcribed(t, "t1", "c1", "2026-11-02T11:00:00Z", DISCOVERY),
+    ]
+    data = orjson.loads(plain[1].payload)
+    erase_transcript(
+        data, analysis_json(analyse(DISCOVERY)), datetime.fromisoformat("2026-12-02T00:00:00+00:00")
+    )
+    erased = [
+        call(t, "c1", "2026-11-02T10:00:00Z", contact_id=pseudonym(b"k" * 32, "c-c1")),
+        event(
+            t, "call.transcribed", "2026-11-02T12:00:00Z", **{k: v for k, v in data.items() if k not in SET}
+        ),
+    ]
+    assert "Thanks" not in erased[1].payload
+    await commit(pool, erased)
+    await assert_folded(pool, t, plain)
+    row = await pool.fetchrow(
+        "SELECT contact_id, moments::text, erased_at FROM call_analyses WHERE tenant = $1", t
+    )
+    assert row["contact_id"] is None
+    assert row["erased_at"] is not None
+    moments = orjson.loads(row["moments"])
+    assert [m["tactic"] for m in moments] == [m.tactic for m in analyse(DISCOVERY).moments]
+    assert all(m["text"] is None for m in moments)
