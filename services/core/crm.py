@@ -16,9 +16,12 @@ Updates travel on the events topic beside the BuyerEvents, told apart by the `sc
 
 Properties and their values: `amount` (a decimal string >= 0), `owner` (the vendor's owner id),
 `stage`, `lifecycle_stage` (the vendor's own names), `channel` (a SPEC channel: the contact's
-original traffic source), `contact` (on a deal: the associated contact's id). A null value clears the
-property. `update_id` is unique per tenant and stable across retried deliveries: it is the vendor
-notification's id with the property appended (one notification may update several properties).
+original traffic source), `contact` (on a deal: the associated contact's id), and for a deal's
+history (SPEC 5.8) `close_date` (a date `YYYY-MM-DD`, the expected close as the CRM has it) and
+`forecast_category` (a SPEC category: `pipeline`, `best_case`, `commit`, `closed`, `omitted`). A null
+value clears the property; folds read the properties they use and keep the others. `update_id` is
+unique per tenant and stable across retried deliveries: it is the vendor notification's id with the
+property appended (one notification may update several properties).
 """
 
 from __future__ import annotations
@@ -26,30 +29,48 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from services.core import limits
-from services.core.events import AliasValue, Attribution, Channel, Id, RepAlias, Source, Tenant, Timestamp
+from services.core.events import (
+    AliasValue,
+    Attribution,
+    Channel,
+    ForecastCategory,
+    Id,
+    RepAlias,
+    Source,
+    Tenant,
+    Timestamp,
+)
 from services.core.limits import MAX_UPDATE_ID_LEN, Invalid
 
 SCHEMA_HEADER = ("schema", b"crm-update/1")
 ENTITIES = ("deal", "contact")
-PROPERTIES = ("amount", "owner", "stage", "lifecycle_stage", "channel", "contact")
-
 EntityKind = Literal["deal", "contact"]
-EntityProperty = Literal["amount", "owner", "stage", "lifecycle_stage", "channel", "contact"]
+EntityProperty = Literal[
+    "amount", "owner", "stage", "lifecycle_stage", "channel", "contact", "close_date", "forecast_category"
+]
+PROPERTIES: tuple[EntityProperty, ...] = get_args(EntityProperty)
 
-_CHANNEL = limits.choice(Channel)
+# The checks of the properties whose values have a format (the others are free text).
+_VALUES: dict[str, limits.Check] = {
+    "amount": limits.money,
+    "channel": limits.choice(Channel),
+    "close_date": limits.calendar_date,
+    "forecast_category": limits.choice(get_args(ForecastCategory)),
+}
 
 
 @dataclass(frozen=True)
 class EntityUpdate:
     """A CRM fact that is not itself a BuyerEvent (a deal's amount, a contact's owner or channel), as a
     vendor adapter produces it. `value` is normalised: a decimal string for `amount`, a Channel value
-    for `channel`; `event_id` is the vendor notification's id (see `update_id`)."""
+    for `channel`, a `YYYY-MM-DD` date for `close_date`, a SPEC category for `forecast_category`;
+    `event_id` is the vendor notification's id (see `update_id`)."""
 
     entity: EntityKind
     entity_id: str
@@ -79,7 +100,7 @@ class CrmUpdateMessage(BaseModel):
 
     @model_validator(mode="after")
     def _values(self) -> CrmUpdateMessage:
-        check = {"amount": limits.money, "channel": _CHANNEL}.get(self.property)
+        check = _VALUES.get(self.property)
         if check is not None and self.value is not None:
             try:
                 check(self.value)
