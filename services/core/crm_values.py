@@ -1,4 +1,5 @@
-"""What CRM field values mean here: a lead's source as a SPEC channel, a call's result as an outcome.
+"""What CRM field values mean here: a lead's source as a SPEC channel, a call's result as an outcome,
+a deal's forecast category as a SPEC category.
 
 The live adapters (services/ingest/sources) and the history import (services/importer) both read
 these, so a record means the same whether it arrives by webhook or from an export.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from services.core.events import Channel, Outcome
+from services.core.events import Channel, ForecastCategory, Outcome
 
 # HubSpot `hs_analytics_source` ("Original Traffic Source") values. OFFLINE covers contacts created by
 # hand, by import or by integrations: for a sales team that is mostly prospecting, hence `outbound`;
@@ -53,6 +54,25 @@ CALL_RESULTS: tuple[tuple[tuple[str, ...], Outcome], ...] = (
     (("connected", "answered", "spoke", "conversation", "reached"), "connected"),
 )
 
+# Forecast categories, keyed by the value lower-cased without spaces, underscores or hyphens: HubSpot's
+# internal values (OMIT, PIPELINE, BEST_CASE, COMMIT, CLOSED) and the labels its exports show (Not
+# forecasted, Closed won), Salesforce's ForecastCategoryName (Omitted, Pipeline, Best Case, Most Likely,
+# Commit, Closed) and its ForecastCategory API names (BestCase, MostLikely, Forecast).
+# "Most likely" lies between best case and commit; SPEC 5.8 has no such category, and a commit number
+# should promise no more than the reps committed to, so it counts as best case.
+FORECAST_CATEGORIES: Mapping[str, ForecastCategory] = {
+    "pipeline": "pipeline",
+    "bestcase": "best_case",
+    "mostlikely": "best_case",
+    "commit": "commit",
+    "forecast": "commit",
+    "closed": "closed",
+    "closedwon": "closed",
+    "omitted": "omitted",
+    "omit": "omitted",
+    "notforecasted": "omitted",
+}
+
 _CHANNELS = frozenset(c.value for c in Channel)
 
 
@@ -80,6 +100,12 @@ def call_outcome(result: str | None) -> Outcome | None:
         if any(needle in lowered for needle in needles):
             return outcome
     return None
+
+
+def forecast_category(value: str) -> ForecastCategory | None:
+    """The SPEC forecast category a CRM's value names (FORECAST_CATEGORIES), or None when it names none."""
+    key = "".join(c for c in value.lower() if c not in " _-")
+    return FORECAST_CATEGORIES.get(key)
 
 
 _ID_SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
