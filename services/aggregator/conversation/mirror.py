@@ -38,9 +38,10 @@ STOPWORDS = frozenset(
     you're you've your yours yourself yourselves actually basically honestly probably mostly usually
     definitely literally maybe perhaps pretty kind sort mm mhm hmm uh um uh-huh yeah yes yep right ok
     okay sure exactly true great oh ah well anyway also already still thing things stuff lot lots bit
-    everything anything something nothing everyone anyone someone per via across along among toward
-    towards onto since beyond despite except inside outside near past plus versus vs who'd who'll who've
-    what'd what'll that'll there'd there'll it'd it'll how'd where'd gonna wanna gotta""".split()
+    everything anything something nothing everyone anyone someone nobody anybody somebody anymore per
+    via across along among toward towards onto since beyond despite except inside outside near past plus
+    versus vs who'd who'll who've what'd what'll that'll there'd there'll it'd it'll how'd where'd gonna
+    wanna gotta""".split()
 )
 
 

@@ -91,10 +91,12 @@ def merge_turns(runs: Sequence[Run]) -> list[Turn]:
     for run in runs:
         if run.backchannel:
             continue
-        end = max([s.end_s for s in run.segments])
+        segments = run.segments
+        end = segments[0].end_s if len(segments) == 1 else max([s.end_s for s in segments])
         if turns and turns[-1].speaker == run.speaker:
             last = turns[-1]
-            turns[-1] = Turn(last.speaker, last.start_s, max(last.end_s, end))
+            if end > last.end_s:
+                turns[-1] = Turn(last.speaker, last.start_s, end)
         else:
-            turns.append(Turn(run.speaker, run.segments[0].start_s, end))
+            turns.append(Turn(run.speaker, segments[0].start_s, end))
     return turns
