@@ -79,7 +79,8 @@ async def receive(vendor: AnyVendor, tenant: str, request: Request, hooks: Webho
             client_ip=request.client.host if request.client else None,
         )
         info = _verify(vendor, inbound, secret, options, info)
-        result = _normalise(vendor, body, MappingContext(currency=info.currency, received_at=now), options)
+        ctx = MappingContext(currency=info.currency, received_at=now, timezone=info.timezone)
+        result = _normalise(vendor, body, ctx, options)
         limiter_of(request.app).admit(info.slug, len(result.events), source.value)
         accepted = await _deliver(ingest, info.slug, vendor, result)
     log.debug(

@@ -8,7 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from services.core.crm import EntityUpdate
 from services.core.events import BuyerEvent, RepAlias
@@ -55,15 +57,31 @@ class InboundRequest:
 
 @dataclass(frozen=True)
 class MappingContext:
-    """What every mapping needs of the delivery: the tenant's currency and the time it was received.
+    """What every mapping needs of the delivery: the tenant's currency and the time it was received,
+    and its time zone (IANA) for the vendor values that are a day, such as a deal's close date.
     What differs by vendor comes in the vendor's own options."""
 
     currency: str
     received_at: datetime
+    timezone: str = "UTC"
 
     def __post_init__(self) -> None:
         if self.received_at.tzinfo is None:
             raise ValueError("received_at must be timezone-aware")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return _zone(self.timezone)
+
+
+@cache
+def _zone(name: str) -> ZoneInfo:
+    # Tenants' zones are checked where they are set (services/core/tenancy.py); a delivery is never
+    # refused over one, which its vendor would only retry.
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
 
 
 @dataclass(frozen=True)
