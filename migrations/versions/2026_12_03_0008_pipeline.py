@@ -82,6 +82,9 @@ def upgrade() -> None:
     op.create_index(
         "ix_deal_stage_stays_tenant_stage_left_at", "deal_stage_stays", ["tenant", "stage", "left_at"]
     )
+    op.create_index(
+        "ix_deal_stage_stays_tenant_stage_entered_at", "deal_stage_stays", ["tenant", "stage", "entered_at"]
+    )
     op.create_table(
         "contact_activity",
         sa.Column("tenant", sa.String(length=63), nullable=False),
@@ -105,6 +108,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("pipeline_stages")
     op.drop_table("contact_activity")
+    op.drop_index("ix_deal_stage_stays_tenant_stage_entered_at", table_name="deal_stage_stays")
     op.drop_index("ix_deal_stage_stays_tenant_stage_left_at", table_name="deal_stage_stays")
     op.drop_index("ix_deal_stage_stays_tenant_deal_created_at", table_name="deal_stage_stays")
     op.drop_table("deal_stage_stays")

@@ -106,6 +106,8 @@ class DealStageStay(Base):
     __table_args__ = (
         Index("ix_deal_stage_stays_tenant_deal_created_at", "tenant", "deal_created_at"),
         Index("ix_deal_stage_stays_tenant_stage_left_at", "tenant", "stage", "left_at"),
+        # The order stages were first entered in (a tenant's default order): a probe per stage.
+        Index("ix_deal_stage_stays_tenant_stage_entered_at", "tenant", "stage", "entered_at"),
     )
 
 
