@@ -37,6 +37,8 @@ SCOPES = frozenset(
         "training:read",
         "demand:read",
         "demand:write",
+        "pipeline:read",
+        "pipeline:write",
         "admin",
     }
 )
