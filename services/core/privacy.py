@@ -9,7 +9,10 @@ that call it).
   one, so leads, deals and first touches still join, and a later event of the contact is recognised
   (its pseudonym is in the register) and stored erased. In ids that embed the contact id as one of
   their `:`-separated parts (HubSpot's and Salesforce's event ids do), that part is replaced too, the
-  same way for a redelivery, which therefore still finds the archived event.
+  same way for a redelivery, which therefore still finds the archived event. (An analysed call,
+  which nothing joins by contact, keeps no contact id at all once erased.)
+- Why a key kept in the database rather than one derived from SALESLOOP_SECRET_KEY: rotating that
+  secret would change every pseudonym, and the contacts erased before would no longer be recognised.
 - An erased contact's events lose their `attributes` (free-form: they may hold phone numbers, e-mail
   addresses, the vendor's contact id).
 - An erased **transcript** keeps its segments' speakers and times with empty text, and its analysis
