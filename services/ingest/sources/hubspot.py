@@ -19,11 +19,14 @@ import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from services.core import limits
 from services.core.crm import EntityKind, EntityProperty, EntityUpdate
 from services.core.crm_values import HUBSPOT_SOURCES as CHANNELS
+from services.core.crm_values import forecast_category
 from services.core.events import Channel, EventType, RepAlias, Source
 from services.core.source_settings import OptionSet, channel_map, flag, strings
 
@@ -57,6 +60,11 @@ _SIGNED_ESCAPES = re.compile(r"%(3A|2F|3F|40|21|24|27|28|29|2A|2C|3B)", re.IGNOR
 # Generic `object.*` subscriptions name the object type by id instead of in the subscription type.
 _OBJECT_TYPES = {"0-1": "contact", "0-3": "deal"}
 _QUALIFIED = {"marketingqualifiedlead": "mql", "salesqualifiedlead": "sql"}
+# A deal's forecast category: the one HubSpot's forecast tool derives from the stage and the one reps set
+# by hand; a portal subscribes to the one its forecast uses.
+FORECAST_PROPERTIES = frozenset({"hs_forecast_category", "hs_manual_forecast_category"})
+_FORECAST_VALUES = "OMIT, PIPELINE, BEST_CASE, COMMIT or CLOSED"
+_CLOSE_DATE_FORMAT = "must be a date: milliseconds since the Unix epoch, or ISO 8601"
 _NAMES = {
     "occurred_at": "occurredAt",
     "contact_id": "objectId",
@@ -181,6 +189,8 @@ def _notification(
         return [], [update("channel", channel.value if channel else None)]
     if kind == "deal" and prop == "amount":
         return [], [update("amount", _amount(value, i))]
+    if kind == "deal" and (history := _deal_history(prop, value, i, ctx)) is not None:
+        return [], [update(*history)]
     if kind == "deal" and prop == "dealstage" and value is not None:
         if value in options.won_stages:
             type_ = EventType.DEAL_WON
@@ -190,6 +200,42 @@ def _notification(
             type_ = EventType.DEAL_STAGE_CHANGED
         return [make_event(ctx, index=i, names=_NAMES, type=type_, stage=value, **base)], []
     return [], []
+
+
+def _deal_history(
+    prop: str, value: str | None, i: int, ctx: MappingContext
+) -> tuple[EntityProperty, str | None] | None:
+    """The close date or forecast category a deal property change sets (a cleared one: None), else None."""
+    if prop == "closedate":
+        return "close_date", _close_date(value, i, ctx)
+    if prop in FORECAST_PROPERTIES:
+        category = forecast_category(value) if value is not None else None
+        if value is not None and category is None:
+            raise PayloadError("propertyValue", f"must be a forecast category: {_FORECAST_VALUES}", i)
+        return "forecast_category", category
+    return None
+
+
+def _close_date(value: str | None, i: int, ctx: MappingContext) -> str | None:
+    """`closedate` as the day HubSpot shows. It is a datetime property: HubSpot keeps a moment and shows
+    it in the viewer's time zone, and a day picked in its date picker may be kept at any time of that
+    day in the user's zone; so the day is the moment's in the tenant's zone. A moment at exactly
+    midnight UTC is a day as HubSpot's API writes days (date properties must be midnight UTC), and is
+    that UTC day whatever the tenant's zone."""
+    if value is None:
+        return None
+    try:
+        if value.isascii() and value.isdigit():
+            moment = from_epoch(value, unit="ms", field="propertyValue", index=i)
+        elif len(value) == 10:
+            return limits.calendar_date(value).isoformat()
+        else:
+            moment = limits.timestamp(value)
+        utc = moment.astimezone(UTC)
+        day = utc.date() if utc.time() == time(0) else moment.astimezone(ctx.zone).date()
+        return limits.calendar_date(day).isoformat()
+    except (PayloadError, limits.Invalid, OverflowError):
+        raise PayloadError("propertyValue", _CLOSE_DATE_FORMAT, i) from None
 
 
 def _deal_contact(item: dict[str, Any], i: int) -> list[EntityUpdate]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hubspot.utils.signature import Signature
@@ -143,6 +143,63 @@ def test_deal_notifications() -> None:
     assert maps(hubspot.VENDOR, "hubspot_deals.json") == mapped("hubspot_deals.json")
 
 
+def test_a_deals_history_of_stages_amounts_close_dates_and_forecast_categories() -> None:
+    # A deal from creation to its win: owner, amount, close date and forecast category as entity
+    # updates, stages as events. Close dates come as epoch milliseconds (the default one at midnight
+    # UTC, one picked in the date picker, HubSpot's own at the win) or ISO 8601, a cleared one as "";
+    # either forecast category property, in HubSpot's internal values; a contact's closedate is nothing.
+    assert maps(hubspot.VENDOR, "hubspot_deal_history.json") == mapped("hubspot_deal_history.json")
+
+
+def test_redelivered_history_keeps_its_update_ids() -> None:
+    payload = hubspot.parse(body("hubspot_deal_history.json"))
+    retried = [{**item, "attemptNumber": item["attemptNumber"] + 1} for item in payload]
+    assert hubspot.to_events(retried, CTX) == hubspot.to_events(payload, CTX)
+
+
+# (the moment closedate holds, the tenant's zone, the day it is there)
+ZONED = {
+    "a day as the API writes it": ("2026-07-31T00:00:00Z", "America/Los_Angeles", "2026-07-31"),
+    "picked at 17:45 in LA": ("2026-08-01T00:45:00Z", "America/Los_Angeles", "2026-07-31"),
+    "the same moment in UTC": ("2026-08-01T00:45:00Z", "UTC", "2026-08-01"),
+    "Tokyo's midnight": ("2026-07-31T15:00:00Z", "Asia/Tokyo", "2026-08-01"),
+    "Berlin's evening": ("2026-07-31T15:00:00Z", "Europe/Berlin", "2026-07-31"),
+    "Auckland's morning": ("2026-07-31T20:30:00Z", "Pacific/Auckland", "2026-08-01"),
+}
+
+
+@pytest.mark.parametrize(("moment", "zone", "day"), ZONED.values(), ids=ZONED.keys())
+def test_a_close_date_is_the_day_in_the_tenants_zone(moment: str, zone: str, day: str) -> None:
+    ctx = replace(CTX, timezone=zone)
+    at = datetime.fromisoformat(moment)
+    for value in (str(int(at.timestamp() * 1000)), moment, moment.replace("Z", ".000+00:00")):
+        (update,) = hubspot.to_events([_change("deal", "closedate", value)], ctx).entity_updates
+        assert (update.property, update.value) == ("close_date", day), value
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "category"),
+    [
+        ("hs_forecast_category", "OMIT", "omitted"),
+        ("hs_forecast_category", "PIPELINE", "pipeline"),
+        ("hs_forecast_category", "BEST_CASE", "best_case"),
+        ("hs_forecast_category", "COMMIT", "commit"),
+        ("hs_forecast_category", "CLOSED", "closed"),
+        ("hs_manual_forecast_category", "COMMIT", "commit"),
+        ("hs_manual_forecast_category", "", None),
+    ],
+)
+def test_forecast_categories(name: str, value: str, category: str | None) -> None:
+    (update,) = hubspot.to_events([_change("deal", name, value)], CTX).entity_updates
+    assert (update.entity, update.entity_id, update.property, update.value) == (
+        "deal",
+        "5",
+        "forecast_category",
+        category,
+    )
+    assert (update.event_id, update.occurred_at) == ("hubspot:3:1:2:5", datetime(2026, 7, 1, 10, tzinfo=UTC))
+
+
 def test_tenant_won_and_lost_stages() -> None:
     options = HubSpotOptions(won_stages=frozenset({"presentationscheduled"}))
     result = hubspot.to_events(hubspot.parse(body("hubspot_deals.json")), CTX, options)
@@ -201,6 +258,26 @@ MALFORMED = {
     "bad-time": ([_deal_change(occurredAt="yesterday")], "occurredAt", 0),
     "bad-amount": ([_deal_change(), _deal_change(propertyValue="lots")], "propertyValue", 1),
     "no-id": ([_deal_change(objectId=None)], "objectId", 0),
+    "bad-close-date": (
+        [_deal_change(propertyName="closedate", propertyValue="next week")],
+        "propertyValue",
+        0,
+    ),
+    "close-date-without-offset": (
+        [_deal_change(), _deal_change(propertyName="closedate", propertyValue="2026-07-31T10:00:00")],
+        "propertyValue",
+        1,
+    ),
+    "close-date-year-9999": (
+        [_deal_change(propertyName="closedate", propertyValue="253402214400000")],
+        "propertyValue",
+        0,
+    ),
+    "bad-forecast-category": (
+        [_deal_change(propertyName="hs_forecast_category", propertyValue="MAYBE")],
+        "propertyValue",
+        0,
+    ),
     "no-type": ([_deal_change(subscriptionType=None)], "subscriptionType", 0),
     "future": (
         [_deal_change(propertyName="dealstage", propertyValue="x", occurredAt=4102444800000)],
