@@ -13,6 +13,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.api.kit.conversations import REP_METRICS
 from services.core.models.conversations import CALL_METRICS, TACTICS
 from services.core.tenancy import create_key
 from tests.api.factories import AnalysedCall, ConversationFactory, RollupFactory, bearer
@@ -356,3 +357,18 @@ async def test_the_scope(client: httpx.AsyncClient, org: TenantCtx, engine: Asyn
         assert r.status_code == 403, (path, r.text)
     reader = await create_key(engine, org.slug, ["conversations:read"])
     assert (await client.get("/v1/conversations/calls/c1", headers=bearer(reader))).status_code == 200
+
+
+async def test_the_openapi_document(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/openapi.json")).json()
+    schemas = doc["components"]["schemas"]
+    assert not [name for name in schemas if "__" in name]  # no model name taken twice
+    for path, model in [
+        ("/v1/conversations/calls/{event_id}", "CallOut"),
+        ("/v1/conversations/reps/{rep_id}", "RepConversationsOut"),
+        ("/v1/conversations/team", "TeamConversationsOut"),
+    ]:
+        ok = doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert ok["$ref"].endswith(f"/{model}"), path
+        assert schemas[model]["examples"], model
+    assert list(schemas["ConversationMetrics"]["properties"]) == list(REP_METRICS)

@@ -142,7 +142,7 @@ class RepConversationsOut(BaseModel):
     metrics: ConversationMetrics
 
 
-class TeamRepOut(BaseModel):
+class TeamMemberConversationsOut(BaseModel):
     model_config = example(REP_EXAMPLE)
 
     rep_id: str
@@ -158,6 +158,6 @@ class TeamConversationsOut(BaseModel):
     from_: FromDay
     to: ToDay
     as_of: AsOf
-    reps: list[TeamRepOut] = Field(
+    reps: list[TeamMemberConversationsOut] = Field(
         description="Every active rep (of the team), and every other rep with calls analysed in the window"
     )

@@ -13,7 +13,7 @@ from services.api.conversations.schemas import (
     Moment,
     RepConversationsOut,
     TeamConversationsOut,
-    TeamRepOut,
+    TeamMemberConversationsOut,
 )
 from services.api.kit.conversations import CALLS, conversation_metrics
 from services.api.kit.errors import NotFound
@@ -81,7 +81,9 @@ async def team(
         to=window.end,
         as_of=window.as_of,
         reps=[
-            TeamRepOut(rep_id=r.rep_id, team=r.team, calls_analysed=int(r.sums[CALLS]), metrics=_metrics(r))
+            TeamMemberConversationsOut(
+                rep_id=r.rep_id, team=r.team, calls_analysed=int(r.sums[CALLS]), metrics=_metrics(r)
+            )
             for r in reps
         ],
     )
