@@ -8,10 +8,13 @@ A notification is a snapshot of the record's fields when a workflow rule fired, 
 rule may fire on every edit. So facts that happen once per record take an id from the record, not
 from the notification: `salesforce:{record id}:deal.won` is the same id whichever notification first
 showed the deal won, and re-edits or retries never count it twice. The Notification Id names the
-entity updates (amount, owner, stage, channel, status) and is kept in every event's attributes.
+entity updates (amount, owner, stage, close date, forecast category, channel, status) and is kept in
+every event's attributes.
 
 - Opportunity -> deal.created (at CreatedDate), then deal.won / deal.lost (IsWon / IsClosed, else the
-  standard "Closed Won"/"Closed Lost" stage names) or deal.stage_changed once per stage.
+  standard "Closed Won"/"Closed Lost" stage names) or deal.stage_changed once per stage; its amount,
+  owner, stage, CloseDate and ForecastCategoryName as the deal's updates at LastModifiedDate, which
+  is how the deal's history of close dates and categories is kept (SPEC 5.8).
 - Lead -> lead.created (at CreatedDate), lead.qualified mql / sql by Status (the tenant's options)
   or sql once IsConverted.
 - Task -> call.completed (TaskSubtype/Type Call), email.sent (Email, ListEmail), meeting.held (Type
@@ -29,9 +32,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from services.core import limits
 from services.core.crm import EntityKind, EntityProperty, EntityUpdate
 from services.core.crm_values import SALESFORCE_LEAD_SOURCES as CHANNELS
-from services.core.crm_values import call_outcome
+from services.core.crm_values import call_outcome, forecast_category
 from services.core.events import Channel, EventType, Source
 from services.core.source_settings import OptionSet, channel_map, flag, networks, strings
 
@@ -57,6 +61,7 @@ from .outbound_message import (
 from .registry import Answer, Vendor
 
 _MAX_STAGE = 100
+_CATEGORIES = "Pipeline, Best Case, Most Likely, Commit, Closed or Omitted"
 # A record first seen without CreatedDate was created, as far as anyone here knows, when first seen.
 _CREATED = ("CreatedDate", "LastModifiedDate", "SystemModstamp")
 
@@ -155,6 +160,15 @@ class _Record:
             return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)), name
         return self.ctx.received_at, None
 
+    def day(self, name: str) -> str | None:
+        value = self.get(name)
+        if value is None:
+            return None
+        try:
+            return limits.calendar_date(value).isoformat()
+        except limits.Invalid as exc:
+            raise PayloadError(f"sObject.{name}", exc.reason, self.i) from None
+
     def number(self, name: str) -> Decimal | None:
         value = self.get(name)
         if value is None:
@@ -221,6 +235,23 @@ def _opportunity(r: _Record, out: Normalised) -> None:
         out.entity_updates.append(r.update("deal", "owner", r.alias.value))
     if stage is not None:
         out.entity_updates.append(r.update("deal", "stage", stage))
+    out.entity_updates.extend(_deal_history(r))
+
+
+def _deal_history(r: _Record) -> list[EntityUpdate]:
+    """The close date and forecast category of the snapshot, for each the message carries (nil:
+    cleared). Each notification is the record at its LastModifiedDate, so its values are history."""
+    updates = []
+    if "CloseDate" in r.n.fields:
+        updates.append(r.update("deal", "close_date", r.day("CloseDate")))
+    name = next((n for n in ("ForecastCategoryName", "ForecastCategory") if n in r.n.fields), None)
+    if name is not None:
+        value = r.get(name)
+        category = forecast_category(value) if value is not None else None
+        if value is not None and category is None:
+            raise PayloadError(f"sObject.{name}", f"must be a forecast category: {_CATEGORIES}", r.i)
+        updates.append(r.update("deal", "forecast_category", category))
+    return updates
 
 
 def _lead(r: _Record, out: Normalised) -> None:

@@ -5,15 +5,18 @@ import time
 import tracemalloc
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
 
 import pytest
 
+from services.core.crm import update_id
 from services.core.events import EventType, RepAlias
 from services.ingest.sources import salesforce
-from services.ingest.sources.common import InboundRequest, PayloadError, SignatureError
+from services.ingest.sources.common import InboundRequest, Normalised, PayloadError, SignatureError
 from services.ingest.sources.outbound_message import canonical_org_id, check_secret, url_secret
 from services.ingest.sources.salesforce import SalesforceOptions
-from tests.ingest.sources.support import CTX, NOW, body, malformed, mapped, maps
+from tests.ingest.sources.support import CTX, NOW, at, body, malformed, mapped, maps
 
 ORG = "00D5e000000KQ2eEAG"
 TOKEN = "Zk3q9VbX1mWc7RtY5uPa2sLd8fGh4jNe6oQi0yTb3vC"  # the endpoint token, as set-secret generates them
@@ -210,9 +213,113 @@ def test_entity_attacks_are_refused_fast_without_expansion(name: str) -> None:
 
 
 def test_opportunities() -> None:
-    # deal.created, then a stage change, a win or a loss; amount, owner and stage as entity updates
-    # named by the notification; the lost deal is owned by a queue (00G...), not a user.
+    # deal.created, then a stage change, a win or a loss; amount, owner, stage and close date as entity
+    # updates named by the notification; the lost deal is owned by a queue (00G...), not a user.
     assert maps(salesforce.VENDOR, "salesforce_opportunities.xml") == mapped("salesforce_opportunities.xml")
+
+
+OPP = "0065e00000AbCdHAAV"
+NOTES = [f"04l5e00000Gx7S{n}AAJ" for n in range(5)]
+OTHER_USER = "0055e000004XyZaAAB"
+
+
+def test_an_opportunity_through_its_stages_close_dates_and_forecast_categories_to_its_win() -> None:
+    # Five snapshots of one opportunity, as Salesforce queues them: created in Prospecting, moved on,
+    # its close date pushed a month and its category raised to Best Case while handed to another rep,
+    # committed at a larger amount, won (Salesforce sets the close date to the day of the win).
+    result = maps(salesforce.VENDOR, "salesforce_opportunity_history.xml")
+    times = [
+        at(f"2026-{t}Z") for t in ("06-01T09:00", "06-10T14:00", "06-28T15:20", "07-02T10:00", "07-06T16:45")
+    ]
+    created = (f"salesforce:{OPP}:deal.created", EventType.DEAL_CREATED, None, times[0])
+    moved = EventType.DEAL_STAGE_CHANGED
+    # Every snapshot shows the creation again, and its stage: the same ids, so the aggregator keeps one.
+    assert [(v.event.event_id, v.event.type, v.event.stage, v.event.occurred_at) for v in result.events] == [
+        created,
+        (f"salesforce:{OPP}:stage:Prospecting", moved, "Prospecting", times[0]),
+        created,
+        (f"salesforce:{OPP}:stage:Needs Analysis", moved, "Needs Analysis", times[1]),
+        created,
+        (f"salesforce:{OPP}:stage:Needs Analysis", moved, "Needs Analysis", times[2]),
+        created,
+        (f"salesforce:{OPP}:stage:Negotiation/Review", moved, "Negotiation/Review", times[3]),
+        created,
+        (f"salesforce:{OPP}:deal.won", EventType.DEAL_WON, "Closed Won", times[4]),
+    ]
+    owners = [USER.value, USER.value, OTHER_USER, OTHER_USER, OTHER_USER]
+    snapshots = [  # amount, owner, stage, close date, forecast category
+        ("30000.0", owners[0], "Prospecting", "2026-06-30", "pipeline"),
+        ("30000.0", owners[1], "Needs Analysis", "2026-06-30", "pipeline"),
+        ("30000.0", owners[2], "Needs Analysis", "2026-07-31", "best_case"),
+        ("32500.0", owners[3], "Negotiation/Review", "2026-07-31", "commit"),
+        ("32500.0", owners[4], "Closed Won", "2026-07-06", "closed"),
+    ]
+    properties = ("amount", "owner", "stage", "close_date", "forecast_category")
+    assert [(u.property, u.value, u.occurred_at, u.event_id) for u in result.entity_updates] == [
+        (prop, value, times[i], f"salesforce:{NOTES[i]}")
+        for i, snapshot in enumerate(snapshots)
+        for prop, value in zip(properties, snapshot, strict=True)
+    ]
+    assert {u.entity_id for u in result.entity_updates} == {OPP}
+    assert [u.rep_alias for u in result.entity_updates if u.property == "owner"] == [
+        RepAlias(kind="salesforce_user_id", value=owner) for owner in owners
+    ]
+
+
+def test_an_opportunitys_history_is_the_same_however_its_snapshots_are_delivered() -> None:
+    # Redelivered, or delivered one snapshot a message in reverse order: the same facts under the same ids.
+    message = salesforce.parse(body("salesforce_opportunity_history.xml"))
+    together = salesforce.to_events(message, CTX)
+    alone = [salesforce.to_events(replace(message, notifications=[n]), CTX) for n in message.notifications]
+
+    def facts(results: list[Normalised]) -> tuple[set[Any], set[Any]]:
+        events = {(v.event.event_id, v.event.type, v.event.stage) for r in results for v in r.events}
+        updates = {
+            (update_id(u.event_id, u.property), u.property, u.value, u.occurred_at)
+            for r in results
+            for u in r.entity_updates
+        }
+        return events, updates
+
+    assert facts([together]) == facts(alone[::-1])
+    assert salesforce.to_events(salesforce.parse(body("salesforce_opportunity_history.xml")), CTX) == together
+    _, updates = facts([together])
+    assert len(updates) == 25  # five properties of five snapshots, each once
+
+
+FIELDS = {
+    "nil-clears": (
+        {"CloseDate": None, "ForecastCategoryName": None},
+        [("close_date", None), ("forecast_category", None)],
+    ),
+    "values": (
+        {"CloseDate": "2026-02-28", "ForecastCategoryName": "Best Case"},
+        [("close_date", "2026-02-28"), ("forecast_category", "best_case")],
+    ),
+    "most-likely": (
+        {"ForecastCategoryName": "Most Likely", "ForecastCategory": "MostLikely"},
+        [("forecast_category", "best_case")],
+    ),
+    "omitted": (
+        {"ForecastCategoryName": "Omitted", "ForecastCategory": "Omitted"},
+        [("forecast_category", "omitted")],
+    ),
+    "api-name-forecast": ({"ForecastCategory": "Forecast"}, [("forecast_category", "commit")]),
+    "api-name-best-case": ({"ForecastCategory": "BestCase"}, [("forecast_category", "best_case")]),
+    "absent": ({}, []),  # fields the Outbound Message does not send tell nothing
+}
+
+
+@pytest.mark.parametrize(("fields", "updates"), FIELDS.values(), ids=FIELDS.keys())
+def test_close_date_and_forecast_category_fields(
+    fields: Mapping[str, str | None], updates: list[tuple[str, str | None]]
+) -> None:
+    record = {"Id": "0065e00000AbCdKAAV", "LastModifiedDate": "2026-07-07T09:00:00.000Z", **fields}
+    result = salesforce.to_events(salesforce.parse(envelope("Opportunity", record)), CTX)
+    assert [(u.property, u.value) for u in result.entity_updates] == updates
+    assert {(u.occurred_at, u.event_id) for u in result.entity_updates} <= {
+        (at("2026-07-07T09:00Z"), "salesforce:04l5e00000Gx7QzAAJ")
+    }
 
 
 def test_leads() -> None:
@@ -295,6 +402,31 @@ MALFORMED = {
     "no-sobject-id": (envelope("Lead", {"Status": "Open"}), "sObject.Id", 0),
     "bad-date": (envelope("Lead", {"Id": "00Q1", "CreatedDate": "last week"}), "sObject.CreatedDate", 0),
     "bad-amount": (envelope("Opportunity", {"Id": "0061", "Amount": "a lot"}), "sObject.Amount", 0),
+    "bad-close-date": (
+        envelope("Opportunity", {"Id": "0061", "CloseDate": "31/07/2026"}),
+        "sObject.CloseDate",
+        0,
+    ),
+    "close-date-year-1": (
+        envelope("Opportunity", {"Id": "0061", "CloseDate": "0001-01-01"}),
+        "sObject.CloseDate",
+        0,
+    ),
+    "close-date-with-time": (
+        envelope("Opportunity", {"Id": "0061", "CloseDate": "2026-07-31T00:00:00Z"}),
+        "sObject.CloseDate",
+        0,
+    ),
+    "bad-forecast-category": (
+        envelope("Opportunity", {"Id": "0061", "ForecastCategoryName": "Maybe"}),
+        "sObject.ForecastCategoryName",
+        0,
+    ),
+    "bad-forecast-category-api-name": (
+        envelope("Opportunity", {"Id": "0061", "ForecastCategory": "Upside"}),
+        "sObject.ForecastCategory",
+        0,
+    ),
     "future": (
         envelope("Opportunity", {"Id": "0061", "CreatedDate": "2100-01-01T00:00:00Z"}),
         "sObject.CreatedDate",
