@@ -56,17 +56,17 @@ def _summaries(rep: Script) -> Iterator[Moment]:
         yield _moment(rep, "summary", rep.sentence(m.end())[0], rep.bounds(i)[1])
 
 
+_MIRROR_MAX_SPACES = 12  # a cheap first cut: six words hold fewer spaces
+
+
 def _mirrors(rep: Script, buyer: Script) -> Iterator[Moment]:
     for i, run in enumerate(rep.runs):
         lo, hi = rep.bounds(i)
-        if not run.answers_buyer() or rep.folded.count(" ", lo, hi) > _MIRROR_MAX_SPACES:
+        heard = run.previous
+        if heard is None or not run.answers_buyer() or rep.folded.count(" ", lo, hi) > _MIRROR_MAX_SPACES:
             continue
-        assert run.previous is not None
-        if is_mirror(rep.folded[lo:hi], _slice(buyer, run.previous.at)):
+        if is_mirror(rep.folded[lo:hi], _slice(buyer, heard.at)):
             yield _moment(rep, "mirror", lo, hi)
-
-
-_MIRROR_MAX_SPACES = 12  # a cheap first cut: six words hold fewer spaces
 
 
 def _slice(script: Script, i: int) -> str:
@@ -91,12 +91,14 @@ def _said(
 ) -> Iterator[Moment]:
     """One moment per sentence in which `pattern` is found (and, with `doubted`, not preceded in that
     sentence by words that doubt it or make it conditional: "if", "not sure")."""
-    last = -1
+    taken = -1  # where the sentence of the last moment ends
     for m in pattern.finditer(script.folded):
-        start, end = script.sentence(m.start())
-        if start == last or (doubted and p.DOUBTED.search(script.folded, start, m.start())):
+        if m.start() < taken:
             continue
-        last = start
+        start, end = script.sentence(m.start())
+        if doubted and p.DOUBTED.search(script.folded, start, m.start()):
+            continue
+        taken = end
         yield _moment(script, tactic, start, end)
 
 

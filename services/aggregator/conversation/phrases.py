@@ -9,14 +9,16 @@ from __future__ import annotations
 import re
 
 _DAYS = r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|tomorrow|tonight"
+# "may" is left out: it is a verb far more often than a month
 _MONTHS = r"january|february|march|april|june|july|august|september|october|november|december"
 _CLOCK = r"\d{1,2}(?::\d\d)? ?[ap]\.?m\b|o'clock|noon"
 
 # Words that may open a turn before what it says ("Okay, so what I'm hearing is...", "Right. It sounds
-# like..."): acknowledgements, fillers, thanks.
+# like..."): acknowledgements, fillers, thanks. No two of them match the same text ("mm-hmm" is "mm",
+# "-", "hmm"; "uh-huh" is "uh", "-", "huh"): ambiguity would make a failing match exponential.
 _OPENER = (
-    r"okay|ok|so|well|right|yeah|yes|yep|got it|i see|h+m+|m+|m+hm+|mm-hmm|uh-huh|oh|ah|wow|oof|ouch"
-    r"|ha|haha|huh|gosh|geez|jeez|yikes|man|hm"
+    r"okay|ok|so|well|right|yeah|yes|yep|got it|i see|h+m+|m+|m+h+m+|oh|ah|wow|oof|ouch"
+    r"|ha|haha|huh|gosh|geez|jeez|yikes|man"
     r"|sure|great|alright|all right|and|um+|uh+|look|listen|now|gotcha|interesting|fair enough|fair"
     r"|makes sense|totally|understood|i hear you|thanks|thank you|thanks for sharing(?: that)?"
 )

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 
 from services.aggregator.conversation.phrases import QUESTION_LEAD
-from services.aggregator.conversation.text import SENTENCE_END
+from services.aggregator.conversation.text import SENTENCE_END, SENTENCE_REACH
 
 _WORD = r"(?P<word>how|what|tell me|walk me through|help me understand)\b"
 # A sentence starts a turn (after the line break that opens each turn of a Script) or follows a
@@ -28,8 +28,9 @@ def question_openings(text: str) -> list[Opening]:
     """The questions (sentences ending in "?") of `text` opening with a question word."""
     found = []
     for m in _OPENING.finditer(text):
-        line_end = text.find("\n", m.end())
-        close = SENTENCE_END.search(text, m.end(), len(text) if line_end < 0 else line_end)
+        reach = min(len(text), m.end() + SENTENCE_REACH)
+        line_end = text.find("\n", m.end(), reach)
+        close = SENTENCE_END.search(text, m.end(), reach if line_end < 0 else line_end)
         if close is not None and "?" in close.group():
             word = m.group("word")
             found.append(Opening(m.start("sentence"), m.start("word"), close.end(), word in ("how", "what")))

@@ -13,12 +13,18 @@ HAS_WORD = re.compile(r"[^\W_]")
 
 # A sentence ends with a run of . ! ? (closing quotes or brackets may follow) before a space or the end:
 # a stop inside a token ("3.5", "e.g.x") does not end it. It is a question when that run holds a "?".
-SENTENCE_END = re.compile(r"[.!?]+[\"\u201d')\]]*(?=\s|$)")
-QUESTION_END = re.compile(r"\?[.!?]*[\"\u201d')\]]*(?=\s|$)")
+# The runs are bounded so that no text ("????...x") makes a scan quadratic.
+SENTENCE_END = re.compile(r"[.!?]{1,8}[\"\u201d')\]]{0,4}(?=\s|$)")
+QUESTION_END = re.compile(r"\?[.!?]{0,7}[\"\u201d')\]]{0,4}(?=\s|$)")
+# How far from a phrase its sentence is looked for, either side: a longer sentence is cut there (at a
+# space), so the work per match and a moment's text stay bounded whatever a transcript holds.
+SENTENCE_REACH = 1000
 
 # SPEC 5.7's acknowledgement words (with their common spellings: "mm-hmm", "mhmm", "hmmm", "uh huh").
+# No two alternatives match the same text ("mm-hmm" is "mm", "-", "hmm"), so a failing match never
+# tries a word's readings in every combination.
 _ACK = (
-    r"m+(?:-?h+m+)?|h+m+|uh[- ]?huh|yeah|yea|yes|yep|right|ok|okay|sure|got it|i see|exactly"
+    r"m+(?:h+m+)?|h+m+|uh[- ]?huh|yeah|yea|yes|yep|right|ok|okay|sure|got it|i see|exactly"
     r"|makes sense|true|great"
 )
 ACKNOWLEDGEMENT = re.compile(rf"[\W_]*(?:(?:{_ACK})(?![^\W_])[\W_]*)+")
@@ -51,7 +57,11 @@ def is_backchannel(text: str) -> bool:
 
 def sentence_bounds(text: str, lo: int, hi: int, at: int) -> tuple[int, int]:
     """The sentence of text[lo:hi] holding offset `at`: from after the last sentence end before `at`
-    (spaces skipped) to the end of its own sentence end (or `hi`)."""
+    (spaces skipped) to the end of its own sentence end (or `hi`), each at most SENTENCE_REACH away."""
+    if at - lo > SENTENCE_REACH:
+        cut = text.find(" ", at - SENTENCE_REACH, at)
+        lo = at - SENTENCE_REACH if cut < 0 else cut
+    hi = min(hi, at + SENTENCE_REACH)
     start = lo
     for end in SENTENCE_END.finditer(text, lo, hi):
         if end.end() > at:

@@ -36,8 +36,8 @@ class Run:
     at: int = -1  # its index in its speaker's Script (script.py)
 
     def answers_buyer(self) -> bool:
-        """Whether this is the rep's reply to a buyer turn: right after buyer speech that is no
-        back-channel."""
+        """Whether this (a rep run) replies to a buyer turn: it is no back-channel and comes right after
+        buyer speech that is none either (runs alternate speakers)."""
         before = self.previous
         return before is not None and not before.backchannel and not self.backchannel
 
