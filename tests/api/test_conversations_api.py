@@ -13,6 +13,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.aggregator import conversation as analysis
 from services.api.kit.conversations import REP_METRICS
 from services.core.models.conversations import CALL_METRICS, TACTICS
 from services.core.tenancy import create_key
@@ -372,3 +373,7 @@ async def test_the_openapi_document(client: httpx.AsyncClient) -> None:
         assert ok["$ref"].endswith(f"/{model}"), path
         assert schemas[model]["examples"], model
     assert list(schemas["ConversationMetrics"]["properties"]) == list(REP_METRICS)
+
+
+def test_the_answers_name_what_the_analysis_finds() -> None:
+    assert (CALL_METRICS, TACTICS) == (analysis.METRICS, analysis.TACTICS)
