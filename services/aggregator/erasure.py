@@ -22,6 +22,7 @@ A tenant that never erased a contact costs one indexed look-up per batch.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,12 +41,17 @@ from services.core.privacy import (
     is_pseudonym,
     pseudonym,
 )
-from services.core.privacy_sql import erase_transcripts, erased, pseudonym_keys
+from services.core.privacy_sql import erase_transcripts
 from services.core.wire import Event, entity_of
 
 CALL_COMPLETED: str = EventType.CALL_COMPLETED.value
 CALL_TRANSCRIBED: str = EventType.CALL_TRANSCRIBED.value
 
+REGISTER_SIZES = """
+SELECT k.tenant, k.key, (SELECT count(*) FROM contact_erasures r WHERE r.tenant = k.tenant) AS size
+FROM contact_pseudonym_keys k WHERE k.tenant = any($1::text[])
+"""
+REGISTER = "SELECT pseudonym FROM contact_erasures WHERE tenant = $1"
 # Of these archived calls, those of erased contacts.
 ERASED_CALLS = """
 SELECT e.tenant, e.event_id
@@ -62,15 +68,14 @@ WHERE tenant = $1 AND type = 'call.transcribed' AND (payload ->> 'call_event_id'
 
 async def erase_new(conn: asyncpg.Connection, events: Sequence[Event], updates: Sequence[CrmUpdate]) -> None:
     """Store the batch's events and updates of erased contacts erased (in place, before the archive)."""
-    keys = await pseudonym_keys(conn, {e.tenant for e in events} | {u.tenant for u in updates})
-    if not keys:
+    registers = await _registers(conn, {e.tenant for e in events} | {u.tenant for u in updates})
+    if not registers:
         return
-    named: dict[tuple[str, str], str] = {}  # (tenant, contact id) -> its pseudonym
+    aliases: dict[tuple[str, str], str] = {}  # (tenant, erased contact's id) -> its pseudonym
     for tenant, contact in _contacts(events, updates):
-        if tenant in keys and not is_pseudonym(contact):
-            named[(tenant, contact)] = pseudonym(keys[tenant], contact)
-    gone = await erased(conn, [(t, p) for (t, _), p in named.items()])
-    aliases = {k: p for k, p in named.items() if (k[0], p) in gone}
+        register = registers.get(tenant)
+        if register is not None and (named := pseudonym(register.key, contact)) in register.pseudonyms:
+            aliases[(tenant, contact)] = named
     now = datetime.now(UTC)
     calls: dict[str, list[str]] = {}  # tenant -> its erased contacts' calls in this batch
     for e in events:
@@ -79,9 +84,34 @@ async def erase_new(conn: asyncpg.Connection, events: Sequence[Event], updates: 
             _erase_event(e, alias, now)
             if e.type == CALL_COMPLETED:
                 calls.setdefault(e.tenant, []).append(e.event_id)
-    await _erase_call_transcripts(conn, [e for e in events if e.tenant in keys], calls, now)
+    await _erase_call_transcripts(conn, [e for e in events if e.tenant in registers], calls, now)
     for u in updates:
         _erase_update(u, aliases)
+
+
+@dataclass(frozen=True)
+class Register:
+    key: bytes
+    pseudonyms: frozenset[str]
+
+
+# The registers of erased contacts by tenant, as last read: a register only grows, so one whose size
+# is unchanged is the same. Read inside the batch transaction, under the lock erasures take
+# exclusively, so the size cannot change until the batch commits.
+_REGISTERS: dict[str, Register] = {}
+
+
+async def _registers(conn: asyncpg.Connection, tenants: set[str]) -> dict[str, Register]:
+    """The registers of those of `tenants` that erased contacts (one indexed look-up when none did)."""
+    found: dict[str, Register] = {}
+    for row in await conn.fetch(REGISTER_SIZES, sorted(tenants)):
+        tenant, key = row["tenant"], bytes(row["key"])
+        held = _REGISTERS.get(tenant)
+        if held is None or held.key != key or len(held.pseudonyms) != row["size"]:
+            names = frozenset(r["pseudonym"] for r in await conn.fetch(REGISTER, tenant))
+            held = _REGISTERS[tenant] = Register(key, names)
+        found[tenant] = held
+    return found
 
 
 def _contacts(events: Sequence[Event], updates: Sequence[CrmUpdate]) -> set[tuple[str, str]]:

@@ -4,13 +4,13 @@ Pure: no I/O. The API's contact erasure, the aggregator's erasure of new events 
 retention all write through these rules (their SQL: services/core/privacy_sql.py and the modules
 that call it).
 
-- A contact id becomes its **pseudonym**: `erased:` and 32 hex digits of HMAC-SHA256 under the
-  tenant's random pseudonym key. Not reversible, and stable: every row of the contact gets the same
-  one, so leads, deals and first touches still join, and a later event of the contact is recognised
-  (its pseudonym is in the register) and stored erased. In ids that embed the contact id as one of
-  their `:`-separated parts (HubSpot's and Salesforce's event ids do), that part is replaced too, the
-  same way for a redelivery, which therefore still finds the archived event. (An analysed call,
-  which nothing joins by contact, keeps no contact id at all once erased.)
+- A contact id becomes its **pseudonym**: `erased:` and 32 hex digits of a keyed BLAKE2b hash (a
+  MAC) under the tenant's random pseudonym key. Not reversible, and stable: every row of the contact
+  gets the same one, so leads, deals and first touches still join, and a later event of the contact
+  is recognised (its pseudonym is in the register) and stored erased. In ids that embed the contact
+  id as one of their `:`-separated parts (HubSpot's and Salesforce's event ids do), that part is
+  replaced too, the same way for a redelivery, which therefore still finds the archived event. (An
+  analysed call, which nothing joins by contact, keeps no contact id at all once erased.)
 - Why a key kept in the database rather than one derived from SALESLOOP_SECRET_KEY: rotating that
   secret would change every pseudonym, and the contacts erased before would no longer be recognised.
 - An erased contact's events lose their `attributes` (free-form: they may hold phone numbers, e-mail
@@ -25,7 +25,6 @@ that call it).
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 import secrets
 from collections.abc import Iterable, Mapping
@@ -50,8 +49,8 @@ def new_key() -> bytes:
 
 
 def pseudonym(key: bytes, contact_id: str) -> str:
-    """The contact's stable stand-in: `erased:` + 128 bits of HMAC-SHA256(key, contact id), in hex."""
-    return PSEUDONYM_PREFIX + hmac.new(key, contact_id.encode(), hashlib.sha256).hexdigest()[:32]
+    """The contact's stable stand-in: `erased:` + 128 bits of BLAKE2b keyed with `key`, in hex."""
+    return PSEUDONYM_PREFIX + hashlib.blake2b(contact_id.encode(), key=key, digest_size=16).hexdigest()
 
 
 def is_pseudonym(value: str | None) -> bool:

@@ -1,7 +1,7 @@
 """Erasure of contacts' personal data (SPEC 5.7): the register of erased contacts and its key.
 
-An erased contact's id is replaced everywhere by its pseudonym (services/core/privacy.py), an HMAC of
-the id under the tenant's `contact_pseudonym_keys` key: the same contact always gets the same
+An erased contact's id is replaced everywhere by its pseudonym (services/core/privacy.py), a keyed hash
+of the id under the tenant's `contact_pseudonym_keys` key: the same contact always gets the same
 pseudonym, so its rows still join and later events of it are recognised and stored erased. The
 register holds pseudonyms only, never a contact id.
 
