@@ -309,6 +309,12 @@ async def test_a_contact_erased_before_its_first_event(
         "SELECT sum(calls_analysed) FROM conversation_rollups WHERE tenant = $1", owner.slug
     )
     assert analysed == 2
+    # A second contact erased later in the same tenant is known to the aggregator at once too.
+    dave = Contact(owner.slug, "dave")
+    await erase(client, owner, dave.id)
+    await fold(pool, dave.events(), dave.updates())
+    for needle in dave.secrets:
+        assert await found_in(pool, needle) == [], needle
 
 
 async def test_the_route_checks_scope_tenant_and_id(
