@@ -91,12 +91,13 @@ def _said(
 ) -> Iterator[Moment]:
     """One moment per sentence in which `pattern` is found (and, with `doubted`, not preceded in that
     sentence by words that doubt it or make it conditional: "if", "not sure")."""
+    text = script.folded
     taken = -1  # where the sentence of the last moment ends
-    for m in pattern.finditer(script.folded):
-        if m.start() < taken:
+    for m in pattern.finditer(text):
+        if m.start() < taken or (m.start() > 0 and text[m.start() - 1].isalnum()):  # in a word
             continue
         start, end = script.sentence(m.start())
-        if doubted and p.DOUBTED.search(script.folded, start, m.start()):
+        if doubted and p.DOUBTED.search(text, start, m.start()):
             continue
         taken = end
         yield _moment(script, tactic, start, end)
