@@ -9,6 +9,8 @@ no other test's rows.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -140,3 +142,26 @@ async def test_a_pass_erases_dead_letters_of_contacts_erased_before_them(
     assert result.dead_letters >= 1
     assert await found_in(pool, contact) == []
     assert await found_in(pool, p["dead"]) == []
+
+
+async def test_the_aggregator_runs_passes_until_stopped(
+    pool: asyncpg.Pool, stack: Stack, tenants: TenantFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t, p = (await tenants.create()).slug, phrases("loop")
+    await fold(
+        pool,
+        [event(t, "call.completed", OLD, rep_id="r1", event_id="loop-1", transcript=transcript(p["loop"]))],
+    )
+    monkeypatch.setattr(retention, "FIRST_RUN_AFTER_S", 0.0)
+    # 35 years: the pass erases what is older, as SALESLOOP_TRANSCRIPT_RETENTION_DAYS says.
+    task = asyncio.create_task(retention.run(stack.settings(transcript_retention_days=35 * 365)))
+    try:
+        deadline = asyncio.get_running_loop().time() + 20
+        while await found_in(pool, p["loop"]):
+            assert asyncio.get_running_loop().time() < deadline, "no pass erased the old transcript"
+            await asyncio.sleep(0.1)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert task.cancelled()
