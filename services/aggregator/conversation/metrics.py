@@ -39,8 +39,9 @@ def call_metrics(
     rep: Script,
     buyer: Script,
     openings: Sequence[Opening],
+    speech_s: tuple[float, float],
 ) -> dict[str, float | int | None]:
-    rep_s, buyer_s = speech_seconds(segments)
+    rep_s, buyer_s = speech_s
     span_s = max(s.end_s for s in segments) - segments[0].start_s
     switches = max(len(turns) - 1, 0)
     return {

@@ -13,7 +13,7 @@ _DAYS = r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|tomorrow|toni
 _MONTHS = r"january|february|march|april|june|july|august|september|october|november|december"
 _CLOCK = r"\d{1,2}(?::\d\d)? ?[ap]\.?m\b|o'clock|noon"
 
-# Words that may open a turn before what it says ("Okay, so what I'm hearing is...", "Right. It sounds
+# Words that may open a run before what it says ("Okay, so what I'm hearing is...", "Right. It sounds
 # like..."): acknowledgements, fillers, thanks. No two of them match the same text ("mm-hmm" is "mm",
 # "-", "hmm"; "uh-huh" is "uh", "-", "huh"): ambiguity would make a failing match exponential.
 _OPENER = (
@@ -26,8 +26,8 @@ TURN_LEAD = rf"(?:(?:{_OPENER})[ ,.!;:\-]+)*"
 # Words that may open a question before its question word ("So, how...", "And what...").
 QUESTION_LEAD = r"(?:(?:so|and|but|okay|ok|well|now|then|alright|all right|right|yeah|um|uh)[ ,]+)*"
 
-# label: "it seems / sounds / looks / feels like...", "you seem / sound..." opening a rep turn (a line
-# of the rep's Script: script.py).
+# label: "it seems / sounds / looks / feels like...", "you seem / sound..." opening a rep run (a line of
+# the rep's Script: script.py).
 LABEL = re.compile(
     rf"\n{TURN_LEAD}(?:(?:it )?(?:seems|sounds|looks|feels)(?: to me)? (?:like|as if|as though)\b"
     r"|it seems(?: to me)? that\b|you (?:seem|sound)\b)"
@@ -115,7 +115,7 @@ ACCUSATION_AUDIT = re.compile(
     r"(?! (?:familiar|right|fair|about right|like a plan)\b)"
 )
 
-# summary: a rep turn of at least SUMMARY_MIN_WORDS opening with one of these.
+# summary: a rep run of at least SUMMARY_MIN_WORDS words opening with one of these.
 SUMMARY_MIN_WORDS = 20
 SUMMARY = re.compile(
     rf"\n{TURN_LEAD}(?:what i(?:'m| am) hearing|what i hear(?: you saying)? is|in other words"

@@ -11,8 +11,8 @@ from services.aggregator.conversation.phrases import QUESTION_LEAD
 from services.aggregator.conversation.text import SENTENCE_END, SENTENCE_REACH
 
 _WORD = r"(?P<word>how|what|tell me|walk me through|help me understand)\b"
-# A sentence starts a turn (after the line break that opens each turn of a Script) or follows a
-# sentence end; beginning with that character lets the regex engine skip ahead between them.
+# A sentence starts a run (after the line break that opens each run of a Script) or follows a sentence
+# end; beginning with that character lets the regex engine skip ahead between them.
 _OPENING = re.compile(rf"[.!?\n](?:(?<=\n)|[\"\u201d')\]]*\s) *(?P<sentence>){QUESTION_LEAD}{_WORD}")
 
 
