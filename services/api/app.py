@@ -24,6 +24,7 @@ from services.api.kit.answers import example
 from services.api.kit.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.api.kit.reads import AnswerCache, ReadPool, Reads
 from services.api.kit.routing import EngineDep, error_responses
+from services.api.pipeline.routes import router as pipeline
 from services.api.quality.routes import router as quality
 from services.api.reps.routes import router as reps
 from services.api.training.routes import router as training
@@ -165,6 +166,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(hiring)
     app.include_router(training)
     app.include_router(demand)
+    app.include_router(pipeline)
     app.include_router(quality)
     app.include_router(contacts)
     _document_body_bounds(app)

@@ -1,0 +1,426 @@
+"""All SQL of the pipeline domain (SPEC 5.8): the tenant's stage order, stage statistics, velocity,
+forecast, slipped and stale deals.
+
+Each read is one statement on the read pool (services/api/kit/reads.py) with the snapshot it saw. It
+reads the state the pipeline fold keeps (`pipeline_deals`, `deal_stage_stays`, `contact_activity`,
+and for a close date at a past moment `deal_changes`), never the event archive, and every part of it
+is bounded by an index range that does not grow with older history: deals created or closed in the
+window, open deals, stays of one stage completed in the last 365 days, one probe per stage for the
+default order.
+
+Parameters: $1 the tenant, $2..$5 a window (kit.windows.window_args); the others per statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.api.kit.reads import ReadPool
+from services.api.kit.snapshot import AS_OF_SQL, SNAPSHOT_SQL
+from services.api.kit.windows import WindowSpec, window_args, window_sql
+from services.core.models import PipelineStage
+from services.core.tenancy import known_zone_sql
+
+_ZONE = known_zone_sql("t.timezone")
+# `lo` and `hi`: local midnight of the window's first day and of the day after its last, as instants;
+# `p_lo`/`p_hi` the same for the days $6..$7 where a statement has a second range (the forecast period).
+_WINDOW = f"""w AS MATERIALIZED (
+  SELECT d.start, d."end", timezone({_ZONE}, d.start::timestamp) AS lo,
+         timezone({_ZONE}, (d."end" + 1)::timestamp) AS hi{{extra}}
+  FROM tenants AS t CROSS JOIN LATERAL ({window_sql("t.timezone")}) AS d
+  WHERE t.slug = $1
+)"""
+WINDOW = _WINDOW.format(extra="")
+WINDOW_AND_PERIOD = _WINDOW.format(
+    extra=f""",
+         timezone({_ZONE}, $6::date::timestamp) AS p_lo,
+         timezone({_ZONE}, ($7::date + 1)::timestamp) AS p_hi"""
+)
+
+
+def days(later: str, earlier: str) -> str:
+    """Days between two instants, as float8."""
+    return f"(date_part('epoch', {later} - {earlier}) / 86400)"
+
+
+# The stage order (needs WITH RECURSIVE): the tenant's stages by position, then every other stage
+# entered by first entry. The distinct stages are walked on the (tenant, stage, entered_at) index.
+STAGE_ORDER = """seen(stage) AS (
+  (SELECT s.stage FROM deal_stage_stays AS s WHERE s.tenant = $1 ORDER BY s.stage LIMIT 1)
+  UNION ALL
+  SELECT (SELECT s.stage FROM deal_stage_stays AS s
+          WHERE s.tenant = $1 AND s.stage > seen.stage ORDER BY s.stage LIMIT 1)
+  FROM seen WHERE seen.stage IS NOT NULL
+),
+ord AS MATERIALIZED (
+  SELECT x.name, x.probability, x.configured,
+         (row_number() OVER (ORDER BY x.configured DESC, x.position, x.first, x.name) - 1)::int AS pos
+  FROM (
+    SELECT p.name, p.probability, p.position, NULL::timestamptz AS first, true AS configured
+    FROM pipeline_stages AS p WHERE p.tenant = $1
+    UNION ALL
+    SELECT seen.stage, NULL::numeric, NULL::int,
+           (SELECT min(s.entered_at) FROM deal_stage_stays AS s WHERE s.tenant = $1 AND s.stage = seen.stage),
+           false
+    FROM seen
+    WHERE seen.stage IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM pipeline_stages AS p WHERE p.tenant = $1 AND p.name = seen.stage)
+  ) AS x
+)"""
+
+# Deals (or stays) owned by rep $6 and/or a rep of team $7, where given.
+MEMBERS = "members AS (SELECT r.rep_id FROM reps AS r WHERE r.tenant = $1 AND r.team = $7)"
+
+
+def owned_by(column: str) -> str:
+    return (
+        f"($6::text IS NULL OR {column} = $6) "
+        f"AND ($7::text IS NULL OR {column} IN (SELECT rep_id FROM members))"
+    )
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a statement saw, and its rows."""
+
+    start: date
+    end: date
+    as_of: datetime | None
+    snapshot: str
+    row: asyncpg.Record
+
+
+async def _read(pool: ReadPool, sql: str, *args: Any) -> Answer | None:
+    row = await pool.fetchrow(sql, *args)
+    if row is None:
+        return None
+    return Answer(row["start"], row["end"], row["as_of"], row["snapshot"], row)
+
+
+_HEAD = f'SELECT w.start, w."end", {AS_OF_SQL} AS as_of, {SNAPSHOT_SQL} AS snapshot'
+
+STAGES = f"""
+WITH RECURSIVE {WINDOW},
+{STAGE_ORDER},
+{MEMBERS},
+stays AS MATERIALIZED (
+  SELECT s.deal_id, s.stage, s.entered_at, s.left_at, s.reached_later, s.won_after
+  FROM deal_stage_stays AS s
+  WHERE s.tenant = $1 AND s.deal_created_at >= (SELECT lo FROM w) AND s.deal_created_at < (SELECT hi FROM w)
+    AND {owned_by("s.rep_id")}
+),
+per_deal AS (
+  SELECT st.stage, bool_or(st.won_after) AS won,
+         bool_or(st.won_after OR EXISTS (SELECT 1 FROM ord AS later
+                                         WHERE later.name = ANY (st.reached_later) AND later.pos > o.pos))
+           AS advanced
+  FROM stays AS st JOIN ord AS o ON o.name = st.stage
+  GROUP BY st.stage, st.deal_id
+),
+counts AS (
+  SELECT stage, count(*) AS entered, count(*) FILTER (WHERE advanced) AS advanced,
+         count(*) FILTER (WHERE won) AS won
+  FROM per_deal GROUP BY stage
+),
+durations AS (
+  SELECT stage, percentile_cont(ARRAY[0.5, 0.9]::float8[])
+                  WITHIN GROUP (ORDER BY {days("left_at", "entered_at")}) AS q
+  FROM stays WHERE left_at IS NOT NULL GROUP BY stage
+),
+open_now AS (
+  SELECT d.stage, count(*) AS n FROM pipeline_deals AS d
+  WHERE d.tenant = $1 AND d.status = 'open' AND d.stage IS NOT NULL AND {owned_by("d.rep_id")}
+  GROUP BY d.stage
+)
+{_HEAD},
+       (SELECT array_agg((o.name, o.probability::float8, o.configured, coalesce(c.entered, 0),
+                          coalesce(c.advanced, 0), coalesce(c.won, 0), du.q[1], du.q[2], coalesce(n.n, 0))
+                         ORDER BY o.pos)
+        FROM ord AS o LEFT JOIN counts AS c ON c.stage = o.name LEFT JOIN durations AS du ON du.stage = o.name
+        LEFT JOIN open_now AS n ON n.stage = o.name) AS stages
+FROM w
+"""
+
+
+@dataclass(frozen=True)
+class StageRow:
+    name: str
+    probability: float | None
+    configured: bool
+    entered: int
+    advanced: int
+    won: int
+    median_days: float | None
+    p90_days: float | None
+    open_now: int
+
+
+async def stages(
+    pool: ReadPool, tenant: str, spec: WindowSpec, now: datetime, rep_id: str | None, team: str | None
+) -> tuple[Answer, list[StageRow]] | None:
+    """Per stage, in order: the counts and stays of deals created in the window (of the rep's or the
+    team's stays, where given) and the open deals now."""
+    found = await _read(pool, STAGES, tenant, *window_args(spec, now), rep_id, team)
+    if found is None:
+        return None
+    return found, [StageRow(*r) for r in found.row["stages"] or ()]
+
+
+VELOCITY = f"""
+WITH {WINDOW},
+members AS (SELECT r.rep_id, r.team FROM reps AS r WHERE r.tenant = $1),
+facts AS (
+  SELECT d.rep_id, d.status, d.amount, {days("d.closed_at", "d.created_at")} AS cycle, false AS created
+  FROM pipeline_deals AS d
+  WHERE d.tenant = $1 AND d.closed_at >= (SELECT lo FROM w) AND d.closed_at < (SELECT hi FROM w)
+    AND d.status IN ('won', 'lost')
+  UNION ALL
+  SELECT d.created_rep_id, NULL, NULL, NULL, true
+  FROM pipeline_deals AS d
+  WHERE d.tenant = $1 AND d.created_at >= (SELECT lo FROM w) AND d.created_at < (SELECT hi FROM w)
+),
+keyed AS (
+  SELECT CASE WHEN $6::text = 'team' THEN m.team ELSE f.rep_id END AS key, f.*
+  FROM facts AS f LEFT JOIN members AS m ON m.rep_id = f.rep_id
+),
+grouped AS (
+  SELECT key, grouping(key) = 1 AS total,
+         count(*) FILTER (WHERE status = 'won') AS won, count(*) FILTER (WHERE status = 'lost') AS lost,
+         coalesce(sum(amount) FILTER (WHERE status = 'won'), 0) AS revenue,
+         percentile_cont(0.5) WITHIN GROUP (ORDER BY cycle) FILTER (WHERE status = 'won') AS cycle,
+         count(*) FILTER (WHERE created) AS opportunities
+  FROM keyed GROUP BY GROUPING SETS ((key), ())
+)
+{_HEAD},
+       (SELECT array_agg((key, total, won, lost, revenue, cycle, opportunities)) FROM grouped) AS groups,
+       (SELECT array_agg(DISTINCT CASE WHEN $6::text = 'team' THEN m.team ELSE m.rep_id END)
+        FROM members AS m) AS keys
+FROM w
+"""
+
+
+@dataclass(frozen=True)
+class VelocityRow:
+    key: str | None
+    total: bool
+    won: int
+    lost: int
+    revenue: Decimal
+    cycle_median: float | None
+    opportunities: int
+
+
+async def velocity(
+    pool: ReadPool, tenant: str, spec: WindowSpec, now: datetime, group: str
+) -> tuple[Answer, list[VelocityRow], list[str]] | None:
+    """Per rep or team (`group`) and in total: deals closed and created in the window; and the
+    tenant's rep ids or team names."""
+    found = await _read(pool, VELOCITY, tenant, *window_args(spec, now), group)
+    if found is None:
+        return None
+    rows = [VelocityRow(*r) for r in found.row["groups"] or ()]
+    return found, rows, [k for k in found.row["keys"] or () if k is not None]
+
+
+FORECAST = f"""
+WITH RECURSIVE {WINDOW_AND_PERIOD},
+{STAGE_ORDER},
+hist AS (
+  -- Each deal's last stay in a stage (one per deal and stage) of deals created in the window.
+  SELECT s.stage, count(*) AS entered, count(*) FILTER (WHERE s.won_after) AS won
+  FROM deal_stage_stays AS s
+  WHERE s.tenant = $1 AND s.deal_created_at >= (SELECT lo FROM w) AND s.deal_created_at < (SELECT hi FROM w)
+    AND NOT s.stage = ANY (s.reached_later)
+    AND s.stage IN (SELECT name FROM ord WHERE probability IS NULL)
+  GROUP BY s.stage
+),
+prob AS (
+  SELECT o.name, coalesce(o.probability, h.won::numeric / nullif(h.entered, 0)) AS p
+  FROM ord AS o LEFT JOIN hist AS h ON h.stage = o.name
+),
+open AS (
+  SELECT d.rep_id, d.amount, d.forecast_category, pr.p
+  FROM pipeline_deals AS d LEFT JOIN prob AS pr ON pr.name = d.stage
+  WHERE d.tenant = $1 AND d.status = 'open' AND d.close_date >= $6::date AND d.close_date <= $7::date
+),
+per_rep AS (
+  SELECT rep_id, count(*) AS open_count, coalesce(sum(amount), 0) AS open_amount,
+         coalesce(sum(amount * p), 0) AS weighted,
+         coalesce(sum(amount) FILTER (WHERE forecast_category = 'commit'), 0) AS commit,
+         coalesce(sum(amount) FILTER (WHERE forecast_category IN ('commit', 'best_case')), 0) AS best_case,
+         count(*) FILTER (WHERE p IS NULL) AS without_probability, 0::numeric AS won
+  FROM open GROUP BY rep_id
+  UNION ALL
+  SELECT d.rep_id, 0, 0, 0, 0, 0, 0, coalesce(sum(d.amount), 0)
+  FROM pipeline_deals AS d
+  WHERE d.tenant = $1 AND d.closed_at >= (SELECT p_lo FROM w) AND d.closed_at < (SELECT p_hi FROM w)
+    AND d.status = 'won'
+  GROUP BY d.rep_id
+)
+{_HEAD},
+       (SELECT array_agg((rep_id, open_count, open_amount, weighted, commit, best_case,
+                          without_probability, won)) FROM per_rep) AS sums,
+       (SELECT array_agg((r.rep_id, r.team, r.quota_monthly) ORDER BY r.rep_id)
+        FROM reps AS r WHERE r.tenant = $1) AS reps
+FROM w
+"""
+
+
+@dataclass(frozen=True)
+class ForecastSums:
+    """One owner's open deals closing in the period and its wins in it (a rep may have two rows)."""
+
+    rep_id: str | None
+    open_count: int
+    open_amount: Decimal
+    weighted: Decimal
+    commit: Decimal
+    best_case: Decimal
+    without_probability: int
+    won: Decimal
+
+
+async def forecast(
+    pool: ReadPool, tenant: str, history: WindowSpec, now: datetime, first: date, last: date
+) -> tuple[Answer, list[ForecastSums], list[tuple[str, str | None, Decimal | None]]] | None:
+    """Sums per owner for the period `first`..`last`, the stages' probabilities from deals created
+    in the `history` window where the tenant set none; and every rep with its team and quota."""
+    found = await _read(pool, FORECAST, tenant, *window_args(history, now), first, last)
+    if found is None:
+        return None
+    sums = [ForecastSums(*r) for r in found.row["sums"] or ()]
+    return found, sums, [tuple(r) for r in found.row["reps"] or ()]
+
+
+STALE = f"""
+WITH {WINDOW},
+{MEMBERS},
+open AS MATERIALIZED (
+  SELECT d.deal_id, d.rep_id, d.stage, d.amount, d.close_date, d.contact_id,
+         {days(AS_OF_SQL, "d.stage_entered_at")} AS days_in_stage,
+         coalesce(a.last_activity_at, d.created_at, d.stage_entered_at) AS quiet_since
+  FROM pipeline_deals AS d
+  LEFT JOIN contact_activity AS a ON a.tenant = d.tenant AND a.contact_id = d.contact_id
+  WHERE d.tenant = $1 AND d.status = 'open' AND {owned_by("d.rep_id")}
+),
+p90 AS (
+  SELECT x.stage,
+         (SELECT percentile_cont(0.9) WITHIN GROUP (ORDER BY {days("s.left_at", "s.entered_at")})
+          FROM deal_stage_stays AS s
+          WHERE s.tenant = $1 AND s.stage = x.stage
+            AND s.left_at >= (SELECT lo FROM w) AND s.left_at < (SELECT hi FROM w)) AS p90
+  FROM (SELECT DISTINCT stage FROM open WHERE stage IS NOT NULL) AS x
+),
+matched AS MATERIALIZED (
+  SELECT * FROM (
+    SELECT o.*, coalesce(o.days_in_stage > p.p90, false) AS over_p90,
+           coalesce(o.contact_id IS NOT NULL
+                    AND o.quiet_since < {AS_OF_SQL} - make_interval(days => $8), false) AS quiet
+    FROM open AS o LEFT JOIN p90 AS p ON p.stage = o.stage
+  ) AS j
+  WHERE over_p90 OR quiet
+)
+{_HEAD},
+       (SELECT count(*) FROM matched) AS count,
+       (SELECT coalesce(sum(amount), 0) FROM matched) AS amount,
+       (SELECT array_agg((m.deal_id, m.rep_id, m.stage, m.amount, m.days_in_stage, m.close_date, prev.value,
+                          m.over_p90, m.quiet) ORDER BY m.amount DESC NULLS LAST, m.deal_id)
+        FROM (SELECT * FROM matched ORDER BY amount DESC NULLS LAST, deal_id LIMIT $9) AS m
+        LEFT JOIN LATERAL (
+          -- The newest close date other than the current one.
+          SELECT c.value FROM deal_changes AS c
+          WHERE c.tenant = $1 AND c.deal_id = m.deal_id AND c.kind = 'close_date'
+            AND left(c.value, 10) IS DISTINCT FROM to_char(m.close_date, 'YYYY-MM-DD')
+          ORDER BY c.at DESC, c.change_id DESC LIMIT 1
+        ) AS prev ON true) AS deals
+FROM w
+"""
+
+SLIPPED = f"""
+WITH {WINDOW},
+{MEMBERS}
+{_HEAD},
+       (SELECT array_agg((d.deal_id, d.rep_id, d.stage, d.amount,
+                          {days(f"coalesce(d.closed_at, {AS_OF_SQL})", "d.stage_entered_at")},
+                          d.close_date, c.value, d.close_date > w."end",
+                          d.status = 'lost' AND d.closed_at >= w.lo))
+        FROM pipeline_deals AS d
+        CROSS JOIN LATERAL (
+          -- The close date at the period's first midnight.
+          SELECT x.value FROM deal_changes AS x
+          WHERE x.tenant = d.tenant AND x.deal_id = d.deal_id AND x.kind = 'close_date' AND x.at <= w.lo
+          ORDER BY x.at DESC, x.change_id DESC LIMIT 1
+        ) AS c
+        WHERE d.tenant = $1 AND d.updated_at >= w.lo
+          AND (d.close_date > w."end" OR d.status = 'lost' AND d.closed_at >= w.lo)
+          AND {owned_by("d.rep_id")}) AS deals
+FROM w
+"""
+
+
+@dataclass(frozen=True)
+class DealRow:
+    """A listed deal; `close_date_then` is the raw value of the close date it is compared with."""
+
+    deal_id: str
+    rep_id: str | None
+    stage: str | None
+    amount: Decimal | None
+    days_in_stage: float | None
+    close_date: date | None
+    close_date_then: str | None
+    first_reason: bool
+    second_reason: bool
+
+
+async def stale(
+    pool: ReadPool, tenant: str, history: WindowSpec, now: datetime, *, stale_days: int,
+    rep_id: str | None, team: str | None, limit: int,
+) -> tuple[Answer, int, Decimal, list[DealRow]] | None:  # fmt: skip
+    """Open deals over their stage's p90 (stays completed in the `history` window) or whose contact
+    had no call, email or meeting for `stale_days`: how many, their amount, the `limit` largest."""
+    args = (*window_args(history, now), rep_id, team, stale_days, limit)
+    found = await _read(pool, STALE, tenant, *args)
+    if found is None:
+        return None
+    rows = [DealRow(*r) for r in found.row["deals"] or ()]
+    return found, found.row["count"], found.row["amount"], rows
+
+
+async def slipped(
+    pool: ReadPool, tenant: str, period: WindowSpec, now: datetime, rep_id: str | None, team: str | None
+) -> tuple[Answer, list[DealRow]] | None:
+    """Deals with a close date at the period's start whose close date now lies after the period, or
+    lost since: the candidates, whose close date then the caller checks."""
+    found = await _read(pool, SLIPPED, tenant, *window_args(period, now), rep_id, team)
+    if found is None:
+        return None
+    return found, [DealRow(*r) for r in found.row["deals"] or ()]
+
+
+async def put_stages(
+    engine: AsyncEngine, tenant: str, stages: Sequence[tuple[str, Decimal | None]]
+) -> list[tuple[str, Decimal | None]]:
+    """Replace the tenant's stage order; returns it as stored."""
+    async with engine.begin() as conn:
+        await conn.execute(delete(PipelineStage).where(PipelineStage.tenant == tenant))
+        if stages:
+            rows = [
+                {"tenant": tenant, "position": i, "name": name, "probability": p}
+                for i, (name, p) in enumerate(stages)
+            ]
+            await conn.execute(insert(PipelineStage), rows)
+        result = await conn.execute(
+            select(PipelineStage.name, PipelineStage.probability)
+            .where(PipelineStage.tenant == tenant)
+            .order_by(PipelineStage.position)
+        )
+        return [(r.name, r.probability) for r in result]
