@@ -1,4 +1,8 @@
-"""Per-call talk metrics (SPEC 5.7), from the sorted segments, the turns and each speaker's script."""
+"""Per-call talk metrics (SPEC 5.7), from the sorted segments, the turns and each speaker's script.
+
+Seconds and rates are rounded to 6 decimals, as the rollups sum them: differences of float times
+otherwise show as 13.399999999999999 s where the transcript said 13.4.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from services.aggregator.conversation.text import QUESTION_END
 from services.aggregator.conversation.turns import Segment, Turn
 
 PATIENCE_CAP_S = 5.0
+DECIMALS = 6
 
 
 def speech_seconds(segments: Sequence[Segment]) -> tuple[float, float]:
@@ -30,7 +35,7 @@ def speech_seconds(segments: Sequence[Segment]) -> tuple[float, float]:
             span[0], span[1] = start, end
     for speaker, (start, end) in spans.items():
         totals[speaker] += end - start
-    return totals["rep"], totals["buyer"]
+    return round(totals["rep"], DECIMALS), round(totals["buyer"], DECIMALS)
 
 
 def call_metrics(
@@ -45,10 +50,10 @@ def call_metrics(
     span_s = max(s.end_s for s in segments) - segments[0].start_s
     switches = max(len(turns) - 1, 0)
     return {
-        "rep_talk_share": rep_s / (rep_s + buyer_s) if rep_s + buyer_s > 0 else None,
+        "rep_talk_share": _rounded(rep_s / (rep_s + buyer_s)) if rep_s + buyer_s > 0 else None,
         "longest_monologue_s": _longest(turns, "rep"),
         "longest_story_s": _longest(turns, "buyer"),
-        "interactivity": switches * 60.0 / span_s if span_s > 0 else None,
+        "interactivity": _rounded(switches * 60.0 / span_s) if span_s > 0 else None,
         "patience_s": _patience(turns),
         "rep_questions": len(QUESTION_END.findall(rep.folded)),
         "buyer_questions": len(QUESTION_END.findall(buyer.folded)),
@@ -56,8 +61,12 @@ def call_metrics(
     }
 
 
+def _rounded(value: float) -> float:
+    return round(value, DECIMALS)
+
+
 def _longest(turns: Sequence[Turn], speaker: str) -> float:
-    return max((t.end_s - t.start_s for t in turns if t.speaker == speaker), default=0.0)
+    return _rounded(max((t.end_s - t.start_s for t in turns if t.speaker == speaker), default=0.0))
 
 
 def _patience(turns: Sequence[Turn]) -> float | None:
@@ -66,4 +75,4 @@ def _patience(turns: Sequence[Turn]) -> float | None:
         for before, after in pairwise(turns)
         if before.speaker == "buyer"
     ]
-    return float(median(pauses)) if pauses else None
+    return _rounded(float(median(pauses))) if pauses else None

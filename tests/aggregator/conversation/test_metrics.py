@@ -231,3 +231,22 @@ def test_questions_are_sentences_ending_in_a_question_mark() -> None:
     # open: "So, how do you run forecasts today?" and "Walk me through your last forecast call?";
     # "Tell me about the team." ends in "." and is no question
     assert a.metrics["open_questions"] == 2
+
+
+def test_seconds_and_rates_are_rounded_to_six_decimals() -> None:
+    # Differences of these float times are 13.399999999999999, 5.600000000000001 and
+    # 0.8000000000000007 before rounding: the metrics are the transcript's tenths, exactly.
+    a = analyse(
+        [
+            seg("rep", 0.0, 0.3, "Hi, thanks for taking the call."),
+            seg("buyer", 0.3, 13.7, "Sure. We lost two quarters of forecast to deals nobody saw slipping."),
+            seg("rep", 14.5, 20.1, "What made you look at this now?"),
+        ]
+    )
+    assert a.rep_speech_s == 5.9  # 0.3 + 5.6
+    assert a.buyer_speech_s == 13.4
+    assert a.metrics["longest_story_s"] == 13.4  # 13.7 - 0.3
+    assert a.metrics["longest_monologue_s"] == 5.6  # 20.1 - 14.5
+    assert a.metrics["patience_s"] == 0.8  # 14.5 - 13.7
+    assert a.metrics["rep_talk_share"] == 0.305699  # 5.9 / 19.3 = 0.3056994...
+    assert a.metrics["interactivity"] == 5.970149  # 2 switches * 60 / 20.1 s = 5.9701492...
