@@ -35,6 +35,7 @@ HIRED = datetime.now(UTC).date() - timedelta(days=20)
 REP = {"name": "Secret Rep", "team": "secretteam", "hired_at": str(HIRED), "quota_monthly": "1000"}
 TRAITS = {"coachability": 7, "secrettrait": 4}
 SPEND = {"channel": "events", "month": "2026-10", "amount": "310"}
+STAGES = {"stages": [{"name": "secretstage", "probability": 0.4}]}
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,11 @@ ROUTES: dict[tuple[str, str], Case] = {
     ),
     ("PUT", "/v1/demand/spend"): case("demand:write", False, body=SPEND, foreign_status=201),
     ("GET", "/v1/data-quality"): case("metrics:read", False),
+    ("PUT", "/v1/pipeline/stages"): case("pipeline:write", False, body=STAGES, foreign_status=200),
+    ("GET", "/v1/pipeline/stages"): case("pipeline:read", False),
+    ("GET", "/v1/pipeline/velocity"): case("pipeline:read", False),
+    ("GET", "/v1/pipeline/forecast"): case("pipeline:read", False),
+    ("GET", "/v1/pipeline/deals"): case("pipeline:read", False, params={"status": "stale"}),
     # Another tenant's erasure of the same contact id erases (and answers) its own contact.
     ("DELETE", "/v1/contacts/{contact_id:anytext}"): case("admin", False, foreign_status=200),
 }
@@ -115,14 +121,17 @@ def stable(body: Any) -> Any:
 
 @pytest.fixture(scope="module")
 async def org(services: Services, tenants: TenantFactory, engine: AsyncEngine) -> AsyncIterator[Org]:
-    """A tenant with something behind every route: rep, team, scorecard, spend, leads and deals,
-    a certification, a transcribed call, an unknown vendor identity; all in the last 30 days."""
+    """A tenant with something behind every route: rep, team, scorecard, spend, stage order, leads
+    and deals, a certification, a transcribed call, an unknown vendor identity; all in the last 30
+    days but for one stale open deal."""
     async with organisation(services, tenants, engine) as o:
         await o.rep("secretrep", **REP)
         r = await o.request("PUT", "/v1/hiring/scorecards/secretrep", json={"traits": TRAITS})
         assert r.status_code == 201, r.text
         r = await o.request("PUT", "/v1/demand/spend", json=SPEND)
         assert r.status_code == 201, r.text
+        r = await o.request("PUT", "/v1/pipeline/stages", json=STAGES)
+        assert r.status_code == 200, r.text
         at = datetime.now(UTC) - timedelta(days=2)
         common = {"rep_id": "secretrep", "contact_id": "secretcontact"}
         o.event("lead.created", at, channel="referral", **common)
@@ -133,6 +142,11 @@ async def org(services: Services, tenants: TenantFactory, engine: AsyncEngine) -
         ]
         o.event("call.completed", at, event_id="secretcall", transcript=transcript, **common)
         o.event("deal.won", at, amount="1234", **common)
+        # An open deal whose contact nobody called for 40 days: stale.
+        o.event(
+            "deal.created", at - timedelta(days=40), rep_id="secretrep", contact_id="secretbuyer",
+            deal_id="secretdeal", stage="secretstage", amount="4321", close_date=str(at.date()),
+        )  # fmt: skip
         o.event("training.certification", at, module="secretmodule", score=90, passed=True, **common)
         # On 10 October too, for the fixed window of the channels report.
         o.event(
