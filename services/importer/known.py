@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.core.events import Channel, EventType
@@ -26,6 +27,12 @@ from services.importer.model import Fact, Terms, stage_key
 
 _CHANNELS = frozenset(c.value for c in Channel)
 _DEAL_FACTS = (EventType.DEAL_CREATED.value, EventType.DEAL_WON.value, EventType.DEAL_LOST.value)
+
+
+def _any(name: str) -> Any:
+    """`= ANY(:name)` with one array parameter: a chunk's thousands of ids are one value to bind, not
+    thousands of literals for SQLAlchemy to render into each statement."""
+    return func.any(bindparam(name, type_=ARRAY(String)))
 
 
 async def terms(engine: AsyncEngine, tenant: str) -> Terms:
@@ -54,9 +61,9 @@ async def known_ids(conn: AsyncConnection, tenant: str, event_ids: Iterable[str]
     if not ids:
         return set()
     query = select(ArchivedEvent.event_id).where(
-        ArchivedEvent.tenant == tenant, ArchivedEvent.event_id.in_(ids)
+        ArchivedEvent.tenant == tenant, ArchivedEvent.event_id == _any("ids")
     )
-    return set((await conn.execute(query)).scalars())
+    return set((await conn.execute(query, {"ids": ids})).scalars())
 
 
 async def known_facts(conn: AsyncConnection, tenant: str, facts: Iterable[Fact]) -> set[Fact]:
@@ -65,14 +72,15 @@ async def known_facts(conn: AsyncConnection, tenant: str, facts: Iterable[Fact])
     found: set[Fact] = set()
     if deals:
         deal_facts = select(DealFact.deal_id, DealFact.type).where(
-            DealFact.tenant == tenant, DealFact.deal_id.in_(deals), DealFact.type.in_(_DEAL_FACTS)
+            DealFact.tenant == tenant, DealFact.deal_id == _any("deals"), DealFact.type.in_(_DEAL_FACTS)
         )
-        found.update(("deal", deal, type_) for deal, type_ in await conn.execute(deal_facts) if deal)
+        rows = await conn.execute(deal_facts, {"deals": deals})
+        found.update(("deal", deal, type_) for deal, type_ in rows if deal)
     if contacts:
         leads = select(Lead.contact_id, Lead.created_at, Lead.mql_at, Lead.sql_at).where(
-            Lead.tenant == tenant, Lead.contact_id.in_(contacts)
+            Lead.tenant == tenant, Lead.contact_id == _any("contacts")
         )
-        for contact, created, mql, sql in await conn.execute(leads):
+        for contact, created, mql, sql in await conn.execute(leads, {"contacts": contacts}):
             for fact, at in (("lead.created", created), ("mql", mql), ("sql", sql)):
                 if at is not None:
                     found.add(("lead", contact, fact))
