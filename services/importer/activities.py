@@ -15,6 +15,7 @@ account when it is an account (001...).
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 from services.core.crm_values import call_outcome, salesforce_long_id
@@ -43,6 +44,9 @@ TASK_COLUMNS = (
     Column("completed", ("CompletedDateTime", "Completed Date Time", "Completed Date")),
     Column("due", ("ActivityDate", "Due Date", "Date")),
 )
+# An export's calls name a handful of results again and again.
+_outcome = lru_cache(maxsize=1024)(call_outcome)
+
 EVENT_COLUMNS = (
     *_ACTIVITY,
     Column("start", ("StartDateTime", "Start", "Start Date Time")),
@@ -67,7 +71,7 @@ def map_task(row: Row, ctx: Context) -> list[Draft]:
         return [
             draft(Source.SALESFORCE, f"salesforce:{task}:call.completed", EventType.CALL_COMPLETED, at, rep,
                   columns={**columns, "duration_s": row.column("duration")}, direction=direction,
-                  outcome=call_outcome(result), duration_s=row.seconds("duration"),
+                  outcome=_outcome(result), duration_s=row.seconds("duration"),
                   attributes={"call_disposition": result} if result else None, **links)
         ]  # fmt: skip
     if subtype in ("email", "listemail") or kind in ("email", "list email"):

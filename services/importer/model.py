@@ -71,6 +71,14 @@ class Kind:
 class Layout:
     kind: Kind
     found: Mapping[str, tuple[int, str]]  # key -> (index, the header as the file writes it)
+    # (key, index) of each column found, and the cells a row needs for all of them: what Row reads.
+    cells: tuple[tuple[str, int], ...] = field(init=False)
+    width: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        cells = tuple((key, i) for key, (i, _) in self.found.items())
+        object.__setattr__(self, "cells", cells)
+        object.__setattr__(self, "width", max((i + 1 for _, i in cells), default=0))
 
     def missing(self) -> list[str]:
         """What the file lacks to be this kind: each required column by its first name, and the
@@ -158,9 +166,11 @@ class Row:
     def __init__(self, cells: list[str], layout: Layout, number: int, ctx: Context) -> None:
         self.layout, self.number = layout, number
         self.zone, self.day_first = ctx.zone, ctx.day_first
-        width = len(cells)
         # Each used cell read once: a row's mapping asks for a dozen of them, some twice.
-        self.values = {key: cells[i].strip() or None for key, (i, _) in layout.found.items() if i < width}
+        if len(cells) >= layout.width:
+            self.values = {key: cells[i].strip() or None for key, i in layout.cells}
+        else:  # a row shorter than the header: its missing cells are empty
+            self.values = {key: cells[i].strip() or None for key, i in layout.cells if i < len(cells)}
 
     def get(self, key: str) -> str | None:
         return self.values.get(key)
@@ -227,5 +237,7 @@ def draft(
     body: dict[str, Any] = {"event_id": event_id, "type": type_, "occurred_at": at}
     if rep[0] is not None:
         body["rep_id"] = rep[0]
-    body.update((name, value) for name, value in fields.items() if value is not None)
+    for name, value in fields.items():
+        if value is not None:
+            body[name] = value
     return Draft(body, source, rep[1], fact, columns or {})

@@ -39,9 +39,10 @@ class Unreadable(ValueError):
 
 def parse_time(text: str, zone: ZoneInfo, *, day_first: bool = False) -> datetime:
     value = text.strip()
-    if _EPOCH_MS.fullmatch(value):
+    moment = _iso(value, zone)  # the form of every Data Loader and HubSpot export: tried first
+    if moment is None and _EPOCH_MS.fullmatch(value):
         return _EPOCH + timedelta(milliseconds=int(value))
-    moment = _iso(value, zone) or _slashed(value, day_first, zone) or _dotted(value, zone)
+    moment = moment or _slashed(value, day_first, zone) or _dotted(value, zone)
     if moment is None:
         raise Unreadable(f"{_quote(value)} is not a date or time this import reads")
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
@@ -55,6 +56,9 @@ def parse_date(text: str, zone: ZoneInfo, *, day_first: bool = False) -> date:
 def parse_amount(text: str) -> Decimal:
     """`12,500.00`, `12.500,00`, `12 500`, `$12,500`, `USD 12500`: thousands separators and currency
     marks are dropped; the decimal separator is the last `.` or `,` unless three digits follow it."""
+    whole, point, cents = text.partition(".")
+    if _digits(whole) and (not point or (_digits(cents) and len(cents) != 3)):
+        return Decimal(text)  # `12500`, `12500.00` as Data Loader and HubSpot write them: nothing to drop
     value = _CURRENCY.sub("", text.strip())
     value = value.replace("\u00a0", "").replace("\u202f", "").replace(" ", "").replace("'", "")
     if "." in value and "," in value:
@@ -82,8 +86,11 @@ def parse_flag(text: str) -> bool:
 
 
 def parse_seconds(text: str) -> float:
-    amount = parse_amount(text)
-    return float(amount)
+    return float(text) if _digits(text) else float(parse_amount(text))
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def _iso(value: str, zone: ZoneInfo) -> datetime | None:
