@@ -108,6 +108,14 @@ def forecast_category(value: str) -> ForecastCategory | None:
     return FORECAST_CATEGORIES.get(key)
 
 
+def hubspot_fact_id(record: str, record_id: str, fact: str) -> str:
+    """The event id of a fact a HubSpot record has once: its creation, win or loss, or qualification
+    (`hubspot:deal:7001:deal.won`, `hubspot:contact:51301:lead.qualified:mql`). The webhook adapter and
+    the history import both name these facts so, so each counts once whichever path delivers it first:
+    a notification's own id is in no export."""
+    return f"hubspot:{record}:{record_id}:{fact}"
+
+
 _ID_SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 
 
