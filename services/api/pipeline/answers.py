@@ -9,7 +9,8 @@ from datetime import date
 from decimal import Decimal
 
 from services.api.kit.sums import ratio
-from services.api.pipeline.queries import DealRow, ForecastSums, StageRow, VelocityRow
+from services.api.pipeline.deal_queries import DealRow
+from services.api.pipeline.queries import ForecastSums, StageRow, VelocityRow
 from services.api.pipeline.schemas import DealOut, ForecastOut, StageStatsOut, VelocityOut
 
 ZERO = Decimal(0)

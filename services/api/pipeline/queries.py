@@ -1,5 +1,5 @@
-"""All SQL of the pipeline domain (SPEC 5.8): the tenant's stage order, stage statistics, velocity,
-forecast, slipped and stale deals.
+"""The SQL of the pipeline domain (SPEC 5.8): the tenant's stage order, stage statistics, velocity and
+forecast, and the statement parts the deal lists (deal_queries.py) share.
 
 Each read is one statement on the read pool (services/api/kit/reads.py) with the snapshot it saw. It
 reads the state the pipeline fold keeps (`pipeline_deals`, `deal_stage_stays`, `contact_activity`,
@@ -98,14 +98,16 @@ class Answer:
     row: asyncpg.Record
 
 
-async def _read(pool: ReadPool, sql: str, *args: Any) -> Answer | None:
+async def read(pool: ReadPool, sql: str, *args: Any) -> Answer | None:
+    """The one row of a statement that starts with `HEAD` (None for an unknown tenant)."""
     row = await pool.fetchrow(sql, *args)
     if row is None:
         return None
     return Answer(row["start"], row["end"], row["as_of"], row["snapshot"], row)
 
 
-_HEAD = f'SELECT w.start, w."end", {AS_OF_SQL} AS as_of, {SNAPSHOT_SQL} AS snapshot'
+# The window, as_of and snapshot every statement reports first.
+HEAD = f'SELECT w.start, w."end", {AS_OF_SQL} AS as_of, {SNAPSHOT_SQL} AS snapshot'
 
 STAGES = f"""
 WITH RECURSIVE {WINDOW},
@@ -140,7 +142,7 @@ open_now AS (
   WHERE d.tenant = $1 AND d.status = 'open' AND d.stage IS NOT NULL AND {owned_by("d.rep_id")}
   GROUP BY d.stage
 )
-{_HEAD},
+{HEAD},
        (SELECT array_agg((o.name, o.probability::float8, o.configured, coalesce(c.entered, 0),
                           coalesce(c.advanced, 0), coalesce(c.won, 0), du.q[1], du.q[2], coalesce(n.n, 0))
                          ORDER BY o.pos)
@@ -168,7 +170,7 @@ async def stages(
 ) -> tuple[Answer, list[StageRow]] | None:
     """Per stage, in order: the counts and stays of deals created in the window (of the rep's or the
     team's stays, where given) and the open deals now."""
-    found = await _read(pool, STAGES, tenant, *window_args(spec, now), rep_id, team)
+    found = await read(pool, STAGES, tenant, *window_args(spec, now), rep_id, team)
     if found is None:
         return None
     return found, [StageRow(*r) for r in found.row["stages"] or ()]
@@ -199,7 +201,7 @@ grouped AS (
          count(*) FILTER (WHERE created) AS opportunities
   FROM keyed GROUP BY GROUPING SETS ((key), ())
 )
-{_HEAD},
+{HEAD},
        (SELECT array_agg((key, total, won, lost, revenue, cycle, opportunities)) FROM grouped) AS groups,
        (SELECT array_agg(DISTINCT CASE WHEN $6::text = 'team' THEN m.team ELSE m.rep_id END)
         FROM members AS m) AS keys
@@ -223,7 +225,7 @@ async def velocity(
 ) -> tuple[Answer, list[VelocityRow], list[str]] | None:
     """Per rep or team (`group`) and in total: deals closed and created in the window; and the
     tenant's rep ids or team names."""
-    found = await _read(pool, VELOCITY, tenant, *window_args(spec, now), group)
+    found = await read(pool, VELOCITY, tenant, *window_args(spec, now), group)
     if found is None:
         return None
     rows = [VelocityRow(*r) for r in found.row["groups"] or ()]
@@ -265,7 +267,7 @@ per_rep AS (
     AND d.status = 'won'
   GROUP BY d.rep_id
 )
-{_HEAD},
+{HEAD},
        (SELECT array_agg((rep_id, open_count, open_amount, weighted, commit, best_case,
                           without_probability, won)) FROM per_rep) AS sums,
        (SELECT array_agg((r.rep_id, r.team, r.quota_monthly) ORDER BY r.rep_id)
@@ -293,117 +295,11 @@ async def forecast(
 ) -> tuple[Answer, list[ForecastSums], list[tuple[str, str | None, Decimal | None]]] | None:
     """Sums per owner for the period `first`..`last`, the stages' probabilities from deals created
     in the `history` window where the tenant set none; and every rep with its team and quota."""
-    found = await _read(pool, FORECAST, tenant, *window_args(history, now), first, last)
+    found = await read(pool, FORECAST, tenant, *window_args(history, now), first, last)
     if found is None:
         return None
     sums = [ForecastSums(*r) for r in found.row["sums"] or ()]
     return found, sums, [tuple(r) for r in found.row["reps"] or ()]
-
-
-STALE = f"""
-WITH {WINDOW},
-{MEMBERS},
-open AS MATERIALIZED (
-  SELECT d.deal_id, d.rep_id, d.stage, d.amount, d.close_date, d.contact_id,
-         {days(AS_OF_SQL, "d.stage_entered_at")} AS days_in_stage,
-         coalesce(a.last_activity_at, d.created_at, d.stage_entered_at) AS quiet_since
-  FROM pipeline_deals AS d
-  LEFT JOIN contact_activity AS a ON a.tenant = d.tenant AND a.contact_id = d.contact_id
-  WHERE d.tenant = $1 AND d.status = 'open' AND {owned_by("d.rep_id")}
-),
-p90 AS (
-  SELECT x.stage,
-         (SELECT percentile_cont(0.9) WITHIN GROUP (ORDER BY {days("s.left_at", "s.entered_at")})
-          FROM deal_stage_stays AS s
-          WHERE s.tenant = $1 AND s.stage = x.stage
-            AND s.left_at >= (SELECT lo FROM w) AND s.left_at < (SELECT hi FROM w)) AS p90
-  FROM (SELECT DISTINCT stage FROM open WHERE stage IS NOT NULL) AS x
-),
-matched AS MATERIALIZED (
-  SELECT * FROM (
-    SELECT o.*, coalesce(o.days_in_stage > p.p90, false) AS over_p90,
-           coalesce(o.contact_id IS NOT NULL
-                    AND o.quiet_since < {AS_OF_SQL} - make_interval(days => $8), false) AS quiet
-    FROM open AS o LEFT JOIN p90 AS p ON p.stage = o.stage
-  ) AS j
-  WHERE over_p90 OR quiet
-)
-{_HEAD},
-       (SELECT count(*) FROM matched) AS count,
-       (SELECT coalesce(sum(amount), 0) FROM matched) AS amount,
-       (SELECT array_agg((m.deal_id, m.rep_id, m.stage, m.amount, m.days_in_stage, m.close_date, prev.value,
-                          m.over_p90, m.quiet) ORDER BY m.amount DESC NULLS LAST, m.deal_id)
-        FROM (SELECT * FROM matched ORDER BY amount DESC NULLS LAST, deal_id LIMIT $9) AS m
-        LEFT JOIN LATERAL (
-          -- The newest close date other than the current one.
-          SELECT c.value FROM deal_changes AS c
-          WHERE c.tenant = $1 AND c.deal_id = m.deal_id AND c.kind = 'close_date'
-            AND left(c.value, 10) IS DISTINCT FROM to_char(m.close_date, 'YYYY-MM-DD')
-          ORDER BY c.at DESC, c.change_id DESC LIMIT 1
-        ) AS prev ON true) AS deals
-FROM w
-"""
-
-SLIPPED = f"""
-WITH {WINDOW},
-{MEMBERS}
-{_HEAD},
-       (SELECT array_agg((d.deal_id, d.rep_id, d.stage, d.amount,
-                          {days(f"coalesce(d.closed_at, {AS_OF_SQL})", "d.stage_entered_at")},
-                          d.close_date, c.value, d.close_date > w."end",
-                          d.status = 'lost' AND d.closed_at >= w.lo))
-        FROM pipeline_deals AS d
-        CROSS JOIN LATERAL (
-          -- The close date at the period's first midnight.
-          SELECT x.value FROM deal_changes AS x
-          WHERE x.tenant = d.tenant AND x.deal_id = d.deal_id AND x.kind = 'close_date' AND x.at <= w.lo
-          ORDER BY x.at DESC, x.change_id DESC LIMIT 1
-        ) AS c
-        WHERE d.tenant = $1 AND d.updated_at >= w.lo
-          AND (d.close_date > w."end" OR d.status = 'lost' AND d.closed_at >= w.lo)
-          AND {owned_by("d.rep_id")}) AS deals
-FROM w
-"""
-
-
-@dataclass(frozen=True)
-class DealRow:
-    """A listed deal; `close_date_then` is the raw value of the close date it is compared with."""
-
-    deal_id: str
-    rep_id: str | None
-    stage: str | None
-    amount: Decimal | None
-    days_in_stage: float | None
-    close_date: date | None
-    close_date_then: str | None
-    first_reason: bool
-    second_reason: bool
-
-
-async def stale(
-    pool: ReadPool, tenant: str, history: WindowSpec, now: datetime, *, stale_days: int,
-    rep_id: str | None, team: str | None, limit: int,
-) -> tuple[Answer, int, Decimal, list[DealRow]] | None:  # fmt: skip
-    """Open deals over their stage's p90 (stays completed in the `history` window) or whose contact
-    had no call, email or meeting for `stale_days`: how many, their amount, the `limit` largest."""
-    args = (*window_args(history, now), rep_id, team, stale_days, limit)
-    found = await _read(pool, STALE, tenant, *args)
-    if found is None:
-        return None
-    rows = [DealRow(*r) for r in found.row["deals"] or ()]
-    return found, found.row["count"], found.row["amount"], rows
-
-
-async def slipped(
-    pool: ReadPool, tenant: str, period: WindowSpec, now: datetime, rep_id: str | None, team: str | None
-) -> tuple[Answer, list[DealRow]] | None:
-    """Deals with a close date at the period's start whose close date now lies after the period, or
-    lost since: the candidates, whose close date then the caller checks."""
-    found = await _read(pool, SLIPPED, tenant, *window_args(period, now), rep_id, team)
-    if found is None:
-        return None
-    return found, [DealRow(*r) for r in found.row["deals"] or ()]
 
 
 async def put_stages(

@@ -20,7 +20,7 @@ from services.api.kit.errors import InvalidInput, NotFound
 from services.api.kit.reads import AnswerKey, Reads, model_json, rollup_read
 from services.api.kit.snapshot import Probe, answer_key, tenant_probe
 from services.api.kit.windows import WindowSpec
-from services.api.pipeline import answers, queries
+from services.api.pipeline import answers, deal_queries, queries
 from services.api.pipeline.periods import Period, current_month, parse_period
 from services.api.pipeline.schemas import (
     DealsOut,
@@ -183,7 +183,7 @@ async def _stale(
     team: str | None, limit: int,
 ) -> bytes:  # fmt: skip
     async def compute() -> tuple[queries.Answer, bytes]:
-        found = await queries.stale(
+        found = await deal_queries.stale(
             reads.pool, tenant, HISTORY, now, stale_days=stale_days, rep_id=rep_id, team=team, limit=limit
         )
         seen, count, amount, rows = _found(found)
@@ -209,7 +209,7 @@ async def _slipped(
     team: str | None, limit: int,
 ) -> bytes:  # fmt: skip
     async def compute() -> tuple[queries.Answer, bytes]:
-        seen, candidates = _found(await queries.slipped(reads.pool, tenant, p.spec, now, rep_id, team))
+        seen, candidates = _found(await deal_queries.slipped(reads.pool, tenant, p.spec, now, rep_id, team))
         rows = answers.slipped_deals(candidates, p.first, p.last)
         body = DealsOut(
             status=DealStatus.slipped,
