@@ -13,9 +13,9 @@ the stream is cut into batches.
 modules and one entry.
 
 The order is the lock order: the state tables are locked data_quality, crm_entities (and their
-deal_facts), leads, call_analyses (and conversation_rollups), and the leads fold reads the
-contacts' CRM channels the CRM fold has just brought up to date. The rollup rows are written after
-all of them (commit.py, Step 7).
+deal_facts), leads, call_analyses (and conversation_rollups), pipeline_deals (and the other deal
+history tables), and the leads fold reads the contacts' CRM channels the CRM fold has just brought up
+to date. The rollup rows are written after all of them (commit.py, Step 7).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from services.aggregator.folds import (
     data_quality_sql,
     deals_sql,
     leads_sql,
+    pipeline_sql,
     rollups_sql,
 )
 
@@ -52,6 +53,7 @@ FOLDS: tuple[Fold, ...] = (
     Fold("crm", crm_sql.TABLES, crm_sql.apply),
     Fold("leads", leads_sql.TABLES, leads_sql.apply),
     Fold("conversations", conversations_sql.TABLES, conversations_sql.apply),
+    Fold("pipeline", pipeline_sql.TABLES, pipeline_sql.apply),
 )
 
 # Every table the folds derive from the archive, each once.
