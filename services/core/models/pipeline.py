@@ -33,10 +33,11 @@ CHANGE_KINDS: tuple[str, ...] = (
 
 class DealChange(Base):
     """One change of a deal at `at` (event time). `value`: the stage, amount, close date (YYYY-MM-DD),
-    forecast category, owner (the vendor's id, or the rep id an event named) or contact; null for
-    created, won and lost, and where a CRM cleared the property. `rep_id`: for `owner`, the rep the
-    owner resolves to (null while unknown); else the rep the event named, if any. Ties in `at` are
-    ordered by `change_id`."""
+    forecast category, owner (the vendor's id, or the rep id an event named) or contact; for won and
+    lost the stage the deal closed with, if the event named one; null for created, and where a CRM
+    cleared the property. `rep_id`: for `owner`, the rep the owner resolves to (null while unknown);
+    else the rep the event named, if any. At one instant a creation comes first and a close last,
+    otherwise ties are ordered by `change_id`."""
 
     __tablename__ = "deal_changes"
 
