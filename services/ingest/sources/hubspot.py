@@ -6,9 +6,15 @@ HubSpot signs the URI with these escapes decoded: %3A %2F %3F %40 %21 %24 %27 %2
 v1/v2 (`X-HubSpot-Signature`, hex SHA-256 of secret + body / secret + method + uri + body) carry no
 timestamp, so they can be replayed forever; they are accepted only with the `legacy_signatures` option.
 
-The body is a JSON array of notifications. HubSpot says `eventId` alone is not guaranteed unique, so
-the event id combines it with the portal, subscription and object, all stable across retries (only
-`attemptNumber` changes, and it is left out).
+The body is a JSON array of notifications. A fact a record has once, its creation, its win or loss,
+a contact's qualification as MQL or SQL, is named by the record and the fact
+(`hubspot:deal:{objectId}:deal.won`, services.core.crm_values.hubspot_fact_id), as `salesloop import`
+names it from an export, so the fact counts once whether it was imported, notified, or both, in either
+order, and however many notifications report it (a deal won, reopened and won again is one win, at the
+first). Stage changes and property changes are named by notification: HubSpot says `eventId` alone is
+not guaranteed unique, so the id combines it with the portal, subscription and object, all stable
+across retries (only `attemptNumber` changes, and it is left out). Every event keeps its notification
+in `attributes.hubspot_notification_id`.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from typing import Any
 from services.core import limits
 from services.core.crm import EntityKind, EntityProperty, EntityUpdate
 from services.core.crm_values import HUBSPOT_SOURCES as CHANNELS
-from services.core.crm_values import forecast_category
+from services.core.crm_values import forecast_category, hubspot_fact_id
 from services.core.events import Channel, EventType, RepAlias, Source
 from services.core.source_settings import OptionSet, channel_map, flag, strings
 
@@ -155,12 +161,17 @@ def _notification(
     portal, number = _required(item, "portalId", i), _required(item, "eventId", i)
     event_id = f"hubspot:{portal}:{number}:{_id(item, 'subscriptionId')}:{object_id}"
     occurred_at = from_epoch(_raw(item, "occurredAt", i), unit="ms", field="occurredAt", index=i)
-    base: dict[str, Any] = {"event_id": event_id, "occurred_at": occurred_at, "attributes": _attributes(item)}
+    attributes = {**_attributes(item), "hubspot_notification_id": event_id}
+    base: dict[str, Any] = {"event_id": event_id, "occurred_at": occurred_at, "attributes": attributes}
     base["contact_id" if kind == "contact" else "deal_id"] = object_id
 
+    def once(type_: EventType, fact: str | None = None) -> VendorEvent:
+        """The record's fact `type_`, named by the record and the fact (module docstring)."""
+        fields = {**base, "event_id": hubspot_fact_id(kind, object_id, fact or type_.value)}
+        return make_event(ctx, index=i, names=_NAMES, type=type_, **fields)
+
     if action == "creation":
-        type_ = EventType.LEAD_CREATED if kind == "contact" else EventType.DEAL_CREATED
-        return [make_event(ctx, index=i, names=_NAMES, type=type_, **base)], []
+        return [once(EventType.LEAD_CREATED if kind == "contact" else EventType.DEAL_CREATED)], []
 
     prop = text(item.get("propertyName"))
     if prop is None:
@@ -180,9 +191,8 @@ def _notification(
         got = []
         stage = _QUALIFIED.get((value or "").lower())
         if stage is not None:
-            got.append(
-                make_event(ctx, index=i, names=_NAMES, type=EventType.LEAD_QUALIFIED, stage=stage, **base)
-            )
+            base["stage"] = stage
+            got.append(once(EventType.LEAD_QUALIFIED, f"{EventType.LEAD_QUALIFIED.value}:{stage}"))
         return got, [update("lifecycle_stage", value)]
     if kind == "contact" and prop == "hs_analytics_source":
         channel = channel_for(value, CHANNELS, options.channel_overrides)
@@ -192,13 +202,12 @@ def _notification(
     if kind == "deal" and (history := _deal_history(prop, value, i, ctx)) is not None:
         return [], [update(*history)]
     if kind == "deal" and prop == "dealstage" and value is not None:
+        base["stage"] = value
         if value in options.won_stages:
-            type_ = EventType.DEAL_WON
-        elif value in options.lost_stages:
-            type_ = EventType.DEAL_LOST
-        else:
-            type_ = EventType.DEAL_STAGE_CHANGED
-        return [make_event(ctx, index=i, names=_NAMES, type=type_, stage=value, **base)], []
+            return [once(EventType.DEAL_WON)], []
+        if value in options.lost_stages:
+            return [once(EventType.DEAL_LOST)], []
+        return [make_event(ctx, index=i, names=_NAMES, type=EventType.DEAL_STAGE_CHANGED, **base)], []
     return [], []
 
 
@@ -275,13 +284,13 @@ def _amount(value: str | None, i: int) -> str | None:
     return str(amount)
 
 
-def _attributes(item: dict[str, Any]) -> dict[str, Any] | None:
+def _attributes(item: dict[str, Any]) -> dict[str, Any]:
     kept = {
         "hubspot_subscription_type": text(item.get("subscriptionType")),
         "hubspot_change_source": text(item.get("changeSource")),
         "hubspot_source_id": text(item.get("sourceId")),
     }
-    return {k: v for k, v in kept.items() if v is not None} or None
+    return {k: v for k, v in kept.items() if v is not None}
 
 
 def _raw(item: dict[str, Any], name: str, i: int) -> Any:

@@ -217,6 +217,47 @@ def test_same_delivery_twice_and_retries_give_the_same_ids() -> None:
     assert [v.event for v in hubspot.to_events(retried, CTX).events] == [v.event for v in first.events]
 
 
+def test_facts_a_record_has_once_are_named_by_the_record_whatever_notification_reports_them() -> None:
+    # Each fact twice, by notifications of other ids and times (a deal won, reopened and won again;
+    # an MQL set again by a workflow): one id per fact, the one `salesloop import` gives it.
+    def notified(number: int, kind: str, action: str, **change: object) -> dict[str, object]:
+        item = {**_change(kind, "x", "y"), "eventId": number, "subscriptionType": f"{kind}.{action}"}
+        item["occurredAt"] = 1782900000000 + number * 60_000
+        return {**item, **change}
+
+    stage = {"propertyName": "dealstage"}
+    lifecycle = {"propertyName": "lifecyclestage"}
+    payload = [
+        notified(10, "deal", "creation"),
+        notified(11, "deal", "propertyChange", **stage, propertyValue="closedwon"),
+        notified(12, "deal", "propertyChange", **stage, propertyValue="contractsent"),
+        notified(13, "deal", "propertyChange", **stage, propertyValue="closedwon"),
+        notified(14, "deal", "propertyChange", **stage, propertyValue="closedlost"),
+        notified(15, "contact", "creation"),
+        notified(16, "contact", "propertyChange", **lifecycle, propertyValue="marketingqualifiedlead"),
+        notified(17, "contact", "propertyChange", **lifecycle, propertyValue="marketingqualifiedlead"),
+        notified(18, "contact", "propertyChange", **lifecycle, propertyValue="salesqualifiedlead"),
+    ]
+    result = hubspot.to_events(payload, CTX)
+    got = [(v.event.type, v.event.event_id, (v.event.attributes or {}).get("hubspot_notification_id"))
+           for v in result.events]  # fmt: skip
+    assert got == [
+        ("deal.created", "hubspot:deal:5:deal.created", "hubspot:3:10:2:5"),
+        ("deal.won", "hubspot:deal:5:deal.won", "hubspot:3:11:2:5"),
+        # Entering any other stage is a change of its own, named by its notification.
+        ("deal.stage_changed", "hubspot:3:12:2:5", "hubspot:3:12:2:5"),
+        ("deal.won", "hubspot:deal:5:deal.won", "hubspot:3:13:2:5"),
+        ("deal.lost", "hubspot:deal:5:deal.lost", "hubspot:3:14:2:5"),
+        ("lead.created", "hubspot:contact:5:lead.created", "hubspot:3:15:2:5"),
+        ("lead.qualified", "hubspot:contact:5:lead.qualified:mql", "hubspot:3:16:2:5"),
+        ("lead.qualified", "hubspot:contact:5:lead.qualified:mql", "hubspot:3:17:2:5"),
+        ("lead.qualified", "hubspot:contact:5:lead.qualified:sql", "hubspot:3:18:2:5"),
+    ]
+    # The contact's lifecycle stages are property changes: each notification its own update.
+    assert [u.event_id for u in result.entity_updates] == ["hubspot:3:16:2:5", "hubspot:3:17:2:5",
+                                                           "hubspot:3:18:2:5"]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("source", "channel"),
     [
