@@ -1,0 +1,250 @@
+"""The measured ramp (SPEC 5.9, 5.10): how many months of tenure a new rep takes to produce like the
+tenant's ramped reps, and the tenure calendar every ramp shares.
+
+    async def measured_ramp_months(
+        reads: Reads, tenant: str, *, now: datetime, metric: str = RAMP_METRIC,
+        snapshot: str | None = None,
+    ) -> int
+
+The first tenure month in which the tenant's median rep reaches 80 % of the steady state (the
+median monthly value of `metric` over tenure months 6-24), or DEFAULT_RAMP_MONTHS (3) when that
+cannot be measured. Months are 0-based (month k runs from hired_at + k months to hired_at + k+1
+months, rep-local days), so a rep is ramping while its tenure month is below the answer.
+`measured_ramp` gives the whole measurement (the curve, the steady state); `measure_ramp` is the
+pure computation over per-rep monthly values.
+
+What is measured: every rep with a hire date that is active or has left (a rep switched off
+without a leaving day may have stopped long ago: its zeros are not ramp data), each over its
+complete months of tenure (ended by today and, for a rep who left, by its `left_at`) whose numbers
+are known: a month that began before the rep's data does (`data_from_sql`) is unknown, not zero.
+
+Cost: one statement summing the reps' daily rollups of their first 25 tenure months, cached in
+`reads.cache` per database snapshot, tenant, metric and quarter hour (every timezone's day is
+constant within a quarter hour of UTC, so the reps' "today" is too). A caller that already probed
+the snapshot passes it; otherwise a one-row probe finds it.
+"""
+
+from __future__ import annotations
+
+import calendar
+import statistics
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from services.api.kit.reads import AnswerKey, ReadPool, Reads, rollup_read
+from services.api.kit.snapshot import SNAPSHOT_SQL
+from services.api.kit.sums import METRIC_COLUMNS, check_metric, metrics_from_sums, sums_sql
+from services.core.tenancy import known_zone_sql
+
+RAMP_METRIC = "revenue_won"
+RAMP_SHARE = 0.8  # of the steady state
+STEADY_MONTHS = range(6, 25)  # tenure months 6..24
+DEFAULT_RAMP_MONTHS = 3
+_MEASURED_MONTHS = STEADY_MONTHS.stop
+
+
+def add_months(day: date, months: int) -> date:
+    """`day` moved by whole calendar months, the day of month clamped to the target month's end."""
+    total = day.year * 12 + day.month - 1 + months
+    year, month = divmod(total, 12)
+    last = calendar.monthrange(year, month + 1)[1]
+    return date(year, month + 1, min(day.day, last))
+
+
+def month_index(hired_at: date, day: date) -> int | None:
+    """The tenure month `day` falls in (0 = the month starting on `hired_at`); None before hire."""
+    if day < hired_at:
+        return None
+    k = (day.year - hired_at.year) * 12 + day.month - hired_at.month
+    return k if add_months(hired_at, k) <= day else k - 1
+
+
+def tenure_month_sql(day: str, hired_at: str) -> str:
+    """SQL: `month_index` of the date expressions `day` (on or after `hired_at`) and `hired_at`.
+    Postgres' `date + interval 'k months'` clamps the day to the month's end as `add_months` does;
+    the calendar difference in months overshoots by one while the day of month has not come round."""
+    months = (
+        f"((extract(year FROM {day}) - extract(year FROM {hired_at})) * 12"
+        f" + extract(month FROM {day}) - extract(month FROM {hired_at}))::int"
+    )
+    return f"({months} - ({hired_at} + make_interval(0, {months}) > {day})::int)"
+
+
+def data_from_sql(rep: str) -> str:
+    """SQL: the first rep-local day from which the numbers of the rep aliased `rep` (with `hired_at`,
+    `rep_id`, `timezone`) are known, $1 being the tenant; null when none are.
+
+    Before the tenant's first event nothing was sent: those days are unknown, not zero. A rep hired
+    on or after that day is known from its hire (a quiet new hire is a real zero). A rep hired
+    before it is known from its own first event on (its vendor identities may have been connected
+    later than the tenant's first source).
+    """
+    zone = known_zone_sql(f"{rep}.timezone")
+    tenant_first = f"timezone({zone}, (SELECT min(e.occurred_at) FROM events AS e WHERE e.tenant = $1))::date"
+    rep_first = (
+        f"(SELECT min(f.day) FROM rollup_rep_daily AS f WHERE f.tenant = $1 AND f.rep_id = {rep}.rep_id)"
+    )
+    return (
+        f"(SELECT CASE WHEN s.tenant_first IS NULL THEN NULL"
+        f" WHEN {rep}.hired_at >= s.tenant_first THEN {rep}.hired_at"
+        f" ELSE greatest(s.tenant_first, {rep_first}) END"
+        f" FROM (SELECT {tenant_first} AS tenant_first) AS s)"
+    )
+
+
+@dataclass(frozen=True)
+class MeasuredRamp:
+    """The tenant's median rep by tenure month, and where it reaches RAMP_SHARE of the steady state.
+
+    `curve[k]` is the median of month k over the reps that have it (None: no rep has), `reps[k]`
+    how many have it; `months` is None when the ramp cannot be measured (no steady-state month
+    with data, a steady state of 0 or below, or no month reaching the share of it).
+    """
+
+    metric: str
+    curve: tuple[float | None, ...]
+    reps: tuple[int, ...]
+    steady_state: float | None
+    months: int | None
+
+    @property
+    def ramp_months(self) -> int:
+        return DEFAULT_RAMP_MONTHS if self.months is None else self.months
+
+
+def measure_ramp(monthly: Iterable[Mapping[int, float | None]], *, metric: str = RAMP_METRIC) -> MeasuredRamp:
+    """The ramp of reps given as tenure month -> value (None or absent: unknown), months 0..24.
+
+    The steady state is the median of every value of tenure months 6-24 (each rep's month is one
+    monthly value); the ramp length the first month whose median reaches RAMP_SHARE of it.
+    """
+    by_month: list[list[float]] = [[] for _ in range(_MEASURED_MONTHS)]
+    for rep in monthly:
+        for k, value in rep.items():
+            if value is not None and 0 <= k < _MEASURED_MONTHS:
+                by_month[k].append(float(value))
+    curve = tuple(_median(values) for values in by_month)
+    steady = _median([v for k in STEADY_MONTHS for v in by_month[k]])
+    months = None
+    if steady is not None and steady > 0:
+        reached = (k for k, m in enumerate(curve) if m is not None and m >= RAMP_SHARE * steady)
+        months = next(reached, None)
+    return MeasuredRamp(metric, curve, tuple(len(v) for v in by_month), steady, months)
+
+
+def known_months(
+    *,
+    hired_at: date,
+    data_from: date | None,
+    until: date,
+    sums: Mapping[int, Mapping[str, Any]],
+    quota_monthly: Decimal | None,
+    metric: str,
+    last: int = _MEASURED_MONTHS - 1,
+) -> dict[int, float | None]:
+    """A rep's `metric` for each complete tenure month 0..`last` that ended by `until` (exclusive:
+    today, or the leaving day) and began on or after `data_from`. `sums` holds the rollup sums of
+    the months that have rows; a known month without any is computed from zero counts."""
+    out: dict[int, float | None] = {}
+    if data_from is None:
+        return out
+    for k in range(last + 1):
+        start, end = add_months(hired_at, k), add_months(hired_at, k + 1)
+        if end > until:
+            break
+        if start >= data_from:
+            found = metrics_from_sums(sums.get(k, {}), quota_monthly=quota_monthly, days=(end - start).days)
+            value = found[metric]
+            out[k] = None if value is None else float(value)
+    return out
+
+
+# $1 tenant, $2 now. Reps with a hire date, active or gone; their rollup sums per tenure month 0..24.
+MEASURED = f"""
+WITH rp AS MATERIALIZED (
+  SELECT r.rep_id, r.hired_at, r.quota_monthly,
+         timezone({known_zone_sql("r.timezone")}, $2::timestamptz)::date AS today,
+         {data_from_sql("r")} AS data_from
+  FROM reps AS r
+  WHERE r.tenant = $1 AND r.hired_at IS NOT NULL AND r.active
+),
+monthly AS (
+  SELECT d.rep_id, {tenure_month_sql("d.day", "rp.hired_at")} AS month,
+         {sums_sql(METRIC_COLUMNS)}
+  FROM rollup_rep_daily AS d
+  JOIN rp ON rp.rep_id = d.rep_id AND d.day >= greatest(rp.hired_at, rp.data_from)
+   AND d.day < rp.hired_at + make_interval(0, {_MEASURED_MONTHS})
+  WHERE d.tenant = $1
+  GROUP BY 1, 2
+)
+SELECT {SNAPSHOT_SQL} AS snapshot, rp.rep_id, rp.hired_at, rp.quota_monthly, rp.today, rp.data_from,
+       m.month, {", ".join(f"m.{c}" for c in METRIC_COLUMNS)}
+FROM (SELECT 1) AS one
+LEFT JOIN (rp LEFT JOIN monthly AS m ON m.rep_id = rp.rep_id) ON true
+ORDER BY rp.rep_id, m.month
+"""
+
+_PROBE = f"SELECT {SNAPSHOT_SQL} AS snapshot"
+_QUERY = "measured_ramp"
+
+
+async def _read(pool: ReadPool, tenant: str, now: datetime, metric: str) -> tuple[str, MeasuredRamp]:
+    with rollup_read(_QUERY):
+        rows = await pool.fetch(MEASURED, tenant, now)
+    reps: dict[str, tuple[Any, dict[int, dict[str, Any]]]] = {}
+    for row in rows:
+        if row["rep_id"] is None:
+            continue
+        _, sums = reps.setdefault(row["rep_id"], (row, {}))
+        if row["month"] is not None:
+            sums[row["month"]] = {c: row[c] for c in METRIC_COLUMNS}
+    monthly = [
+        known_months(
+            hired_at=rep["hired_at"],
+            data_from=rep["data_from"],
+            until=rep["today"],
+            sums=sums,
+            quota_monthly=rep["quota_monthly"],
+            metric=metric,
+        )
+        for rep, sums in reps.values()
+    ]
+    return rows[0]["snapshot"], measure_ramp(monthly, metric=metric)
+
+
+def _quarter_hour(now: datetime) -> datetime:
+    now = now.astimezone(UTC)
+    return now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
+
+
+async def measured_ramp(
+    reads: Reads, tenant: str, *, now: datetime, metric: str = RAMP_METRIC, snapshot: str | None = None
+) -> MeasuredRamp:
+    """The tenant's measured ramp of `metric` at `now`, cached per snapshot (see the module's doc)."""
+    check_metric("metric", metric)
+    if snapshot is None:
+        probe = await reads.pool.fetchrow(_PROBE)
+        assert probe is not None
+        snapshot = str(probe["snapshot"])
+    parts = (_QUERY, tenant, metric, _quarter_hour(now))
+
+    async def compute() -> tuple[AnswerKey, MeasuredRamp]:
+        seen, found = await _read(reads.pool, tenant, now, metric)
+        return AnswerKey(seen, parts), found
+
+    return await reads.cache.get(_QUERY, AnswerKey(snapshot, parts), compute)
+
+
+async def measured_ramp_months(
+    reads: Reads, tenant: str, *, now: datetime, metric: str = RAMP_METRIC, snapshot: str | None = None
+) -> int:
+    """The default `ramp_months` of SPEC 5.9: the measured ramp length, 3 when it cannot be measured."""
+    found = await measured_ramp(reads, tenant, now=now, metric=metric, snapshot=snapshot)
+    return found.ramp_months
+
+
+def _median(values: list[float]) -> float | None:
+    return float(statistics.median(values)) if values else None
