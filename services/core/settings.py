@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     # the aggregator, which keeps the call's analysis (SPEC 5.7; docs/operations.md, "Retention").
     transcript_retention_days: int = Field(365, ge=1)
 
+    # api: the tenants whose stale deals and slipped amount are Prometheus gauges, comma-separated, at
+    # most 20 (docs/pipeline.md, "Alerting"). Unset: no tenant is a label of any metric.
+    pipeline_metrics_tenants: str | None = None
+
     # databases
     db_pool_size: int = Field(10, ge=1)
     # Read by `salesloop migrate` only: the login of Grafana's read-only role (unset: role cannot log in).
@@ -88,6 +92,14 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ValueError(f"SALESLOOP_TRUSTED_PROXIES: {exc}") from None
         return ",".join(nets) or None
+
+    @field_validator("pipeline_metrics_tenants")
+    @classmethod
+    def _few_tenants(cls, value: str | None) -> str | None:
+        tenants = [t.strip() for t in (value or "").split(",") if t.strip()]
+        if len(tenants) > 20 or any(len(t) > 63 for t in tenants):
+            raise ValueError("SALESLOOP_PIPELINE_METRICS_TENANTS: at most 20 tenant slugs, comma-separated")
+        return ",".join(tenants) or None
 
     @model_validator(mode="after")
     def _refuse_weak_secret(self) -> Settings:
@@ -108,6 +120,9 @@ class Settings(BaseSettings):
 
     def trusted_proxy_list(self) -> list[str]:
         return self.trusted_proxies.split(",") if self.trusted_proxies else []
+
+    def pipeline_metrics_tenant_list(self) -> list[str]:
+        return self.pipeline_metrics_tenants.split(",") if self.pipeline_metrics_tenants else []
 
 
 @lru_cache
