@@ -24,6 +24,7 @@ from services.api.kit.answers import example
 from services.api.kit.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.api.kit.reads import AnswerCache, ReadPool, Reads
 from services.api.kit.routing import EngineDep, error_responses
+from services.api.pipeline import gauges as pipeline_gauges
 from services.api.pipeline.routes import router as pipeline
 from services.api.quality.routes import router as quality
 from services.api.reps.routes import router as reps
@@ -131,10 +132,14 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.directory = Directory(engine, settings.keyring(), settings.auth_cache_ttl_s)
         pool = await ReadPool.open(settings)
         app.state.reads = Reads(pool, AnswerCache())
+        gauges = pipeline_gauges.start(app.state.reads, settings.pipeline_metrics_tenant_list())
         log.info("api started")
         try:
             yield
         finally:
+            if gauges is not None:
+                gauges.cancel()
+                await asyncio.gather(gauges, return_exceptions=True)
             await pool.close()
             await engine.dispose()
             log.info("api stopped")

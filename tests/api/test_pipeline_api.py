@@ -41,12 +41,16 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.api.kit.reads import AnswerCache, ReadPool, Reads
+from services.api.pipeline import gauges
 from services.core.models import ContactActivity, DealChange, DealStageStay, PipelineDeal
 from services.core.tenancy import create_key
 from tests.api.factories import RollupFactory, bearer
+from tests.conftest import Stack
 from tests.factories import TenantCtx, TenantFactory
 
 DAY = timedelta(days=1)
@@ -565,3 +569,23 @@ async def test_an_empty_tenant(client: httpx.AsyncClient, tenants: TenantFactory
     for status in ("slipped", "stale"):
         deals = (await client.get("/v1/pipeline/deals", params={"status": status}, headers=auth)).json()
         assert (deals["count"], deals["amount"], deals["deals"]) == (0, 0, [])
+
+
+async def test_the_gauges_of_named_tenants(client: httpx.AsyncClient, world: World, stack: Stack) -> None:
+    slug = world.tenant.slug
+    pool = await ReadPool.open(stack.settings())
+    try:
+        await gauges.refresh(Reads(pool, AnswerCache()), [slug, "no-such-tenant"], datetime.now(UTC))
+    finally:
+        await pool.close()
+    slipped = await get(client, world, "deals", status="slipped")  # of the current month
+    assert REGISTRY.get_sample_value("salesloop_api_pipeline_stale_deals", {"tenant": slug}) == 6
+    value = REGISTRY.get_sample_value("salesloop_api_pipeline_slipped_amount", {"tenant": slug})
+    assert value == slipped["amount"]
+    assert (
+        REGISTRY.get_sample_value("salesloop_api_pipeline_stale_deals", {"tenant": "no-such-tenant"}) is None
+    )
+    named = stack.settings(pipeline_metrics_tenants=f" {slug}, b ")
+    assert named.pipeline_metrics_tenant_list() == [slug, "b"]
+    with pytest.raises(ValueError, match="at most 20"):
+        stack.settings(pipeline_metrics_tenants=",".join(f"t{i}" for i in range(21)))
