@@ -50,7 +50,8 @@ from services.api.pipeline import gauges
 from services.core.models import ContactActivity, DealChange, DealStageStay, PipelineDeal
 from services.core.tenancy import create_key
 from tests.api.factories import RollupFactory, bearer
-from tests.conftest import Stack
+from tests.api.org import organisation
+from tests.conftest import Services, Stack
 from tests.factories import TenantCtx, TenantFactory
 
 DAY = timedelta(days=1)
@@ -589,3 +590,66 @@ async def test_the_gauges_of_named_tenants(client: httpx.AsyncClient, world: Wor
     assert named.pipeline_metrics_tenant_list() == [slug, "b"]
     with pytest.raises(ValueError, match="at most 20"):
         stack.settings(pipeline_metrics_tenants=",".join(f"t{i}" for i in range(21)))
+
+
+async def test_an_organisation_told_by_events(
+    services: Services, tenants: TenantFactory, engine: AsyncEngine
+) -> None:
+    """Reps through the API, deals as canonical events posted newest first through ingest and folded
+    by the real aggregator: the reads see the history the events tell, not the order they came in."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    close = (now + 40 * DAY).date()
+    async with organisation(services, tenants, engine) as o:
+        await o.rep("r1", team="east", quota_monthly="1000")
+        await o.rep("r2", team="east")
+        a = {"deal_id": "a", "rep_id": "r1", "contact_id": "ca"}
+        b = {"deal_id": "b", "contact_id": "cb"}
+        o.event("deal.created", now - 20 * DAY, stage="discovery", amount="1000", close_date=str(close), **a)
+        o.event("deal.stage_changed", now - 18 * DAY, stage="proposal", **a)
+        o.event("deal.won", now - 10 * DAY, amount="1200", **a)
+        o.event("deal.created", now - 19 * DAY, rep_id="r1", stage="discovery", amount="500", **b)
+        o.event("deal.stage_changed", now - 15 * DAY, rep_id="r1", stage="proposal", **b)
+        # r2 takes the deal over, with a close date and a category.
+        o.event(
+            "deal.updated",
+            now - 12 * DAY,
+            rep_id="r2",
+            close_date=str(close),
+            forecast_category="commit",
+            **b,
+        )
+        o.event("deal.created", now - 17 * DAY, rep_id="r2", deal_id="c", stage="discovery")
+        o.event("deal.lost", now - 16 * DAY, rep_id="r2", deal_id="c")
+        as_of = now - 2 * DAY
+        o.event(
+            "call.completed", as_of, rep_id="r2", contact_id="cb", direction="outbound", outcome="connected"
+        )
+        o.pending.reverse()
+        await o.flush()
+
+        stages = await o.get("/v1/pipeline/stages")
+        assert stages["stages"] == approx([
+            stage("discovery", 0, 3, 2, 1, [2, 4, 1], 0),  # c was lost from it
+            stage("proposal", 1, 2, 1, 1, [8], 1),  # b is in it
+        ])  # fmt: skip
+        speed = await o.get("/v1/pipeline/velocity")
+        assert speed["groups"] == approx([
+            {"key": "r1", **velocity(1, 0, 1200, [10], 2)},
+            {"key": "r2", **velocity(0, 1, 0, [], 1)},
+        ])  # fmt: skip
+        month = f"{close.year:04d}-{close.month:02d}"
+        fc = await o.get("/v1/pipeline/forecast", period=month)
+        # b counts for r2, its owner now, weighted by proposal's history: a won, b open.
+        assert fc["reps"] == approx([
+            {"rep_id": "r1", "team": "east", **forecast(0, 0, 0, 0, 0, 0, 1000, 0)},
+            {"rep_id": "r2", "team": "east", **forecast(1, 500, 250, 500, 500, 0, None, 0)},
+        ])  # fmt: skip
+        stale = await o.get("/v1/pipeline/deals", status="stale")
+        assert stale["as_of"] == as_of.isoformat().replace("+00:00", "Z")
+        assert stale["deals"] == [
+            {
+                "deal_id": "b", "rep_id": "r2", "stage": "proposal", "amount": 500.0, "days_in_stage": 13.0,
+                "close_date": str(close), "previous_close_date": None,
+                "reason": "days_in_stage_over_p90", "reasons": ["days_in_stage_over_p90"],
+            }
+        ]  # fmt: skip
