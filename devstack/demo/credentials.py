@@ -1,8 +1,8 @@
 """The vendor secrets the demo signs with, set on the tenant through the code `salesloop tenants
 set-secret` uses. Needs the database; without it the demo sends everything as canonical events.
 
-Secrets the tenant already has are kept (HubSpot, Twilio and Aircall secrets are shared secrets,
-so the demo can sign with them). A missing secret is derived from SALESLOOP_SECRET_KEY and the
+Secrets the tenant already has are kept (HubSpot, Twilio, Aircall and Fathom secrets are shared
+secrets, so the demo can sign with them). A missing secret is derived from SALESLOOP_SECRET_KEY and the
 tenant, so a second run sets the same values and nothing the ingest has cached goes stale. SendGrid
 is verified with a public key: the demo can only sign for the key pair it derives itself, so a
 tenant with another SendGrid key keeps it and gets its demo emails as canonical events.
@@ -26,7 +26,7 @@ from services.core.tenancy import TenancyError, get_secret, set_secret
 
 # The order of the P-256 group: private scalars are 1 .. n-1.
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-SHARED_SECRET_SOURCES = ("hubspot", "twilio", "aircall")
+SHARED_SECRET_SOURCES = ("hubspot", "twilio", "aircall", "fathom")
 
 
 def derived(secret_key: str, tenant: str, source: str) -> bytes:
@@ -38,6 +38,12 @@ def derived(secret_key: str, tenant: str, source: str) -> bytes:
 def sendgrid_key(secret_key: str, tenant: str) -> ec.EllipticCurvePrivateKey:
     scalar = int.from_bytes(derived(secret_key, tenant, "sendgrid"), "big") % (_P256_ORDER - 1) + 1
     return ec.derive_private_key(scalar, ec.SECP256R1())
+
+
+def _new_secret(key: bytes, source: str) -> str:
+    if source == "fathom":  # a Standard Webhooks secret, as Fathom shows it
+        return "whsec_" + base64.b64encode(key).decode()
+    return base64.urlsafe_b64encode(key).decode()
 
 
 async def with_vendor_secrets(
@@ -53,7 +59,7 @@ async def with_vendor_secrets(
         for source in SHARED_SECRET_SOURCES:
             value = await get_secret(engine, secret_key, tenant, source)
             if value is None:
-                value = base64.urlsafe_b64encode(derived(secret_key, tenant, source)[:24]).decode()
+                value = _new_secret(derived(secret_key, tenant, source)[:24], source)
                 await set_secret(engine, secret_key, tenant, source, value)
             found[source] = value
         private = sendgrid_key(secret_key, tenant)

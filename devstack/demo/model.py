@@ -9,6 +9,10 @@ check each answer against the truth (`Plant`):
   certification module by month 3 ramp faster still;
 - coaching: two named veterans have one clear gap each (a connect rate, a meeting rate far below
   their peers'), everybody else varies a little around the team's norms;
+- conversations: calls of the last TRANSCRIBED_DAYS days have transcripts (devstack.demo.recordings).
+  One veteran talks in long monologues and never labels (his longest monologue and talk share stand
+  out); another labels, mirrors, asks calibrated questions and summarises (the most labels per call)
+  and wins more deals than skill alone would (LABELLER_WIN_BOOST);
 - demand generation: acquisition channels with lead-to-won rates about a factor two apart and with
   clearly different speeds to lead.
 
@@ -23,6 +27,8 @@ import random
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
+
+from devstack.demo.transcripts import TalkStyle, styles
 
 MIN_REPS = 12
 MAX_REPS = 1_000
@@ -49,6 +55,8 @@ NORMS: dict[str, float] = {
     "reply_rate": 0.08,
 }
 TEAMS: tuple[str, ...] = ("east", "west")  # east calls through Twilio, west through Aircall
+TRANSCRIBED_DAYS = 90  # calls and recorded meetings of this many days before the end have transcripts
+LABELLER_WIN_BOOST = 2.0  # multiplies the odds of winning of the rep who labels well
 
 Cohort = Literal["veteran", "slow", "fast"]
 
@@ -136,6 +144,9 @@ class Plant:
     fast_cohort: date
     channels_by_quality: tuple[str, ...]  # lead -> won, best first
     channels_by_speed: tuple[str, ...]  # speed to lead, fastest first
+    monologuer: str  # a veteran: long monologues, high talk share, never a label
+    labeller: str  # a veteran: the most labels per call, mirrors, summaries, and more wins
+    transcribed_from: date  # the first day whose calls have transcripts
 
 
 @dataclass(frozen=True)
@@ -148,6 +159,7 @@ class Organisation:
     channels: tuple[ChannelModel, ...]
     plant: Plant
     spend: dict[tuple[str, str], int]  # (channel, "YYYY-MM") -> spend in that month
+    styles: dict[str, TalkStyle]  # rep_id -> how the rep talks on calls
 
     @property
     def last_day(self) -> date:
@@ -186,6 +198,9 @@ def build(*, reps: int, days: int, seed: int, end: datetime) -> Organisation:
     middle = len(veterans) // 2
     connect_gap, meeting_gap = rng.sample(veterans[middle - 1 : middle + 1], 2)
     roster = [_with_gap(r, connect_gap.rep_id, meeting_gap.rep_id) for r in roster]
+    plain = (connect_gap.rep_id, meeting_gap.rep_id)
+    monologuer, labeller = _talkers([r for r in veterans if r.rep_id not in plain])
+    roster = [_boosted(r) if r.rep_id == labeller else r for r in roster]
     plant = Plant(
         strongest_trait=max(TRAIT_EFFECTS, key=lambda t: TRAIT_EFFECTS[t]),
         gaps={connect_gap.rep_id: "connect_rate", meeting_gap.rep_id: "meeting_rate"},
@@ -193,8 +208,15 @@ def build(*, reps: int, days: int, seed: int, end: datetime) -> Organisation:
         fast_cohort=fast_hire,
         channels_by_quality=tuple(c.name for c in sorted(CHANNELS, key=lambda c: -c.lead_to_won)),
         channels_by_speed=tuple(c.name for c in sorted(CHANNELS, key=lambda c: c.speed_median_s)),
+        monologuer=monologuer,
+        labeller=labeller,
+        transcribed_from=(end - timedelta(days=min(days, TRANSCRIBED_DAYS))).date(),
     )
-    return Organisation(seed, space, start, end, tuple(roster), CHANNELS, plant, _spend(start, end, reps))
+    talk = styles(
+        (r.rep_id for r in roster), monologuer=monologuer, labeller=labeller, plain=plain, seed=seed
+    )
+    spend = _spend(start, end, reps)
+    return Organisation(seed, space, start, end, tuple(roster), CHANNELS, plant, spend, talk)
 
 
 def namespace(seed: int, reps: int, days: int) -> int:
@@ -291,6 +313,20 @@ def _with_gap(rep: Rep, connect_gap: str, meeting_gap: str) -> Rep:
     if rep.rep_id == connect_gap:
         return replace(norms, connect_rate=0.08, meeting_rate=NORMS["meeting_rate"])
     return replace(norms, connect_rate=NORMS["connect_rate"], meeting_rate=0.06)
+
+
+def _talkers(veterans: list[Rep]) -> tuple[str, str]:
+    """The monologuer and the labeller among `veterans` (sorted by skill): the one of the most typical
+    skill monologues, so his talk is all that sets him apart; a coachable one (the tactics are
+    learned), at the upper quartile of coachability, labels and wins."""
+    coachable = sorted(veterans, key=lambda r: (r.traits["coachability"], r.skill))
+    labeller = coachable[len(coachable) * 3 // 4]
+    rest = [r for r in veterans if r is not labeller]
+    return rest[len(rest) // 2].rep_id, labeller.rep_id
+
+
+def _boosted(rep: Rep) -> Rep:
+    return replace(rep, skill=rep.skill * LABELLER_WIN_BOOST)
 
 
 def _spend(start: date, end: datetime, reps: int) -> dict[tuple[str, str], int]:

@@ -2,10 +2,12 @@
 gives the same events, with the same ids, so loading the demo twice counts nothing twice.
 
 Each event says which route it travels by (`via`): calls through Twilio (team east) or Aircall
-(team west), email activity through SendGrid, deal progress through HubSpot, and what those vendors
-do not send (leads and deals with their owner, channel and amount, meetings, replies,
-certifications) as canonical events. An event's id is the one the vendor adapter derives from the
-vendor's own ids, so the event keeps its identity whichever route it ends up taking.
+(team west), email activity through SendGrid, deal progress through HubSpot, recorded video meetings
+with their transcripts through Fathom, and what those vendors do not send (leads and deals with their
+owner, channel and amount, meetings, replies, certifications, the phone calls' transcripts) as
+canonical events (`devstack.demo.recordings` adds the transcripts). An event's id is the one the
+vendor adapter derives from the vendor's own ids, so the event keeps its identity whichever route it
+ends up taking.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from devstack.demo.model import CERTIFY_BY_DAYS, LEADS_PER_REP_DAY, MODULES, Organisation, Rep
+from devstack.demo.recordings import recordings
+from devstack.demo.transcripts import Segment
 
-Via = Literal["api", "twilio", "aircall", "sendgrid", "hubspot"]
+Via = Literal["api", "twilio", "aircall", "sendgrid", "hubspot", "fathom"]
 
 HUBSPOT_PORTAL = 24_681_357
 HUBSPOT_DEALSTAGE_SUBSCRIPTION = 900_003
@@ -29,7 +33,7 @@ TWILIO_STATUS = {"connected": "completed", "voicemail": "completed", "no_answer"
 _DAY_S = 86_400
 _OPTIONAL = (
     "rep_id", "contact_id", "deal_id", "channel", "direction", "outcome", "duration_s", "amount", "stage",
-    "module", "score", "passed",
+    "module", "score", "passed", "call_event_id",
 )  # fmt: skip
 
 
@@ -54,6 +58,8 @@ class DemoEvent:
     module: str | None = None
     score: int | None = None
     passed: bool | None = None
+    call_event_id: str | None = None
+    transcript: tuple[Segment, ...] | None = None
     ref: str | None = None  # the vendor's own id: CallSid, Aircall call id, sg_event_id, HubSpot eventId
     extra: dict[str, Any] = field(default_factory=dict)  # vendor-only details (buyer phone, message id)
 
@@ -68,12 +74,16 @@ class DemoEvent:
             value = getattr(self, name)
             if value is not None:
                 body[name] = value
+        if self.transcript is not None:
+            body["transcript"] = [s.wire() for s in self.transcript]
         return body
 
 
 def events(org: Organisation) -> list[DemoEvent]:
-    """Every event of the organisation, in generation order (not time order)."""
-    return list(_Simulation(org).run())
+    """Every event of the organisation, in generation order (not time order): the activity, then the
+    transcripts of its calls and meetings."""
+    activity = list(_Simulation(org).run())
+    return activity + recordings(org, activity)
 
 
 class _Simulation:

@@ -10,7 +10,7 @@ import base64
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -27,12 +27,16 @@ from devstack.demo.simulate import (
     DemoEvent,
     Via,
 )
-from services.ingest.sources import hubspot, sendgrid, twilio
+from services.ingest.sources import fathom, hubspot, sendgrid, twilio
 
-VENDORS: tuple[Via, ...] = ("twilio", "aircall", "sendgrid", "hubspot")
+VENDORS: tuple[Via, ...] = ("twilio", "aircall", "sendgrid", "hubspot", "fathom")
 # Requests per vendor batch, as the vendors send them: HubSpot up to 100 notifications, SendGrid
-# a few hundred events; Twilio and Aircall one call per request.
-BATCH = {"api": 500, "sendgrid": 500, "hubspot": 100, "twilio": 1, "aircall": 1}
+# a few hundred events; Twilio, Aircall and Fathom one call per request.
+BATCH = {"api": 500, "sendgrid": 500, "hubspot": 100, "twilio": 1, "aircall": 1, "fathom": 1}
+# A canonical batch is cut before its body grows past this (transcripts are large; the ingest takes
+# 1 MiB by default).
+MAX_BATCH_BYTES = 512 * 1024
+FATHOM_DOMAIN = "demo-sales.example"
 HUBSPOT_APP_ID = 1_357_911
 TWILIO_ACCOUNT = "AC" + "d3m0" * 8
 
@@ -47,6 +51,7 @@ class Credentials:
     twilio: str | None = None
     aircall: str | None = None
     sendgrid: ec.EllipticCurvePrivateKey | None = None
+    fathom: str | None = None
 
     def has(self, via: Via) -> bool:
         return via == "api" or getattr(self, via) is not None
@@ -104,9 +109,29 @@ def _encode(via: Via, events: Sequence[DemoEvent], tenant: str, creds: Credentia
         elif via == "hubspot":
             body = orjson.dumps([hubspot_item(e) for e in chunk])
             yield Payload(via, f"/webhooks/hubspot/{tenant}", body, "application/json", len(chunk))
+        elif via == "fathom":
+            body = orjson.dumps(fathom_meeting(chunk[0]))
+            yield Payload(via, f"/webhooks/fathom/{tenant}", body, "application/json", 1)
         else:
-            body = orjson.dumps({"events": [e.canonical() for e in chunk]})
-            yield Payload(via, f"/v1/events/{tenant}", body, "application/json", len(chunk))
+            yield from _canonical(chunk, tenant)
+
+
+def _canonical(events: Sequence[DemoEvent], tenant: str) -> Iterator[Payload]:
+    """/v1/events batches of `events`, each cut before it passes MAX_BATCH_BYTES."""
+    encoded = [orjson.dumps(e.canonical()) for e in events]
+    start, size = 0, 0
+    for i, item in enumerate(encoded):
+        if i > start and size + len(item) > MAX_BATCH_BYTES:
+            yield _events_payload(encoded[start:i], tenant)
+            start, size = i, 0
+        size += len(item) + 1
+    if start < len(encoded):
+        yield _events_payload(encoded[start:], tenant)
+
+
+def _events_payload(encoded: list[bytes], tenant: str) -> Payload:
+    body = b'{"events":[' + b",".join(encoded) + b"]}"
+    return Payload("api", f"/v1/events/{tenant}", body, "application/json", len(encoded))
 
 
 def sign(payload: Payload, url: str, creds: Credentials, now: datetime) -> dict[str, str]:
@@ -125,6 +150,12 @@ def sign(payload: Payload, url: str, creds: Credentials, now: datetime) -> dict[
         seconds = str(int(now.timestamp()))
         headers[sendgrid.TIMESTAMP] = seconds
         headers[sendgrid.SIGNATURE] = sendgrid.sign(creds.sendgrid, seconds, payload.body)
+    elif payload.via == "fathom":
+        sent = int(now.timestamp())
+        msg_id = "msg_" + hashlib.sha256(payload.body).hexdigest()[:24]
+        headers[fathom.ID] = msg_id
+        headers[fathom.TIMESTAMP] = str(sent)
+        headers[fathom.SIGNATURE] = fathom.sign(creds.fathom or "", msg_id, sent, payload.body)
     elif payload.via == "api":
         if creds.webhook_secret:
             msg_id = "msg_" + hashlib.sha256(payload.body).hexdigest()[:24]
@@ -223,6 +254,37 @@ def hubspot_item(e: DemoEvent) -> dict[str, Any]:
         "propertyValue": e.stage,
         "changeSource": "CRM_UI",
     }
+
+
+def fathom_meeting(e: DemoEvent) -> dict[str, Any]:
+    """Fathom's "new meeting content ready" webhook: the recording, its invitees and transcript."""
+    started = e.occurred_at
+    rep = {"name": e.extra["rep_name"], "email": e.extra["rep_email"]}
+    buyer = {"name": e.extra["buyer_name"], "email": e.extra["buyer_email"]}
+    speakers = {
+        side: {"display_name": who["name"], "matched_calendar_invitee_email": who["email"]}
+        for side, who in (("rep", rep), ("buyer", buyer))
+    }
+    return {
+        "title": f"Demo Sales / {buyer['name']}",
+        "meeting_title": f"Discovery call: Demo Sales and {buyer['name']}",
+        "url": f"https://fathom.video/calls/{e.ref}",
+        "recording_id": int(e.ref or 0),
+        "recording_start_time": started.isoformat(),
+        "recording_end_time": (started + timedelta(seconds=e.duration_s or 0)).isoformat(),
+        "calendar_invitees_domains_type": "one_or_more_external",
+        "recorded_by": {**rep, "email_domain": FATHOM_DOMAIN},
+        "calendar_invitees": [{**rep, "is_external": False}, {**buyer, "is_external": True}],
+        "transcript": [
+            {"speaker": speakers[s.speaker], "text": s.text, "timestamp": _offset(s.start_s)}
+            for s in e.transcript or ()
+        ],
+    }
+
+
+def _offset(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 3600:02d}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 def sendgrid_public_key(private_key: ec.EllipticCurvePrivateKey) -> str:

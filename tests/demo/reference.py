@@ -2,10 +2,15 @@
 
 The counting here is deliberately naive and shares no code with the aggregator; the statistics
 (peer gaps, correlations, ramps) reuse the API's pure service functions, whose own tests pin them.
+A call's transcript is read with the analysis the aggregator runs (SPEC 5.7's rules, pinned by their
+own tests; tests/demo/test_transcripts.py checks it finds exactly the tactics each line was written
+as); which transcript counts for which rep, day and window, and the means over calls, are counted
+here.
 """
 
 from __future__ import annotations
 
+import functools
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
@@ -15,6 +20,8 @@ from typing import Any
 
 from devstack.demo.model import DAYS_PER_MONTH, Organisation
 from devstack.demo.simulate import DemoEvent
+from devstack.demo.transcripts import Segment
+from services.aggregator.conversation import TACTICS, CallAnalysis, analyse
 from services.api.coaching.service import CoachingRep, RepCoaching, coach_scope, observations
 from services.api.hiring.service import TraitCorrelation, trait_correlations
 from services.api.training.service import RampCohort, RampRep, month_index, ramp
@@ -59,14 +66,71 @@ def rep_counts(events: Iterable[DemoEvent], window: Window) -> dict[str, dict[st
     return {rep: dict(c) for rep, c in counts.items()}
 
 
+@functools.cache
+def analysis(transcript: tuple[Segment, ...]) -> CallAnalysis:
+    """The analysis of a demo transcript (SPEC 5.7's rules, which their own tests pin), kept: the
+    tests ask for the same transcripts' analyses many times."""
+    return analyse([s.wire() for s in transcript])
+
+
+def analysed_calls(events: Iterable[DemoEvent]) -> dict[str, tuple[DemoEvent, CallAnalysis]]:
+    """Each call with a transcript (its own, or a call.transcribed naming it), by call event id, with
+    the analysis of its transcript. A demo call has at most one transcript."""
+    calls = {e.event_id: e for e in events if e.type == "call.completed"}
+    out = {}
+    for e in events:
+        if e.transcript is None:
+            continue
+        call = calls[e.call_event_id] if e.type == "call.transcribed" and e.call_event_id else e
+        assert call.event_id not in out, call.event_id
+        out[call.event_id] = (call, analysis(e.transcript))
+    return out
+
+
+def conversations(events: Iterable[DemoEvent], window: Window) -> dict[str, dict[str, float | None]]:
+    """SPEC 5.7 per rep over the window, and the talk times the transcripts feed into talk_ratio: the
+    means of each rep's analysed calls, each per-call value rounded as the rollups store it."""
+    sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for call, a in analysed_calls(events).values():
+        if call.rep_id is None or not window.holds(call) or a.words == 0:
+            continue
+        c = sums[call.rep_id]
+        c["calls_analysed"] += 1
+        for name, value in a.metrics.items():
+            if value is not None:
+                c[f"{name}_sum"] += round(value, 6)
+                c[f"{name}_n"] += 1
+        for m in a.moments:
+            c[f"{m.tactic}_moments"] += 1
+        if a.metrics["rep_talk_share"] is not None:
+            c["talk_calls"] += 1
+            c["rep_talk_ms"] += round(a.rep_speech_s * 1000)
+            c["buyer_talk_ms"] += round(a.buyer_speech_s * 1000)
+    out = {}
+    for rep_id, c in sums.items():
+        calls = c["calls_analysed"]
+        out[rep_id] = {
+            "calls_analysed": calls,
+            "talk_calls": c["talk_calls"],
+            "talk_ratio": _ratio(c["rep_talk_ms"], c["rep_talk_ms"] + c["buyer_talk_ms"]),
+            "rep_talk_share": _ratio(c["rep_talk_share_sum"], c["rep_talk_share_n"]),
+            "longest_monologue_s": _ratio(c["longest_monologue_s_sum"], c["longest_monologue_s_n"]),
+            "questions_per_call": _ratio(c["rep_questions_sum"], calls),
+            **{f"{t}_per_call": _ratio(c[f"{t}_moments"], calls) for t in TACTICS},
+        }
+    return out
+
+
 def rep_metrics(org: Organisation, events: list[DemoEvent], window: Window) -> dict[str, dict[str, Any]]:
     out = {}
     counts = rep_counts(events, window)
+    talk = conversations(events, window)
     for rep in org.reps:
         c = counts.get(rep.rep_id, {})
         get = c.get
         out[rep.rep_id] = {
             **c,
+            **talk.get(rep.rep_id, {}),
             "connect_rate": _ratio(get("connects", 0), get("dials", 0)),
             "meeting_rate": _ratio(get("meetings_booked", 0), get("connects", 0)),
             "show_rate": _ratio(get("meetings_held", 0), get("meetings_booked", 0)),

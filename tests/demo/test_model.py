@@ -10,6 +10,7 @@ import pytest
 
 from devstack.demo import model, simulate
 from devstack.demo.model import Organisation
+from services.api.coaching.service import CONVERSATION_METRICS, RepCoaching
 from services.api.training.service import Attempt, certified_reps, month_index
 from services.core.events import BuyerEvent
 from tests.demo import reference
@@ -39,7 +40,7 @@ def test_events_are_valid_distinct_and_in_the_past(small_org: SmallOrg) -> None:
     for e in events:
         BuyerEvent.model_validate(e.canonical(), context={"now": END, "currency": "USD"})
     vias = {e.via for e in events}
-    assert vias == {"api", "twilio", "aircall", "sendgrid", "hubspot"}
+    assert vias == {"api", "twilio", "aircall", "sendgrid", "hubspot", "fathom"}
 
 
 def test_the_roster_is_what_the_plan_says(small_org: SmallOrg) -> None:
@@ -54,6 +55,10 @@ def test_the_roster_is_what_the_plan_says(small_org: SmallOrg) -> None:
     assert all(r.hired_at == org.plant.fast_cohort for r in org.reps if r.cohort == "fast")
     assert all(org.rep(rep_id).cohort == "veteran" for rep_id in org.plant.gaps)
     assert sorted(org.plant.gaps.values()) == ["connect_rate", "meeting_rate"]
+    talkers = (org.plant.monologuer, org.plant.labeller)
+    assert all(org.rep(rep_id).cohort == "veteran" for rep_id in talkers)
+    assert len({*talkers, *org.plant.gaps}) == 4
+    assert set(org.styles) == {r.rep_id for r in org.reps}
 
 
 def test_coachability_correlates_most_with_attainment(small_org: SmallOrg) -> None:
@@ -75,6 +80,64 @@ def test_the_planted_gaps_are_those_reps_coaching_focus(small_org: SmallOrg) -> 
         assert standing.z is not None
         assert standing.z < -2
         assert standing.percentile == 0.0  # the lowest of the team
+
+
+CONVERSATION_GAPS = ("rep_talk_share", "talk_ratio", "longest_monologue_s")
+
+
+def assert_the_talkers_stand_out(org: Organisation, coaching: dict[str, RepCoaching]) -> None:
+    """The monologuer's first focus is his longest monologue, then his talk share; the labeller labels
+    most, wins more than the peers, and nothing about how the labeller talks needs coaching."""
+    talker = coaching[org.plant.monologuer]
+    assert talker.focus[0] == "longest_monologue_s", talker.focus
+    assert talker.focus[1] in CONVERSATION_GAPS, talker.focus
+    for metric in ("longest_monologue_s", "rep_talk_share", "talk_ratio"):
+        standing = talker.metrics[metric]
+        assert standing.z is not None
+        assert standing.z > 3  # far above the peers: the gap
+        assert standing.percentile == 100.0
+    assert talker.metrics["label_per_call"].value == 0.0
+    labeller = coaching[org.plant.labeller]
+    labels = labeller.metrics["label_per_call"]
+    assert labels.percentile == 100.0  # the most labels per call of the team
+    assert labels.z is not None
+    assert labels.z > 3
+    asks = labeller.metrics["calibrated_question_per_call"].percentile
+    assert asks is not None
+    assert asks >= 90
+    wins = labeller.metrics["win_rate"]
+    assert wins.percentile is not None
+    assert wins.percentile >= 90
+    assert not set(labeller.focus) & {*CONVERSATION_METRICS, "talk_ratio"}, labeller.focus
+
+
+def test_the_monologuer_and_the_labeller_stand_out(small_org: SmallOrg) -> None:
+    org, events = small_org
+    coaching = reference.coaching(org, events, last_days(org, 90))
+    assert_the_talkers_stand_out(org, coaching)
+    # The transcripts carry the tactics the analysis counts (test_transcripts.py): here, the styles.
+    talk = reference.conversations(events, last_days(org, 90))
+    assert talk[org.plant.monologuer]["summary_per_call"] == 0
+    assert (talk[org.plant.labeller]["summary_per_call"] or 0) > 0.5
+    assert talk[org.plant.labeller]["thats_right_per_call"] == talk[org.plant.labeller]["summary_per_call"]
+    assert all(talk[r.rep_id]["calls_analysed"] for r in org.reps if r.cohort == "veteran")
+
+
+def test_the_labeller_wins_more_than_skill_alone_would(small_org: SmallOrg) -> None:
+    org, events = small_org
+    labeller = org.rep(org.plant.labeller)
+    veterans = [r for r in org.reps if r.cohort == "veteran"]
+    # Coachable (the tactics are learned), and the planted boost on top of the skill traits give.
+    coachability = sorted(r.traits["coachability"] for r in veterans)
+    assert labeller.traits["coachability"] >= statistics.median(coachability)
+    assert labeller.skill == max(r.skill for r in veterans)
+    counts = reference.rep_counts(events, whole(org))
+    rates = {
+        rep: c.get("deals_won", 0) / (c.get("deals_won", 0) + c.get("deals_lost", 0))
+        for rep, c in counts.items()
+        if org.rep(rep).cohort == "veteran" and c.get("deals_won", 0) + c.get("deals_lost", 0)
+    }
+    assert rates[labeller.rep_id] > statistics.quantiles(rates.values(), n=4)[2]
 
 
 def test_the_fast_cohort_ramps_faster(small_org: SmallOrg) -> None:
@@ -141,6 +204,7 @@ def test_the_default_size_shows_the_structure_for_other_seeds_too(seed: int) -> 
     assert (fast.months[1].median or 0) > (slow.months[1].median or 0)
     quality = reference.channel_quality(events)
     assert tuple(sorted(quality, key=lambda c: -quality[c]["lead_to_won"])) == org.plant.channels_by_quality
+    assert_the_talkers_stand_out(org, coaching)
 
 
 def test_bad_sizes_are_refused() -> None:

@@ -43,7 +43,7 @@ def test_every_event_was_accepted_once_through_every_route(loaded: LoadedDemo) -
     assert summary.events == len(loaded.events)
     assert summary.accepted == len(loaded.events)
     assert (summary.rejected, summary.ignored, summary.errors) == (0, 0, [])
-    assert set(summary.by_via) == {"api", "twilio", "aircall", "sendgrid", "hubspot"}
+    assert set(summary.by_via) == {"api", "twilio", "aircall", "sendgrid", "hubspot", "fathom"}
     for via, tally in summary.by_via.items():
         assert tally.accepted == sum(1 for e in loaded.events if e.via == via), via
     assert "demo load" in loaded.console_output

@@ -15,7 +15,7 @@ from devstack.demo.credentials import sendgrid_key
 from devstack.demo.simulate import DemoEvent, Via
 from devstack.demo.vendors import BATCH, VENDORS, Credentials, payloads, sendgrid_public_key, sign
 from services.core.events import BuyerEvent, RepAlias
-from services.ingest.sources import aircall, hubspot, sendgrid, twilio
+from services.ingest.sources import aircall, fathom, hubspot, sendgrid, twilio
 from services.ingest.sources.common import InboundRequest, MappingContext
 from tests.demo.conftest import SmallOrg
 
@@ -28,14 +28,24 @@ CREDS = Credentials(
     twilio="twilio-auth-token",
     aircall="aircall-token",
     sendgrid=sendgrid_key("test", "t1"),
+    fathom="whsec_" + "ZmF0aG9tLWRlbW8tc2VjcmV0LWtleQ==",
 )
-ADAPTERS: dict[str, Any] = {"twilio": twilio, "aircall": aircall, "sendgrid": sendgrid, "hubspot": hubspot}
+ADAPTERS: dict[str, Any] = {
+    "twilio": twilio,
+    "aircall": aircall,
+    "sendgrid": sendgrid,
+    "hubspot": hubspot,
+    "fathom": fathom,
+}
 SECRETS = {
     "twilio": CREDS.twilio,
     "aircall": CREDS.aircall,
     "hubspot": CREDS.hubspot,
     "sendgrid": sendgrid_public_key(sendgrid_key("test", "t1")),
+    "fathom": CREDS.fathom,
 }
+# How each vendor names the rep: the aggregator resolves it to the rep_id.
+ALIASES = {"twilio": "phone", "aircall": "aircall_user_id", "fathom": "email"}
 ALL_ROUTES: frozenset[Via] = frozenset(VENDORS)
 
 
@@ -60,9 +70,9 @@ def test_every_vendor_request_verifies_and_maps_to_the_planned_event(
 ) -> None:
     org, events = small_org
     sample = vendor_sample(events)
-    assert {(e.via, e.outcome) for e in sample if e.via in ("twilio", "aircall")} >= {
+    assert {(e.via, e.outcome) for e in sample if e.via in ALIASES} >= {
         ("twilio", "connected"), ("twilio", "voicemail"), ("twilio", "no_answer"), ("twilio", "busy"),
-        ("aircall", "connected"), ("aircall", "voicemail"), ("aircall", "no_answer"),
+        ("aircall", "connected"), ("aircall", "voicemail"), ("aircall", "no_answer"), ("fathom", "connected"),
     }  # fmt: skip
     ctx = MappingContext(currency="USD", received_at=NOW)
     for e in sample:
@@ -75,12 +85,11 @@ def test_every_vendor_request_verifies_and_maps_to_the_planned_event(
         (mapped,) = adapter.to_events(adapter.parse(payload.body), ctx).events
         got = mapped.event.model_dump(mode="json", exclude_none=True, exclude={"attributes"})
         want = expected(e)
-        if e.via in ("twilio", "aircall"):
+        if e.via in ALIASES:
             # The vendor names the rep by its own identity, which the aggregator resolves.
+            kind = ALIASES[e.via]
             rep = org.rep(want.pop("rep_id"))
-            alias = RepAlias(kind="phone", value=rep.phone) if e.via == "twilio" else None
-            alias = alias or RepAlias(kind="aircall_user_id", value=rep.aircall_user_id)
-            assert mapped.rep_alias == alias
+            assert mapped.rep_alias == RepAlias(kind=kind, value=getattr(rep, kind))
         assert got == want, e
 
 
