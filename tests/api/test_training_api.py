@@ -90,16 +90,27 @@ async def test_ramp_by_quarter(org: Org) -> None:
             # r1 15 Jan -> 20 Jan; r2 1 Feb -> 5 Mar (its win before the hire does not count);
             # r3 31 Mar -> 29 Apr
             "days_to_first_win": {"r1": 5, "r2": 32, "r3": 29},
+            # hired after the tenant's first event (10 Jan 2025): every month is known
+            "data_from_month": 0,
         },
         {
             "cohort": "2025-Q2",
             "reps": 1,
             "months": months((1, 0.0), (1, 0.0), (1, 0.0)),
             "days_to_first_win": {"r4": None},
+            "data_from_month": 0,
         },
         # hired last week: only month 0 has started
-        {"cohort": quarter(NEW_HIRE), "reps": 1, "months": months((1, 50.0)), "days_to_first_win": {"r5": 3}},
+        {
+            "cohort": quarter(NEW_HIRE),
+            "reps": 1,
+            "months": months((1, 50.0)),
+            "days_to_first_win": {"r5": 3},
+            "data_from_month": 0,
+        },
     ]
+    # After month 2 nobody won anything: a steady state of 0 measures no ramp.
+    assert (body["ramp_months"], body["ramp_measured"], body["steady_state"]) == (3, False, 0.0)
 
 
 async def test_ramp_by_month_runs_to_the_longest_tenure(org: Org) -> None:

@@ -1,5 +1,5 @@
 """The measured ramp (SPEC 5.9, 5.10): how many months of tenure a new rep takes to produce like the
-tenant's ramped reps, and the tenure calendar every ramp shares.
+tenant's ramped reps.
 
     async def measured_ramp_months(
         reads: Reads, tenant: str, *, now: datetime, metric: str = RAMP_METRIC,
@@ -26,7 +26,6 @@ the snapshot passes it; otherwise a one-row probe finds it.
 
 from __future__ import annotations
 
-import calendar
 import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from typing import Any
 from services.api.kit.reads import AnswerKey, ReadPool, Reads, rollup_read
 from services.api.kit.snapshot import SNAPSHOT_SQL
 from services.api.kit.sums import METRIC_COLUMNS, check_metric, metrics_from_sums, sums_sql
+from services.api.kit.tenure import add_months, data_from_sql, tenure_month_sql
 from services.core.tenancy import known_zone_sql
 
 RAMP_METRIC = "revenue_won"
@@ -44,55 +44,6 @@ RAMP_SHARE = 0.8  # of the steady state
 STEADY_MONTHS = range(6, 25)  # tenure months 6..24
 DEFAULT_RAMP_MONTHS = 3
 _MEASURED_MONTHS = STEADY_MONTHS.stop
-
-
-def add_months(day: date, months: int) -> date:
-    """`day` moved by whole calendar months, the day of month clamped to the target month's end."""
-    total = day.year * 12 + day.month - 1 + months
-    year, month = divmod(total, 12)
-    last = calendar.monthrange(year, month + 1)[1]
-    return date(year, month + 1, min(day.day, last))
-
-
-def month_index(hired_at: date, day: date) -> int | None:
-    """The tenure month `day` falls in (0 = the month starting on `hired_at`); None before hire."""
-    if day < hired_at:
-        return None
-    k = (day.year - hired_at.year) * 12 + day.month - hired_at.month
-    return k if add_months(hired_at, k) <= day else k - 1
-
-
-def tenure_month_sql(day: str, hired_at: str) -> str:
-    """SQL: `month_index` of the date expressions `day` (on or after `hired_at`) and `hired_at`.
-    Postgres' `date + interval 'k months'` clamps the day to the month's end as `add_months` does;
-    the calendar difference in months overshoots by one while the day of month has not come round."""
-    months = (
-        f"((extract(year FROM {day}) - extract(year FROM {hired_at})) * 12"
-        f" + extract(month FROM {day}) - extract(month FROM {hired_at}))::int"
-    )
-    return f"({months} - ({hired_at} + make_interval(0, {months}) > {day})::int)"
-
-
-def data_from_sql(rep: str) -> str:
-    """SQL: the first rep-local day from which the numbers of the rep aliased `rep` (with `hired_at`,
-    `rep_id`, `timezone`) are known, $1 being the tenant; null when none are.
-
-    Before the tenant's first event nothing was sent: those days are unknown, not zero. A rep hired
-    on or after that day is known from its hire (a quiet new hire is a real zero). A rep hired
-    before it is known from its own first event on (its vendor identities may have been connected
-    later than the tenant's first source).
-    """
-    zone = known_zone_sql(f"{rep}.timezone")
-    tenant_first = f"timezone({zone}, (SELECT min(e.occurred_at) FROM events AS e WHERE e.tenant = $1))::date"
-    rep_first = (
-        f"(SELECT min(f.day) FROM rollup_rep_daily AS f WHERE f.tenant = $1 AND f.rep_id = {rep}.rep_id)"
-    )
-    return (
-        f"(SELECT CASE WHEN s.tenant_first IS NULL THEN NULL"
-        f" WHEN {rep}.hired_at >= s.tenant_first THEN {rep}.hired_at"
-        f" ELSE greatest(s.tenant_first, {rep_first}) END"
-        f" FROM (SELECT {tenant_first} AS tenant_first) AS s)"
-    )
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 and certification attempts.
 
 Month k of a tenure is [hired_at + k months, hired_at + k+1 months) with the day clamped to the
-month's end, which is what Postgres' `date + interval 'k months'` does; the service's `month_index`
-is the same rule in Python.
+month's end (services/api/kit/tenure.py states the rule in SQL and in Python). Each rep comes with
+the day its numbers are known from: months that began before it are unknown, not zero.
 """
 
 from __future__ import annotations
@@ -18,19 +18,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.kit.snapshot import AS_OF_SQL
 from services.api.kit.sums import METRIC_COLUMNS, sums_sql
+from services.api.kit.tenure import data_from_sql, tenure_month_sql
 from services.api.kit.windows import WindowSpec, window_args, window_sql
 from services.core.tenancy import known_zone_sql
 
 
 @dataclass(frozen=True)
 class RepTenure:
-    """A rep with its sums per month index (months absent: no rollup rows) and first won day."""
+    """A rep with its sums per month index (months absent: no rollup rows), first won day and the
+    first rep-local day its numbers are known (None: none are)."""
 
     rep_id: str
     hired_at: date | None
     quota_monthly: Decimal | None
     first_win: date | None
     months: dict[int, dict[str, Any]]
+    data_from: date | None = None
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class TrainingData:
 _CONSIDERED = f"""
 w AS MATERIALIZED ({window_sql("(SELECT timezone FROM tenants WHERE slug = $1)")}),
 considered AS (
-  SELECT r.rep_id, r.hired_at, r.quota_monthly, r.timezone
+  SELECT r.rep_id, r.hired_at, r.quota_monthly, r.timezone, {data_from_sql("r")} AS data_from
   FROM reps AS r
   WHERE r.tenant = $1 AND r.active
     AND (NOT $6::bool OR r.hired_at BETWEEN (SELECT start FROM w) AND (SELECT "end" FROM w))
@@ -66,27 +69,19 @@ SELECT w.today, {AS_OF_SQL} AS as_of
 FROM ({window_sql("(SELECT timezone FROM tenants WHERE slug = $1)")}) AS w
 """
 
-# The calendar difference in months overshoots by one while the day of month has not come round yet.
 TENURES = f"""
 WITH {_CONSIDERED},
 monthly AS (
-  SELECT d.rep_id, m.month,
+  SELECT d.rep_id, {tenure_month_sql("d.day", "c.hired_at")} AS month,
          {sums_sql(METRIC_COLUMNS)},
          min(d.day) FILTER (WHERE d.deals_won > 0) AS first_win
   FROM rollup_rep_daily AS d
   JOIN considered AS c ON c.rep_id = d.rep_id AND d.day >= c.hired_at
-  CROSS JOIN LATERAL (
-    SELECT ((extract(year FROM d.day) - extract(year FROM c.hired_at)) * 12
-            + extract(month FROM d.day) - extract(month FROM c.hired_at))::int AS months
-  ) AS k
-  CROSS JOIN LATERAL (
-    SELECT k.months - CASE WHEN c.hired_at + make_interval(0, k.months) > d.day THEN 1 ELSE 0 END AS month
-  ) AS m
   WHERE d.tenant = $1
-  GROUP BY d.rep_id, m.month
+  GROUP BY 1, 2
 ),
 first AS (SELECT rep_id, min(first_win) AS first_win FROM monthly GROUP BY rep_id)
-SELECT c.rep_id, c.hired_at, c.quota_monthly, f.first_win, m.month,
+SELECT c.rep_id, c.hired_at, c.quota_monthly, f.first_win, c.data_from, m.month,
        {", ".join(f"m.{c}" for c in METRIC_COLUMNS)}
 FROM considered AS c
 LEFT JOIN first AS f ON f.rep_id = c.rep_id
@@ -132,7 +127,9 @@ def _tenures(rows: list[Row[Any]]) -> list[RepTenure]:
     for r in rows:
         rep = out.get(r.rep_id)
         if rep is None:
-            rep = out[r.rep_id] = RepTenure(r.rep_id, r.hired_at, r.quota_monthly, r.first_win, {})
+            rep = out[r.rep_id] = RepTenure(
+                r.rep_id, r.hired_at, r.quota_monthly, r.first_win, {}, r.data_from
+            )
         if r.month is not None:
             rep.months[r.month] = {c: r._mapping[c] for c in METRIC_COLUMNS}
     return list(out.values())

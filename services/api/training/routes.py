@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from services.api.auth import TrainingReadKey
-from services.api.kit.routing import EngineDep, error_responses
+from services.api.kit.routing import EngineDep, ReadsDep, error_responses
 from services.api.kit.sums import METRICS
 from services.api.kit.windows import WindowSpec, parse_window
 from services.api.training import service
@@ -54,21 +54,26 @@ router = APIRouter(prefix="/v1/training", tags=["training"])
     summary="How fast new hires ramp, by hire cohort",
     description="Active reps with a hire date, grouped by the month or quarter they were hired in. For "
     "each month of tenure (month k runs from hired_at + k months to hired_at + k+1 months, rep-local "
-    "days): the cohort median of `metric` and how many reps have started that month; per rep the days "
+    "days): the cohort median of `metric` and how many reps have data for that month; per rep the days "
     "from hire to its first won deal. Months without activity count as 0 for counts and sums and "
-    "are left out for rates.",
+    "are left out for rates. Months that began before the tenant's first event (for a rep hired "
+    "before it, before the rep's own first event) are unknown, not zero: left out of the medians, "
+    "and each cohort's `data_from_month` says where its data begins. `ramp_months` is the tenant's "
+    "measured ramp length in `metric`, the default of coaching's `ramp_months`.",
     responses=error_responses(401, 403, 422),
 )
 async def ramp(
     key: TrainingReadKey,
     hires: HiresDep,
     engine: EngineDep,
+    reads: ReadsDep,
     cohort: Annotated[CohortKind, Query(description="Group hires by calendar month or quarter")] = "month",
     metric: Metric = service.DEFAULT_METRIC,
     months: Months = service.DEFAULT_MONTHS,
 ) -> RampOut:
     return await service.ramp_report(
         engine,
+        reads,
         tenant=key.tenant,
         metric=metric,
         cohort=cohort,

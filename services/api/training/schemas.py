@@ -20,8 +20,10 @@ class RampMonthOut(BaseModel):
     model_config = FROM_RESULT
 
     month: int = Field(description="Month index since hire: month k is [hired_at + k, hired_at + k+1 months)")
-    reps: int = Field(description="Reps with a value for this month (it has started for them)")
-    median: float | None
+    reps: int = Field(
+        description="Reps with a value for this month: it has started for them and its numbers are known"
+    )
+    median: float | None = Field(description="Median over those reps; null when there are none")
 
 
 class RampCohortOut(BaseModel):
@@ -30,7 +32,14 @@ class RampCohortOut(BaseModel):
     cohort: str = Field(description='"2026-03" (cohort=month) or "2026-Q1" (cohort=quarter)')
     reps: int
     months: list[RampMonthOut]
-    days_to_first_win: dict[str, int | None] = Field(description="Per rep; null before a first win")
+    days_to_first_win: dict[str, int | None] = Field(
+        description="Per rep; null before a first win, or when the rep's first months are unknown"
+    )
+    data_from_month: int | None = Field(
+        description="The first month whose numbers are known for a rep of the cohort: earlier months "
+        "began before the tenant sent data (for reps hired before that, before their own first event) "
+        "and count as no data, not zero. Null when no month of any rep is known"
+    )
 
 
 class RampOut(BaseModel):
@@ -45,8 +54,12 @@ class RampOut(BaseModel):
                     "reps": 5,
                     "months": [MONTH_EXAMPLE],
                     "days_to_first_win": {"r7": 41, "r8": None},
+                    "data_from_month": 0,
                 }
             ],
+            "ramp_months": 4,
+            "ramp_measured": True,
+            "steady_state": 21500.0,
         }
     )
 
@@ -54,6 +67,17 @@ class RampOut(BaseModel):
     cohort: CohortKind
     as_of: AsOf
     cohorts: list[RampCohortOut]
+    ramp_months: int = Field(
+        description="The tenant's measured ramp length: the first month (0-based) in which its median "
+        "rep reaches 80 % of the steady state; 3 when that cannot be measured. Coaching compares reps "
+        "below it with peers at the same month of tenure"
+    )
+    ramp_measured: bool = Field(description="False when ramp_months is the default 3, not a measurement")
+    steady_state: float | None = Field(
+        description="Median monthly value of `metric` over tenure months 6-24 (complete, known months "
+        "of the reps with a hire date that are active or have left, up to their leaving day); null "
+        "without any"
+    )
 
 
 class ModuleStatsOut(BaseModel):

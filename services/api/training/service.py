@@ -5,13 +5,16 @@ Month k of a rep's tenure is [hired_at + k months, hired_at + k+1 months), calen
 day clamped to the month's end (hired 31 Jan: month 1 starts 28/29 Feb, month 2 on 31 Mar). Only
 months that have started by `today` exist, the current one included. All dates are rep-local days.
 
+A month that began before a rep's numbers are known (before the tenant's first event; for a rep
+hired before that, before its own first event: kit.tenure.data_from_sql) is unknown, not zero: it
+is left out of the medians, and the cohort says from which month on it has data.
+
 The computations are pure; the reads at the end fetch monthly rollup sums and certification
 attempts for them.
 """
 
 from __future__ import annotations
 
-import calendar
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,8 +22,10 @@ from datetime import date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.api.kit.reads import rollup_read
+from services.api.kit.ramp import measured_ramp
+from services.api.kit.reads import Reads, rollup_read
 from services.api.kit.sums import check_metric, metrics_from_sums
+from services.api.kit.tenure import add_months, first_known_month, month_index
 from services.api.kit.windows import WindowSpec
 from services.api.training import queries
 from services.api.training.schemas import CertificationsOut, CohortKind, RampOut
@@ -48,13 +53,16 @@ class RampRep:
 
     `monthly` maps month index -> the metric over that month; None (or a missing index, unless the
     caller gives a `missing` value) means no data, e.g. a rate whose denominator was 0.
-    `first_win` is the first rep-local day on or after `hired_at` with a deal.won.
+    `first_win` is the first rep-local day on or after `hired_at` with a deal.won. `known_from` is
+    the first month whose numbers are known (None: none are): earlier months count as no data
+    whatever `monthly` or `missing` say.
     """
 
     rep_id: str
     hired_at: date | None
     monthly: Mapping[int, float | None]
     first_win: date | None = None
+    known_from: int | None = 0
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,7 @@ class RampCohort:
     reps: int
     months: tuple[RampMonth, ...]
     days_to_first_win: dict[str, int | None]
+    data_from_month: int | None = 0
 
 
 @dataclass(frozen=True)
@@ -116,22 +125,6 @@ class CertificationReport:
     certified_ramp: CertifiedRamp
 
 
-def add_months(day: date, months: int) -> date:
-    """`day` moved by whole calendar months, the day of month clamped to the target month's end."""
-    total = day.year * 12 + day.month - 1 + months
-    year, month = divmod(total, 12)
-    last = calendar.monthrange(year, month + 1)[1]
-    return date(year, month + 1, min(day.day, last))
-
-
-def month_index(hired_at: date, day: date) -> int | None:
-    """The tenure month `day` falls in (0 = the month starting on `hired_at`); None before hire."""
-    if day < hired_at:
-        return None
-    k = (day.year - hired_at.year) * 12 + day.month - hired_at.month
-    return k if add_months(hired_at, k) <= day else k - 1
-
-
 def month_ranges(hired_at: date, today: date, max_months: int | None = None) -> list[MonthRange]:
     """The tenure months that have started by `today` (0.., at most `max_months` of them).
 
@@ -155,9 +148,10 @@ def cohort_key(hired_at: date, cohort: CohortKind) -> str:
     return f"{hired_at.year:04d}-Q{(hired_at.month - 1) // 3 + 1}"
 
 
-def days_to_first_win(hired_at: date, first_win: date | None) -> int | None:
-    """Days from hire to the first won deal; a win dated before the hire is not part of the ramp."""
-    if first_win is None or first_win < hired_at:
+def days_to_first_win(hired_at: date, first_win: date | None, known_from: int | None = 0) -> int | None:
+    """Days from hire to the first won deal; a win dated before the hire is not part of the ramp.
+    Unknown (None) when the rep's first months are (`known_from` not 0): an earlier win may be missing."""
+    if first_win is None or first_win < hired_at or known_from != 0:
         return None
     return (first_win - hired_at).days
 
@@ -169,7 +163,8 @@ def ramp_months(
 
     Runs to the longest tenure among `reps` (capped by `max_months`); a rep only contributes to
     months that have started by `today`. `missing` stands in for a started month absent from
-    `RampRep.monthly`: 0.0 for counts and sums (no events is a real zero), None for rates.
+    `RampRep.monthly`: 0.0 for counts and sums (no events is a real zero), None for rates. Months
+    before a rep's `known_from` are no data.
     """
     by_month: dict[int, list[float]] = {}
     longest = -1
@@ -179,7 +174,9 @@ def ramp_months(
         if max_months is not None:
             current = min(current, max_months - 1)
         longest = max(longest, current)
-        for k in range(current + 1):
+        if rep.known_from is None:
+            continue
+        for k in range(rep.known_from, current + 1):
             value = rep.monthly.get(k, missing)
             if value is not None:
                 by_month.setdefault(k, []).append(float(value))
@@ -206,7 +203,12 @@ def ramp(
             key,
             len(members),
             ramp_months(members, today=today, missing=missing, max_months=max_months),
-            {r.rep_id: days_to_first_win(r.hired_at, r.first_win) for r in members if r.hired_at},
+            {
+                r.rep_id: days_to_first_win(r.hired_at, r.first_win, r.known_from)
+                for r in members
+                if r.hired_at
+            },
+            min((r.known_from for r in members if r.known_from is not None), default=None),
         )
         for key, members in sorted(cohorts.items())
     ]
@@ -313,22 +315,25 @@ def _median(values: Sequence[float]) -> float | None:
 
 
 def tenure_ramp(tenure: queries.RepTenure, *, metric: str, today: date, max_months: int) -> RampRep:
-    """A rep's metric for every started month of its tenure: months without rollup rows are
-    computed from zero counts, so sums read 0 and rates null. Quota attainment takes each month's
-    own length."""
+    """A rep's metric for every started month of its tenure whose numbers are known: months without
+    rollup rows are computed from zero counts, so sums read 0 and rates null. Quota attainment
+    takes each month's own length."""
     if tenure.hired_at is None:
         return RampRep(tenure.rep_id, None, {}, None)
+    known_from = None if tenure.data_from is None else first_known_month(tenure.hired_at, tenure.data_from)
     monthly = {
         m.index: metrics_from_sums(
             tenure.months.get(m.index, {}), quota_monthly=tenure.quota_monthly, days=(m.end - m.start).days
         )[metric]
         for m in month_ranges(tenure.hired_at, today, max_months)
+        if known_from is not None and m.index >= known_from
     }
-    return RampRep(tenure.rep_id, tenure.hired_at, monthly, tenure.first_win)
+    return RampRep(tenure.rep_id, tenure.hired_at, monthly, tenure.first_win, known_from)
 
 
 async def ramp_report(
     engine: AsyncEngine,
+    reads: Reads,
     *,
     tenant: str,
     metric: str,
@@ -337,14 +342,24 @@ async def ramp_report(
     hires: WindowSpec | None,
     now: datetime,
 ) -> RampOut:
-    """The ramp of the active reps (hired in `hires`, if given)."""
+    """The ramp of the active reps (hired in `hires`, if given), and the tenant's measured ramp
+    length in `metric` (over all of its reps, whatever `hires` selects)."""
     check_metric("metric", metric)
     with rollup_read("training_ramp"):
         data = await queries.training_data(engine, tenant, hires=hires, max_months=months, now=now)
     reps = [tenure_ramp(t, metric=metric, today=data.today, max_months=months) for t in data.reps]
     cohorts = ramp(reps, cohort=cohort, today=data.today, max_months=months)
+    measured = await measured_ramp(reads, tenant, now=now, metric=metric)
     return RampOut.model_validate(
-        {"metric": metric, "cohort": cohort, "as_of": data.as_of, "cohorts": cohorts}
+        {
+            "metric": metric,
+            "cohort": cohort,
+            "as_of": data.as_of,
+            "cohorts": cohorts,
+            "ramp_months": measured.ramp_months,
+            "ramp_measured": measured.months is not None,
+            "steady_state": measured.steady_state,
+        }
     )
 
 

@@ -13,13 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.kit.ramp import (
     DEFAULT_RAMP_MONTHS,
-    add_months,
     known_months,
     measure_ramp,
     measured_ramp,
     measured_ramp_months,
 )
 from services.api.kit.reads import AnswerCache, ReadPool, Reads
+from services.api.kit.tenure import add_months
 from services.core.models import Event, Rep, RepDaily
 from tests.conftest import Stack
 from tests.factories import TenantFactory

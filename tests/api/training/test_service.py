@@ -6,19 +6,18 @@ from datetime import date
 
 import pytest
 
+from services.api.kit.tenure import add_months, first_known_month, month_index
 from services.api.training.schemas import CertificationsOut, RampOut
 from services.api.training.service import (
     Attempt,
     MonthRange,
     RampMonth,
     RampRep,
-    add_months,
     certifications,
     certified_reps,
     cohort_key,
     days_to_first_win,
     module_stats,
-    month_index,
     month_ranges,
     ramp,
     ramp_months,
@@ -139,11 +138,19 @@ def test_future_hire_counts_in_its_cohort_without_months() -> None:
 
 def test_ramp_response_shape() -> None:
     cohorts = ramp([R1], cohort="quarter", today=TODAY, missing=0.0)
-    body = RampOut(metric="revenue_won", cohort="quarter", as_of=None, cohorts=cohorts).model_dump(
-        mode="json"
-    )
+    body = RampOut(
+        metric="revenue_won",
+        cohort="quarter",
+        as_of=None,
+        cohorts=cohorts,
+        ramp_months=3,
+        ramp_measured=False,
+        steady_state=None,
+    ).model_dump(mode="json")
     assert body["cohorts"][0]["months"][1] == {"month": 1, "reps": 1, "median": 5000.0}
     assert body["cohorts"][0]["days_to_first_win"] == {"r1": 41}
+    assert body["cohorts"][0]["data_from_month"] == 0
+    assert (body["ramp_months"], body["ramp_measured"], body["steady_state"]) == (3, False, None)
 
 
 ATTEMPTS = [
@@ -214,3 +221,34 @@ def test_no_certifications_puts_everyone_with_a_hire_date_in_the_others() -> Non
     assert report.certified_ramp.certified.reps == 0
     assert report.certified_ramp.certified.months == ()
     assert report.certified_ramp.others.reps == 2
+
+
+@pytest.mark.parametrize(
+    ("data_from", "month"),
+    [
+        (D(2025, 12, 1), 0),  # known before the hire: from month 0
+        (D(2026, 1, 31), 0),
+        (D(2026, 2, 1), 1),  # month 0 began before the data: month 1 (28 Feb) is the first known
+        (D(2026, 2, 28), 1),
+        (D(2026, 3, 1), 2),  # month 2 starts on 31 Mar
+    ],
+)
+def test_first_known_month(data_from: date, month: int) -> None:
+    assert first_known_month(D(2026, 1, 31), data_from) == month
+
+
+def test_unknown_months_are_no_data_not_zero() -> None:
+    # Hired before the tenant's data began: months 0 and 1 are unknown, even with a fill for absent months.
+    veteran = RampRep("v", D(2026, 1, 10), {2: 4000.0}, first_win=D(2026, 3, 20), known_from=2)
+    [q1] = ramp([R1, veteran], cohort="quarter", today=TODAY, missing=0.0)
+    assert q1.months == (RampMonth(0, 1, 0.0), RampMonth(1, 1, 5000.0), RampMonth(2, 2, 8000.0))
+    assert q1.data_from_month == 0  # r1's months are known from its hire
+    # Its first win in the data may not be its first win.
+    assert q1.days_to_first_win == {"r1": 41, "v": None}
+    [alone] = ramp([veteran], cohort="quarter", today=TODAY, missing=0.0)
+    assert alone.months == (RampMonth(0, 0, None), RampMonth(1, 0, None), RampMonth(2, 1, 4000.0))
+    assert alone.data_from_month == 2
+    nothing = RampRep("n", D(2026, 1, 10), {}, known_from=None)  # no numbers at all
+    [none] = ramp([nothing], cohort="quarter", today=TODAY, missing=0.0)
+    assert none.months == (RampMonth(0, 0, None), RampMonth(1, 0, None), RampMonth(2, 0, None))
+    assert none.data_from_month is None
