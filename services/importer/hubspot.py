@@ -16,13 +16,14 @@ The deal's contact is the first of "Associated Contact IDs" (exported with assoc
 revenue takes that contact's lead channel. Amounts in another currency than the tenant's stay in
 the attributes only.
 
-Event ids are the record and the fact: `hubspot:contact:{id}:lead.created`,
+Event ids are the record and the fact, as the webhook adapter names the same facts
+(services.core.crm_values.hubspot_fact_id): `hubspot:contact:{id}:lead.created`,
 `hubspot:contact:{id}:lead.qualified:mql`, `hubspot:deal:{id}:deal.won`, ...
 """
 
 from __future__ import annotations
 
-from services.core.crm_values import HUBSPOT_SOURCES, channel_for
+from services.core.crm_values import HUBSPOT_SOURCES, channel_for, hubspot_fact_id
 from services.core.events import Channel, EventType, Source
 from services.importer.model import Column, Context, Draft, Kind, Row, Skip, draft, stage_key
 
@@ -70,10 +71,10 @@ def map_contact(row: Row, ctx: Context) -> list[Draft]:
     rep = ctx.owners.resolve(row.get("owner"), "hubspot_owner_id", (row.get("owner") or "").isdigit())
     channel = _channel(row.get("source"), ctx)
     account = _first_id(row.get("company"))
-    base = f"hubspot:contact:{contact}"
     columns = {"occurred_at": row.column("created"), "channel": row.column("source")}
     out = [
-        draft(Source.HUBSPOT, f"{base}:lead.created", EventType.LEAD_CREATED, created, rep,
+        draft(Source.HUBSPOT, hubspot_fact_id("contact", contact, "lead.created"), EventType.LEAD_CREATED,
+              created, rep,
               fact=("lead", contact, "lead.created"), columns=columns,
               contact_id=contact, account_id=account, channel=channel),
     ]  # fmt: skip
@@ -81,7 +82,8 @@ def map_contact(row: Row, ctx: Context) -> list[Draft]:
         at = row.time(stage)
         if at is not None:
             out.append(
-                draft(Source.HUBSPOT, f"{base}:lead.qualified:{stage}", EventType.LEAD_QUALIFIED, at, rep,
+                draft(Source.HUBSPOT, hubspot_fact_id("contact", contact, f"lead.qualified:{stage}"),
+                      EventType.LEAD_QUALIFIED, at, rep,
                       fact=("lead", contact, stage), columns={"occurred_at": row.column(stage)},
                       contact_id=contact, account_id=account, channel=channel, stage=stage)
             )  # fmt: skip
@@ -110,9 +112,9 @@ def map_deal(row: Row, ctx: Context) -> list[Draft]:
         "attributes": attributes,
     }
     columns = {"amount": row.column("amount"), "close_date": row.column("close")}
-    base = f"hubspot:deal:{deal}"
     out = [
-        draft(Source.HUBSPOT, f"{base}:deal.created", EventType.DEAL_CREATED, created, rep,
+        draft(Source.HUBSPOT, hubspot_fact_id("deal", deal, "deal.created"), EventType.DEAL_CREATED,
+              created, rep,
               fact=("deal", deal, EventType.DEAL_CREATED),
               columns={**columns, "occurred_at": row.column("created")}, stage=stage, **fields)
     ]  # fmt: skip
@@ -122,7 +124,7 @@ def map_deal(row: Row, ctx: Context) -> list[Draft]:
         if closed_at is None:
             raise Skip(row.column("close"), f"is empty, and a {outcome} deal needs the date it closed")
         out.append(
-            draft(Source.HUBSPOT, f"{base}:{outcome}", outcome, closed_at, rep,
+            draft(Source.HUBSPOT, hubspot_fact_id("deal", deal, outcome.value), outcome, closed_at, rep,
                   fact=("deal", deal, outcome), columns={**columns, "occurred_at": row.column("close")},
                   stage=stage, **fields)
         )  # fmt: skip

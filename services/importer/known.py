@@ -2,12 +2,12 @@
 aliases, and which of the facts it is about to send the tenant already has.
 
 Already known, and so counted `duplicate` and not sent, is an event whose id the archive holds (an
-earlier run of the same import, or a Salesforce webhook: both use the record's fact ids), and a
-deal's or lead's fact the aggregator's state already has under another event id: `deal_facts` (a
-deal's creation, win or loss) and `leads` (a contact's creation, MQL, SQL). HubSpot's webhooks name
-their events by notification, so this second look is what keeps a HubSpot deal won by webhook and
-then imported from counting twice. Events still on their way through the broker are not seen here;
-the aggregator's archive drops those that share an id.
+earlier run of the same import, or a HubSpot or Salesforce webhook: they name a record's facts as the
+import does), and a deal's or lead's fact the aggregator's state already has under another event id:
+`deal_facts` (a deal's creation, win or loss) and `leads` (a contact's creation, MQL, SQL). That
+second look catches the same fact sent by a client under its own id, and HubSpot facts received
+before the adapter named them by record (by notification then). Events still on their way through
+the broker are not seen here; the aggregator's archive drops those that share an id.
 """
 
 from __future__ import annotations
