@@ -15,10 +15,17 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.api.coaching.answers import Group, rep_coaching_body, team_coaching_body
+from services.api.coaching.answers import Group, Ramp, rep_coaching_body, team_coaching_body
 from services.api.coaching.queries import GROUP_COLUMNS, GroupSums
-from services.api.coaching.schemas import RepCoachingOut, StandingOut, TeamCoachingOut, TeamRepOut
+from services.api.coaching.schemas import (
+    PriorityOut,
+    RepCoachingOut,
+    StandingOut,
+    TeamCoachingOut,
+    TeamRepOut,
+)
 from services.api.coaching.service import COACHING_METRICS, standing_of
+from services.api.coaching.tenure import coach_ramping
 from services.api.kit.reads import json_answer, model_json
 from services.api.kit.sums import METRIC_COLUMNS, METRICS, CounterSums, window_metrics
 from services.api.reps.schemas import Metrics, RepMetricsOut
@@ -68,10 +75,13 @@ def test_rep_metrics_are_written_as_rep_metrics_out(found: CounterSums, rep_id: 
 @st.composite
 def groups(draw: st.DrawFn) -> Group:
     rows: list[dict[str, Any]] = []
+    start = draw(days)
     for i in range(draw(st.integers(1, 12))):
         sums = {c: draw(amounts if c in NUMERIC else counts) for c in GROUP_COLUMNS}
-        rows.append({"rep_id": f"r{i}", "team": draw(st.sampled_from(["east", "west", None])), **sums})
-    start = draw(days)
+        team = draw(st.sampled_from(["east", "west", None]))
+        hired = draw(st.none() | st.integers(-400, 40).map(lambda d: start + timedelta(days=d)))
+        employed = draw(st.sampled_from([None, 30, 30, 0, 1, 17]))
+        rows.append({"rep_id": f"r{i}", "team": team, "hired_at": hired, "employed_days": employed, **sums})
     return Group.of(GroupSums("1:2:", start, start + timedelta(days=29), draw(as_of), rows))
 
 
@@ -79,30 +89,49 @@ def window(group: Group) -> dict[str, Any]:
     return {"from_": group.sums.start, "to": group.sums.end, "as_of": group.sums.as_of}
 
 
+def ramps(group: Group, scope: Any, min_sample: int, months: int | None) -> Ramp:
+    """No ramp (months None), or the group's reps in their first `months` months of tenure against
+    the group itself as every tenure month's pool: tenure rows of their own in the answer."""
+    if months is None:
+        return Ramp(None)
+    rows = {i: n for i, n in group.months.items() if n is not None and n < months}
+    pools = dict.fromkeys(set(rows.values()), group.table)
+    return Ramp(
+        months, coach_ramping(group.table, rows, pools, min_sample=min_sample, by_team=scope == "team")
+    )
+
+
 @GROUP_EXAMPLES
 @given(
     group=groups(),
     scope=st.sampled_from(["tenant", "team"]),
     min_sample=st.sampled_from([0, 1, 20, 10**6]),
+    months=st.sampled_from([None, 0, 3, 12]),
 )
-def test_rep_coaching_is_written_as_rep_coaching_out(group: Group, scope: Any, min_sample: int) -> None:
-    coached = group.coached(min_sample, scope == "team")
+def test_rep_coaching_is_written_as_rep_coaching_out(
+    group: Group, scope: Any, min_sample: int, months: int | None
+) -> None:
+    ramp = ramps(group, scope, min_sample, months)
     for rep_id, i in group.index.items():
+        coached, j, peer_group = ramp.row(group, i, scope, min_sample)
         model = RepCoachingOut(
             rep_id=rep_id,
             team=group.table.teams[i],
             scope=scope,
+            peer_group=peer_group,
             min_sample=min_sample,
+            ramp_months=months,
             **window(group),
             metrics={
                 name: StandingOut.model_validate(
-                    standing_of(group.table, coached, i, name), from_attributes=True
+                    standing_of(group.table, coached, i, name, j), from_attributes=True
                 )
                 for name in COACHING_METRICS
             },
-            focus=list(coached.focus[i]),
+            focus=list(coached.focus[j]),
+            priorities=[PriorityOut.model_validate(p, from_attributes=True) for p in coached.priorities[j]],
         )
-        body = rep_coaching_body(group, rep_id, scope=scope, min_sample=min_sample)
+        body = rep_coaching_body(group, rep_id, scope=scope, min_sample=min_sample, ramp=ramp)
         assert json_answer(body) == model_json(model)
 
 
@@ -112,24 +141,36 @@ def test_rep_coaching_is_written_as_rep_coaching_out(group: Group, scope: Any, m
     scope=st.sampled_from(["tenant", "team"]),
     team=st.sampled_from([None, "east", "west"]),
     min_sample=st.sampled_from([0, 1, 20]),
+    months=st.sampled_from([None, 0, 3, 12]),
 )
 def test_team_coaching_is_written_as_team_coaching_out(
-    group: Group, scope: Any, team: str | None, min_sample: int
+    group: Group, scope: Any, team: str | None, min_sample: int, months: int | None
 ) -> None:
-    coached = group.coached(min_sample, scope == "team")
-    listed = zip(group.table.rep_ids, group.table.teams, coached.focus, strict=True)
+    ramp = ramps(group, scope, min_sample, months)
+    reps = []
+    for i, (rep_id, rep_team) in enumerate(zip(group.table.rep_ids, group.table.teams, strict=True)):
+        if team is None or rep_team == team:
+            coached, j, peer_group = ramp.row(group, i, scope, min_sample)
+            priorities = [PriorityOut.model_validate(p, from_attributes=True) for p in coached.priorities[j]]
+            reps.append(
+                TeamRepOut(
+                    rep_id=rep_id,
+                    team=rep_team,
+                    peer_group=peer_group,
+                    focus=list(coached.focus[j]),
+                    priorities=priorities,
+                )
+            )
     model = TeamCoachingOut(
         scope=scope,
+        peer_group=scope,
         team=team,
         min_sample=min_sample,
+        ramp_months=months,
         **window(group),
-        reps=[
-            TeamRepOut(rep_id=rep_id, team=rep_team, focus=list(focus))
-            for rep_id, rep_team, focus in listed
-            if team is None or rep_team == team
-        ],
+        reps=reps,
     )
-    body = team_coaching_body(group, scope=scope, team=team, min_sample=min_sample)
+    body = team_coaching_body(group, scope=scope, team=team, min_sample=min_sample, ramp=ramp)
     assert json_answer(body) == model_json(model)
 
 

@@ -1,59 +1,38 @@
-"""The coaching answers (SPEC 5.2): a peer group's window sums read in one statement, coached at
+"""The coaching answers (SPEC 5.2, 5.9): a peer group's window sums read in one statement, coached at
 once, and served from the snapshot-keyed cache (services/api/kit/reads.py) while nothing was committed.
 
 One group, every active rep of the tenant over one window, serves the team view and the view of
-every active rep whose timezone gives the same days: 200 reps' coaching is one read.
+every active rep whose timezone gives the same days: 200 reps' coaching is one read. Ramping reps
+(SPEC 5.9) need their tenure peers' sums over other windows: one more statement for every tenure
+month the answer needs (queries.tenure_sums), cached like the group. The default ramp length is
+the tenant's measured one (kit.ramp), cached per snapshot as well.
 
-The answers are hot, so they are written as plain values straight to JSON rather than through
-`RepCoachingOut` and `TeamCoachingOut`; tests/api/test_contracts.py proves the bytes are the same.
+The bodies are written as plain values (bodies.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 from services.api.coaching import queries
+from services.api.coaching.bodies import Group, Ramp, rep_coaching_body, team_coaching_body
 from services.api.coaching.schemas import Scope
-from services.api.coaching.service import (
-    COACHING_METRICS,
-    Coached,
-    Table,
-    coach_table,
-    standing_of,
-    table_from_sums,
-)
+from services.api.coaching.service import Table
+from services.api.coaching.tables import table_from_sums
+from services.api.coaching.tenure import coach_ramping, ramping
 from services.api.kit.errors import NotFound
+from services.api.kit.ramp import measured_ramp_months
 from services.api.kit.reads import AnswerKey, Reads, json_answer, rollup_read
 from services.api.kit.snapshot import Seen, answer_key, tenant_probe
 from services.api.kit.windows import WindowSpec
 
+__all__ = ["Group", "Ramp", "rep_coaching", "rep_coaching_body", "team_coaching", "team_coaching_body"]
+
 GROUP = "coaching_group"
 TEAM = "coaching_team"
-
-
-@dataclass
-class Group:
-    """A peer group read at one snapshot: the active reps (and, in one rep's own view, that rep)
-    over one window. Its coaching per (min_sample, by_team) is computed once, when first asked."""
-
-    sums: queries.GroupSums
-    table: Table
-    index: dict[str, int]
-    _coached: dict[tuple[int, bool], Coached] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, sums: queries.GroupSums) -> Group:
-        table = table_from_sums(sums.rows)
-        return cls(sums, table, {rep_id: i for i, rep_id in enumerate(table.rep_ids)})
-
-    def coached(self, min_sample: int, by_team: bool) -> Coached:
-        key = (min_sample, by_team)
-        found = self._coached.get(key)
-        if found is None:
-            found = self._coached[key] = coach_table(self.table, min_sample=min_sample, by_team=by_team)
-        return found
+REP = "coaching_rep"
+TENURE = "coaching_tenure"
 
 
 async def _group(
@@ -81,40 +60,43 @@ async def _group(
     return await reads.cache.get(GROUP, answer_key(GROUP, probe, tenant, including), read)
 
 
-def _window(group: Group) -> dict[str, Any]:
-    return {"from": group.sums.start, "to": group.sums.end, "as_of": group.sums.as_of}
+async def _pools(reads: Reads, tenant: str, group: Group, months: frozenset[int]) -> dict[int, Table]:
+    """Per tenure month N of `months`, the table of every active rep over its own month N (SPEC
+    5.9), read in one statement and cached with the group's snapshot and window."""
+    key = answer_key(TENURE, group.sums, tenant, tuple(sorted(months)))
+
+    async def read() -> tuple[AnswerKey, dict[int, Table]]:
+        with rollup_read("coaching_tenure"):
+            found = await queries.tenure_sums(
+                reads.pool, tenant, group.sums.start, group.sums.end, sorted(months)
+            )
+        return key, {n: table_from_sums(rows, group.sums.days) for n, rows in found.items()}
+
+    return await reads.cache.get(TENURE, key, read)
 
 
-def rep_coaching_body(group: Group, rep_id: str, *, scope: Scope, min_sample: int) -> dict[str, Any]:
-    """`RepCoachingOut` of a rep of the group, as plain values for the JSON writer."""
-    i = group.index[rep_id]
-    coached = group.coached(min_sample, scope == "team")
-    metrics = {}
-    for name in COACHING_METRICS:
-        s = standing_of(group.table, coached, i, name)
-        metrics[name] = {
-            "value": s.value,
-            "sample": s.sample,
-            "peers": s.peers,
-            "peer_median": s.peer_median,
-            "percentile": s.percentile,
-            "gap_pct": s.gap_pct,
-            "z": s.z,
-        }
-    head = {"rep_id": rep_id, "team": group.table.teams[i], "scope": scope, "min_sample": min_sample}
-    return {**head, **_window(group), "metrics": metrics, "focus": list(coached.focus[i])}
-
-
-def team_coaching_body(group: Group, *, scope: Scope, team: str | None, min_sample: int) -> dict[str, Any]:
-    """`TeamCoachingOut` of the group (only the reps of `team`, if given), as plain values."""
-    coached = group.coached(min_sample, scope == "team")
-    reps = [
-        {"rep_id": rep_id, "team": rep_team, "focus": list(focus)}
-        for rep_id, rep_team, focus in zip(group.table.rep_ids, group.table.teams, coached.focus, strict=True)
-        if team is None or rep_team == team
-    ]
-    head = {"scope": scope, "team": team, "min_sample": min_sample}
-    return {**head, **_window(group), "reps": reps}
+async def _ramp(
+    reads: Reads,
+    tenant: str,
+    group: Group,
+    rows: Iterable[int],
+    *,
+    ramp_months: int | None,
+    min_sample: int,
+    scope: Scope,
+    now: datetime,
+) -> Ramp:
+    """The ramp length (the parameter, else the tenant's measured one) and the coaching of those of
+    `rows` still ramping against their tenure peers."""
+    months = ramp_months
+    if months is None:
+        months = await measured_ramp_months(reads, tenant, now=now, snapshot=group.sums.snapshot)
+    ramping_rows = ramping(group.months, months, list(rows))
+    if not ramping_rows:
+        return Ramp(months)
+    pools = await _pools(reads, tenant, group, frozenset(ramping_rows.values()))
+    tenure = coach_ramping(group.table, ramping_rows, pools, min_sample=min_sample, by_team=scope == "team")
+    return Ramp(months, tenure)
 
 
 async def rep_coaching(
@@ -126,9 +108,11 @@ async def rep_coaching(
     min_sample: int,
     spec: WindowSpec,
     now: datetime,
+    ramp_months: int | None = None,
 ) -> bytes:
     """The JSON of `RepCoachingOut`. The window follows the rep's timezone; its peers are the other
-    active reps of the tenant (scope `team`: of its team). An inactive rep is coached too."""
+    active reps of the tenant (scope `team`: of its team), or its tenure peers while it ramps
+    (`ramp_months`; None: the tenant's measured ramp). An inactive rep is coached too."""
     probe = await queries.rep_probe(reads.pool, tenant, rep_id, spec, now)
     if probe is None:
         raise _no_rep()
@@ -146,8 +130,27 @@ async def rep_coaching(
             metric="coaching_rep",
         )
         if group is not None and rep_id in group.index:
-            return json_answer(rep_coaching_body(group, rep_id, scope=scope, min_sample=min_sample))
+            parts = (tenant, including, rep_id, scope, min_sample, ramp_months)
+            return await _rep_answer(reads, group, parts, now)
     raise _no_rep()
+
+
+async def _rep_answer(
+    reads: Reads, group: Group, parts: tuple[str, str | None, str, Scope, int, int | None], now: datetime
+) -> bytes:
+    """The JSON of a rep of the group, cached with the group's snapshot and window."""
+    tenant, _, rep_id, scope, min_sample, ramp_months = parts
+    key = answer_key(REP, group.sums, *parts)
+
+    async def answer() -> tuple[AnswerKey, bytes]:
+        rows = [group.index[rep_id]]
+        ramp = await _ramp(
+            reads, tenant, group, rows, ramp_months=ramp_months, min_sample=min_sample, scope=scope, now=now
+        )
+        body = rep_coaching_body(group, rep_id, scope=scope, min_sample=min_sample, ramp=ramp)
+        return key, json_answer(body)
+
+    return await reads.cache.get(REP, key, answer)
 
 
 async def team_coaching(
@@ -159,13 +162,15 @@ async def team_coaching(
     min_sample: int,
     spec: WindowSpec,
     now: datetime,
+    ramp_months: int | None = None,
 ) -> bytes:
-    """The JSON of `TeamCoachingOut`: every active rep (of `team`, if given) with its focus; peers
-    per `scope`. The window follows the tenant's timezone."""
+    """The JSON of `TeamCoachingOut`: every active rep (of `team`, if given) with its focus and
+    priorities; peers per `scope`, or tenure peers for a ramping rep. The window follows the
+    tenant's timezone."""
     probe = await tenant_probe(reads.pool, tenant, spec, now)
     if probe is None:
         raise _no_team()
-    parts = (tenant, scope, team, min_sample)
+    parts = (tenant, scope, team, min_sample, ramp_months)
 
     async def answer() -> tuple[AnswerKey, bytes]:
         group = await _group(
@@ -174,8 +179,12 @@ async def team_coaching(
         if group is None or (team is not None and team not in group.table.teams):
             # The same answer for another tenant's team and a team nobody is in.
             raise _no_team()
-        body = json_answer(team_coaching_body(group, scope=scope, team=team, min_sample=min_sample))
-        return answer_key(TEAM, group.sums, *parts), body
+        listed = [i for i, t in enumerate(group.table.teams) if team is None or t == team]
+        ramp = await _ramp(
+            reads, tenant, group, listed, ramp_months=ramp_months, min_sample=min_sample, scope=scope, now=now
+        )
+        body = team_coaching_body(group, scope=scope, team=team, min_sample=min_sample, ramp=ramp)
+        return answer_key(TEAM, group.sums, *parts), json_answer(body)
 
     return await reads.cache.get(TEAM, answer_key(TEAM, probe, *parts), answer)
 

@@ -10,6 +10,7 @@ dates.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -24,6 +25,7 @@ from services.api.kit.conversations import (
 from services.api.kit.reads import ReadPool
 from services.api.kit.snapshot import AS_OF_SQL, SNAPSHOT_SQL
 from services.api.kit.sums import sums_sql
+from services.api.kit.tenure import active_sql
 from services.api.kit.windows import WindowSpec, window_args, window_sql
 
 # The sums of `rollup_rep_daily` a coaching table is built from; `talk_calls` (calls with both talk
@@ -38,6 +40,7 @@ COUNTER_COLUMNS: tuple[str, ...] = (
     "email_replies",
     "meetings_booked",
     "meetings_held",
+    "deals_created",
     "deals_won",
     "deals_lost",
     "revenue_won",
@@ -55,6 +58,21 @@ TALK_COLUMNS: tuple[str, ...] = (
 )
 # Every sum of a group's row.
 GROUP_COLUMNS: tuple[str, ...] = COUNTER_COLUMNS + TALK_COLUMNS
+
+
+def left_at_sql(rep: str) -> str:
+    """SQL: the day the rep aliased `rep` left (null: it has not)."""
+    return "NULL::date"
+
+
+def employed_days_sql(first: str, last: str, rep: str = "r") -> str:
+    """SQL: how many of the days `first`..`last` (date expressions) the rep aliased `rep` (with
+    `hired_at`) was employed: from its hire date to the day before it left."""
+    return (
+        f"greatest(0, least({last}, coalesce({left_at_sql(rep)} - 1, {last}))"
+        f" - greatest({first}, coalesce({rep}.hired_at, {first})) + 1)"
+    )
+
 
 # $1 tenant, $2..$5 the window (kit.windows.window_args), $6 the rep whose timezone the window
 # follows (null: the tenant's), $7 a rep included whether active or not (null: none).
@@ -79,17 +97,47 @@ talk AS (
   WHERE c.tenant = $1 AND c.day BETWEEN (SELECT start FROM w) AND (SELECT "end" FROM w)
   GROUP BY c.rep_id
 )
-SELECT w.start, w."end", {SNAPSHOT_SQL} AS snapshot, {AS_OF_SQL} AS as_of, r.rep_id, r.team,
+SELECT w.start, w."end", {SNAPSHOT_SQL} AS snapshot, {AS_OF_SQL} AS as_of, r.rep_id, r.team, r.hired_at,
+       {employed_days_sql("w.start", 'w."end"')} AS employed_days,
        {", ".join(f"coalesce(s.{c}, 0) AS {c}" for c in COUNTER_COLUMNS)},
        {", ".join(f"coalesce(t.{c}, 0) AS {c}" for c in TALK_COLUMNS)}
 FROM w
 LEFT JOIN (reps AS r LEFT JOIN sums AS s ON s.rep_id = r.rep_id LEFT JOIN talk AS t ON t.rep_id = r.rep_id)
-  ON r.tenant = $1 AND (r.active OR r.rep_id = $7::text)
+  ON r.tenant = $1 AND ({active_sql("r", "$2::timestamptz")} OR r.rep_id = $7::text)
 ORDER BY r.rep_id
 """
 
+# $1 tenant, $2 and $3 the window's first and last day, $4 the tenure months wanted. Every
+# active rep hired at least N + 1 months before the window's end, for each N, with its sums over
+# its own month N: as many days as the window from N months after its hire (SPEC 5.9).
+TENURE_SUMS = f"""
+WITH spans AS MATERIALIZED (
+  SELECT n.n, r.rep_id, r.team, s.first, s.first + ($3::date - $2::date) AS last,
+         {employed_days_sql("s.first", "s.first + ($3::date - $2::date)")} AS employed_days
+  FROM reps AS r
+  CROSS JOIN unnest($4::int[]) AS n(n)
+  CROSS JOIN LATERAL (SELECT (r.hired_at + make_interval(0, n.n))::date AS first) AS s
+  WHERE r.tenant = $1 AND r.active AND r.hired_at IS NOT NULL
+    AND r.hired_at + make_interval(0, n.n + 1) <= $3::date
+)
+SELECT sp.n, sp.rep_id, sp.team, sp.employed_days,
+       {", ".join(f"d.{c}" for c in COUNTER_COLUMNS)}, {", ".join(f"t.{c}" for c in TALK_COLUMNS)}
+FROM spans AS sp
+CROSS JOIN LATERAL (
+  SELECT {sums_sql(COUNTER_COLUMNS)}
+  FROM rollup_rep_daily AS d
+  WHERE d.tenant = $1 AND d.rep_id = sp.rep_id AND d.day BETWEEN sp.first AND sp.last
+) AS d
+CROSS JOIN LATERAL (
+  SELECT {conversation_sums_sql(TALK_COLUMNS)}
+  FROM conversation_rollups AS c
+  WHERE c.tenant = $1 AND c.rep_id = sp.rep_id AND c.day BETWEEN sp.first AND sp.last
+) AS t
+ORDER BY sp.n, sp.rep_id
+"""
+
 REP_PROBE = f"""
-SELECT {SNAPSHOT_SQL} AS snapshot, w.start, w."end", r.active
+SELECT {SNAPSHOT_SQL} AS snapshot, w.start, w."end", {active_sql("r", "$2::timestamptz")} AS active
 FROM reps AS r CROSS JOIN LATERAL ({window_sql("r.timezone")}) AS w
 WHERE r.tenant = $1 AND r.rep_id = $6
 """
@@ -114,6 +162,10 @@ class GroupSums:
     end: date
     as_of: datetime | None
     rows: list[Any]
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
 
 
 async def rep_probe(
@@ -145,3 +197,15 @@ async def group_sums(
     first = rows[0]
     reps = [r for r in rows if r["rep_id"] is not None]
     return GroupSums(first["snapshot"], first["start"], first["end"], first["as_of"], reps)
+
+
+async def tenure_sums(
+    pool: ReadPool, tenant: str, start: date, end: date, months: Sequence[int]
+) -> dict[int, list[Any]]:
+    """Per tenure month N of `months`, the rows of TENURE_SUMS (rep_id, team, employed_days and
+    GROUP_COLUMNS) of the reps that have lived through month N by `end`."""
+    rows = await pool.fetch(TENURE_SUMS, tenant, start, end, list(months))
+    out: dict[int, list[Any]] = {n: [] for n in months}
+    for row in rows:
+        out[row["n"]].append(row)
+    return out

@@ -30,6 +30,17 @@ MinSample = Annotated[
     ),
 ]
 
+RampMonths = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        le=120,
+        description="A rep in its first `ramp_months` months of tenure is compared with its peers at the "
+        "same month of their tenure. Default: the tenant's measured ramp length (the first tenure month in "
+        "which its median rep reaches 80 % of the steady state), 3 when it cannot be measured; 0: never.",
+    ),
+]
+
 
 @router.get(
     "/reps/{rep_id}",
@@ -38,7 +49,10 @@ MinSample = Annotated[
     description="For each rate, activity and conversation metric: the rep's value over the window, the "
     "peers' median, the rep's percentile and gap, and a robust z-score (median and MAD). `focus` lists "
     "at most two metrics with z <= -1, most negative first (talk_ratio and rep_talk_share count in "
-    "either direction; for longest_monologue_s a z of +1 or more is the gap). The default "
+    "either direction; for longest_monologue_s a z of +1 or more is the gap). `priorities` lists at "
+    "most two of those that are also at least 10 % from the peer median, the largest monthly revenue "
+    "impact first. A ramping rep is compared with its tenure peers (`peer_group`). Activity metrics "
+    "are prorated to the whole window by the days the rep was employed in it. The default "
     "window is the last 30 full days in the rep's timezone; every peer counts its own local days "
     "between the same dates.",
     responses=error_responses(401, 403, 404, 422),
@@ -50,6 +64,7 @@ async def rep_coaching(
     reads: ReadsDep,
     scope: ScopeQuery = "tenant",
     min_sample: MinSample = service.DEFAULT_MIN_SAMPLE,
+    ramp_months: RampMonths = None,
 ) -> Response:
     body = await answers.rep_coaching(
         reads,
@@ -59,6 +74,7 @@ async def rep_coaching(
         min_sample=min_sample,
         spec=window,
         now=datetime.now(UTC),
+        ramp_months=ramp_months,
     )
     return json_response(body)
 
@@ -66,10 +82,11 @@ async def rep_coaching(
 @router.get(
     "/team",
     response_model=TeamCoachingOut,
-    summary="Every active rep with its focus metrics",
+    summary="Every active rep with its focus and priorities",
     description="The coaching view of the whole tenant, or of one `team`. With `scope=team` each rep "
     "is compared with the other active reps of its own team; with `scope=tenant` with every other "
-    "active rep. The default window follows the tenant's timezone.",
+    "active rep; a ramping rep with its tenure peers (its `peer_group`). The default window follows "
+    "the tenant's timezone.",
     responses=error_responses(401, 403, 404, 422),
 )
 async def team_coaching(
@@ -81,6 +98,7 @@ async def team_coaching(
         str | None, Query(min_length=1, max_length=200, description="List only the reps of this team")
     ] = None,
     min_sample: MinSample = service.DEFAULT_MIN_SAMPLE,
+    ramp_months: RampMonths = None,
 ) -> Response:
     body = await answers.team_coaching(
         reads,
@@ -90,5 +108,6 @@ async def team_coaching(
         min_sample=min_sample,
         spec=window,
         now=datetime.now(UTC),
+        ramp_months=ramp_months,
     )
     return json_response(body)

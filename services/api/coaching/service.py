@@ -13,13 +13,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from services.api.coaching import stats
+from services.api.coaching.priorities import Priority, rank
 from services.api.coaching.stats import Bools, Floats
-from services.api.kit.conversations import CALLS, count_column, moments_column, sum_column
+from services.api.kit.conversations import CALLS
+from services.api.kit.sums import ratio
+from services.api.kit.windows import DEFAULT_DAYS
 
 RATE_METRICS: tuple[str, ...] = (
     "connect_rate",
@@ -40,6 +42,8 @@ CONVERSATION_METRICS: tuple[str, ...] = (
     "calibrated_question_per_call",
 )
 COACHING_METRICS: tuple[str, ...] = RATE_METRICS + ACTIVITY_METRICS + CONVERSATION_METRICS
+# Not coached, but the funnel of SPEC 5.9 needs its peer median: deals created per meeting held.
+FUNNEL_EXTRA: tuple[str, ...] = ("deals_per_held",)
 
 # The counts each rate is taken over. `talk_calls` (calls with both talk times) is a rollup column
 # rather than a 5.1 metric; it is the denominator of `talk_ratio`. A conversation metric's sample is
@@ -53,6 +57,7 @@ DENOMINATORS: Mapping[str, tuple[str, ...]] = {
     "talk_ratio": ("talk_calls",),
     "avg_deal_size": ("deals_won",),
     **dict.fromkeys(CONVERSATION_METRICS, (CALLS,)),
+    "deals_per_held": ("meetings_held",),
 }
 
 # For the talk shares neither direction is good: a rep who talks far more or far less than the peers
@@ -106,17 +111,20 @@ class RepCoaching:
     team: str | None
     metrics: dict[str, Standing]
     focus: tuple[str, ...]
+    priorities: tuple[Priority, ...] = ()
 
 
 def observations(metrics: Mapping[str, float | int | None]) -> dict[str, Observation]:
     """Coaching input from one rep's 5.1 metrics plus `talk_calls`, and its 5.7 metrics plus
-    `calls_analysed`; a missing count is taken as 0."""
+    `calls_analysed`; a missing count is taken as 0. `deals_per_held` comes from the counts."""
     out: dict[str, Observation] = {}
     for name in (*RATE_METRICS, *CONVERSATION_METRICS):
         sample = sum(int(metrics.get(count) or 0) for count in DENOMINATORS[name])
         out[name] = Observation(_finite(metrics.get(name)), sample)
     for name in ACTIVITY_METRICS:
         out[name] = Observation(_finite(metrics.get(name)), None)
+    held = int(metrics.get("meetings_held") or 0)
+    out["deals_per_held"] = Observation(ratio(int(metrics.get("deals_created") or 0), held), held)
     return out
 
 
@@ -124,13 +132,21 @@ def observations(metrics: Mapping[str, float | int | None]) -> dict[str, Observa
 class Table:
     """A peer group's coaching input, one entry per rep (in a fixed order): per metric the values
     (NaN: no value) and, for rates, the denominators (`samples`, exact; `_sample_floats` for the
-    qualification test, exact there too since `min_sample` is far below 2**53)."""
+    qualification test, exact there too since `min_sample` is far below 2**53). `volumes` are the
+    funnel's counts (priorities.VOLUMES) over the window of `days` days, prorated like the activity
+    metrics; `days` also turns impacts into monthly ones."""
 
     rep_ids: list[str]
     teams: list[str | None]
     values: dict[str, Floats]
     samples: dict[str, list[int | None]]
+    volumes: dict[str, Floats] = field(default_factory=dict)
+    days: int = DEFAULT_DAYS
     _sample_floats: dict[str, Floats] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.volumes:
+            self.volumes.update(volumes_of(self.values, self.samples, np.ones(len(self.rep_ids))))
 
     def qualified(self, name: str, min_sample: int) -> Bools:
         known = ~np.isnan(self.values[name])
@@ -147,21 +163,48 @@ class Table:
 
 @dataclass(frozen=True)
 class Coached:
-    """Every rep's standings of a table, per metric, and each rep's focus."""
+    """Every rep's standings of a table, per metric (the funnel's extra ones too), each rep's focus
+    and priorities."""
 
     metrics: dict[str, stats.MetricStandings]
     focus: list[tuple[str, ...]]
+    priorities: list[tuple[Priority, ...]]
 
 
-def table_of(reps: Sequence[CoachingRep]) -> Table:
+def volumes_of(
+    values: Mapping[str, Floats], samples: Mapping[str, Sequence[int | None]], scale: Floats
+) -> dict[str, Floats]:
+    """The funnel's counts (priorities.VOLUMES) of a table: the activity metrics as they are (already
+    prorated), the counts behind the rates times `scale`, the reps' proration factors."""
+
+    def count(name: str) -> Floats:
+        counts = stats.floats(s or 0 for s in samples.get(name, [0] * len(scale)))
+        prorated: Floats = counts * scale
+        return prorated
+
+    def activity(name: str) -> Floats:
+        known: Floats = np.nan_to_num(values[name], nan=0.0)
+        return known
+
+    return {
+        "dials": activity("dials"),
+        "emails_sent": activity("emails_sent"),
+        "meetings_booked": activity("meetings_booked"),
+        "connects": count("meeting_rate"),
+        "decided": count("win_rate"),
+        "won": count("avg_deal_size"),
+    }
+
+
+def table_of(reps: Sequence[CoachingRep], days: int = DEFAULT_DAYS) -> Table:
     values: dict[str, Floats] = {}
     samples: dict[str, list[int | None]] = {}
-    for name in COACHING_METRICS:
+    for name in (*COACHING_METRICS, *FUNNEL_EXTRA):
         observed = [rep.metrics.get(name, Observation(None)) for rep in reps]
-        values[name] = _floats(_finite(o.value) for o in observed)
+        values[name] = stats.floats(_finite(o.value) for o in observed)
         if name in DENOMINATORS:
             samples[name] = [o.sample for o in observed]
-    return Table([r.rep_id for r in reps], [r.team for r in reps], values, samples)
+    return Table([r.rep_id for r in reps], [r.team for r in reps], values, samples, days=days)
 
 
 def coach_table(table: Table, *, min_sample: int, by_team: bool) -> Coached:
@@ -175,13 +218,25 @@ def coach_table(table: Table, *, min_sample: int, by_team: bool) -> Coached:
         groups = np.array([labels.setdefault(k, len(labels)) for k in keys], dtype=np.int64)
     per_metric = {
         name: stats.standings(table.values[name], table.qualified(name, min_sample), groups)
-        for name in COACHING_METRICS
+        for name in (*COACHING_METRICS, *FUNNEL_EXTRA)
     }
+    return judged(table.values, table.volumes, per_metric, table.days)
+
+
+def judged(
+    values: Mapping[str, Floats],
+    volumes: Mapping[str, Floats],
+    per_metric: dict[str, stats.MetricStandings],
+    days: int,
+) -> Coached:
+    """Focus and priorities of reps (rows) from their values and standings."""
+    rows = len(per_metric[COACHING_METRICS[0]].z)
     scores = np.column_stack([_oriented(n, per_metric[n].z) for n in COACHING_METRICS]).reshape(
-        len(table.rep_ids), len(COACHING_METRICS)
+        rows, len(COACHING_METRICS)
     )
     picks = stats.focus(scores, FOCUS_THRESHOLD, MAX_FOCUS)
-    return Coached(per_metric, [tuple(COACHING_METRICS[c] for c in row) for row in picks])
+    focus = [tuple(COACHING_METRICS[c] for c in row) for row in picks]
+    return Coached(per_metric, focus, rank(COACHING_METRICS, values, volumes, per_metric, scores, days))
 
 
 def _oriented(name: str, z: Floats) -> Floats:
@@ -192,34 +247,41 @@ def _oriented(name: str, z: Floats) -> Floats:
     return -z if name in HIGHER_IS_WORSE else z
 
 
-def standing_of(table: Table, coached: Coached, i: int, name: str) -> Standing:
+def standing_of(table: Table, coached: Coached, i: int, name: str, j: int | None = None) -> Standing:
+    """Row `i` of the table on metric `name`, with its standing from row `j` of `coached` (default:
+    the same row; a ramping rep's tenure coaching has rows of its own)."""
     m = coached.metrics[name]
+    j = i if j is None else j
     sample = table.samples[name][i] if name in DENOMINATORS else None
     return Standing(
-        _number(table.values[name][i]),
+        stats.nullable(table.values[name][i]),
         sample,
-        int(m.peers[i]),
-        _number(m.median[i]),
-        _number(m.percentile[i]),
-        _number(m.gap[i]),
-        _number(m.z[i]),
+        int(m.peers[j]),
+        stats.nullable(m.median[j]),
+        stats.nullable(m.percentile[j]),
+        stats.nullable(m.gap[j]),
+        stats.nullable(m.z[j]),
     )
 
 
 def rep_coaching_of(table: Table, coached: Coached, i: int) -> RepCoaching:
     standings = {name: standing_of(table, coached, i, name) for name in COACHING_METRICS}
-    return RepCoaching(table.rep_ids[i], table.teams[i], standings, coached.focus[i])
+    return RepCoaching(table.rep_ids[i], table.teams[i], standings, coached.focus[i], coached.priorities[i])
 
 
 def coach_scope(
-    reps: Sequence[CoachingRep], *, min_sample: int = DEFAULT_MIN_SAMPLE, by_team: bool = False
+    reps: Sequence[CoachingRep],
+    *,
+    min_sample: int = DEFAULT_MIN_SAMPLE,
+    by_team: bool = False,
+    days: int = DEFAULT_DAYS,
 ) -> list[RepCoaching]:
     """Every rep's standing against the others of `reps`, in input order.
 
     `reps` are the active reps of the scope (rep ids unique). With `by_team`, each rep is compared
     with the other reps of its own team only; a rep without a team then has no peers.
     """
-    table = table_of(reps)
+    table = table_of(reps, days)
     coached = coach_table(table, min_sample=min_sample, by_team=by_team)
     return [rep_coaching_of(table, coached, i) for i in range(len(reps))]
 
@@ -238,92 +300,6 @@ def coach_rep(
 def team_focus(results: Iterable[RepCoaching]) -> list[tuple[str, tuple[str, ...]]]:
     """The team view (SPEC 5.2): every rep with its focus metrics."""
     return [(r.rep_id, r.focus) for r in results]
-
-
-def table_from_sums(rows: Sequence[Mapping[str, Any]]) -> Table:
-    """A group's table from its reps' counter sums (queries.GROUP_COLUMNS), the SPEC 5.1 and 5.7
-    formulas and `observations` applied to all reps at once: the same float operations, so the same
-    values."""
-    count = {c: [int(r[c]) for r in rows] for c in ("dials", "connects", "emails_sent", "email_replies",
-                                                  "meetings_booked", "meetings_held", "deals_won",
-                                                  "deals_lost", "talk_calls")}  # fmt: skip
-    deals = [won + lost for won, lost in zip(count["deals_won"], count["deals_lost"], strict=True)]
-    f = {c: _floats(v) for c, v in count.items()}
-    rep_talk, buyer_talk = (_floats(float(r[c]) for r in rows) for c in ("rep_talk_s", "buyer_talk_s"))
-    revenue = _floats(float(r["revenue_won"]) for r in rows)
-    values = {
-        "connect_rate": _rate(f["connects"], f["dials"]),
-        "meeting_rate": _rate(f["meetings_booked"], f["connects"]),
-        "show_rate": _rate(f["meetings_held"], f["meetings_booked"]),
-        "reply_rate": _rate(f["email_replies"], f["emails_sent"]),
-        "win_rate": _rate(f["deals_won"], _floats(deals)),
-        "talk_ratio": _rate(rep_talk, rep_talk + buyer_talk),
-        "avg_deal_size": _rate(revenue, f["deals_won"]),
-        "dials": _finite_array(f["dials"]),
-        "emails_sent": _finite_array(f["emails_sent"]),
-        "meetings_booked": _finite_array(f["meetings_booked"]),
-    }
-    samples: dict[str, list[int | None]] = {
-        "connect_rate": list(count["dials"]),
-        "meeting_rate": list(count["connects"]),
-        "show_rate": list(count["meetings_booked"]),
-        "reply_rate": list(count["emails_sent"]),
-        "win_rate": list(deals),
-        "talk_ratio": list(count["talk_calls"]),
-        "avg_deal_size": list(count["deals_won"]),
-    }
-    talk_values, talk_samples = _conversation_columns(rows)
-    return Table(
-        [r["rep_id"] for r in rows],
-        [r["team"] for r in rows],
-        values | talk_values,
-        samples | talk_samples,
-    )
-
-
-def _conversation_columns(
-    rows: Sequence[Mapping[str, Any]],
-) -> tuple[dict[str, Floats], dict[str, list[int | None]]]:
-    """The conversation metrics (kit.conversations.conversation_metrics) of every rep, and their
-    sample, the calls analysed."""
-
-    def column(name: str) -> Floats:
-        return _floats(float(r[name]) for r in rows)
-
-    calls = [int(r[CALLS]) for r in rows]
-    analysed = _floats(calls)
-    values = {
-        "rep_talk_share": _rate(column(sum_column("rep_talk_share")), column(count_column("rep_talk_share"))),
-        "longest_monologue_s": _rate(
-            column(sum_column("longest_monologue_s")), column(count_column("longest_monologue_s"))
-        ),
-        "questions_per_call": _rate(column(sum_column("rep_questions")), analysed),
-        "label_per_call": _rate(column(moments_column("label")), analysed),
-        "calibrated_question_per_call": _rate(column(moments_column("calibrated_question")), analysed),
-    }
-    return values, {name: list(calls) for name in CONVERSATION_METRICS}
-
-
-def _floats(values: Iterable[float | int | None]) -> Floats:
-    return np.fromiter((np.nan if v is None else v for v in values), dtype=np.float64)
-
-
-def _rate(numerator: Floats, denominator: Floats) -> Floats:
-    """`ratio` of the reps' floats, then `_finite`: NaN where the denominator is 0 or the quotient
-    is not finite."""
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        quotient = numerator / denominator
-    return _finite_array(np.where(denominator == 0, np.nan, quotient))
-
-
-def _finite_array(values: Floats) -> Floats:
-    finite: Floats = np.where(np.isfinite(values), values, np.nan)
-    return finite
-
-
-def _number(value: float) -> float | None:
-    number = float(value)
-    return None if math.isnan(number) else number
 
 
 def _finite(value: float | int | None) -> float | None:

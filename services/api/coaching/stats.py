@@ -14,6 +14,8 @@ Arrays are indexed by rep; NaN stands for "no value" (null in the answer).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -149,6 +151,37 @@ def _z(pool: _Segments, values: Floats, group: Ints, start: Ints, size: Ints, ce
     return z
 
 
+def against(value: float, scored: bool, peers: Floats) -> tuple[int, float, float, float, float]:
+    """One rep's standing against a fixed set of peer values (qualified, without NaN, not holding
+    the rep's own): peers, median, percentile, gap and z, NaN where the answer has null. The same
+    arithmetic as `standings`, so the same numbers as the definition; `scored` is whether the rep
+    qualifies for a z itself."""
+    n = len(peers)
+    if n == 0:
+        return 0, math.nan, math.nan, math.nan, math.nan
+    ordered = np.sort(peers)
+    median = float((ordered[(n - 1) // 2] + ordered[n // 2]) / 2)
+    if math.isnan(value):
+        return n, median, math.nan, math.nan, math.nan
+    lo = int(np.searchsorted(ordered, value, side="left"))
+    equal = int(np.searchsorted(ordered, value, side="right")) - lo
+    percentile = 100.0 * (lo + 0.5 * equal) / n
+    gap = (value - median) / median if median != 0 else math.nan
+    z = math.nan
+    if scored and n >= MIN_PEERS_FOR_Z:
+        deviations = np.sort(np.abs(ordered - median))
+        mad = float((deviations[(n - 1) // 2] + deviations[n // 2]) / 2)
+        if mad > 0:
+            z = (value - median) / (MAD_TO_SIGMA * mad)
+    return n, median, percentile, gap, z
+
+
+def nullable(value: float) -> float | None:
+    """A number of the answer: None where the arrays hold NaN."""
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
 def focus(scores: Floats, threshold: float, most: int) -> list[list[int]]:
     """Per rep (row), the columns whose score is at most `threshold`, lowest first (ties: the
     earlier column), at most `most` of them. NaN scores never count."""
@@ -159,3 +192,20 @@ def focus(scores: Floats, threshold: float, most: int) -> list[list[int]]:
         [int(c) for c, ok in zip(row, keep, strict=True) if ok]
         for row, keep in zip(order, picked, strict=True)
     ]
+
+
+def floats(values: Iterable[float | int | None]) -> Floats:
+    return np.fromiter((np.nan if v is None else v for v in values), dtype=np.float64)
+
+
+def rate(numerator: Floats, denominator: Floats) -> Floats:
+    """`kit.sums.ratio` of the reps' floats: NaN where the denominator is 0 or the quotient is not
+    finite."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        quotient = numerator / denominator
+    return finite(np.where(denominator == 0, np.nan, quotient))
+
+
+def finite(values: Floats) -> Floats:
+    finite: Floats = np.where(np.isfinite(values), values, np.nan)
+    return finite

@@ -22,9 +22,9 @@ from services.api.coaching.service import (
     coach_rep,
     coach_scope,
     observations,
-    table_from_sums,
     team_focus,
 )
+from services.api.coaching.tables import table_from_sums
 from services.api.kit.conversations import conversation_metrics, sum_column
 from services.api.kit.sums import metrics_from_sums
 
@@ -215,7 +215,7 @@ def test_observations_take_each_rate_over_its_denominator() -> None:
         "avg_deal_size": 24000.0,
     }
     obs = observations(metrics)
-    assert set(obs) == set(COACHING_METRICS)
+    assert set(obs) == {*COACHING_METRICS, "deals_per_held"}
     assert obs["connect_rate"] == Observation(0.25, 120)
     assert obs["meeting_rate"] == Observation(0.3, 30)
     assert obs["show_rate"] == Observation(7 / 9, 9)
