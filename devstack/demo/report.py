@@ -1,14 +1,16 @@
 """`salesloop report`: what the feedback API says about a tenant, as tables in the terminal.
 
-Four sections, one per consumer of the numbers: who to coach on what, which hiring traits predict
-quota attainment, how fast each hire cohort ramps, and what each acquisition channel yields. A
-section the key may not read (403) or the API does not serve (404) says so instead of its table.
+Five sections, one per consumer of the numbers: who to coach on what, which hiring traits predict
+quota attainment, how fast each hire cohort ramps, what each acquisition channel yields, and how each
+rep's calls sound (talk share, monologues, questions, Voss labels). A section the key may not read
+(403) or the API does not serve (404) says so instead of its table.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -25,7 +27,7 @@ from devstack.demo.send import error_message
 RAMP_MONTHS = 6
 RECENT_COHORT_DAYS = 365
 DETAIL_CONCURRENCY = 8
-SECTIONS = ("Team coaching focus", "Top hiring traits", "Ramp by cohort", "Channel quality")
+SECTIONS = ("Team coaching focus", "Top hiring traits", "Ramp by cohort", "Channel quality", "Conversations")
 
 
 class ReportError(Exception):
@@ -46,6 +48,7 @@ class ReportData:
     hiring: Section
     ramp: Section
     channels: Section
+    conversations: Section
     rep_details: dict[str, dict[str, Any]] = field(default_factory=dict)
     rep_names: dict[str, str] = field(default_factory=dict)
 
@@ -78,14 +81,15 @@ async def fetch(api_url: str, api_key: str, window: Mapping[str, str]) -> Report
                 )
             return Section(title, body=response.json())
 
-        coaching, hiring, ramp, channels, reps = await asyncio.gather(
+        coaching, hiring, ramp, channels, conversations, reps = await asyncio.gather(
             get(SECTIONS[0], "/v1/coaching/team", params),
             get(SECTIONS[1], "/v1/hiring/trait-correlations", {**params, "outcome": "quota_attainment"}),
             get(SECTIONS[2], "/v1/training/ramp", {"cohort": "month", "metric": "revenue_won"}),
             get(SECTIONS[3], "/v1/demand/channels", params),
+            get(SECTIONS[4], "/v1/conversations/team", params),
             get("reps", "/v1/reps", {}),
         )
-        data = ReportData(coaching, hiring, ramp, channels)
+        data = ReportData(coaching, hiring, ramp, channels, conversations)
         if reps.body is not None:
             data.rep_names = {r["rep_id"]: r.get("name") or "" for r in reps.body.get("reps", [])}
         if coaching.body is not None:
@@ -111,12 +115,13 @@ def render(data: ReportData, tenant: str | None) -> list[RenderableType]:
         _section(data.hiring, hiring_table),
         _section(data.ramp, ramp_table),
         _section(data.channels, channels_table),
+        _section(data.conversations, lambda body: conversations_table(body, data.rep_names)),
     ]
 
 
 def problems(data: ReportData) -> list[str]:
     """Sections the key may not read, as messages naming the scope the API asked for."""
-    sections = (data.coaching, data.hiring, data.ramp, data.channels)
+    sections = (data.coaching, data.hiring, data.ramp, data.channels, data.conversations)
     return [f"{s.title}: {s.problem}" for s in sections if s.missing_scope]
 
 
@@ -219,6 +224,61 @@ def channels_table(body: Mapping[str, Any]) -> RenderableType:
         "best lead quality first; speed to lead is the median time to the first call, email or meeting"
     )
     return table
+
+
+CONVERSATION_COLUMNS = (
+    ("rep_talk_share", "talk share"),
+    ("longest_monologue_s", "longest monologue"),
+    ("questions_per_call", "questions"),
+    ("label_per_call", "labels"),
+    ("calibrated_question_per_call", "calibrated questions"),
+)
+
+
+def conversations_table(body: Mapping[str, Any], names: Mapping[str, str]) -> RenderableType:
+    """Every rep with analysed calls, most labels per call first, then the team's medians; the
+    highest value of each column is bold."""
+    table = figures_table(
+        SECTIONS[4], ("rep", "name", "calls", *(title for _, title in CONVERSATION_COLUMNS))
+    )
+    reps = [r for r in body.get("reps", []) if r.get("calls_analysed")]
+    reps.sort(key=lambda r: (-(r["metrics"].get("label_per_call") or 0.0), r["rep_id"]))
+    columns = {m: [r["metrics"].get(m) for r in reps] for m, _ in CONVERSATION_COLUMNS}
+    top = {m: max((v for v in values if v is not None), default=None) for m, values in columns.items()}
+    for rep in reps:
+        cells = [
+            Text(
+                _talk_value(m, rep["metrics"].get(m)), style="bold" if rep["metrics"].get(m) == top[m] else ""
+            )
+            for m, _ in CONVERSATION_COLUMNS
+        ]
+        table.add_row(rep["rep_id"], names.get(rep["rep_id"], ""), f"{rep['calls_analysed']:,}", *cells)
+    if reps:
+        table.add_section()
+        medians = [_talk_value(m, _median(columns[m])) for m, _ in CONVERSATION_COLUMNS]
+        calls = _median([float(r["calls_analysed"]) for r in reps])
+        table.add_row("median", "", f"{calls:,.0f}" if calls is not None else "-", *medians)
+    table.caption = (
+        f"{len(reps)} reps with analysed calls; means per call: the rep's share of the talking, the "
+        "longest stretch the rep talked without the buyer taking a turn, the rep's questions, Voss "
+        'labels ("it sounds like...") and calibrated questions (how / what); most labels first'
+    )
+    return table
+
+
+def _talk_value(metric: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    if metric == "rep_talk_share":
+        return _pct(value)
+    if metric == "longest_monologue_s":
+        return f"{value:,.0f} s"
+    return f"{value:.1f}"
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
 
 
 def _section(section: Section, build: Callable[[dict[str, Any]], RenderableType]) -> RenderableType:

@@ -6,7 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,6 +15,7 @@ from devstack.demo.report import SECTIONS
 from devstack.embedded import free_port
 from services.core.tenancy import create_key
 from tests.conftest import Services
+from tests.demo import reference
 from tests.demo.conftest import LoadedDemo
 from tests.factories import TenantFactory
 
@@ -28,9 +29,13 @@ async def salesloop(*args: str, env: dict[str, str], tmp_path: Path) -> subproce
     )
 
 
-def report_args(loaded: LoadedDemo) -> list[str]:
+def window_of(loaded: LoadedDemo) -> tuple[date, date]:
     last = loaded.org.last_day
-    start = last - timedelta(days=89)
+    return last - timedelta(days=89), last
+
+
+def report_args(loaded: LoadedDemo) -> list[str]:
+    start, last = window_of(loaded)
     return ["report", "--tenant", loaded.tenant.slug, "--from", start.isoformat(), "--to", last.isoformat()]
 
 
@@ -56,9 +61,33 @@ async def test_report_shows_every_section_and_the_planted_findings(
     ramp = out[positions[2] : positions[3]]
     assert f"{loaded.org.plant.slow_cohort:%Y-%m}" in ramp
     assert f"{loaded.org.plant.fast_cohort:%Y-%m}" in ramp
-    channels = out[positions[3] :]
+    channels = out[positions[3] : positions[4]]
     best, *_, worst = loaded.org.plant.channels_by_quality
     assert channels.index(best) < channels.index(worst)
+    rows = conversation_rows(out[positions[4] :])
+    plant = loaded.org.plant
+    assert next(iter(rows)) == plant.labeller  # the most labels per call come first
+    assert rows[plant.monologuer]["labels"] == "0.0"
+    monologues = {rep: float(row["longest monologue"].removesuffix(" s")) for rep, row in rows.items()}
+    assert max(monologues, key=lambda rep: monologues[rep]) == plant.monologuer
+    shares = {rep: float(row["talk share"].removesuffix("%")) for rep, row in rows.items()}
+    assert max(shares, key=lambda rep: shares[rep]) == plant.monologuer
+    expected = reference.conversations(loaded.events, reference.Window(*window_of(loaded)))
+    for rep_id, row in rows.items():
+        assert int(row["calls"]) == expected[rep_id]["calls_analysed"]
+        assert row["labels"] == f"{expected[rep_id]['label_per_call']:.1f}"
+
+
+def conversation_rows(section: str) -> dict[str, dict[str, str]]:
+    """The Conversations table's rows by rep id, in their order: {column title: cell text}."""
+    lines = [line for line in section.splitlines() if line.startswith(("┃", "│"))]
+    header = [cell.strip() for cell in lines[0].strip("┃").split("┃")]
+    rows = {}
+    for line in lines[1:]:
+        cells = dict(zip(header, (cell.strip() for cell in line.strip("│").split("│")), strict=True))
+        if cells["rep"] and cells["rep"] != "median":
+            rows[cells["rep"]] = cells
+    return rows
 
 
 async def test_report_names_the_scopes_a_key_lacks(
@@ -68,7 +97,7 @@ async def test_report_names_the_scopes_a_key_lacks(
     env = {"SALESLOOP_API_URL": services.api_url, "SALESLOOP_API_KEY": key}
     done = await salesloop(*report_args(loaded), env=env, tmp_path=tmp_path)
     assert done.returncode == 1
-    for scope in ("coaching:read", "hiring:read", "training:read", "demand:read"):
+    for scope in ("coaching:read", "hiring:read", "training:read", "demand:read", "conversations:read"):
         assert scope in done.stderr
     assert "not available" in done.stdout
 
