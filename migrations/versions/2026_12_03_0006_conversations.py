@@ -103,6 +103,8 @@ def upgrade() -> None:
         sa.Column("youre_right_moments", sa.BigInteger(), server_default="0", nullable=False),
         sa.PrimaryKeyConstraint("tenant", "rep_id", "day", name=op.f("pk_conversation_rollups")),
     )
+    # The Sales feedback dashboard reads the sums (the 0002 role); never call_analyses, which holds text.
+    op.execute("GRANT SELECT ON conversation_rollups TO salesloop_grafana")
 
 
 def downgrade() -> None:
