@@ -31,6 +31,7 @@ Reps: r1 (east, quota 10000), r2 (east, 5000), r3 (west, none).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.kit.reads import AnswerCache, ReadPool, Reads
 from services.api.pipeline import gauges
+from services.api.pipeline.history import HistoryCache, StageHistory
 from services.core.models import ContactActivity, DealChange, DealStageStay, PipelineDeal
 from services.core.tenancy import create_key
 from tests.api.factories import RollupFactory, bearer
@@ -653,3 +655,32 @@ async def test_an_organisation_told_by_events(
                 "reason": "days_in_stage_over_p90", "reasons": ["days_in_stage_over_p90"],
             }
         ]  # fmt: skip
+
+
+async def test_a_stage_record_is_read_once_a_minute_and_day() -> None:
+    clock = [0.0]
+    cache = HistoryCache(ttl_s=60, max_tenants=2, clock=lambda: clock[0])
+    reads: list[tuple[str, date]] = []
+
+    def reader(tenant: str, end: date) -> Any:
+        async def read() -> StageHistory:
+            reads.append((tenant, end))
+            await asyncio.sleep(0.01)
+            return StageHistory(end - 365 * DAY, end, [])
+
+        return read
+
+    day = date(2026, 11, 30)
+    together = await asyncio.gather(*(cache.get("a", day, reader("a", day)) for _ in range(3)))
+    assert reads == [("a", day)]  # three requests, one read
+    assert together[0] is together[1] is together[2]
+    clock[0] = 59
+    assert await cache.get("a", day, reader("a", day)) is together[0]
+    nxt = day + DAY
+    await cache.get("a", nxt, reader("a", nxt))  # another 365 days
+    clock[0] = 120
+    await cache.get("a", nxt, reader("a", nxt))  # a minute old
+    await cache.get("b", nxt, reader("b", nxt))
+    await cache.get("c", nxt, reader("c", nxt))  # "a" is dropped: two tenants at most
+    await cache.get("a", nxt, reader("a", nxt))
+    assert reads == [("a", day), ("a", nxt), ("a", nxt), ("b", nxt), ("c", nxt), ("a", nxt)]

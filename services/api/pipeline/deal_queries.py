@@ -1,14 +1,17 @@
 """The SQL of the deal lists (SPEC 5.8 `GET /v1/pipeline/deals`): stale and slipped deals, each one
 statement on the read pool, over the pipeline fold's tables and the statement parts of queries.py.
 
-Stale: the tenant's open deals (the index range of its open deals), each stage's p90 over the stays
-of that stage completed in the window (one index range per stage), the contacts' latest activity.
-Slipped: the deals changed since the period began whose close date now lies after it or that were
-lost since, with their close date at its first midnight (one probe of `deal_changes` each).
+Stale: the tenant's open deals (the index range of its open deals) with their contacts' latest
+activity, against each stage's p90 over the stays of that stage completed in the window (read once
+for many answers: services/api/pipeline/history.py). Slipped: the deals changed since the period
+began whose close date now lies after it (an index range per status) or that were lost since (the
+range of deals closed since), with their close date at its first midnight (one probe of
+`deal_changes` each).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -16,7 +19,16 @@ from decimal import Decimal
 from services.api.kit.reads import ReadPool
 from services.api.kit.snapshot import AS_OF_SQL
 from services.api.kit.windows import WindowSpec, window_args
-from services.api.pipeline.queries import HEAD, MEMBERS, WINDOW, Answer, days, owned_by, read
+from services.api.pipeline.queries import (
+    HEAD,
+    MEMBERS,
+    WINDOW,
+    Answer,
+    StageHistoryRow,
+    days,
+    owned_by,
+    read,
+)
 
 STALE = f"""
 WITH {WINDOW},
@@ -29,14 +41,8 @@ open AS MATERIALIZED (
   LEFT JOIN contact_activity AS a ON a.tenant = d.tenant AND a.contact_id = d.contact_id
   WHERE d.tenant = $1 AND d.status = 'open' AND {owned_by("d.rep_id")}
 ),
-p90 AS (
-  SELECT x.stage,
-         (SELECT percentile_cont(0.9) WITHIN GROUP (ORDER BY {days("s.left_at", "s.entered_at")})
-          FROM deal_stage_stays AS s
-          WHERE s.tenant = $1 AND s.stage = x.stage
-            AND s.left_at >= (SELECT lo FROM w) AND s.left_at < (SELECT hi FROM w)) AS p90
-  FROM (SELECT DISTINCT stage FROM open WHERE stage IS NOT NULL) AS x
-),
+-- Each stage's p90 days over its stays completed in the window (queries.stage_history).
+p90 AS (SELECT * FROM unnest($10::text[], $11::float8[]) AS h(stage, p90)),
 matched AS MATERIALIZED (
   SELECT * FROM (
     SELECT o.*, coalesce(o.days_in_stage > p.p90, false) AS over_p90,
@@ -64,22 +70,33 @@ FROM w
 
 SLIPPED = f"""
 WITH {WINDOW},
-{MEMBERS}
+{MEMBERS},
+candidates AS (
+  -- Changed since the period began, with a close date after it now: an index range per status.
+  SELECT d.deal_id, d.rep_id, d.stage, d.amount, d.status, d.closed_at, d.stage_entered_at, d.close_date
+  FROM pipeline_deals AS d
+  WHERE d.tenant = $1 AND d.status IN ('open', 'won', 'lost') AND d.close_date > (SELECT "end" FROM w)
+    AND d.updated_at >= (SELECT lo FROM w)
+  UNION
+  -- Lost since: the range of deals closed since (bounded on both sides, so that the planner takes it).
+  SELECT d.deal_id, d.rep_id, d.stage, d.amount, d.status, d.closed_at, d.stage_entered_at, d.close_date
+  FROM pipeline_deals AS d
+  WHERE d.tenant = $1 AND d.closed_at >= (SELECT lo FROM w) AND d.closed_at < 'infinity'
+    AND d.status = 'lost'
+)
 {HEAD},
        (SELECT array_agg((d.deal_id, d.rep_id, d.stage, d.amount,
                           {days(f"coalesce(d.closed_at, {AS_OF_SQL})", "d.stage_entered_at")},
                           d.close_date, c.value, d.close_date > w."end",
                           d.status = 'lost' AND d.closed_at >= w.lo))
-        FROM pipeline_deals AS d
+        FROM candidates AS d
         CROSS JOIN LATERAL (
           -- The close date at the period's first midnight.
           SELECT x.value FROM deal_changes AS x
-          WHERE x.tenant = d.tenant AND x.deal_id = d.deal_id AND x.kind = 'close_date' AND x.at <= w.lo
+          WHERE x.tenant = $1 AND x.deal_id = d.deal_id AND x.kind = 'close_date' AND x.at <= w.lo
           ORDER BY x.at DESC, x.change_id DESC LIMIT 1
         ) AS c
-        WHERE d.tenant = $1 AND d.updated_at >= w.lo
-          AND (d.close_date > w."end" OR d.status = 'lost' AND d.closed_at >= w.lo)
-          AND {owned_by("d.rep_id")}) AS deals
+        WHERE {owned_by("d.rep_id")}) AS deals
 FROM w
 """
 
@@ -100,12 +117,14 @@ class DealRow:
 
 
 async def stale(
-    pool: ReadPool, tenant: str, history: WindowSpec, now: datetime, *, stale_days: int,
-    rep_id: str | None, team: str | None, limit: int,
+    pool: ReadPool, tenant: str, window: WindowSpec, now: datetime, history: Sequence[StageHistoryRow], *,
+    stale_days: int, rep_id: str | None, team: str | None, limit: int,
 ) -> tuple[Answer, int, Decimal, list[DealRow]] | None:  # fmt: skip
-    """Open deals over their stage's p90 (stays completed in the `history` window) or whose contact
-    had no call, email or meeting for `stale_days`: how many, their amount, the `limit` largest."""
-    args = (*window_args(history, now), rep_id, team, stale_days, limit)
+    """Open deals over their stage's p90 in `history` (stays completed in the `window`) or whose
+    contact had no call, email or meeting for `stale_days`: how many, their amount, the `limit`
+    largest."""
+    p90 = ([h.stage for h in history], [h.p90_days for h in history])
+    args = (*window_args(window, now), rep_id, team, stale_days, limit, *p90)
     found = await read(pool, STALE, tenant, *args)
     if found is None:
         return None

@@ -20,8 +20,9 @@ from datetime import UTC, datetime, timedelta
 from prometheus_client import Gauge
 
 from services.api.kit.reads import Reads
+from services.api.kit.snapshot import tenant_probe
 from services.api.kit.windows import WindowSpec
-from services.api.pipeline import answers, deal_queries
+from services.api.pipeline import answers, deal_queries, history
 from services.api.pipeline.periods import current_month
 from services.core.http import ApiError
 
@@ -50,9 +51,14 @@ REFRESHED = Gauge(
 async def refresh(reads: Reads, tenants: Sequence[str], now: datetime) -> None:
     """Compute and set the gauges of `tenants`; a tenant that does not exist loses its series."""
     for tenant in tenants:
-        stale = await deal_queries.stale(
-            reads.pool, tenant, HISTORY, now, stale_days=STALE_DAYS, rep_id=None, team=None, limit=1
-        )
+        probe = await tenant_probe(reads.pool, tenant, HISTORY, now)
+        record = None if probe is None else await history.stage_history(reads.pool, tenant, probe.end, now)
+        stale = None
+        if record is not None:
+            stale = await deal_queries.stale(
+                reads.pool, tenant, HISTORY, now, record.stages, stale_days=STALE_DAYS, rep_id=None,
+                team=None, limit=1,
+            )  # fmt: skip
         if stale is None:
             log.warning("no such tenant for the pipeline gauges", extra={"tenant": tenant})
             with contextlib.suppress(KeyError):

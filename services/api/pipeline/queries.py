@@ -30,20 +30,13 @@ from services.core.models import PipelineStage
 from services.core.tenancy import known_zone_sql
 
 _ZONE = known_zone_sql("t.timezone")
-# `lo` and `hi`: local midnight of the window's first day and of the day after its last, as instants;
-# `p_lo`/`p_hi` the same for the days $6..$7 where a statement has a second range (the forecast period).
-_WINDOW = f"""w AS MATERIALIZED (
+# `lo` and `hi`: local midnight of the window's first day and of the day after its last, as instants.
+WINDOW = f"""w AS MATERIALIZED (
   SELECT d.start, d."end", timezone({_ZONE}, d.start::timestamp) AS lo,
-         timezone({_ZONE}, (d."end" + 1)::timestamp) AS hi{{extra}}
+         timezone({_ZONE}, (d."end" + 1)::timestamp) AS hi
   FROM tenants AS t CROSS JOIN LATERAL ({window_sql("t.timezone")}) AS d
   WHERE t.slug = $1
 )"""
-WINDOW = _WINDOW.format(extra="")
-WINDOW_AND_PERIOD = _WINDOW.format(
-    extra=f""",
-         timezone({_ZONE}, $6::date::timestamp) AS p_lo,
-         timezone({_ZONE}, ($7::date + 1)::timestamp) AS p_hi"""
-)
 
 
 def days(later: str, earlier: str) -> str:
@@ -51,15 +44,19 @@ def days(later: str, earlier: str) -> str:
     return f"(date_part('epoch', {later} - {earlier}) / 86400)"
 
 
-# The stage order (needs WITH RECURSIVE): the tenant's stages by position, then every other stage
-# entered by first entry. The distinct stages are walked on the (tenant, stage, entered_at) index.
-STAGE_ORDER = """seen(stage) AS (
+# Every stage the tenant's deals entered (needs WITH RECURSIVE), walked on the (tenant, stage,
+# entered_at) index: one probe per stage.
+SEEN = """seen(stage) AS (
   (SELECT s.stage FROM deal_stage_stays AS s WHERE s.tenant = $1 ORDER BY s.stage LIMIT 1)
   UNION ALL
   SELECT (SELECT s.stage FROM deal_stage_stays AS s
           WHERE s.tenant = $1 AND s.stage > seen.stage ORDER BY s.stage LIMIT 1)
   FROM seen WHERE seen.stage IS NOT NULL
-),
+)"""
+# The stage order: the tenant's stages by position, then every other stage entered by first entry.
+STAGE_ORDER = (
+    SEEN
+    + """,
 ord AS MATERIALIZED (
   SELECT x.name, x.probability, x.configured,
          (row_number() OVER (ORDER BY x.configured DESC, x.position, x.first, x.name) - 1)::int AS pos
@@ -75,6 +72,7 @@ ord AS MATERIALIZED (
       AND NOT EXISTS (SELECT 1 FROM pipeline_stages AS p WHERE p.tenant = $1 AND p.name = seen.stage)
   ) AS x
 )"""
+)
 
 # Deals (or stays) owned by rep $6 and/or a rep of team $7, where given.
 MEMBERS = "members AS (SELECT r.rep_id FROM reps AS r WHERE r.tenant = $1 AND r.team = $7)"
@@ -232,26 +230,67 @@ async def velocity(
     return found, rows, [k for k in found.row["keys"] or () if k is not None]
 
 
-FORECAST = f"""
-WITH RECURSIVE {WINDOW_AND_PERIOD},
-{STAGE_ORDER},
+STAGE_HISTORY = f"""
+WITH RECURSIVE {WINDOW},
+{SEEN},
 hist AS (
   -- Each deal's last stay in a stage (one per deal and stage) of deals created in the window.
   SELECT s.stage, count(*) AS entered, count(*) FILTER (WHERE s.won_after) AS won
   FROM deal_stage_stays AS s
   WHERE s.tenant = $1 AND s.deal_created_at >= (SELECT lo FROM w) AND s.deal_created_at < (SELECT hi FROM w)
     AND NOT s.stage = ANY (s.reached_later)
-    AND s.stage IN (SELECT name FROM ord WHERE probability IS NULL)
   GROUP BY s.stage
 ),
+p90 AS (
+  -- One index range per stage: its stays completed in the window.
+  SELECT x.stage, q.p90 FROM seen AS x CROSS JOIN LATERAL (
+    SELECT percentile_cont(0.9) WITHIN GROUP (ORDER BY {days("s.left_at", "s.entered_at")}) AS p90
+    FROM deal_stage_stays AS s
+    WHERE s.tenant = $1 AND s.stage = x.stage
+      AND s.left_at >= (SELECT lo FROM w) AND s.left_at < (SELECT hi FROM w)
+  ) AS q
+  WHERE x.stage IS NOT NULL
+)
+{HEAD},
+       (SELECT array_agg((p.stage, coalesce(h.entered, 0), coalesce(h.won, 0), p.p90))
+        FROM p90 AS p LEFT JOIN hist AS h ON h.stage = p.stage) AS stages
+FROM w
+"""
+
+
+@dataclass(frozen=True)
+class StageHistoryRow:
+    stage: str
+    entered: int
+    won: int
+    p90_days: float | None
+
+
+async def stage_history(
+    pool: ReadPool, tenant: str, spec: WindowSpec, now: datetime
+) -> tuple[Answer, list[StageHistoryRow]] | None:
+    """Per stage ever entered: of the deals created in the window, those that entered it and those
+    won; and the 90th percentile of days of its stays completed in the window."""
+    found = await read(pool, STAGE_HISTORY, tenant, *window_args(spec, now))
+    if found is None:
+        return None
+    return found, [StageHistoryRow(*r) for r in found.row["stages"] or ()]
+
+
+# $2..$5 the period; $6..$8 per stage its historical entries and wins (queries.stage_history).
+FORECAST = f"""
+WITH {WINDOW},
 prob AS (
-  SELECT o.name, coalesce(o.probability, h.won::numeric / nullif(h.entered, 0)) AS p
-  FROM ord AS o LEFT JOIN hist AS h ON h.stage = o.name
+  SELECT coalesce(p.name, h.name) AS name,
+         coalesce(p.probability, h.won::numeric / nullif(h.entered, 0)) AS p
+  FROM (SELECT name, probability FROM pipeline_stages WHERE tenant = $1) AS p
+  FULL JOIN unnest($6::text[], $7::int[], $8::int[]) AS h(name, entered, won) ON h.name = p.name
 ),
 open AS (
   SELECT d.rep_id, d.amount, d.forecast_category, pr.p
   FROM pipeline_deals AS d LEFT JOIN prob AS pr ON pr.name = d.stage
-  WHERE d.tenant = $1 AND d.status = 'open' AND d.close_date >= $6::date AND d.close_date <= $7::date
+  WHERE d.tenant = $1 AND d.status = 'open'
+    AND d.close_date >= (SELECT start FROM w) AND d.close_date <= (SELECT "end" FROM w)
 ),
 per_rep AS (
   SELECT rep_id, count(*) AS open_count, coalesce(sum(amount), 0) AS open_amount,
@@ -263,7 +302,7 @@ per_rep AS (
   UNION ALL
   SELECT d.rep_id, 0, 0, 0, 0, 0, 0, coalesce(sum(d.amount), 0)
   FROM pipeline_deals AS d
-  WHERE d.tenant = $1 AND d.closed_at >= (SELECT p_lo FROM w) AND d.closed_at < (SELECT p_hi FROM w)
+  WHERE d.tenant = $1 AND d.closed_at >= (SELECT lo FROM w) AND d.closed_at < (SELECT hi FROM w)
     AND d.status = 'won'
   GROUP BY d.rep_id
 )
@@ -291,11 +330,12 @@ class ForecastSums:
 
 
 async def forecast(
-    pool: ReadPool, tenant: str, history: WindowSpec, now: datetime, first: date, last: date
+    pool: ReadPool, tenant: str, period: WindowSpec, now: datetime, history: Sequence[StageHistoryRow]
 ) -> tuple[Answer, list[ForecastSums], list[tuple[str, str | None, Decimal | None]]] | None:
-    """Sums per owner for the period `first`..`last`, the stages' probabilities from deals created
-    in the `history` window where the tenant set none; and every rep with its team and quota."""
-    found = await read(pool, FORECAST, tenant, *window_args(history, now), first, last)
+    """Sums per owner for the period, each stage weighted by the tenant's probability, else by its
+    won / entered in `history`; and every rep with its team and quota."""
+    arrays = ([h.stage for h in history], [h.entered for h in history], [h.won for h in history])
+    found = await read(pool, FORECAST, tenant, *window_args(period, now), *arrays)
     if found is None:
         return None
     sums = [ForecastSums(*r) for r in found.row["sums"] or ()]

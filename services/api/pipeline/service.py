@@ -20,7 +20,7 @@ from services.api.kit.errors import InvalidInput, NotFound
 from services.api.kit.reads import AnswerKey, Reads, model_json, rollup_read
 from services.api.kit.snapshot import Probe, answer_key, tenant_probe
 from services.api.kit.windows import WindowSpec
-from services.api.pipeline import answers, deal_queries, queries
+from services.api.pipeline import answers, deal_queries, history, queries
 from services.api.pipeline.periods import Period, current_month, parse_period
 from services.api.pipeline.schemas import (
     DealsOut,
@@ -134,14 +134,18 @@ def _period(text: str | None, probe: Probe) -> Period:
     return parse_period("period", text)
 
 
+async def _history(reads: Reads, tenant: str, probe: Probe, now: datetime) -> history.StageHistory:
+    return _found(await history.stage_history(reads.pool, tenant, probe.end, now))
+
+
 async def forecast_report(reads: Reads, *, tenant: str, period: str | None, now: datetime) -> bytes:
     """The JSON of `ForecastReportOut` (default period: the current month in the tenant's timezone)."""
     probe = await _probe(reads, tenant, HISTORY, now)
     p = _period(period, probe)
 
     async def compute() -> tuple[queries.Answer, bytes]:
-        found = await queries.forecast(reads.pool, tenant, HISTORY, now, p.first, p.last)
-        seen, sums, reps = _found(found)
+        stages = (await _history(reads, tenant, probe, now)).stages
+        seen, sums, reps = _found(await queries.forecast(reads.pool, tenant, p.spec, now, stages))
         by_rep, teams, total = answers.forecasts(sums, reps)
         team_of = {rep_id: team for rep_id, team, _ in reps}
         report = ForecastReportOut(
@@ -161,7 +165,9 @@ async def forecast_report(reads: Reads, *, tenant: str, period: str | None, now:
         )
         return seen, model_json(report)
 
-    return await _cached(reads, FORECAST, probe, (tenant, p.first, p.last), compute)
+    # Keyed by the period's days, what the statement reports as its window, and the history's.
+    period_probe = Probe(probe.snapshot, p.first, p.last)
+    return await _cached(reads, FORECAST, period_probe, (tenant, probe.end), compute)
 
 
 async def deals_report(
@@ -183,9 +189,11 @@ async def _stale(
     team: str | None, limit: int,
 ) -> bytes:  # fmt: skip
     async def compute() -> tuple[queries.Answer, bytes]:
+        stages = (await _history(reads, tenant, probe, now)).stages
         found = await deal_queries.stale(
-            reads.pool, tenant, HISTORY, now, stale_days=stale_days, rep_id=rep_id, team=team, limit=limit
-        )
+            reads.pool, tenant, HISTORY, now, stages, stale_days=stale_days, rep_id=rep_id, team=team,
+            limit=limit,
+        )  # fmt: skip
         seen, count, amount, rows = _found(found)
         body = DealsOut(
             status=DealStatus.stale,
