@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.aggregator.conversation import analyse
 from tests.conftest import Services, Stack
 from tests.deploy import grafana, traffic
 from tests.deploy.tooling import DASHBOARDS
@@ -26,6 +27,41 @@ PASSWORD = "grafana-test-password"
 ALPHA_CONNECTS = {"a1": 10, "a2": 10, "a3": 10, "a4": 2}  # of 20 dials each
 BETA = "beta's crew"  # a quote in a value: Grafana's quoting must keep the SQL intact
 NO_TEAM = "(no team)"
+CONVERSATIONS = "Conversations: how each rep talks"
+WEEKLY = "Conversations by week: talk share and Voss tactics per call"
+
+
+def segment(speaker: str, start_s: float, end_s: float, text: str) -> dict[str, Any]:
+    return {"speaker": speaker, "start_s": start_s, "end_s": end_s, "text": text}
+
+
+# Transcripts of some of the connected calls below. A rep who labels (a question, a label the buyer
+# confirms, a mirror) ...
+LABELLING = [
+    segment("rep", 0.0, 4.0, "What's making the forecast so hard to trust right now?"),
+    segment("buyer", 4.5, 10.0, "Every rep calls a commit differently, so the number is a guessing game."),
+    segment("rep", 11.0, 14.0, "It sounds like nobody trusts the number that goes upstairs."),
+    segment("buyer", 14.5, 19.0, "That's right. My CFO asks me about it every week."),
+    segment("rep", 20.0, 22.0, "Every week?"),
+    segment("buyer", 22.5, 27.0, "Every single Monday, before the leadership meeting."),
+]
+# ... and one who talks for 75 seconds while the buyer only says "Mhm."
+MONOLOGUE = [
+    segment("rep", 0.0, 20.0, "Let me walk you through the whole platform first, it will all make sense."),
+    segment("buyer", 20.2, 20.8, "Mhm."),
+    segment("rep", 21.0, 45.0, "We record every call, score it and show each manager where to coach."),
+    segment("buyer", 45.2, 45.8, "Okay."),
+    segment("rep", 46.0, 75.0, "The forecast rolls up from the deals, and the setup takes two weeks."),
+    segment("buyer", 76.0, 80.0, "How much does all of that cost?"),
+    segment("rep", 80.5, 85.0, "It depends on the number of seats you need."),
+]
+# call id -> (transcript, sent on the call itself or later as a call.transcribed naming it)
+TRANSCRIPTS: dict[str, tuple[list[dict[str, Any]], bool]] = {
+    **{f"a1-call-{i}": (LABELLING, True) for i in range(10)},
+    **{f"a2-call-{i}": (MONOLOGUE, True) for i in range(10)},
+    **{f"a3-call-{i}": (LABELLING, False) for i in range(10)},
+    "b1-call-0": (MONOLOGUE, False),
+}
 
 
 @dataclass(frozen=True)
@@ -56,6 +92,21 @@ def org_events(now: datetime, alpha_hired: date) -> list[dict[str, Any]]:
         traffic.event("b1-won-1", "deal.won", now - timedelta(days=3), "b1", amount="500", channel="referral")
     ]
     out += [traffic.call("u1-call-0", recent, "u1", connected=False)]  # registers u1, without a team
+    for e in out:
+        if e["event_id"] in TRANSCRIPTS and TRANSCRIPTS[e["event_id"]][1]:
+            e["transcript"] = TRANSCRIPTS[e["event_id"]][0]
+    out += [
+        traffic.event(
+            f"{call_id}-transcript",
+            "call.transcribed",
+            recent + timedelta(minutes=10),
+            call_id.split("-")[0],
+            call_event_id=call_id,
+            transcript=transcript,
+        )
+        for call_id, (transcript, inline) in TRANSCRIPTS.items()
+        if not inline
+    ]
     leads = [
         ("organic_search", "c1"),
         ("organic_search", "c2"),
@@ -194,6 +245,53 @@ async def test_a_team_selection_narrows_every_team_panel(reader: asyncpg.Connect
         org.beta_hired.strftime("%Y-%m")
     }
     assert len(rows["Channel quality"]) == 3  # tenant-wide
+    assert [r["rep_id"] for r in rows[CONVERSATIONS]] == ["b1"]
+    (week,) = rows[WEEKLY]
+    assert (week["calls_analysed"], week["label_per_call"]) == (1, 0)
+
+
+def expected_conversations(rep_ids: list[str]) -> dict[str, float]:
+    """calls, talk share, longest monologue and labels per call of `rep_ids`' transcribed calls, from
+    the analysis of each transcript (rounded per call, as the rollups add it)."""
+    found = [analyse(t) for call_id, (t, _) in TRANSCRIPTS.items() if call_id.split("-")[0] in rep_ids]
+
+    def mean(metric: str) -> float:
+        return sum(round(a.metrics[metric] or 0.0, 6) for a in found) / len(found)
+
+    return {
+        "calls_analysed": len(found),
+        "rep_talk_share": mean("rep_talk_share"),
+        "longest_monologue_s": mean("longest_monologue_s"),
+        "label_per_call": sum(m.tactic == "label" for a in found for m in a.moments) / len(found),
+    }
+
+
+async def test_the_conversation_panels_read_the_transcripts_sums(
+    reader: asyncpg.Connection, org: Org
+) -> None:
+    rows = await panel_rows(reader, org, [NO_TEAM, "alpha", BETA])
+    table = rows[CONVERSATIONS]
+    # Most labels per call first; reps without analysed calls are not listed.
+    assert [r["rep_id"] for r in table] == ["a1", "a3", "a2", "b1"]
+    for r in table:
+        want = expected_conversations([r["rep_id"]])
+        assert r["calls_analysed"] == want["calls_analysed"]
+        for metric in ("rep_talk_share", "longest_monologue_s", "label_per_call"):
+            assert float(r[metric]) == pytest.approx(want[metric], abs=1e-6), (r["rep_id"], metric)
+    by_rep = {r["rep_id"]: r for r in table}
+    assert by_rep["a2"]["longest_monologue_s"] == 75  # from its start to the end of its last part
+    assert by_rep["a1"]["label_per_call"] == 1
+    # The median of the reps with at least 10 calls (a1, a2, a3): a2 talks more than twice as long.
+    median = expected_conversations(["a1"])["longest_monologue_s"]
+    assert median == pytest.approx(4.0)
+    assert all(r["median_monologue_s"] == pytest.approx(median) for r in table)
+    assert {rep for rep, r in by_rep.items() if r["coach_monologue"]} == {"a2"}  # b1: one call only
+
+    (week,) = rows[WEEKLY]  # every transcript is of a call two days ago
+    everyone = expected_conversations(["a1", "a2", "a3", "b1"])
+    assert week["calls_analysed"] == everyone["calls_analysed"] == 31
+    assert float(week["label_per_call"]) == pytest.approx(20 / 31)
+    assert float(week["rep_talk_share"]) == pytest.approx(everyone["rep_talk_share"], abs=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -204,6 +302,7 @@ async def test_a_team_selection_narrows_every_team_panel(reader: asyncpg.Connect
         "SELECT count(*) FROM api_keys",
         "SELECT count(*) FROM rep_aliases",
         "SELECT count(*) FROM consumer_offsets",
+        "SELECT count(*) FROM call_analyses",
         "SELECT aliases FROM reps",
         "UPDATE rollup_rep_daily SET events = 0",
         "DELETE FROM tenants",
