@@ -10,7 +10,9 @@ The history, walking the changes in time order (at one instant: the creation fir
 last, otherwise by change id):
 
 - a stage change enters that stage, unless the deal is open and already in it (several sources report
-  one move) or it names the stage the deal was won or lost with (a CRM's "Closed Won" beside the win);
+  one move) or it names the stage the deal was won or lost with, which closes the deal so (a CRM's
+  "Closed Won" beside the win, and the win of a deal reopened and won again, whose event a CRM names
+  once per deal);
   a stage the deal skipped is never entered; a stage entered again later is a new stay;
 - a stay completes when the deal enters another stage, is won or is lost (`left_at`, `next`);
 - a win or a loss closes the deal (`status`, `closed_at`; of several closes in a row, the first of the
@@ -202,7 +204,8 @@ def derive(
         found = owners.owner_at(at) if at is not None else None
         return found.rep_id if found is not None else None
 
-    closing = {c.value for c in ordered if c.kind in CLOSES and c.value is not None}
+    # The stages the deal was won or lost with: a stage change naming one closes it so (again).
+    closing = {c.value: c.kind for c in ordered if c.kind in CLOSES and c.value is not None}
     history = History()
     latest: dict[str, DealChange] = {}
     created_at: datetime | None = None
@@ -210,8 +213,11 @@ def derive(
         latest[c.kind] = c
         if c.kind == CREATED and created_at is None:
             created_at = c.at
-        elif c.kind == STAGE and c.value is not None and c.value not in closing:
-            history.enter(c.at, c.value, owner_at(c.at))
+        elif c.kind == STAGE and c.value is not None:
+            if c.value in closing:
+                history.close(c.at, closing[c.value])
+            else:
+                history.enter(c.at, c.value, owner_at(c.at))
         elif c.kind in CLOSES:
             history.close(c.at, c.kind)
 
