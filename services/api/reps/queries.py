@@ -13,13 +13,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, delete, func, literal_column, select, tuple_
+from sqlalchemy import Boolean, ColumnElement, Row, delete, func, literal_column, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.api.kit.reads import ReadPool
 from services.api.kit.snapshot import AS_OF_SQL
 from services.api.kit.sums import CounterSums, sums_sql
+from services.api.kit.tenure import active_sql
 from services.api.kit.windows import WindowSpec, window_args, window_sql
 from services.core.models import REP_COUNTERS, Rep, RepAlias, Tenant
 from services.core.tenancy import zone_is_known
@@ -44,20 +45,27 @@ class RepFields:
     name: str | None
     team: str | None
     hired_at: date | None
+    left_at: date | None
     timezone: str | None
     quota_monthly: Decimal | None
+    monthly_cost: Decimal | None
     active: bool
     aliases: dict[str, str]
 
+
+# Set active and not yet gone (kit.tenure): what every read means by an active rep.
+_ACTIVE: ColumnElement[bool] = literal_column(active_sql(Rep.__tablename__), Boolean)
 
 _REP_COLUMNS = (
     Rep.rep_id,
     Rep.name,
     Rep.team,
     Rep.hired_at,
+    Rep.left_at,
     Rep.timezone,
     Rep.quota_monthly,
-    Rep.active,
+    Rep.monthly_cost,
+    _ACTIVE.label("active"),
     Rep.aliases,
     Rep.updated_at,
 )
@@ -78,8 +86,10 @@ async def upsert_rep(engine: AsyncEngine, tenant: str, rep_id: str, rep: RepFiel
         "name": rep.name,
         "team": rep.team,
         "hired_at": rep.hired_at,
+        "left_at": rep.left_at,
         "timezone": timezone,
         "quota_monthly": rep.quota_monthly,
+        "monthly_cost": rep.monthly_cost,
         "active": rep.active,
         "aliases": rep.aliases,
         "updated_at": func.now(),
@@ -138,7 +148,7 @@ async def list_reps(
     if team is not None:
         stmt = stmt.where(Rep.team == team)
     if active is not None:
-        stmt = stmt.where(Rep.active == active)
+        stmt = stmt.where(_ACTIVE if active else ~_ACTIVE)
     async with engine.connect() as conn:
         return list((await conn.execute(stmt)).all())
 

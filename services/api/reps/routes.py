@@ -23,7 +23,9 @@ router = APIRouter(prefix="/v1", tags=["reps"])
     "their defaults: timezone the tenant's, active true, the others null. An alias held by another "
     "rep of the tenant answers 409 and changes nothing. The rep id must read back from the URL as "
     "written (no '/', not '.' or '..'); it, the name, team and aliases take no control characters, "
-    "and the timezone is an IANA name the database knows: 422 names the field otherwise.",
+    "and the timezone is an IANA name the database knows: 422 names the field otherwise. From its "
+    "`left_at` day (rep's timezone; not before `hired_at`) a rep reads as inactive everywhere, whatever "
+    "`active` says; `monthly_cost` is its fully loaded cost per month in the tenant's currency.",
     responses={201: {"model": RepOut, "description": "Created"}, **error_responses(400, 401, 403, 409, 422)},
 )
 async def put_rep(
@@ -43,7 +45,12 @@ async def list_reps(
     key: RepsReadKey,
     engine: EngineDep,
     team: Annotated[str | None, Query(max_length=200, description="Only reps of this team")] = None,
-    active: Annotated[bool | None, Query(description="Only active (true) or inactive (false) reps")] = None,
+    active: Annotated[
+        bool | None,
+        Query(
+            description="Only active (true) or inactive (false) reps; a rep is inactive from its left_at day"
+        ),
+    ] = None,
 ) -> RepList:
     return RepList(reps=await service.list_reps(engine, tenant=key.tenant, team=team, active=active))
 

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.config import JsonDict
 
 from services.api.kit.answers import WINDOW_EXAMPLE, AsOf, FromDay, ToDay, example
@@ -42,8 +42,10 @@ REP_EXAMPLE: JsonDict = {
     "name": "Ada Lovelace",
     "team": "east",
     "hired_at": "2026-01-05",
+    "left_at": None,
     "timezone": "America/New_York",
     "quota_monthly": 50000.0,
+    "monthly_cost": 12500.0,
     "active": True,
     "aliases": {
         "hubspot_owner_id": "31337",
@@ -103,6 +105,10 @@ class Aliases(BaseModel):
         return value
 
 
+# A sum of money in the tenant's currency, as the wire format bounds amounts.
+Amount = Annotated[Decimal, Field(ge=0, le=Decimal("1e15"), decimal_places=4, allow_inf_nan=False)]
+
+
 class RepIn(BaseModel):
     """The whole rep: fields left out take their defaults (timezone: the tenant's)."""
 
@@ -111,8 +117,10 @@ class RepIn(BaseModel):
             "name": "Ada Lovelace",
             "team": "east",
             "hired_at": "2026-01-05",
+            "left_at": None,
             "timezone": "America/New_York",
             "quota_monthly": "50000",
+            "monthly_cost": "12500",
             "active": True,
             "aliases": {"hubspot_owner_id": "31337", "email": "ada@example.com"},
         },
@@ -123,12 +131,26 @@ class RepIn(BaseModel):
     name: Label | None = None
     team: Label | None = None
     hired_at: date | None = None
+    left_at: date | None = Field(
+        None,
+        description="The rep's first day away: from that day (rep's timezone) it counts as inactive. "
+        "Not before hired_at",
+    )
     timezone: Annotated[str, Field(max_length=64)] | None = None
-    quota_monthly: (
-        Annotated[Decimal, Field(ge=0, le=Decimal("1e15"), decimal_places=4, allow_inf_nan=False)] | None
-    ) = None
+    quota_monthly: Amount | None = None
+    monthly_cost: Amount | None = Field(
+        None, description="Fully loaded monthly cost (salary, commission, overhead) in the tenant's currency"
+    )
     active: bool = True
     aliases: Aliases | None = None
+
+    @field_validator("left_at")
+    @classmethod
+    def _not_before_hire(cls, value: date | None, info: ValidationInfo) -> date | None:
+        hired_at = info.data.get("hired_at")
+        if value is not None and hired_at is not None and value < hired_at:
+            raise ValueError(f"must not be before hired_at ({hired_at.isoformat()})")
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -148,9 +170,11 @@ class RepOut(BaseModel):
     name: str | None
     team: str | None
     hired_at: date | None
+    left_at: date | None
     timezone: str
     quota_monthly: float | None
-    active: bool
+    monthly_cost: float | None
+    active: bool = Field(description="Set active and not yet gone: false from the left_at day on")
     aliases: Aliases
     updated_at: datetime
 

@@ -54,6 +54,10 @@ class Rep(Base):
     hired_at: Mapped[date | None] = mapped_column(Date)
     timezone: Mapped[str] = mapped_column(String(64), nullable=False)
     quota_monthly: Mapped[Decimal | None] = mapped_column(Money)
+    # Inactive from this rep-local day on, whatever `active` says (services/api/kit/tenure.py).
+    left_at: Mapped[date | None] = mapped_column(Date)
+    # Fully loaded, in the tenant's currency (SPEC 5.10 sales cost).
+    monthly_cost: Mapped[Decimal | None] = mapped_column(Money)
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="true")
     aliases: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
