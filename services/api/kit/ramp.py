@@ -116,11 +116,11 @@ def known_months(
 # $1 tenant, $2 now. Reps with a hire date, active or gone; their rollup sums per tenure month 0..24.
 MEASURED = f"""
 WITH rp AS MATERIALIZED (
-  SELECT r.rep_id, r.hired_at, r.quota_monthly,
+  SELECT r.rep_id, r.hired_at, r.left_at, r.quota_monthly,
          timezone({known_zone_sql("r.timezone")}, $2::timestamptz)::date AS today,
          {data_from_sql("r")} AS data_from
   FROM reps AS r
-  WHERE r.tenant = $1 AND r.hired_at IS NOT NULL AND r.active
+  WHERE r.tenant = $1 AND r.hired_at IS NOT NULL AND (r.active OR r.left_at IS NOT NULL)
 ),
 monthly AS (
   SELECT d.rep_id, {tenure_month_sql("d.day", "rp.hired_at")} AS month,
@@ -131,8 +131,8 @@ monthly AS (
   WHERE d.tenant = $1
   GROUP BY 1, 2
 )
-SELECT {SNAPSHOT_SQL} AS snapshot, rp.rep_id, rp.hired_at, rp.quota_monthly, rp.today, rp.data_from,
-       m.month, {", ".join(f"m.{c}" for c in METRIC_COLUMNS)}
+SELECT {SNAPSHOT_SQL} AS snapshot, rp.rep_id, rp.hired_at, rp.left_at, rp.quota_monthly, rp.today,
+       rp.data_from, m.month, {", ".join(f"m.{c}" for c in METRIC_COLUMNS)}
 FROM (SELECT 1) AS one
 LEFT JOIN (rp LEFT JOIN monthly AS m ON m.rep_id = rp.rep_id) ON true
 ORDER BY rp.rep_id, m.month
@@ -156,7 +156,7 @@ async def _read(pool: ReadPool, tenant: str, now: datetime, metric: str) -> tupl
         known_months(
             hired_at=rep["hired_at"],
             data_from=rep["data_from"],
-            until=rep["today"],
+            until=min(rep["today"], rep["left_at"] or rep["today"]),
             sums=sums,
             quota_monthly=rep["quota_monthly"],
             metric=metric,

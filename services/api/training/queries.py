@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.kit.snapshot import AS_OF_SQL
 from services.api.kit.sums import METRIC_COLUMNS, sums_sql
-from services.api.kit.tenure import data_from_sql, tenure_month_sql
+from services.api.kit.tenure import active_sql, data_from_sql, tenure_month_sql
 from services.api.kit.windows import WindowSpec, window_args, window_sql
 from services.core.tenancy import known_zone_sql
 
@@ -60,7 +60,7 @@ w AS MATERIALIZED ({window_sql("(SELECT timezone FROM tenants WHERE slug = $1)")
 considered AS (
   SELECT r.rep_id, r.hired_at, r.quota_monthly, r.timezone, {data_from_sql("r")} AS data_from
   FROM reps AS r
-  WHERE r.tenant = $1 AND r.active
+  WHERE r.tenant = $1 AND {active_sql("r", "$2::timestamptz")}
     AND (NOT $6::bool OR r.hired_at BETWEEN (SELECT start FROM w) AND (SELECT "end" FROM w))
 )"""
 

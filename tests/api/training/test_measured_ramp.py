@@ -4,7 +4,7 @@ tenant's rollups read through the kit's cached function."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -119,12 +119,12 @@ async def _rep(engine: AsyncEngine, tenant: str, rep_id: str, hired: date, **fie
 async def _months(
     engine: AsyncEngine, tenant: str, rep_id: str, hired: date, values: dict[int, float]
 ) -> None:
-    """Each month's revenue won on the day after the month's first day."""
+    """Each month's revenue won on the second day of the tenure month."""
     rows = [
         {
             "tenant": tenant,
             "rep_id": rep_id,
-            "day": add_months(hired, k).replace(day=2),
+            "day": add_months(hired, k) + timedelta(days=1),
             "revenue_won": Decimal(v),
         }
         for k, v in values.items()
@@ -182,3 +182,12 @@ async def test_the_tenants_ramp_from_its_rollups(
     assert ramp.months == 4
     assert await measured_ramp_months(reads, t.slug, now=NOW) == 4
     assert (await measured_ramp(reads, t.slug, now=NOW, metric="deals_won")).ramp_months == 3
+
+    # A strong rep who left on 1 September 2024 counts for its months 0-7, and for none after.
+    await _rep(engine, t.slug, "gone", D(2024, 1, 1), active=False, left_at=D(2024, 9, 1))
+    await _months(engine, t.slug, "gone", D(2024, 1, 1), dict.fromkeys(range(8), 9000.0))
+    ramp = await measured_ramp(reads, t.slug, now=NOW)
+    assert ramp.curve[:5] == (1500.0, 1000.0, 2000.0, 4000.0, 5000.0)  # month 0: 0, 0, 3000, 9000
+    assert (ramp.reps[7], ramp.reps[8]) == (3, 3)  # a, b and gone; then a, b and the veteran
+    assert ramp.steady_state == 5500.0
+    assert ramp.months == 4

@@ -18,9 +18,11 @@ from tests.api.factories import RollupFactory, bearer
 from tests.factories import TenantCtx, TenantFactory
 
 
-async def _hire(engine: AsyncEngine, t: TenantCtx, rep_id: str, hired: date) -> None:
+async def _hire(engine: AsyncEngine, t: TenantCtx, rep_id: str, hired: date, **fields: Any) -> None:
     async with engine.begin() as conn:
-        await conn.execute(insert(Rep).values(tenant=t.slug, rep_id=rep_id, timezone="UTC", hired_at=hired))
+        await conn.execute(
+            insert(Rep).values(tenant=t.slug, rep_id=rep_id, timezone="UTC", hired_at=hired, **fields)
+        )
 
 
 async def _first_event(engine: AsyncEngine, t: TenantCtx, at: datetime) -> None:
@@ -104,13 +106,16 @@ async def test_a_veteran_cohort_hired_before_the_first_event_has_those_months_un
     await rollups.day(t.slug, "v1", date(2025, 6, 5), deals_won=1, revenue_won=3000)  # month 17
     await rollups.day(t.slug, "v2", date(2025, 5, 20), dials=1)  # month 16: unknown (began 15 May)
     await rollups.day(t.slug, "v2", date(2025, 6, 20), deals_won=1, revenue_won=500)  # month 17
+    # Gone since August 2025: no longer part of its cohort's ramp.
+    await _hire(engine, t, "left", date(2024, 1, 20), left_at=date(2025, 8, 1))
+    await rollups.day(t.slug, "left", date(2025, 6, 25), deals_won=1, revenue_won=99999)
     # Hired after the tenant's data began: its quiet first months are real zeros.
     await _hire(engine, t, "n1", date(2025, 4, 1))
     await rollups.day(t.slug, "n1", date(2025, 6, 3), deals_won=1, revenue_won=700)  # month 2
 
     body = await _ramp(client, t, months=20)
     veterans, newer = body["cohorts"]
-    assert veterans["cohort"] == "2024-01"
+    assert (veterans["cohort"], veterans["reps"]) == ("2024-01", 2)
     assert veterans["data_from_month"] == 15
     assert veterans["months"] == [
         *(_month(k, 0, None) for k in range(15)),
