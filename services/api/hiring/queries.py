@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.kit.snapshot import AS_OF_SQL
 from services.api.kit.sums import METRIC_COLUMNS, CounterSums, sums_sql
+from services.api.kit.tenure import active_sql
 from services.api.kit.windows import WindowSpec, window_args, window_sql
 from services.core.models import Rep, Scorecard
 
@@ -69,7 +70,8 @@ SELECT s.rep_id, s.traits, r.quota_monthly, w.start, w."end", {AS_OF_SQL} AS as_
        {sums_sql(METRIC_COLUMNS)}
 FROM tenants AS t
 CROSS JOIN LATERAL ({window_sql("t.timezone")}) AS w
-LEFT JOIN (scorecards AS s JOIN reps AS r ON r.tenant = s.tenant AND r.rep_id = s.rep_id AND r.active)
+LEFT JOIN (scorecards AS s JOIN reps AS r
+           ON r.tenant = s.tenant AND r.rep_id = s.rep_id AND {active_sql("r", "$2::timestamptz")})
   ON s.tenant = t.slug
 LEFT JOIN rollup_rep_daily AS d
   ON d.tenant = s.tenant AND d.rep_id = s.rep_id AND d.day BETWEEN w.start AND w."end"
