@@ -16,6 +16,7 @@ import orjson
 from services.api.kit.conversations import ROLLUP_COLUMNS, conversation_sums_sql
 from services.api.kit.reads import ReadPool
 from services.api.kit.snapshot import AS_OF_SQL
+from services.api.kit.tenure import active_sql
 from services.api.kit.windows import WindowSpec, window_args, window_sql
 from services.core.models.conversations import CALL_METRICS
 
@@ -57,7 +58,8 @@ SELECT w.start, w."end", {AS_OF_SQL} AS as_of,
        {", ".join(f"coalesce(s.{c}, 0) AS {c}" for c in ROLLUP_COLUMNS)}
 FROM w
 LEFT JOIN (reps AS r LEFT JOIN sums AS s ON s.rep_id = r.rep_id)
-  ON r.tenant = $1 AND ($6::text IS NULL OR r.team = $6) AND (r.active OR s.calls_analysed > 0)
+  ON r.tenant = $1 AND ($6::text IS NULL OR r.team = $6)
+     AND ({active_sql("r", "$2::timestamptz")} OR s.calls_analysed > 0)
 ORDER BY r.rep_id
 """
 
