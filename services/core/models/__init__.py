@@ -5,6 +5,7 @@ One module per concern; every table is importable from here, and Alembic reads `
 
 from services.core.models.archive import ConsumerOffset, CrmUpdateArchive, Event, FailedEvent
 from services.core.models.base import NAMING_CONVENTION, Base, Money, MoneySum
+from services.core.models.coaching import CoachingSnapshot, CoachingSnapshotWeek
 from services.core.models.conversations import (
     CONVERSATION_COUNTERS,
     CallAnalysis,
@@ -49,6 +50,8 @@ __all__ = [
     "CertificationAttempt",
     "ChannelDaily",
     "ChannelSpend",
+    "CoachingSnapshot",
+    "CoachingSnapshotWeek",
     "ConsumerOffset",
     "ContactActivity",
     "ContactErasure",
