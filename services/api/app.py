@@ -15,7 +15,9 @@ from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.api.auth import authenticate
+from services.api.coaching.history_routes import router as coaching_history
 from services.api.coaching.routes import router as coaching
+from services.api.coaching.snapshots import Snapshotter
 from services.api.contacts.routes import router as contacts
 from services.api.conversations.routes import router as conversations
 from services.api.demand.routes import router as demand
@@ -133,10 +135,13 @@ def create_app(settings: Settings) -> FastAPI:
         pool = await ReadPool.open(settings)
         app.state.reads = Reads(pool, AnswerCache())
         gauges = pipeline_gauges.start(app.state.reads, settings.pipeline_metrics_tenant_list())
+        # The weekly coaching snapshots (services/api/coaching/snapshots.py).
+        snapshotter = await Snapshotter.start(settings)
         log.info("api started")
         try:
             yield
         finally:
+            await snapshotter.stop()
             if gauges is not None:
                 gauges.cancel()
                 await asyncio.gather(gauges, return_exceptions=True)
@@ -167,6 +172,7 @@ def create_app(settings: Settings) -> FastAPI:
     # The consumer domains, in the order the OpenAPI document lists them.
     app.include_router(reps)
     app.include_router(coaching)
+    app.include_router(coaching_history)
     app.include_router(conversations)
     app.include_router(hiring)
     app.include_router(training)
