@@ -64,6 +64,7 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("GET", "/v1/reps/{rep_id}/metrics"): case("metrics:read", True),
     ("GET", "/v1/teams/{team}/metrics"): case("metrics:read", True),
     ("GET", "/v1/coaching/reps/{rep_id}"): case("coaching:read", True),
+    ("GET", "/v1/coaching/reps/{rep_id}/history"): case("coaching:read", True, params={"weeks": "2"}),
     ("GET", "/v1/coaching/team"): case("coaching:read", False),
     ("GET", "/v1/conversations/calls/{event_id}"): case("conversations:read", True),
     ("GET", "/v1/conversations/reps/{rep_id}"): case("conversations:read", True),
