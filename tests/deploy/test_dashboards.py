@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from typing import Any
 
 import pytest
@@ -100,6 +101,30 @@ def test_each_dashboard_uses_one_kind_of_datasource() -> None:
     sales = {p["datasource"]["uid"] for p in grafana.panels(boards["sales-feedback.json"])}
     assert pipeline == {"prometheus"}
     assert sales == {"salesloop-postgres"}
+
+
+def granted_tables() -> set[str]:
+    """The tables the migrations let the Grafana role select, by reading their GRANT statements."""
+    spec = importlib.util.spec_from_file_location("grafana_reader", MIGRATION)
+    assert spec is not None
+    assert spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    tables = {*migration.TABLES, "reps"}
+    grant = re.compile(rf"GRANT SELECT ON (\w+) TO {migration.ROLE}")
+    for path in sorted(MIGRATION.parent.glob("*.py")):
+        tables.update(grant.findall(path.read_text()))
+    return tables
+
+
+def test_every_sales_feedback_query_reads_only_tables_the_role_may_select() -> None:
+    read = set()
+    for target in grafana.targets(grafana.dashboards()["sales-feedback.json"]):
+        read.update(re.findall(r"\b(?:FROM|JOIN)\s+([a-z_]+)\b(?![.(])", target.query))
+    ctes = {"per_rep", "rates", "ranked", "medians", "cohort_reps", "sizes", "tenure"}
+    assert "conversation_rollups" in read
+    assert read - ctes <= granted_tables(), read - ctes - granted_tables()
+    assert "call_analyses" not in granted_tables()  # transcripts' moments are text: never Grafana's
 
 
 def test_postgres_datasource_logs_in_as_the_migrated_read_only_role(
