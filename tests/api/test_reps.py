@@ -1,9 +1,11 @@
-"""PUT/GET reps: create, replace, defaults, validation, alias ownership."""
+"""PUT/GET reps: create, replace, defaults, validation, alias ownership, leaving and cost."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -145,6 +147,12 @@ async def test_alias_held_by_another_rep_is_409_and_changes_nothing(
         ({"aliases": {"phone": ""}}, "aliases.phone"),
         ({"hired_at": "last spring"}, "hired_at"),
         ({"active": "maybe"}, "active"),
+        ({"left_at": "soon"}, "left_at"),
+        ({"hired_at": "2026-03-01", "left_at": "2026-02-28"}, "left_at"),
+        ({"monthly_cost": -0.01}, "monthly_cost"),
+        ({"monthly_cost": "a lot"}, "monthly_cost"),
+        ({"monthly_cost": "1e16"}, "monthly_cost"),
+        ({"monthly_cost": "NaN"}, "monthly_cost"),
         ({"name": "x" * 201}, "name"),
         ({"nickname": "Ada"}, "nickname"),
     ],
@@ -193,3 +201,81 @@ async def test_concurrent_claims_of_one_alias_leave_a_single_owner(
         assert sorted(r.status_code for r in answers) == [201, 409, 409]
     owners = [row for row in await rollups.alias_rows(t.slug) if row[0] == "email"]
     assert len(owners) == 5
+
+
+def _today(zone: str) -> date:
+    return datetime.now(ZoneInfo(zone)).date()
+
+
+async def test_left_at_and_monthly_cost_round_trip(client: httpx.AsyncClient, tenants: TenantFactory) -> None:
+    t = await tenants.create()
+    later = (_today("UTC") + timedelta(days=30)).isoformat()
+    body = {"hired_at": "2025-02-01", "left_at": later, "monthly_cost": "12500.2575"}
+    r = await put(client, t, "r1", body)
+    assert r.status_code == 201, r.text
+    rep = r.json()
+    assert (rep["hired_at"], rep["left_at"], rep["monthly_cost"], rep["active"]) == (
+        "2025-02-01",
+        later,
+        12500.2575,
+        True,  # leaving next month: active until then
+    )
+    assert (await client.get("/v1/reps/r1", headers=bearer(t.api_key))).json() == rep
+    listed = (await client.get("/v1/reps", headers=bearer(t.api_key))).json()["reps"]
+    assert [(x["left_at"], x["monthly_cost"]) for x in listed] == [(later, 12500.2575)]
+    # Left out, both are null again (PUT replaces the whole rep); a rep may leave on its first day.
+    r = await put(client, t, "r1", {"hired_at": "2025-02-01"})
+    assert (r.json()["left_at"], r.json()["monthly_cost"]) == (None, None)
+    r = await put(client, t, "r1", {"hired_at": "2025-02-01", "left_at": "2025-02-01", "monthly_cost": 0})
+    assert r.status_code == 200, r.text
+    assert (r.json()["left_at"], r.json()["monthly_cost"], r.json()["active"]) == ("2025-02-01", 0.0, False)
+
+
+async def test_a_rep_is_inactive_from_its_leaving_day_in_its_own_timezone(
+    client: httpx.AsyncClient, tenants: TenantFactory
+) -> None:
+    t = await tenants.create()
+    # The same leaving day is today at UTC+14 and still ahead at UTC-11.
+    leaving = _today("Pacific/Kiritimati")
+    assert leaving > _today("Pacific/Pago_Pago")
+    for rep_id, zone in (("east", "Pacific/Kiritimati"), ("west", "Pacific/Pago_Pago")):
+        body = {"timezone": zone, "left_at": leaving.isoformat()}
+        assert (await put(client, t, rep_id, body)).status_code == 201
+    yesterday = (_today("UTC") - timedelta(days=1)).isoformat()
+    assert (await put(client, t, "gone", {"left_at": yesterday})).status_code == 201
+    assert (await put(client, t, "off", {"active": False})).status_code == 201
+
+    async def listed(**params: str) -> dict[str, bool]:
+        r = await client.get("/v1/reps", params=params, headers=bearer(t.api_key))
+        assert r.status_code == 200, r.text
+        return {x["rep_id"]: x["active"] for x in r.json()["reps"]}
+
+    assert await listed() == {"east": False, "gone": False, "off": False, "west": True}
+    assert await listed(active="true") == {"west": True}
+    assert list(await listed(active="false")) == ["east", "gone", "off"]
+
+
+async def test_a_rep_who_left_is_nobodys_peer_and_off_the_team_view(
+    client: httpx.AsyncClient, tenants: TenantFactory, rollups: RollupFactory
+) -> None:
+    t = await tenants.create()
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    dials = {"a": 10, "b": 20, "c": 30, "d": 40, "e": 50, "f": 60, "left": 500}
+    for rep_id, n in dials.items():
+        await rollups.rep(t.slug, rep_id, team="east")
+        await rollups.day(t.slug, rep_id, yesterday, dials=n)
+    # It left today: its dials of yesterday are history, not a peer's.
+    assert (await put(client, t, "left", {"team": "east", "left_at": str(_today("UTC"))})).status_code == 200
+
+    team = await client.get("/v1/coaching/team", headers=bearer(t.api_key))
+    assert team.status_code == 200, team.text
+    assert [r["rep_id"] for r in team.json()["reps"]] == ["a", "b", "c", "d", "e", "f"]
+    r = await client.get("/v1/coaching/reps/a", headers=bearer(t.api_key))
+    assert r.status_code == 200, r.text
+    standing = r.json()["metrics"]["dials"]
+    # peers b-f: 20, 30, 40, 50, 60 (with the rep who left, 500 would be one of six)
+    assert (standing["peers"], standing["peer_median"]) == (5, 40.0)
+    # The rep who left is still coached against the active reps.
+    own = await client.get("/v1/coaching/reps/left", headers=bearer(t.api_key))
+    assert own.status_code == 200, own.text
+    assert own.json()["metrics"]["dials"]["peers"] == 6
