@@ -24,7 +24,8 @@ from devstack.demo.transcripts import Segment
 from services.aggregator.conversation import TACTICS, CallAnalysis, analyse
 from services.api.coaching.service import CoachingRep, RepCoaching, coach_scope, observations
 from services.api.hiring.service import TraitCorrelation, trait_correlations
-from services.api.training.service import RampCohort, RampRep, month_index, ramp
+from services.api.kit.tenure import month_index
+from services.api.training.service import RampCohort, RampRep, ramp
 
 
 @dataclass(frozen=True)

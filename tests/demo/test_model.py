@@ -11,7 +11,8 @@ import pytest
 from devstack.demo import model, simulate
 from devstack.demo.model import Organisation
 from services.api.coaching.service import CONVERSATION_METRICS, RepCoaching
-from services.api.training.service import Attempt, certified_reps, month_index
+from services.api.kit.tenure import month_index
+from services.api.training.service import Attempt, certified_reps
 from services.core.events import BuyerEvent
 from tests.demo import reference
 from tests.demo.conftest import END, SMALL, SmallOrg
