@@ -341,7 +341,8 @@ def demo(
     """Load a synthetic sales organisation with known structure through the real endpoints.
 
     Calls arrive as Twilio and Aircall webhooks, emails as SendGrid events, deal progress as HubSpot
-    notifications (each signed as the vendor signs), the rest as canonical events. With database
+    notifications, recorded meetings as Fathom webhooks (each signed as the vendor signs), the rest,
+    the phone calls' transcripts too, as canonical events. With database
     access (SALESLOOP_DATABASE_URL) the vendor secrets are set on the tenant first; without, every
     event goes to /v1/events.
     """
