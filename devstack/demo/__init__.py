@@ -2,7 +2,8 @@
 sent through the real endpoints, so the feedback API has something true and checkable to say.
 
 `options` says what to generate and where to send it, `model` plans the organisation, `simulate`
-turns it into events, `vendors` writes them in the vendors' own formats, `credentials` sets the
+turns it into events, `recordings` adds the transcripts of its calls (written by `transcripts` from
+the lines of `dialogue`), `vendors` writes them in the vendors' own formats, `credentials` sets the
 vendor secrets, `send` delivers everything, `report` prints what the API found, and `commands` is
 what the `salesloop demo` and `salesloop report` commands do.
 """
