@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from devstack.demo.send import error_message
+from services.api.coaching.service import HIGHER_IS_WORSE, TWO_SIDED
 
 RAMP_MONTHS = 6
 RECENT_COHORT_DAYS = 365
@@ -145,7 +146,7 @@ def coaching_table(
         if not rep.get("focus"):
             continue
         standing = details.get(rep["rep_id"], {}).get("metrics", {})
-        worst = min((_z(standing.get(m)) for m in rep["focus"]), default=0.0)
+        worst = min((_gap_z(m, standing.get(m)) for m in rep["focus"]), default=0.0)
         lines = [_standing_line(m, standing.get(m)) for m in rep["focus"]]
         rows.append((worst, rep, lines))
     for _, rep, lines in sorted(rows, key=lambda row: (row[0], row[1]["rep_id"])):
@@ -158,7 +159,8 @@ def coaching_table(
         )
     table.caption = (
         f"{len(rows)} of {len(reps)} reps have a focus: metrics at least 1 robust standard deviation "
-        "below their peers, most urgent first"
+        "worse than their peers' (talk shares: away from them either way; a monologue: above), most "
+        "urgent first"
     )
     return table
 
@@ -307,16 +309,25 @@ def _standing_line(metric: str, standing: Mapping[str, Any] | None) -> str:
 def _metric_value(metric: str, value: float | None) -> str:
     if value is None:
         return "-"
-    if metric.endswith("_rate") or metric == "talk_ratio":
+    if metric.endswith("_rate") or metric in ("talk_ratio", "rep_talk_share"):
         return _pct(value)
     if metric == "avg_deal_size":
         return _money(value)
+    if metric == "longest_monologue_s":
+        return f"{value:,.0f} s"
+    if metric.endswith("_per_call"):
+        return f"{value:.1f}"
     return f"{value:,.0f}"
 
 
-def _z(standing: Mapping[str, Any] | None) -> float:
+def _gap_z(metric: str, standing: Mapping[str, Any] | None) -> float:
+    """The metric's z turned so that a gap is negative, as coaching ranks focus (SPEC 5.2, 5.7)."""
     z = (standing or {}).get("z")
-    return float(z) if isinstance(z, int | float) else 0.0
+    if not isinstance(z, int | float):
+        return 0.0
+    if metric in TWO_SIDED:
+        return -abs(float(z))
+    return -float(z) if metric in HIGHER_IS_WORSE else float(z)
 
 
 def _num(value: float | None, digits: int) -> str:
