@@ -203,10 +203,12 @@ def _notification(
         return [], [update(*history)]
     if kind == "deal" and prop == "dealstage" and value is not None:
         base["stage"] = value
+        # A close is one event per deal (module docstring); as a stage update, each close is in the
+        # deal's history, so a deal reopened and closed again is closed again (SPEC 5.8).
         if value in options.won_stages:
-            return [once(EventType.DEAL_WON)], []
+            return [once(EventType.DEAL_WON)], [update("stage", value)]
         if value in options.lost_stages:
-            return [once(EventType.DEAL_LOST)], []
+            return [once(EventType.DEAL_LOST)], [update("stage", value)]
         return [make_event(ctx, index=i, names=_NAMES, type=EventType.DEAL_STAGE_CHANGED, **base)], []
     return [], []
 
