@@ -116,7 +116,7 @@ def render(data: ReportData, tenant: str | None) -> list[RenderableType]:
         _section(data.hiring, hiring_table),
         _section(data.ramp, ramp_table),
         _section(data.channels, channels_table),
-        _section(data.conversations, lambda body: conversations_table(body, data.rep_names)),
+        _section(data.conversations, conversations_table),
     ]
 
 
@@ -230,40 +230,37 @@ def channels_table(body: Mapping[str, Any]) -> RenderableType:
 
 CONVERSATION_COLUMNS = (
     ("rep_talk_share", "talk share"),
-    ("longest_monologue_s", "longest monologue"),
+    ("longest_monologue_s", "monologue"),
     ("questions_per_call", "questions"),
     ("label_per_call", "labels"),
-    ("calibrated_question_per_call", "calibrated questions"),
+    ("calibrated_question_per_call", "calibrated"),
 )
 
 
-def conversations_table(body: Mapping[str, Any], names: Mapping[str, str]) -> RenderableType:
+def conversations_table(body: Mapping[str, Any]) -> RenderableType:
     """Every rep with analysed calls, most labels per call first, then the team's medians; the
     highest value of each column is bold."""
-    table = figures_table(
-        SECTIONS[4], ("rep", "name", "calls", *(title for _, title in CONVERSATION_COLUMNS))
-    )
+    table = figures_table(SECTIONS[4], ("rep", "calls", *(title for _, title in CONVERSATION_COLUMNS)))
     reps = [r for r in body.get("reps", []) if r.get("calls_analysed")]
     reps.sort(key=lambda r: (-(r["metrics"].get("label_per_call") or 0.0), r["rep_id"]))
     columns = {m: [r["metrics"].get(m) for r in reps] for m, _ in CONVERSATION_COLUMNS}
     top = {m: max((v for v in values if v is not None), default=None) for m, values in columns.items()}
     for rep in reps:
+        values = [rep["metrics"].get(m) for m, _ in CONVERSATION_COLUMNS]
         cells = [
-            Text(
-                _talk_value(m, rep["metrics"].get(m)), style="bold" if rep["metrics"].get(m) == top[m] else ""
-            )
-            for m, _ in CONVERSATION_COLUMNS
+            Text(_talk_value(m, v), style="bold" if v == top[m] else "")
+            for (m, _), v in zip(CONVERSATION_COLUMNS, values, strict=True)
         ]
-        table.add_row(rep["rep_id"], names.get(rep["rep_id"], ""), f"{rep['calls_analysed']:,}", *cells)
+        table.add_row(rep["rep_id"], f"{rep['calls_analysed']:,}", *cells)
     if reps:
         table.add_section()
         medians = [_talk_value(m, _median(columns[m])) for m, _ in CONVERSATION_COLUMNS]
         calls = _median([float(r["calls_analysed"]) for r in reps])
-        table.add_row("median", "", f"{calls:,.0f}" if calls is not None else "-", *medians)
+        table.add_row("median", f"{calls:,.0f}" if calls is not None else "-", *medians)
     table.caption = (
-        f"{len(reps)} reps with analysed calls; means per call: the rep's share of the talking, the "
-        "longest stretch the rep talked without the buyer taking a turn, the rep's questions, Voss "
-        'labels ("it sounds like...") and calibrated questions (how / what); most labels first'
+        f"{len(reps)} reps with analysed calls, most labels first. Means per call: the rep's share of "
+        "the talking, the longest stretch the rep talked without the buyer taking a turn, the rep's "
+        'questions, Voss labels ("it sounds like...") and calibrated questions (how / what)'
     )
     return table
 

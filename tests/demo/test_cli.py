@@ -68,7 +68,7 @@ async def test_report_shows_every_section_and_the_planted_findings(
     plant = loaded.org.plant
     assert next(iter(rows)) == plant.labeller  # the most labels per call come first
     assert rows[plant.monologuer]["labels"] == "0.0"
-    monologues = {rep: float(row["longest monologue"].removesuffix(" s")) for rep, row in rows.items()}
+    monologues = {rep: float(row["monologue"].removesuffix(" s")) for rep, row in rows.items()}
     assert max(monologues, key=lambda rep: monologues[rep]) == plant.monologuer
     shares = {rep: float(row["talk share"].removesuffix("%")) for rep, row in rows.items()}
     assert max(shares, key=lambda rep: shares[rep]) == plant.monologuer
