@@ -134,14 +134,14 @@ def history(deal: Deal) -> History:
         current = h.stays[-1] if h.stays else None
         if f.kind == STAGE:
             assert f.value is not None, f
-            assert h.status == "open", f  # stories never reopen a deal
-            if current is not None and current.stage == f.value:
+            if h.status == "open" and current is not None and current.stage == f.value:
                 continue
-            if current is not None:
+            if h.status == "open" and current is not None:
                 current.left, current.next = f.at, f.value
             h.stays.append(Stay(f.value, f.at, h.owner_at(f.at)))
+            h.status, h.closed_at = "open", None  # a closed deal put in a stage is open again
         elif f.kind in (WON, LOST):
-            assert h.status == "open", f  # nor close one twice
+            assert h.status == "open", f  # stories close a deal once, or again after reopening it
             if current is not None:
                 current.left, current.next = f.at, f.kind
             h.status, h.closed_at = f.kind, f.at

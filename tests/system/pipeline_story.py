@@ -155,11 +155,29 @@ def _deal(rnd: random.Random, deal_id: str, source: str, t0: datetime, end: date
             add(at, kind, str(rnd.randrange(10, 500) * 100) if kind == AMOUNT else rnd.choice(CATEGORIES))
     at += timedelta(seconds=rnd.randrange(6 * 3600, 10 * 86400))
     outcome = rnd.random()
-    if at <= end and outcome < 0.6:
-        add(at, WON if outcome < 0.35 else LOST)
-        if source == "salesforce":  # Salesforce moves a closed opportunity's category itself
-            add(at, CATEGORY, "closed" if outcome < 0.35 else "omitted")
+    if at > end or outcome >= 0.6:
+        return d
+    kind = WON if outcome < 0.35 else LOST
+    _close(d, at, kind)
+    # Now and then a closed deal is reopened, and closed again (decided apart from the organisation's
+    # random stream, which the other deals' stories come from).
+    again = random.Random(deal_id)
+    if again.random() < 0.3:
+        at += timedelta(seconds=again.randrange(6 * 3600, 5 * 86400))
+        if at <= end:
+            add(at, STAGE, stages[max(i, 0)])
+            if source == "salesforce":
+                add(at, CATEGORY, "pipeline")
+            at += timedelta(seconds=again.randrange(6 * 3600, 5 * 86400))
+            if at <= end:
+                _close(d, at, kind if again.random() < 0.7 else LOST)
     return d
+
+
+def _close(d: Deal, at: datetime, kind: str) -> None:
+    d.facts.append(Fact(at, kind))
+    if d.source == "salesforce":  # Salesforce moves a closed opportunity's category itself
+        d.facts.append(Fact(at, CATEGORY, "closed" if kind == WON else "omitted"))
 
 
 # --- a customer's own system: canonical events --------------------------------------------------
@@ -285,7 +303,11 @@ def salesforce(story: Story) -> list[bytes]:
         state: dict[str, str | None] = {}
         created = min(f.at for f in d.facts)
         for n, (at, facts) in enumerate(_moments(d.facts)):
-            state |= {f.kind: f.value for f in facts}
+            for f in facts:
+                if f.kind == STAGE:  # a closed opportunity moved to a stage is open again
+                    state.pop(WON, None)
+                    state.pop(LOST, None)
+                state[f.kind] = f.value
             closed = WON in state or LOST in state
             stage = "Closed Won" if WON in state else "Closed Lost" if LOST in state else state[STAGE]
             fields = {
