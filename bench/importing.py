@@ -5,13 +5,15 @@ proportions a CRM holds them) is written to files, then imported by the real com
 tenant on its own topic, folded by a real aggregator. Rows/s counts from the command's start to the
 moment the tenant's watermark holds every event: reading, mapping, checking, producing and folding.
 Meanwhile a client sends single Bearer events to a live ingest process on the same topic at a steady
-rate, as webhooks would arrive: their p99 shows what an import costs live traffic.
+rate, as webhooks would arrive: their p99 shows what an import costs live traffic. The CPU seconds of
+the command, the aggregator, Postgres and the broker over the import say where the time went.
 """
 
 from __future__ import annotations
 
 import csv
 import random
+import resource
 import subprocess
 import sys
 import threading
@@ -152,6 +154,8 @@ def run(
         live.start()
         time.sleep(2.0)  # live traffic's own steady state before the import starts
         before = len(live.latencies_ms)
+        cpu = st.CpuMeter(stack, aggregator.pid)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         began = time.perf_counter()
         command = [
             sys.executable,
@@ -165,6 +169,7 @@ def run(
         ]
         done = subprocess.run(command, env={**stack.env, **env}, capture_output=True, text=True, timeout=3600)
         sent = time.perf_counter()
+        ran = resource.getrusage(resource.RUSAGE_CHILDREN)
         if done.returncode != 0:
             raise RuntimeError(f"salesloop import failed: {done.stderr[-2000:]}")
         while st.folded(stack.dsn, TENANT) < events:
@@ -172,6 +177,7 @@ def run(
                 raise TimeoutError(f"{st.folded(stack.dsn, TENANT)} of {events} imported events folded")
             time.sleep(0.05)
         folded_at = time.perf_counter()
+        used = cpu.stop()
         during = live.latencies_ms[before:]
     finally:
         live.stop()
@@ -192,10 +198,18 @@ def run(
         "live_p50_ms": _percentile(during, 0.50),
         "live_p99_ms": _percentile(during, 0.99),
         "peak_rss_mb": {"ingest": ingest_rss, "aggregator": aggregator_rss},
+        # CPU seconds from the command's start until everything was folded (the command: until it exited).
+        "cpu_s": {
+            "command": round(ran.ru_utime + ran.ru_stime - children.ru_utime - children.ru_stime, 1),
+            "aggregator": used["service"],
+            "postgres": used["postgres"],
+            "broker": used["broker"],
+        },
     }
     log(
         f"import: {rows:,} rows in {result['seconds']} s: {result['rows_per_s']:,} rows/s CSV to folded "
         f"(the command alone {result['command_rows_per_s']:,} rows/s); live ingest p99 "
-        f"{result['live_p99_ms']} ms over {len(during)} requests; exactly once {result['exactly_once']}"
+        f"{result['live_p99_ms']} ms over {len(during)} requests; exactly once {result['exactly_once']}; "
+        f"CPU s {result['cpu_s']}"
     )
     return result
