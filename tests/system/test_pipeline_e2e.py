@@ -409,6 +409,12 @@ def assert_varied(want: Expected) -> None:
     assert any(len({s.rep for s in h.stays}) > 1 for h in want.hs)  # a deal that changed hands
     assert any(not h.owners for h in want.hs)  # a deal of nobody's
     assert any(not h.stays and h.status == "open" for h in want.hs)  # an open deal in no stage yet
+    assert reclosed(want.hs)
+
+
+def reclosed(hs: list[ref.History]) -> bool:
+    """Whether a deal was closed, reopened and closed again."""
+    return any(sum(s.next in ("won", "lost") for s in h.stays) > 1 for h in hs)
 
 
 async def test_every_source_delivered_twice_through_a_killed_aggregator(
@@ -447,6 +453,7 @@ async def test_hubspot_notifications_in_any_order_give_the_same_pipeline(
     now = datetime.now(UTC)
     t0 = last_month(now)
     story = organisation(19, t0, now, {"hubspot": 16})
+    assert reclosed([ref.history(d) for d in story.deals])
     orgs = [await organisation_tenant(stream, tenants, engine, story, t0) for _ in range(3)]
     orders = [posts(story, random.Random(100 + i)) for i in range(len(orgs))]
     assert len({orjson.dumps([p.body for p in o]) for o in orders}) == len(orders)
