@@ -11,10 +11,11 @@ a contact's qualification as MQL or SQL, is named by the record and the fact
 (`hubspot:deal:{objectId}:deal.won`, services.core.crm_values.hubspot_fact_id), as `salesloop import`
 names it from an export, so the fact counts once whether it was imported, notified, or both, in either
 order, and however many notifications report it (a deal won, reopened and won again is one win, at the
-first). Stage changes and property changes are named by notification: HubSpot says `eventId` alone is
-not guaranteed unique, so the id combines it with the portal, subscription and object, all stable
-across retries (only `attemptNumber` changes, and it is left out). Every event keeps its notification
-in `attributes.hubspot_notification_id`.
+first); each win or loss is also the deal's stage update, so the deal's history (SPEC 5.8) closes a deal
+reopened and closed again. Stage changes and property changes are named by notification: HubSpot says
+`eventId` alone is not guaranteed unique, so the id combines it with the portal, subscription and
+object, all stable across retries (only `attemptNumber` changes, and it is left out). Every event keeps
+its notification in `attributes.hubspot_notification_id`.
 """
 
 from __future__ import annotations
@@ -203,8 +204,6 @@ def _notification(
         return [], [update(*history)]
     if kind == "deal" and prop == "dealstage" and value is not None:
         base["stage"] = value
-        # A close is one event per deal (module docstring); as a stage update, each close is in the
-        # deal's history, so a deal reopened and closed again is closed again (SPEC 5.8).
         if value in options.won_stages:
             return [once(EventType.DEAL_WON)], [update("stage", value)]
         if value in options.lost_stages:
