@@ -4,16 +4,22 @@ once, and served from the snapshot-keyed cache (services/api/kit/reads.py) while
 One group, every active rep of the tenant over one window, serves the team view and the view of
 every active rep whose timezone gives the same days: 200 reps' coaching is one read. Ramping reps
 (SPEC 5.9) need their tenure peers' sums over other windows: one more statement for every tenure
-month the answer needs (queries.tenure_sums), cached like the group. The default ramp length is
-the tenant's measured one (kit.ramp), cached per snapshot as well.
+month the answer needs (queries.tenure_sums), cached like the group.
+
+The default ramp length is the tenant's measured one (kit.ramp). Measuring it reads every rep's
+first 25 months of rollups, a hundred times what an answer may cost, and it moves with months of
+tenure, not with each batch folded: `RampLengths` keeps it per tenant and measures it again once a
+quarter of an hour has passed, or at once when a rep was added or written (hire and leaving dates
+decide who is ramping).
 
 The bodies are written as plain values (bodies.py).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from services.api.coaching import queries
 from services.api.coaching.bodies import Group, Ramp, rep_coaching_body, team_coaching_body
@@ -60,7 +66,39 @@ async def _group(
     return await reads.cache.get(GROUP, answer_key(GROUP, probe, tenant, including), read)
 
 
-async def _pools(reads: Reads, tenant: str, group: Group, months: frozenset[int]) -> dict[int, Table]:
+class RampLengths:
+    """The measured ramp length per tenant, with the quarter hour and reps it was measured for (the
+    least recently used tenants dropped beyond `size`)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._found: OrderedDict[str, tuple[tuple[datetime, str], int]] = OrderedDict()
+        self._size = size
+
+    async def months(self, reads: Reads, tenant: str, group: Group, now: datetime) -> int:
+        version = (_quarter_hour(now), group.sums.reps_version)
+        found = self._found.get(tenant)
+        if found is not None and found[0] == version:
+            self._found.move_to_end(tenant)
+            return found[1]
+        months = await measured_ramp_months(reads, tenant, now=now, snapshot=group.sums.snapshot)
+        self._found[tenant] = (version, months)
+        self._found.move_to_end(tenant)
+        while len(self._found) > self._size:
+            self._found.popitem(last=False)
+        return months
+
+
+RAMP_LENGTHS = RampLengths()
+
+
+def _quarter_hour(now: datetime) -> datetime:
+    now = now.astimezone(UTC)
+    return now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
+
+
+async def _pools(
+    reads: Reads, tenant: str, group: Group, months: frozenset[int], now: datetime
+) -> dict[int, Table]:
     """Per tenure month N of `months`, the table of every active rep over its own month N (SPEC
     5.9), read in one statement and cached with the group's snapshot and window."""
     key = answer_key(TENURE, group.sums, tenant, tuple(sorted(months)))
@@ -68,7 +106,7 @@ async def _pools(reads: Reads, tenant: str, group: Group, months: frozenset[int]
     async def read() -> tuple[AnswerKey, dict[int, Table]]:
         with rollup_read("coaching_tenure"):
             found = await queries.tenure_sums(
-                reads.pool, tenant, group.sums.start, group.sums.end, sorted(months)
+                reads.pool, tenant, group.sums.start, group.sums.end, sorted(months), now
             )
         return key, {n: table_from_sums(rows, group.sums.days) for n, rows in found.items()}
 
@@ -90,11 +128,11 @@ async def _ramp(
     `rows` still ramping against their tenure peers."""
     months = ramp_months
     if months is None:
-        months = await measured_ramp_months(reads, tenant, now=now, snapshot=group.sums.snapshot)
+        months = await RAMP_LENGTHS.months(reads, tenant, group, now)
     ramping_rows = ramping(group.months, months, list(rows))
     if not ramping_rows:
         return Ramp(months)
-    pools = await _pools(reads, tenant, group, frozenset(ramping_rows.values()))
+    pools = await _pools(reads, tenant, group, frozenset(ramping_rows.values()), now)
     tenure = coach_ramping(group.table, ramping_rows, pools, min_sample=min_sample, by_team=scope == "team")
     return Ramp(months, tenure)
 

@@ -123,23 +123,16 @@ def pick(names: Sequence[str], scores: Floats, gaps: Floats, impact: Floats) -> 
     """
     with np.errstate(invalid="ignore"):
         eligible = (scores <= -1.0) & (np.abs(gaps) >= MIN_GAP)
-    out: list[list[int]] = []
-    for row in range(scores.shape[0]):
-        columns = np.flatnonzero(eligible[row])
-        if not len(columns):
-            out.append([])
-            continue
-        ranked = sorted(
-            (int(c) for c in columns),
-            key=lambda c: (
-                bool(np.isnan(impact[row, c])),
-                0.0 if np.isnan(impact[row, c]) else -float(impact[row, c]),
-                float(scores[row, c]),
-                c,
-            ),
-        )
-        out.append(ranked[:MAX_PRIORITIES])
-    return out
+    no_impact = np.isnan(impact)
+    columns = np.broadcast_to(np.arange(len(names)), scores.shape)
+    # np.lexsort sorts by the last key first.
+    keys = (columns, scores, np.where(no_impact, 0.0, -impact), no_impact, ~eligible)
+    order = np.lexsort(keys, axis=-1)[:, :MAX_PRIORITIES]
+    picked = np.take_along_axis(eligible, order, axis=1)
+    return [
+        [int(c) for c, ok in zip(row, keep, strict=True) if ok]
+        for row, keep in zip(order, picked, strict=True)
+    ]
 
 
 def rank(

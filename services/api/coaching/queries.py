@@ -60,16 +60,11 @@ TALK_COLUMNS: tuple[str, ...] = (
 GROUP_COLUMNS: tuple[str, ...] = COUNTER_COLUMNS + TALK_COLUMNS
 
 
-def left_at_sql(rep: str) -> str:
-    """SQL: the day the rep aliased `rep` left (null: it has not)."""
-    return "NULL::date"
-
-
 def employed_days_sql(first: str, last: str, rep: str = "r") -> str:
-    """SQL: how many of the days `first`..`last` (date expressions) the rep aliased `rep` (with
-    `hired_at`) was employed: from its hire date to the day before it left."""
+    """SQL: how many of the days `first`..`last` (date expressions) the rep aliased `rep` was
+    employed: from its `hired_at` to the day before its `left_at` (either null: no bound)."""
     return (
-        f"greatest(0, least({last}, coalesce({left_at_sql(rep)} - 1, {last}))"
+        f"greatest(0, least({last}, coalesce({rep}.left_at - 1, {last}))"
         f" - greatest({first}, coalesce({rep}.hired_at, {first})) + 1)"
     )
 
@@ -80,6 +75,8 @@ _ZONE = (
     "(CASE WHEN $6::text IS NULL THEN (SELECT timezone FROM tenants WHERE slug = $1) "
     "ELSE (SELECT timezone FROM reps WHERE tenant = $1 AND rep_id = $6) END)"
 )
+# Changes with every rep added or written (PUT /v1/reps sets updated_at).
+_REPS_VERSION = "(SELECT count(*) || ':' || coalesce(max(updated_at)::text, '') FROM reps WHERE tenant = $1)"
 GROUP_SUMS = f"""
 WITH w AS MATERIALIZED ({window_sql(_ZONE)}),
 sums AS (
@@ -97,7 +94,8 @@ talk AS (
   WHERE c.tenant = $1 AND c.day BETWEEN (SELECT start FROM w) AND (SELECT "end" FROM w)
   GROUP BY c.rep_id
 )
-SELECT w.start, w."end", {SNAPSHOT_SQL} AS snapshot, {AS_OF_SQL} AS as_of, r.rep_id, r.team, r.hired_at,
+SELECT w.start, w."end", {SNAPSHOT_SQL} AS snapshot, {AS_OF_SQL} AS as_of, {_REPS_VERSION} AS reps_version,
+       r.rep_id, r.team, r.hired_at,
        {employed_days_sql("w.start", 'w."end"')} AS employed_days,
        {", ".join(f"coalesce(s.{c}, 0) AS {c}" for c in COUNTER_COLUMNS)},
        {", ".join(f"coalesce(t.{c}, 0) AS {c}" for c in TALK_COLUMNS)}
@@ -107,7 +105,7 @@ LEFT JOIN (reps AS r LEFT JOIN sums AS s ON s.rep_id = r.rep_id LEFT JOIN talk A
 ORDER BY r.rep_id
 """
 
-# $1 tenant, $2 and $3 the window's first and last day, $4 the tenure months wanted. Every
+# $1 tenant, $2 and $3 the window's first and last day, $4 the tenure months wanted, $5 now. Every
 # active rep hired at least N + 1 months before the window's end, for each N, with its sums over
 # its own month N: as many days as the window from N months after its hire (SPEC 5.9).
 TENURE_SUMS = f"""
@@ -117,7 +115,7 @@ WITH spans AS MATERIALIZED (
   FROM reps AS r
   CROSS JOIN unnest($4::int[]) AS n(n)
   CROSS JOIN LATERAL (SELECT (r.hired_at + make_interval(0, n.n))::date AS first) AS s
-  WHERE r.tenant = $1 AND r.active AND r.hired_at IS NOT NULL
+  WHERE r.tenant = $1 AND {active_sql("r", "$5::timestamptz")} AND r.hired_at IS NOT NULL
     AND r.hired_at + make_interval(0, n.n + 1) <= $3::date
 )
 SELECT sp.n, sp.rep_id, sp.team, sp.employed_days,
@@ -162,6 +160,7 @@ class GroupSums:
     end: date
     as_of: datetime | None
     rows: list[Any]
+    reps_version: str = ""  # changes whenever a rep of the tenant is added or written
 
     @property
     def days(self) -> int:
@@ -196,15 +195,17 @@ async def group_sums(
         return None
     first = rows[0]
     reps = [r for r in rows if r["rep_id"] is not None]
-    return GroupSums(first["snapshot"], first["start"], first["end"], first["as_of"], reps)
+    return GroupSums(
+        first["snapshot"], first["start"], first["end"], first["as_of"], reps, first["reps_version"]
+    )
 
 
 async def tenure_sums(
-    pool: ReadPool, tenant: str, start: date, end: date, months: Sequence[int]
+    pool: ReadPool, tenant: str, start: date, end: date, months: Sequence[int], now: datetime
 ) -> dict[int, list[Any]]:
     """Per tenure month N of `months`, the rows of TENURE_SUMS (rep_id, team, employed_days and
     GROUP_COLUMNS) of the reps that have lived through month N by `end`."""
-    rows = await pool.fetch(TENURE_SUMS, tenant, start, end, list(months))
+    rows = await pool.fetch(TENURE_SUMS, tenant, start, end, list(months), now)
     out: dict[int, list[Any]] = {n: [] for n in months}
     for row in rows:
         out[row["n"]].append(row)

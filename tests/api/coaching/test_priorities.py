@@ -262,6 +262,7 @@ class Hire:
     hired_at: date | None
     team: str
     month1: tuple[date, date] | None = None  # the first and last day of its month 1, worked out by hand
+    left_at: date | None = None
 
 
 HIRES = {
@@ -277,6 +278,8 @@ HIRES = {
     "joiner": Hire(date(2026, 10, 10), "east"),  # employed 21 of the window's 30 days
     "nohire": Hire(None, "east"),
 }
+# Left on 21 October: employed 20 of the window's days, and nobody's peer any more.
+LEAVER = Hire(date(2025, 1, 1), "east", left_at=date(2026, 10, 21))
 
 
 def day_rows() -> dict[tuple[str, date], dict[str, int]]:
@@ -311,6 +314,9 @@ def day_rows() -> dict[tuple[str, date], dict[str, int]]:
     add("nohire", date(2026, 10, 7), dials=400, connects=60, emails_sent=230, email_replies=25,
         meetings_booked=21, meetings_held=16, deals_created=9, deals_won=5, deals_lost=5,
         revenue_won=60000)  # fmt: skip
+    add("leaver", date(2026, 10, 5), dials=60, connects=15, emails_sent=40, email_replies=4,
+        meetings_booked=4, meetings_held=3, deals_created=2, deals_won=1, deals_lost=1,
+        revenue_won=9000)  # fmt: skip
     return rows
 
 
@@ -324,8 +330,9 @@ def summed(rep: str, first: date, last: date) -> dict[str, int]:
 
 
 def employed(rep: str, first: date, last: date) -> int:
-    hired = HIRES[rep].hired_at
-    return (last - max(first, hired or first)).days + 1
+    hire = HIRES.get(rep, LEAVER)
+    until = min(last, hire.left_at - timedelta(days=1)) if hire.left_at else last
+    return (until - max(first, hire.hired_at or first)).days + 1
 
 
 def metrics_of(counts: dict[str, int], employed_days: int) -> Counted:
@@ -445,9 +452,10 @@ async def add_reps(engine: AsyncEngine, tenant: str) -> None:
                         "rep_id": rep,
                         "team": h.team,
                         "hired_at": h.hired_at,
+                        "left_at": h.left_at,
                         "timezone": "UTC",
                     }
-                    for rep, h in HIRES.items()
+                    for rep, h in {**HIRES, "leaver": LEAVER}.items()
                 ]
             )
         )
@@ -556,6 +564,11 @@ async def test_a_rep_who_joined_mid_window_is_prorated(client: httpx.AsyncClient
     # and it is every other rep's peer at its prorated numbers
     nohire = await read(client, hires, "/v1/coaching/reps/nohire", ramp_months=0)
     assert_standings(nohire, october("nohire"), [october(r) for r in HIRES if r != "nohire"], "nohire")
+    # A rep who left on 21 October: 60 dials in 20 days, 90 a window; it is no peer of the others
+    # (the standings of nohire above have every other rep but the leaver as peers).
+    leaver = await read(client, hires, "/v1/coaching/reps/leaver", ramp_months=0)
+    assert leaver["metrics"]["dials"]["value"] == pytest.approx(90.0)
+    assert_standings(leaver, october("leaver"), [october(r) for r in HIRES], "leaver")
     # Ramping by default (month 0), against everyone over their first 30 days, itself prorated.
     ramping = await read(client, hires, "/v1/coaching/reps/joiner")
     assert ramping["peer_group"] == "tenure_month_0"
