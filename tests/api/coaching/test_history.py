@@ -24,7 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.api.coaching import snapshots
+from services.api.coaching import history_queries, snapshots
 from services.api.coaching.history import WeekCoaching, ended_weeks, progress, shortfall
 from services.api.kit.reads import AnswerCache, ReadPool, Reads
 from services.core.db import asyncpg_dsn
@@ -322,7 +322,7 @@ async def test_concurrent_snapshots_of_one_week_take_it_once(
 
 
 async def backdate(engine: AsyncEngine, *slugs: str) -> None:
-    """Tenants that existed when last week ended: their week is due a snapshot."""
+    """Tenants that existed when last week ended."""
     async with engine.begin() as conn:
         await conn.execute(
             text("UPDATE tenants SET created_at = now() - interval '60 days' WHERE slug = ANY(:s)"),
@@ -330,9 +330,15 @@ async def backdate(engine: AsyncEngine, *slugs: str) -> None:
         )
 
 
-def due_monday(now: datetime) -> date:
-    """The week the snapshotter takes at `now` (UTC tenants): the last one that ended two days ago."""
-    return last_ended_monday((now - timedelta(days=snapshots.GRACE_DAYS)).date())
+def this_monday() -> date:
+    today = datetime.now(UTC).date()
+    return today - timedelta(days=today.weekday())
+
+
+# The snapshotters below take the current week (its window ends next Sunday), which is due for any
+# tenant created now, as of a week and two days from now: no api process of the test session (with
+# the real clock) takes these tenants' weeks meanwhile.
+RACE_NOW = timedelta(days=9)
 
 
 async def test_four_snapshot_passes_racing_take_each_tenant_week_once(
@@ -340,19 +346,17 @@ async def test_four_snapshot_passes_racing_take_each_tenant_week_once(
 ) -> None:
     orgs = [await small_org(engine, tenants, weeks=5) for _ in range(4)]
     slugs = {o.tenant.slug for o in orgs}
-    await backdate(engine, *slugs)
-    now = datetime.now(UTC)
-    results = await asyncio.gather(*(snapshots.run_pass(s.pool, s.reads, now) for s in snapshotters))
+    now, week = datetime.now(UTC) + RACE_NOW, this_monday()
+    results = await asyncio.gather(*(snapshots.run_pass(s.pool, s.reads, now, 10_000) for s in snapshotters))
     taken = [t for r in results for t in r.taken]
-    assert sorted(taken) == sorted((slug, due_monday(now)) for slug in slugs)  # each by exactly one pass
+    assert len(taken) == len(set(taken))  # no tenant week twice
+    assert sorted(t for t in taken if t[0] in slugs) == sorted((slug, week) for slug in slugs)
     assert all(r.failed == 0 for r in results)
     for slug in slugs:
         rows = await snapshot_rows(engine, slug)
-        assert {(r.week_start, r.rep_id) for r in rows} == {
-            (due_monday(now), rep) for rep in [*PEERS, "stuck"]
-        }
+        assert {(r.week_start, r.rep_id) for r in rows} == {(week, rep) for rep in [*PEERS, "stuck"]}
         assert len({r.taken_at for r in rows}) == 1
-    again = await snapshots.run_pass(snapshotters[0].pool, snapshotters[0].reads, now)
+    again = await snapshots.run_pass(snapshotters[0].pool, snapshotters[0].reads, now, 10_000)
     assert not {t for t, _ in again.taken} & slugs
 
 
@@ -360,22 +364,40 @@ def sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
+async def markers(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(text("SELECT count(*) FROM coaching_snapshot_weeks")) or 0)
+
+
 async def test_two_api_processes_snapshot_each_tenant_week_once(
     stack: Stack, engine: AsyncEngine, tenants: TenantFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     orgs = [await small_org(engine, tenants, weeks=5) for _ in range(3)]
     slugs = [o.tenant.slug for o in orgs]
-    await backdate(engine, *slugs)
+    week = this_monday()
+    # The api processes of this test take the current week (see RACE_NOW), at once.
+    monkeypatch.setattr(snapshots, "GRACE_DAYS", snapshots.GRACE_DAYS - RACE_NOW.days)
     monkeypatch.setattr(snapshots, "FIRST_RUN_AFTER_S", 0.0)
     passes = sample("salesloop_api_coaching_snapshot_pass_seconds_count")
-    taken = sample("salesloop_api_coaching_snapshot_weeks_total", result="taken")
+    taken, before = (
+        sample("salesloop_api_coaching_snapshot_weeks_total", result="taken"),
+        await markers(engine),
+    )
+    failed = sample("salesloop_api_coaching_snapshot_weeks_total", result="failed")
+
+    async def done() -> bool:
+        ran = sample("salesloop_api_coaching_snapshot_pass_seconds_count") >= passes + 2
+        return ran and all([bool(await snapshot_rows(engine, slug)) for slug in slugs])
+
     async with api_client(stack), api_client(stack):
-        deadline = time.monotonic() + 20
-        while sample("salesloop_api_coaching_snapshot_pass_seconds_count") < passes + 2:
-            assert time.monotonic() < deadline, "the two api processes ran no snapshot pass"
+        deadline = time.monotonic() + 30
+        while not await done():
+            assert time.monotonic() < deadline, "the two api processes took no snapshot"
             await asyncio.sleep(0.05)
-    assert sample("salesloop_api_coaching_snapshot_weeks_total", result="taken") - taken == len(slugs)
-    week = due_monday(datetime.now(UTC))
+    # Every tenant week written was taken by one process: none twice, none failed.
+    written = await markers(engine) - before
+    assert sample("salesloop_api_coaching_snapshot_weeks_total", result="taken") - taken == written
+    assert sample("salesloop_api_coaching_snapshot_weeks_total", result="failed") == failed
     for slug in slugs:
         rows = await snapshot_rows(engine, slug)
         assert {(r.week_start, r.rep_id) for r in rows} == {(week, rep) for rep in [*PEERS, "stuck"]}
@@ -425,3 +447,27 @@ def test_progress_follows_each_priority_from_its_first_week() -> None:
     assert (unknown[0].closed, unknown[0].closed_since) == (None, None)
     absent = WeekCoaching(date(2026, 1, 5), "snapshot", datetime.now(UTC), None)
     assert progress([absent]) == []
+
+
+async def test_a_week_is_due_two_days_after_it_ended_in_the_tenants_own_time(
+    engine: AsyncEngine, tenants: TenantFactory, snapshotters: list[Snapshotter]
+) -> None:
+    utc, la = await tenants.create(), await tenants.create(timezone="America/Los_Angeles")
+    await backdate(engine, utc.slug, la.slug)
+    pool = snapshotters[0].pool
+
+    async def due(now: datetime) -> dict[str, date]:
+        found = await history_queries.due_weeks(pool, now, snapshots.GRACE_DAYS, 10_000)
+        return {d.tenant: d.week_start for d in found if d.tenant in (utc.slug, la.slug)}
+
+    ended = last_ended_monday(datetime.now(UTC).date())  # a Monday whose week ended
+    wednesday = datetime.combine(ended + timedelta(days=9), datetime.min.time(), UTC)
+    # Wednesday 05:00 UTC is Tuesday evening in Los Angeles: its week ended less than two days ago.
+    assert await due(wednesday + timedelta(hours=5)) == {utc.slug: ended, la.slug: ended - timedelta(weeks=1)}
+    assert await due(wednesday + timedelta(hours=8)) == {utc.slug: ended, la.slug: ended}
+    # A week that ended before the tenant existed is nobody's snapshot.
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE tenants SET created_at = :at WHERE slug = :s"), {"at": wednesday, "s": la.slug}
+        )
+    assert await due(wednesday + timedelta(hours=8)) == {utc.slug: ended}
