@@ -18,25 +18,27 @@ without a leaving day may have stopped long ago: its zeros are not ramp data), e
 complete months of tenure (ended by today and, for a rep who left, by its `left_at`) whose numbers
 are known: a month that began before the rep's data does (`data_from_sql`) is unknown, not zero.
 
-Cost: one statement summing the reps' daily rollups of their first 25 tenure months, cached in
-`reads.cache` per database snapshot, tenant, metric and quarter hour (every timezone's day is
-constant within a quarter hour of UTC, so the reps' "today" is too). A caller that already probed
-the snapshot passes it; otherwise a one-row probe finds it.
+Cost: one statement summing, per complete known month, the columns the metric's formula reads
+from the daily rollups (a primary-key range each: only reps within their first 25 months of known
+data cost anything), cached in `reads.cache` per database snapshot, tenant, metric and quarter hour
+(every timezone's day is constant within a quarter hour of UTC, so the reps' "today" is too). A
+caller that already probed the snapshot passes it; otherwise a one-row probe finds it. 200 reps all
+within their first two years read about 137,000 rollup rows: 0.8-1 s on a 2-core machine at load
+11, where summing those rows alone takes 0.3-0.5 s; a cached answer takes 2-3 ms.
 """
 
 from __future__ import annotations
 
+import functools
 import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from decimal import Decimal
-from typing import Any
+from datetime import UTC, datetime
 
 from services.api.kit.reads import AnswerKey, ReadPool, Reads, rollup_read
 from services.api.kit.snapshot import SNAPSHOT_SQL
-from services.api.kit.sums import METRIC_COLUMNS, check_metric, metrics_from_sums, sums_sql
-from services.api.kit.tenure import add_months, data_from_sql, tenure_month_sql
+from services.api.kit.sums import check_metric, metrics_from_sums, sums_sql
+from services.api.kit.tenure import data_from_sql
 from services.core.tenancy import known_zone_sql
 
 RAMP_METRIC = "revenue_won"
@@ -86,35 +88,34 @@ def measure_ramp(monthly: Iterable[Mapping[int, float | None]], *, metric: str =
     return MeasuredRamp(metric, curve, tuple(len(v) for v in by_month), steady, months)
 
 
-def known_months(
-    *,
-    hired_at: date,
-    data_from: date | None,
-    until: date,
-    sums: Mapping[int, Mapping[str, Any]],
-    quota_monthly: Decimal | None,
-    metric: str,
-    last: int = _MEASURED_MONTHS - 1,
-) -> dict[int, float | None]:
-    """A rep's `metric` for each complete tenure month 0..`last` that ended by `until` (exclusive:
-    today, or the leaving day) and began on or after `data_from`. `sums` holds the rollup sums of
-    the months that have rows; a known month without any is computed from zero counts."""
-    out: dict[int, float | None] = {}
-    if data_from is None:
-        return out
-    for k in range(last + 1):
-        start, end = add_months(hired_at, k), add_months(hired_at, k + 1)
-        if end > until:
-            break
-        if start >= data_from:
-            found = metrics_from_sums(sums.get(k, {}), quota_monthly=quota_monthly, days=(end - start).days)
-            value = found[metric]
-            out[k] = None if value is None else float(value)
-    return out
+# The rollup columns each metric's formula reads (kit.sums.metrics_from_sums); a counter reads itself.
+_INPUTS: dict[str, tuple[str, ...]] = {
+    "connect_rate": ("connects", "dials"),
+    "talk_ratio": ("rep_talk_s", "buyer_talk_s"),
+    "reply_rate": ("email_replies", "emails_sent"),
+    "open_rate": ("emails_opened", "emails_sent"),
+    "click_rate": ("emails_clicked", "emails_sent"),
+    "bounce_rate": ("emails_bounced", "emails_sent"),
+    "meeting_rate": ("meetings_booked", "connects"),
+    "show_rate": ("meetings_held", "meetings_booked"),
+    "win_rate": ("deals_won", "deals_lost"),
+    "avg_deal_size": ("revenue_won", "deals_won"),
+    "quota_attainment": ("revenue_won",),
+}
 
 
-# $1 tenant, $2 now. Reps with a hire date, active or gone; their rollup sums per tenure month 0..24.
-MEASURED = f"""
+def inputs(metric: str) -> tuple[str, ...]:
+    """The rollup columns `metric` is computed from."""
+    return _INPUTS.get(metric, (metric,))
+
+
+@functools.cache
+def measured_sql(columns: tuple[str, ...]) -> str:
+    """$1 tenant, $2 now. One row per complete, known tenure month 0..24 of every measured rep (the
+    module's doc says which), with its length in days and `columns` summed over it; at least one
+    row, for the snapshot. Each month is one range of the rollups' primary key."""
+    until = "least(rp.today, coalesce(rp.left_at, rp.today))"
+    return f"""
 WITH rp AS MATERIALIZED (
   SELECT r.rep_id, r.hired_at, r.left_at, r.quota_monthly,
          timezone({known_zone_sql("r.timezone")}, $2::timestamptz)::date AS today,
@@ -122,48 +123,42 @@ WITH rp AS MATERIALIZED (
   FROM reps AS r
   WHERE r.tenant = $1 AND r.hired_at IS NOT NULL AND (r.active OR r.left_at IS NOT NULL)
 ),
-monthly AS (
-  SELECT d.rep_id, {tenure_month_sql("d.day", "rp.hired_at")} AS month,
-         {sums_sql(METRIC_COLUMNS)}
-  FROM rollup_rep_daily AS d
-  JOIN rp ON rp.rep_id = d.rep_id AND d.day >= greatest(rp.hired_at, rp.data_from)
-   AND d.day < rp.hired_at + make_interval(0, {_MEASURED_MONTHS})
-  WHERE d.tenant = $1
-  GROUP BY 1, 2
+months AS MATERIALIZED (
+  SELECT rp.rep_id, rp.quota_monthly, k.month,
+         (rp.hired_at + make_interval(0, k.month))::date AS first,
+         (rp.hired_at + make_interval(0, k.month + 1))::date AS next
+  FROM rp CROSS JOIN generate_series(0, {_MEASURED_MONTHS - 1}) AS k(month)
+  WHERE (rp.hired_at + make_interval(0, k.month))::date >= rp.data_from
+    AND (rp.hired_at + make_interval(0, k.month + 1))::date <= {until}
 )
-SELECT {SNAPSHOT_SQL} AS snapshot, rp.rep_id, rp.hired_at, rp.left_at, rp.quota_monthly, rp.today,
-       rp.data_from, m.month, {", ".join(f"m.{c}" for c in METRIC_COLUMNS)}
+SELECT {SNAPSHOT_SQL} AS snapshot, m.rep_id, m.month, m.next - m.first AS days, m.quota_monthly,
+       {", ".join(f"s.{c}" for c in columns)}
 FROM (SELECT 1) AS one
-LEFT JOIN (rp LEFT JOIN monthly AS m ON m.rep_id = rp.rep_id) ON true
-ORDER BY rp.rep_id, m.month
+LEFT JOIN (
+  months AS m CROSS JOIN LATERAL (
+    SELECT {sums_sql(columns)}
+    FROM rollup_rep_daily AS d
+    WHERE d.tenant = $1 AND d.rep_id = m.rep_id AND d.day >= m.first AND d.day < m.next
+  ) AS s
+) ON true
 """
+
 
 _PROBE = f"SELECT {SNAPSHOT_SQL} AS snapshot"
 _QUERY = "measured_ramp"
 
 
 async def _read(pool: ReadPool, tenant: str, now: datetime, metric: str) -> tuple[str, MeasuredRamp]:
+    columns = inputs(metric)
     with rollup_read(_QUERY):
-        rows = await pool.fetch(MEASURED, tenant, now)
-    reps: dict[str, tuple[Any, dict[int, dict[str, Any]]]] = {}
+        rows = await pool.fetch(measured_sql(columns), tenant, now)
+    monthly: dict[str, dict[int, float | None]] = {}
     for row in rows:
-        if row["rep_id"] is None:
-            continue
-        _, sums = reps.setdefault(row["rep_id"], (row, {}))
-        if row["month"] is not None:
-            sums[row["month"]] = {c: row[c] for c in METRIC_COLUMNS}
-    monthly = [
-        known_months(
-            hired_at=rep["hired_at"],
-            data_from=rep["data_from"],
-            until=min(rep["today"], rep["left_at"] or rep["today"]),
-            sums=sums,
-            quota_monthly=rep["quota_monthly"],
-            metric=metric,
-        )
-        for rep, sums in reps.values()
-    ]
-    return rows[0]["snapshot"], measure_ramp(monthly, metric=metric)
+        if row["rep_id"] is not None:
+            sums = {c: row[c] for c in columns}
+            value = metrics_from_sums(sums, quota_monthly=row["quota_monthly"], days=row["days"])[metric]
+            monthly.setdefault(row["rep_id"], {})[row["month"]] = None if value is None else float(value)
+    return rows[0]["snapshot"], measure_ramp(monthly.values(), metric=metric)
 
 
 def _quarter_hour(now: datetime) -> datetime:

@@ -3,6 +3,7 @@ tenant's rollups read through the kit's cached function."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -13,12 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.kit.ramp import (
     DEFAULT_RAMP_MONTHS,
-    known_months,
+    inputs,
     measure_ramp,
     measured_ramp,
     measured_ramp_months,
 )
 from services.api.kit.reads import AnswerCache, ReadPool, Reads
+from services.api.kit.sums import METRIC_COLUMNS, METRICS, metrics_from_sums
 from services.api.kit.tenure import add_months
 from services.core.models import Event, Rep, RepDaily
 from tests.conftest import Stack
@@ -62,38 +64,15 @@ def test_a_rep_productive_at_once_has_no_ramp() -> None:
     assert measure_ramp([dict.fromkeys(range(25), 1000.0)]).ramp_months == 0
 
 
-def test_known_months_are_complete_and_begin_on_or_after_the_data() -> None:
-    hired = D(2025, 1, 31)
-    sums = {3: {"revenue_won": 700, "deals_won": 1}}
-    found = known_months(
-        hired_at=hired,
-        data_from=D(2025, 3, 1),
-        until=D(2025, 5, 31),
-        sums=sums,
-        quota_monthly=None,
-        metric="revenue_won",
-    )
-    # month 1 began on 28 Feb (before the data): unknown; month 2 (31 Mar - 29 Apr) and month 3
-    # (30 Apr - 30 May) are complete on 31 May; month 4 has not ended.
-    assert found == {2: 0.0, 3: 700.0}
-    rates = known_months(
-        hired_at=hired,
-        data_from=hired,
-        until=D(2025, 3, 31),
-        sums=sums,
-        quota_monthly=None,
-        metric="win_rate",
-    )
-    assert rates == {0: None, 1: None}
-    nothing = known_months(
-        hired_at=hired,
-        data_from=None,
-        until=D(2026, 1, 1),
-        sums=sums,
-        quota_monthly=None,
-        metric="revenue_won",
-    )
-    assert nothing == {}
+def test_each_metric_is_measured_from_the_columns_its_formula_reads() -> None:
+    rng = random.Random(7)
+    for _ in range(20):
+        sums = {c: rng.choice([0, rng.randint(1, 50)]) for c in METRIC_COLUMNS}
+        for metric in METRICS:
+            few = {c: sums[c] for c in inputs(metric)}
+            assert metrics_from_sums(few, quota_monthly=1000, days=30)[metric] == pytest.approx(
+                metrics_from_sums(sums, quota_monthly=1000, days=30)[metric]
+            ), metric
 
 
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
