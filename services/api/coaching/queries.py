@@ -25,7 +25,7 @@ from services.api.kit.conversations import (
 from services.api.kit.reads import ReadPool
 from services.api.kit.snapshot import AS_OF_SQL, SNAPSHOT_SQL
 from services.api.kit.sums import sums_sql
-from services.api.kit.tenure import active_sql
+from services.api.kit.tenure import active_sql, data_from_sql
 from services.api.kit.windows import WindowSpec, window_args, window_sql
 
 # The sums of `rollup_rep_daily` a coaching table is built from; `talk_calls` (calls with both talk
@@ -107,7 +107,9 @@ ORDER BY r.rep_id
 
 # $1 tenant, $2 and $3 the window's first and last day, $4 the tenure months wanted, $5 now. Every
 # active rep hired at least N + 1 months before the window's end, for each N, with its sums over
-# its own month N: as many days as the window from N months after its hire (SPEC 5.9).
+# its own month N: as many days as the window from N months after its hire (SPEC 5.9). A month N
+# that began before the rep's numbers are known (kit.tenure.data_from_sql: before the tenant's
+# first event, say) has no data rather than zeros: that rep is no peer for it.
 TENURE_SUMS = f"""
 WITH spans AS MATERIALIZED (
   SELECT n.n, r.rep_id, r.team, s.first, s.first + ($3::date - $2::date) AS last,
@@ -117,6 +119,7 @@ WITH spans AS MATERIALIZED (
   CROSS JOIN LATERAL (SELECT (r.hired_at + make_interval(0, n.n))::date AS first) AS s
   WHERE r.tenant = $1 AND {active_sql("r", "$5::timestamptz")} AND r.hired_at IS NOT NULL
     AND r.hired_at + make_interval(0, n.n + 1) <= $3::date
+    AND s.first >= {data_from_sql("r")}
 )
 SELECT sp.n, sp.rep_id, sp.team, sp.employed_days,
        {", ".join(f"d.{c}" for c in COUNTER_COLUMNS)}, {", ".join(f"t.{c}" for c in TALK_COLUMNS)}

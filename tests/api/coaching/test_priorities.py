@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.api.coaching.priorities import FUNNEL_METRICS
 from services.api.coaching.service import CoachingRep, Observation, RepCoaching, coach_scope
 from services.api.coaching.stats import against
-from services.core.models import Rep, RepDaily
+from services.core.models import Event, Rep, RepDaily
 from tests.api.factories import RollupFactory, bearer
 from tests.factories import TenantCtx, TenantFactory
 
@@ -277,7 +277,10 @@ HIRES = {
     "newbie": Hire(date(2026, 9, 1), "west"),  # month 1 is 1 - 31 October
     "joiner": Hire(date(2026, 10, 10), "east"),  # employed 21 of the window's 30 days
     "nohire": Hire(None, "east"),
+    # Hired long before the tenant's first event (FIRST_EVENT): its ramp months have no numbers.
+    "old": Hire(date(2020, 3, 2), "east"),
 }
+FIRST_EVENT = datetime(2024, 12, 1, 9, tzinfo=UTC)
 # Left on 21 October: employed 20 of the window's days, and nobody's peer any more.
 LEAVER = Hire(date(2025, 1, 1), "east", left_at=date(2026, 10, 21))
 
@@ -314,6 +317,10 @@ def day_rows() -> dict[tuple[str, date], dict[str, int]]:
     add("nohire", date(2026, 10, 7), dials=400, connects=60, emails_sent=230, email_replies=25,
         meetings_booked=21, meetings_held=16, deals_created=9, deals_won=5, deals_lost=5,
         revenue_won=60000)  # fmt: skip
+    add("old", date(2020, 4, 3), dials=5)  # a stray row of its month 1, before anything was sent
+    add("old", date(2026, 10, 9), dials=380, connects=70, emails_sent=210, email_replies=22,
+        meetings_booked=22, meetings_held=17, deals_created=9, deals_won=4, deals_lost=4,
+        revenue_won=50000)  # fmt: skip
     add("leaver", date(2026, 10, 5), dials=60, connects=15, emails_sent=40, email_replies=4,
         meetings_booked=4, meetings_held=3, deals_created=2, deals_won=1, deals_lost=1,
         revenue_won=9000)  # fmt: skip
@@ -459,6 +466,18 @@ async def add_reps(engine: AsyncEngine, tenant: str) -> None:
                 ]
             )
         )
+        first = {"event_id": "first", "type": "lead.created", "occurred_at": FIRST_EVENT.isoformat()}
+        await conn.execute(
+            insert(Event).values(
+                tenant=tenant,
+                event_id="first",
+                type="lead.created",
+                occurred_at=FIRST_EVENT,
+                received_at=FIRST_EVENT,
+                source="api",
+                payload=first,
+            )
+        )
         await conn.execute(
             insert(RepDaily).values(
                 [
@@ -499,7 +518,9 @@ async def test_a_ramping_rep_is_compared_with_its_peers_at_the_same_month_of_ten
     body = await read(client, hires, "/v1/coaching/reps/newbie", ramp_months=3)
     assert (body["peer_group"], body["ramp_months"]) == ("tenure_month_1", 3)
     # Its peers: everyone hired by 30 August (two months before the window's end), each over its own
-    # month 1; the joiner, the rep without a hire date and the newbie itself are none of them.
+    # month 1; the joiner, the rep without a hire date and the newbie itself are none of them, nor
+    # is the rep hired in 2020: its month 1 has no numbers (nothing was sent before December 2024),
+    # which is no reason to count it as zeros.
     peers = [month(r, 1) for r in ("v1", "v2", "v3", "v4", "v5", "v6", "straddler")]
     assert body["metrics"]["dials"]["peers"] == 7
     assert body["metrics"]["dials"]["peer_median"] == pytest.approx(
@@ -572,7 +593,7 @@ async def test_a_rep_who_joined_mid_window_is_prorated(client: httpx.AsyncClient
     # Ramping by default (month 0), against everyone over their first 30 days, itself prorated.
     ramping = await read(client, hires, "/v1/coaching/reps/joiner")
     assert ramping["peer_group"] == "tenure_month_0"
-    first = [month(r, 0) for r in HIRES if r not in ("joiner", "nohire")]
+    first = [month(r, 0) for r in HIRES if r not in ("joiner", "nohire", "old")]
     assert_standings(ramping, october("joiner"), first, "joiner in month 0")
 
 
