@@ -33,7 +33,7 @@ TWILIO_STATUS = {"connected": "completed", "voicemail": "completed", "no_answer"
 _DAY_S = 86_400
 _OPTIONAL = (
     "rep_id", "contact_id", "deal_id", "channel", "direction", "outcome", "duration_s", "amount", "stage",
-    "module", "score", "passed", "call_event_id",
+    "module", "score", "passed", "call_event_id", "close_date", "forecast_category",
 )  # fmt: skip
 
 
@@ -59,6 +59,8 @@ class DemoEvent:
     score: int | None = None
     passed: bool | None = None
     call_event_id: str | None = None
+    close_date: str | None = None  # YYYY-MM-DD, deal events (devstack.demo.pipeline)
+    forecast_category: str | None = None
     transcript: tuple[Segment, ...] | None = None
     ref: str | None = None  # the vendor's own id: CallSid, Aircall call id, sg_event_id, HubSpot eventId
     extra: dict[str, Any] = field(default_factory=dict)  # vendor-only details (buyer phone, message id)
