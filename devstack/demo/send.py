@@ -20,6 +20,7 @@ from urllib.parse import quote
 import httpx
 
 from devstack.demo.model import Organisation, Rep
+from devstack.demo.pipeline import stages_body
 from devstack.demo.simulate import Via
 from devstack.demo.vendors import VENDORS, Credentials, Payload, sign
 
@@ -74,7 +75,8 @@ async def vendor_routes(client: httpx.AsyncClient, ingest_url: str) -> frozenset
 
 
 async def register(client: httpx.AsyncClient, api_url: str, api_key: str, org: Organisation) -> list[str]:
-    """Reps with their aliases, hiring scorecards and channel spend; returns notes on what was skipped.
+    """Reps with their aliases, hiring scorecards, channel spend and the pipeline's stages; returns
+    notes on what was skipped.
 
     Reps come first and must all succeed: vendor events find their rep through these aliases.
     """
@@ -121,6 +123,7 @@ async def register(client: httpx.AsyncClient, api_url: str, api_key: str, org: O
         for (channel, month), amount in sorted(org.spend.items())
     ]
     await optional("channel spend", spend)
+    await optional("pipeline stages", [("/v1/pipeline/stages", stages_body())])
     return notes
 
 
