@@ -22,6 +22,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from devstack.demo import report_pipeline
 from devstack.demo.send import error_message
 from services.api.coaching.service import HIGHER_IS_WORSE, TWO_SIDED
 
@@ -369,7 +370,7 @@ def print_report(
     for renderable in render(data, tenant):
         console.print(renderable)
         console.print()
-    missing = problems(data)
+    missing = problems(data) + report_pipeline.print_section(console, api_url, api_key, window)
     for line in missing:
         errors.print(f"[red]error:[/] {line}", highlight=False)
     return 1 if missing else 0
