@@ -80,7 +80,8 @@ async def test_report_shows_every_section_and_the_planted_findings(
 
 def conversation_rows(section: str) -> dict[str, dict[str, str]]:
     """The Conversations table's rows by rep id, in their order: {column title: cell text}."""
-    lines = [line for line in section.splitlines() if line.startswith(("┃", "│"))]
+    table = section.split("└", 1)[0]  # the first table: the pipeline section's follow
+    lines = [line for line in table.splitlines() if line.startswith(("┃", "│"))]
     header = [cell.strip() for cell in lines[0].strip("┃").split("┃")]
     rows = {}
     for line in lines[1:]:
