@@ -1,9 +1,10 @@
 """`salesloop report`: what the feedback API says about a tenant, as tables in the terminal.
 
-Five sections, one per consumer of the numbers: who to coach on what, which hiring traits predict
-quota attainment, how fast each hire cohort ramps, what each acquisition channel yields, and how each
-rep's calls sound (talk share, monologues, questions, Voss labels). A section the key may not read
-(403) or the API does not serve (404) says so instead of its table.
+Five sections, one per consumer of the numbers: who to coach on what first and whether it is moving
+(report_coaching.py), which hiring traits predict quota attainment, how fast each hire cohort ramps,
+what each acquisition channel yields, and how each rep's calls sound (talk share, monologues,
+questions, Voss labels). A section the key may not read (403) or the API does not serve (404) says
+so instead of its table.
 """
 
 from __future__ import annotations
@@ -15,21 +16,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from devstack.demo import report_pipeline
+from devstack.demo import report_coaching, report_pipeline
 from devstack.demo.send import error_message
-from services.api.coaching.service import HIGHER_IS_WORSE, TWO_SIDED
 
 RAMP_MONTHS = 6
 RECENT_COHORT_DAYS = 365
 DETAIL_CONCURRENCY = 8
-SECTIONS = ("Team coaching focus", "Top hiring traits", "Ramp by cohort", "Channel quality", "Conversations")
+SECTIONS = (report_coaching.TITLE, "Top hiring traits", "Ramp by cohort", "Channel quality", "Conversations")
 
 
 class ReportError(Exception):
@@ -51,8 +50,7 @@ class ReportData:
     ramp: Section
     channels: Section
     conversations: Section
-    rep_details: dict[str, dict[str, Any]] = field(default_factory=dict)
-    rep_names: dict[str, str] = field(default_factory=dict)
+    rep_history: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 async def fetch(api_url: str, api_key: str, window: Mapping[str, str]) -> ReportData:
@@ -83,28 +81,24 @@ async def fetch(api_url: str, api_key: str, window: Mapping[str, str]) -> Report
                 )
             return Section(title, body=response.json())
 
-        coaching, hiring, ramp, channels, conversations, reps = await asyncio.gather(
+        coaching, hiring, ramp, channels, conversations = await asyncio.gather(
             get(SECTIONS[0], "/v1/coaching/team", params),
             get(SECTIONS[1], "/v1/hiring/trait-correlations", {**params, "outcome": "quota_attainment"}),
             get(SECTIONS[2], "/v1/training/ramp", {"cohort": "month", "metric": "revenue_won"}),
             get(SECTIONS[3], "/v1/demand/channels", params),
             get(SECTIONS[4], "/v1/conversations/team", params),
-            get("reps", "/v1/reps", {}),
         )
         data = ReportData(coaching, hiring, ramp, channels, conversations)
-        if reps.body is not None:
-            data.rep_names = {r["rep_id"]: r.get("name") or "" for r in reps.body.get("reps", [])}
         if coaching.body is not None:
-            focused = [r["rep_id"] for r in coaching.body.get("reps", []) if r.get("focus")]
             gate = asyncio.Semaphore(DETAIL_CONCURRENCY)
 
-            async def detail(rep_id: str) -> None:
+            async def history(rep_id: str) -> None:
                 async with gate:
-                    section = await get(rep_id, f"/v1/coaching/reps/{quote(rep_id, safe='')}", params)
+                    section = await get(rep_id, *report_coaching.history_request(rep_id))
                 if section.body is not None:
-                    data.rep_details[rep_id] = section.body
+                    data.rep_history[rep_id] = section.body
 
-            await asyncio.gather(*(detail(rep_id) for rep_id in focused))
+            await asyncio.gather(*(history(r) for r in report_coaching.coached_reps(coaching.body)))
     return data
 
 
@@ -113,7 +107,7 @@ def render(data: ReportData, tenant: str | None) -> list[RenderableType]:
     heading = f"salesloop report{f' for {tenant}' if tenant else ''}{f', {window}' if window else ''}"
     return [
         Text(heading, style="bold"),
-        _section(data.coaching, lambda body: coaching_table(body, data.rep_details, data.rep_names)),
+        _section(data.coaching, lambda body: report_coaching.priorities_table(body, data.rep_history)),
         _section(data.hiring, hiring_table),
         _section(data.ramp, ramp_table),
         _section(data.channels, channels_table),
@@ -132,37 +126,6 @@ def figures_table(title: str, columns: Sequence[str]) -> Table:
     table = Table(title=title, title_justify="left", caption_justify="left")
     for i, column in enumerate(columns):
         table.add_column(column, justify="right" if i else "left")
-    return table
-
-
-def coaching_table(
-    body: Mapping[str, Any], details: Mapping[str, Mapping[str, Any]], names: Mapping[str, str]
-) -> RenderableType:
-    table = Table(title=SECTIONS[0], title_justify="left", caption_justify="left")
-    for column in ("rep", "name", "team", "focus", "value vs peer median (z)"):
-        table.add_column(column)
-    reps = body.get("reps", [])
-    rows = []
-    for rep in reps:
-        if not rep.get("focus"):
-            continue
-        standing = details.get(rep["rep_id"], {}).get("metrics", {})
-        worst = min((_gap_z(m, standing.get(m)) for m in rep["focus"]), default=0.0)
-        lines = [_standing_line(m, standing.get(m)) for m in rep["focus"]]
-        rows.append((worst, rep, lines))
-    for _, rep, lines in sorted(rows, key=lambda row: (row[0], row[1]["rep_id"])):
-        table.add_row(
-            rep["rep_id"],
-            names.get(rep["rep_id"], ""),
-            rep.get("team") or "",
-            "\n".join(rep["focus"]),
-            "\n".join(lines),
-        )
-    table.caption = (
-        f"{len(rows)} of {len(reps)} reps have a focus: metrics at least 1 robust standard deviation "
-        "worse than their peers' (talk shares: away from them either way; a monologue: above), most "
-        "urgent first"
-    )
     return table
 
 
@@ -295,37 +258,6 @@ def _window_of(data: ReportData) -> str | None:
         if section.body and section.body.get("from") and section.body.get("to"):
             return f"{section.body['from']} to {section.body['to']}"
     return None
-
-
-def _standing_line(metric: str, standing: Mapping[str, Any] | None) -> str:
-    if not standing:
-        return ""
-    value, median, z = standing.get("value"), standing.get("peer_median"), standing.get("z")
-    return f"{_metric_value(metric, value)} vs {_metric_value(metric, median)} (z {_num(z, 1)})"
-
-
-def _metric_value(metric: str, value: float | None) -> str:
-    if value is None:
-        return "-"
-    if metric.endswith("_rate") or metric in ("talk_ratio", "rep_talk_share"):
-        return _pct(value)
-    if metric == "avg_deal_size":
-        return _money(value)
-    if metric == "longest_monologue_s":
-        return f"{value:,.0f} s"
-    if metric.endswith("_per_call"):
-        return f"{value:.1f}"
-    return f"{value:,.0f}"
-
-
-def _gap_z(metric: str, standing: Mapping[str, Any] | None) -> float:
-    """The metric's z turned so that a gap is negative, as coaching ranks focus (SPEC 5.2, 5.7)."""
-    z = (standing or {}).get("z")
-    if not isinstance(z, int | float):
-        return 0.0
-    if metric in TWO_SIDED:
-        return -abs(float(z))
-    return -float(z) if metric in HIGHER_IS_WORSE else float(z)
 
 
 def _num(value: float | None, digits: int) -> str:

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from services.api.coaching.service import ACTIVITY_METRICS
+from services.api.coaching.service import ACTIVITY_METRICS, HIGHER_IS_WORSE, TWO_SIDED
 from tests.conftest import Services
 from tests.demo import reference
 from tests.demo.conftest import LoadedDemo
@@ -171,3 +171,34 @@ async def test_coaching_names_the_monologue_and_the_labels(
     assert labels["value"] == pytest.approx(expected[plant.labeller].metrics["label_per_call"].value)
     assert labeller["metrics"]["win_rate"]["percentile"] >= 90
     assert not {"rep_talk_share", "longest_monologue_s", "talk_ratio"} & set(labeller["focus"])
+
+
+async def test_the_planted_gaps_are_their_reps_top_priorities(
+    api: httpx.AsyncClient, loaded: LoadedDemo
+) -> None:
+    """SPEC 5.9 on the demo organisation: at most two priorities per rep, each planted gap (the model's,
+    not the API's) its rep's first priority, and the new hires never told to dial, email or book
+    more than veterans."""
+    window = last_90_days(loaded)
+    team = await get(api, "/v1/coaching/team", **params(window))
+    by_rep = {r["rep_id"]: r for r in team["reps"]}
+    assert set(by_rep) == {r.rep_id for r in loaded.org.reps}
+    for rep_id, coached in by_rep.items():
+        assert len(coached["priorities"]) <= 2, (rep_id, coached["priorities"])
+        for p in coached["priorities"]:
+            assert p["z"] <= -1.0 or p["metric"] in TWO_SIDED | HIGHER_IS_WORSE, (rep_id, p)
+            assert abs(p["gap_pct"]) >= 0.10, (rep_id, p)
+    for rep_id, metric in loaded.org.plant.gaps.items():
+        first = by_rep[rep_id]["priorities"][0]
+        assert first["metric"] == metric, (rep_id, by_rep[rep_id]["priorities"])
+        assert first["impact_monthly"] > 0
+        assert first["value"] < first["peer_median"]
+        mine = await get(api, f"/v1/coaching/reps/{rep_id}", **params(window))
+        assert mine["priorities"] == by_rep[rep_id]["priorities"]
+    hires = [r for r in loaded.org.reps if r.cohort != "veteran"]
+    assert hires
+    for rep in hires:
+        coached = by_rep[rep.rep_id]
+        against_veterans = not coached["peer_group"].startswith("tenure_month_")
+        flagged = {p["metric"] for p in coached["priorities"]} & set(ACTIVITY_METRICS)
+        assert not (against_veterans and flagged), (rep.rep_id, coached)
