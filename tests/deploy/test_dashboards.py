@@ -121,8 +121,19 @@ def test_every_sales_feedback_query_reads_only_tables_the_role_may_select() -> N
     read = set()
     for target in grafana.targets(grafana.dashboards()["sales-feedback.json"]):
         read.update(re.findall(r"\b(?:FROM|JOIN)\s+([a-z_]+)\b(?![.(])", target.query))
-    ctes = {"per_rep", "rates", "ranked", "medians", "cohort_reps", "sizes", "tenure"}
-    assert "conversation_rollups" in read
+    ctes = {
+        "per_rep",
+        "rates",
+        "ranked",
+        "medians",
+        "cohort_reps",
+        "sizes",
+        "tenure",
+        "latest",
+        "listed",
+        "firsts",
+    }
+    assert {"conversation_rollups", "coaching_snapshots", "coaching_snapshot_weeks"} <= read
     assert read - ctes <= granted_tables(), read - ctes - granted_tables()
     assert "call_analyses" not in granted_tables()  # transcripts' moments are text: never Grafana's
 

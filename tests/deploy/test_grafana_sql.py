@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+import orjson
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -29,6 +30,8 @@ BETA = "beta's crew"  # a quote in a value: Grafana's quoting must keep the SQL 
 NO_TEAM = "(no team)"
 CONVERSATIONS = "Conversations: how each rep talks"
 WEEKLY = "Conversations by week: talk share and Voss tactics per call"
+PRIORITIES = "Coaching priorities: what to coach each rep on first"
+COACHING_WEEKS = "Coaching by week: each rep's gap on its first priority"
 
 
 def segment(speaker: str, start_s: float, end_s: float, text: str) -> dict[str, Any]:
@@ -62,6 +65,86 @@ TRANSCRIPTS: dict[str, tuple[list[dict[str, Any]], bool]] = {
     **{f"a3-call-{i}": (LABELLING, False) for i in range(10)},
     "b1-call-0": (MONOLOGUE, False),
 }
+
+
+# Coaching snapshots of the last three ended weeks, as the api writes them (services/api/coaching/
+# snapshots.py, whose own tests pin what goes in): per rep its team, peer group, the gap_pct of each
+# metric week by week, and the priorities of each week as (metric, impact_monthly).
+SNAPSHOT_GAPS: dict[str, dict[str, list[float]]] = {
+    "a1": {},
+    "a2": {"talk_ratio": [0.3, 0.3, 0.25]},
+    "a3": {"win_rate": [-0.5, -0.05, 0.0]},
+    "a4": {"connect_rate": [-0.8, -0.7, -0.6], "meeting_rate": [-0.2, -0.2, -0.3]},
+    "b1": {"meeting_rate": [-0.5, -0.4, -0.3]},
+}
+SNAPSHOT_PRIORITIES: dict[str, list[list[tuple[str, float | None]]]] = {
+    "a1": [[], [], []],
+    "a2": [[], [], [("talk_ratio", None)]],
+    "a3": [[("win_rate", 300.0)], [], []],  # closed since: in no current panel
+    "a4": [
+        [("connect_rate", 900.0)],
+        [("connect_rate", 800.0)],
+        [("connect_rate", 700.0), ("meeting_rate", 100.0)],
+    ],
+    "b1": [[], [], [("meeting_rate", 2000.0)]],
+}
+
+
+def snapshot_weeks(today: date) -> list[date]:
+    """The Mondays of the three weeks that ended before `today`, oldest first: weeks before the
+    tenant was created, which the session's api processes never snapshot themselves."""
+    last = today - timedelta(days=today.weekday() + 7)
+    return [last - timedelta(weeks=2 - i) for i in range(3)]
+
+
+async def write_snapshots(engine: AsyncEngine, tenant: str, today: date) -> None:
+    async with engine.begin() as conn:
+        for i, monday in enumerate(snapshot_weeks(today)):
+            await conn.execute(
+                text(
+                    "INSERT INTO coaching_snapshot_weeks (tenant, week_start, window_start, window_end, "
+                    "reps) VALUES (:tenant, :monday, :start, :end, 5)"
+                ),
+                {
+                    "tenant": tenant,
+                    "monday": monday,
+                    "start": monday - timedelta(days=21),
+                    "end": monday + timedelta(days=6),
+                },
+            )
+            for rep, gaps in SNAPSHOT_GAPS.items():
+                metrics = {
+                    m: {"value": 1.0 + g[i], "peer_median": 1.0, "gap_pct": g[i], "z": -2.0}
+                    for m, g in gaps.items()
+                }
+                priorities = [
+                    {
+                        "metric": m,
+                        "value": 1.0 + gaps[m][i],
+                        "peer_median": 1.0,
+                        "z": -2.0,
+                        "gap_pct": gaps[m][i],
+                        "impact_monthly": impact,
+                    }
+                    for m, impact in SNAPSHOT_PRIORITIES[rep][i]
+                ]
+                await conn.execute(
+                    text(
+                        "INSERT INTO coaching_snapshots (tenant, week_start, rep_id, team, peer_group, "
+                        "focus, priorities, metrics) VALUES (:tenant, :monday, :rep, :team, :group, "
+                        ":focus, CAST(:priorities AS jsonb), CAST(:metrics AS jsonb))"
+                    ),
+                    {
+                        "tenant": tenant,
+                        "monday": monday,
+                        "rep": rep,
+                        "team": BETA if rep == "b1" else "alpha",
+                        "group": "tenure_month_1" if rep == "b1" else "tenant",
+                        "focus": [p["metric"] for p in priorities],
+                        "priorities": orjson.dumps(priorities).decode(),
+                        "metrics": orjson.dumps(metrics).decode(),
+                    },
+                )
 
 
 @dataclass(frozen=True)
@@ -138,6 +221,7 @@ async def org(services: Services, tenants: TenantFactory, engine: AsyncEngine) -
         await traffic.put_rep(api, t, "b1", name="B1", team=BETA, hired_at=str(beta_hired))
         await traffic.post_events(ingest, t, events)
     await traffic.wait_folded(engine, t.slug, len(events))
+    await write_snapshots(engine, t.slug, today)
     return Org(t, today, alpha_hired, beta_hired, len(events))
 
 
@@ -246,6 +330,8 @@ async def test_a_team_selection_narrows_every_team_panel(reader: asyncpg.Connect
     }
     assert len(rows["Channel quality"]) == 3  # tenant-wide
     assert [r["rep_id"] for r in rows[CONVERSATIONS]] == ["b1"]
+    assert [(r["rep_id"], r["metric"]) for r in rows[PRIORITIES]] == [("b1", "meeting_rate")]
+    assert {r["metric"] for r in rows[COACHING_WEEKS]} == {"b1 meeting_rate"}
     (week,) = rows[WEEKLY]
     assert (week["calls_analysed"], week["label_per_call"]) == (1, 0)
 
@@ -294,6 +380,41 @@ async def test_the_conversation_panels_read_the_transcripts_sums(
     assert float(week["rep_talk_share"]) == pytest.approx(everyone["rep_talk_share"], abs=1e-6)
 
 
+async def test_the_coaching_panels_read_the_latest_snapshot_and_the_weeks(
+    reader: asyncpg.Connection, org: Org
+) -> None:
+    rows = await panel_rows(reader, org, [NO_TEAM, "alpha", BETA])
+    latest = snapshot_weeks(org.today)[-1]
+    # The reps with priorities in the latest week, the one whose first priority is worth most first,
+    # those without an impact last; a3's gap of three weeks ago is closed.
+    listed = [(r["rep_id"], r["priority"], r["metric"], r["impact_monthly"]) for r in rows[PRIORITIES]]
+    assert listed == [
+        ("b1", 1, "meeting_rate", 2000),
+        ("a4", 1, "connect_rate", 700),
+        ("a4", 2, "meeting_rate", 100),
+        ("a2", 1, "talk_ratio", None),
+    ]
+    by_metric = {(r["rep_id"], r["metric"]): r for r in rows[PRIORITIES]}
+    assert by_metric[("b1", "meeting_rate")]["peer_group"] == "tenure_month_1"
+    assert by_metric[("b1", "meeting_rate")]["team"] == BETA
+    assert by_metric[("a4", "connect_rate")]["gap_pct"] == Decimal("-0.6")
+    assert {r["week_start"] for r in rows[PRIORITIES]} == {latest}
+
+    # Week by week, each rep's gap on its first priority now (a4's connect rate, not its meeting rate).
+    series: dict[str, list[tuple[date, Decimal]]] = {}
+    for r in rows[COACHING_WEEKS]:
+        series.setdefault(r["metric"], []).append((r["time"].date(), r["gap_pct"]))
+    weeks = snapshot_weeks(org.today)
+    assert series == {
+        name: list(zip(weeks, (Decimal(str(g)) for g in SNAPSHOT_GAPS[rep][metric]), strict=True))
+        for name, (rep, metric) in {
+            "a2 talk_ratio": ("a2", "talk_ratio"),
+            "a4 connect_rate": ("a4", "connect_rate"),
+            "b1 meeting_rate": ("b1", "meeting_rate"),
+        }.items()
+    }
+
+
 @pytest.mark.parametrize(
     "query",
     [
@@ -303,6 +424,7 @@ async def test_the_conversation_panels_read_the_transcripts_sums(
         "SELECT count(*) FROM rep_aliases",
         "SELECT count(*) FROM consumer_offsets",
         "SELECT count(*) FROM call_analyses",
+        "DELETE FROM coaching_snapshots",
         "SELECT aliases FROM reps",
         "UPDATE rollup_rep_daily SET events = 0",
         "DELETE FROM tenants",
