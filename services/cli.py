@@ -374,7 +374,7 @@ def report(
     api_key: Annotated[str | None, typer.Option(help="Default: SALESLOOP_API_KEY.")] = None,
     env_file: EnvFile = Path(".salesloop/dev.env"),
 ) -> None:
-    """What the feedback API says: coaching focus, hiring traits, ramp, channels, conversations."""
+    """What the feedback API says: coaching priorities, hiring traits, ramp, channels, conversations."""
     commands = _devstack("demo.commands")
     days = {"from": from_, "to": to} if from_ is not None or to is not None else {"window": window}
     overrides = {"SALESLOOP_API_URL": api_url, "SALESLOOP_API_KEY": api_key}
