@@ -111,15 +111,19 @@ ORDER BY r.rep_id
 # that began before the rep's numbers are known (kit.tenure.data_from_sql: before the tenant's
 # first event, say) has no data rather than zeros: that rep is no peer for it.
 TENURE_SUMS = f"""
-WITH spans AS MATERIALIZED (
+WITH eligible AS MATERIALIZED (
+  SELECT r.rep_id, r.team, r.hired_at, r.left_at, {data_from_sql("r")} AS data_from
+  FROM reps AS r
+  WHERE r.tenant = $1 AND {active_sql("r", "$5::timestamptz")} AND r.hired_at IS NOT NULL
+    AND r.hired_at + make_interval(0, (SELECT min(n) FROM unnest($4::int[]) AS m(n)) + 1) <= $3::date
+),
+spans AS MATERIALIZED (
   SELECT n.n, r.rep_id, r.team, s.first, s.first + ($3::date - $2::date) AS last,
          {employed_days_sql("s.first", "s.first + ($3::date - $2::date)")} AS employed_days
-  FROM reps AS r
+  FROM eligible AS r
   CROSS JOIN unnest($4::int[]) AS n(n)
   CROSS JOIN LATERAL (SELECT (r.hired_at + make_interval(0, n.n))::date AS first) AS s
-  WHERE r.tenant = $1 AND {active_sql("r", "$5::timestamptz")} AND r.hired_at IS NOT NULL
-    AND r.hired_at + make_interval(0, n.n + 1) <= $3::date
-    AND s.first >= {data_from_sql("r")}
+  WHERE r.hired_at + make_interval(0, n.n + 1) <= $3::date AND s.first >= r.data_from
 )
 SELECT sp.n, sp.rep_id, sp.team, sp.employed_days,
        {", ".join(f"d.{c}" for c in COUNTER_COLUMNS)}, {", ".join(f"t.{c}" for c in TALK_COLUMNS)}
