@@ -9,9 +9,11 @@ Phases (each on its own topic and tenant, so none inherits another's backlog):
              topic and data, its peers: the naive consumer and Quix Streams doing the same job (archive
              or state dedupe, both rollups), and their lighter variants (bench/peers.py)
   scaleout   two aggregators in one consumer group on N/2 events: both own partitions, exactly once
+  conversations  30-minute transcripts analysed per CPU second; the aggregator on N events without and
+             with the conversation fold, and with 1 % of the calls transcribed (bench/conversations.py)
   ingest     signed single-event webhooks (Standard Webhooks, Twilio), Bearer, and 100-event batches
   freshness  1k events/s through ingest; 202 -> visible in GET /v1/reps/{rep}/metrics
-  api        bench/api_reads.py, when present
+  api        bench/api_reads.py, when present (its tenant with a year of conversation rollups too)
   pipeline   bench/pipeline_reads.py: the pipeline reads over a year of deal history, then ten years
   importing  salesloop import of Salesforce exports: rows/s from CSV to folded, live ingest p99 meanwhile
 """
@@ -35,14 +37,24 @@ from typing import IO, Any
 import psutil
 from rich.console import Console
 
-from bench import folding, importing, peers, report, workload
+from bench import conversations, folding, importing, peers, report, workload
 from bench import ingest as ingest_bench
 from bench import stack as st
 from bench.folding import Backlog
 from services.core.tenancy import SCOPES
 
 HERE = Path(__file__).resolve().parent
-PHASES = ("backlog", "aggregator", "scaleout", "ingest", "freshness", "api", "pipeline", "importing")
+PHASES = (
+    "backlog",
+    "aggregator",
+    "scaleout",
+    "conversations",
+    "ingest",
+    "freshness",
+    "api",
+    "pipeline",
+    "importing",
+)
 TENANT = "bench"
 FRESHNESS_WARMUP_S = 5.0
 FRESHNESS_PROBES_PER_S = 5
@@ -206,6 +218,17 @@ class Runner:
             f"folded per member {r['events_folded_per_member']}, exactly once {r['exactly_once']}"
         )
 
+    def conversations(self) -> None:
+        r = conversations.run(
+            self.stack, self.args.events, self.args.runs, lambda: reset_folded_state(self.stack), log
+        )
+        self.results["conversations"] = r
+        self.results["conversation_calls_per_s"] = r["analysis"]["calls_per_s"]
+        self.results["conversation_fold_ratio"] = r["fold"]["fold_ratio"]
+        for runs in r["fold"]["runs"].values():
+            for result in runs:
+                self.peak("aggregator", result["peak_rss_mb"])
+
     def ingest(self) -> None:
         self.stack.create_topic("bench.ingest")
         service = self.stack.ingest(
@@ -307,6 +330,8 @@ class Runner:
         except ImportError:
             log("[yellow]bench/api_reads.py not present: API read latency skipped[/yellow]")
             return
+        rows = asyncio.run(conversations.seed_rollups(self.stack.dsn, API_TENANT))
+        log(f"api reads: seeded {rows:,} conversation rollup rows")
         api = self.api_service()
         r = api_reads.run(api.url, self.keys["api"], self.stack.dsn, API_TENANT, api_pid=api.pid)
         self.results["api"] = r
