@@ -140,6 +140,28 @@ class ConversationRollup(Base):
     thats_right_moments: Mapped[int] = counter()
     youre_right_moments: Mapped[int] = counter()
 
+    __table_args__ = (
+        # Coaching's peer group sums these columns over a window for every rep of a tenant (TALK_COLUMNS
+        # of services/api/coaching/queries.py): with them in an index on (tenant, day), that read is an
+        # index-only scan of the window's days rather than a heap row fetched per rep and day.
+        Index(
+            "ix_conversation_rollups_tenant_day",
+            "tenant",
+            "day",
+            postgresql_include=[
+                "rep_id",
+                "calls_analysed",
+                "rep_talk_share_sum",
+                "rep_talk_share_n",
+                "longest_monologue_s_sum",
+                "longest_monologue_s_n",
+                "rep_questions_sum",
+                "label_moments",
+                "calibrated_question_moments",
+            ],
+        ),
+    )
+
 
 # The counter columns of `conversation_rollups`, in table order: the fold writes rows in this order.
 CONVERSATION_COUNTERS: tuple[str, ...] = tuple(
