@@ -337,3 +337,43 @@ async def test_refusals(org: Org) -> None:
         r = await org.request("GET", "/v1/coaching/reps/a", params=params)
         assert r.status_code == 422, (params, r.text)
         assert any(d["field"].endswith(field) for d in r.json()["error"]["details"]), r.text
+
+
+def naive_priorities(standings: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """SPEC 5.9 on this organisation: nobody books a meeting, so every funnel metric's impact is 0
+    (a connect is worth the rep's meeting rate of 0, or nothing where it has none and no peer has 20
+    connects); talk_ratio has no funnel path. Gaps under 10 % are cut, equal impacts rank by z."""
+    ranked = []
+    for i, metric in enumerate(RATES + ACTIVITIES):
+        s = standings[metric]
+        if s["z"] is None or s["gap_pct"] is None or abs(s["gap_pct"]) < 0.1:
+            continue
+        score = -abs(s["z"]) if metric == "talk_ratio" else s["z"]
+        if score <= -1:
+            impact = None if metric == "talk_ratio" else 0.0
+            ranked.append((impact is None, score, i, {"metric": metric, "impact_monthly": impact} | s))
+    return [p for *_, p in sorted(ranked, key=lambda r: r[:3])[:2]]
+
+
+@pytest.mark.parametrize("scope", ["tenant", "team"])
+async def test_priorities_match_the_naive_computation(org: Org, scope: str) -> None:
+    keys = ("value", "peer_median", "z", "gap_pct", "impact_monthly")
+    team = await org.get("/v1/coaching/team", scope=scope, **OCT)
+    assert (team["peer_group"], team["ramp_months"]) == (scope, 3)  # no hire dates: not measurable
+    listed = {r["rep_id"]: r for r in team["reps"]}
+    seen = 0
+    for rep in PLANS:
+        body = await org.get(f"/v1/coaching/reps/{rep}", scope=scope, **OCT)
+        assert (body["peer_group"], body["ramp_months"]) == (scope, 3)
+        standings = {m: naive_standing(rep, group_of(rep, scope), m, 20) for m in RATES + ACTIVITIES}
+        want = naive_priorities(standings)
+        got = body["priorities"]
+        assert [p["metric"] for p in got] == [p["metric"] for p in want], (scope, rep)
+        for g, w in zip(got, want, strict=True):
+            assert set(g) == {"metric", *keys}
+            assert_standing({k: g[k] for k in keys}, {k: w[k] for k in keys}, (scope, rep, w["metric"]))
+        if PLANS[rep].active:
+            assert listed[rep]["priorities"] == got
+            assert listed[rep]["peer_group"] == scope
+        seen += len(got)
+    assert seen >= 3  # the comparison is not trivially empty
