@@ -238,10 +238,12 @@ class _Pipeline:
         amounts, close_dates = open_amounts(so_far)
         taken = {*_planted(self.org), self.plant.staller}
         owners = sorted(r.rep_id for r in self.org.reps if r.cohort == "veteran" and r.rep_id not in taken)
-        for quarter, target, deepest in (
-            (current, COVERAGE_TARGETS[0], 4),
-            (current.following, COVERAGE_TARGETS[1], 2),
-        ):
+        # Opportunities closing this quarter are further along (two to four stages past the first).
+        plans = (
+            (current, COVERAGE_TARGETS[0], range(2, 5)),
+            (current.following, COVERAGE_TARGETS[1], range(3)),
+        )
+        for quarter, target, depth in plans:
             won = sum(
                 e.amount or 0 for e in so_far if e.type == "deal.won" and quarter.holds(e.occurred_at.date())
             )
@@ -251,31 +253,32 @@ class _Pipeline:
             need = target * (quota - won) - have
             while need > 0:
                 amount = int(round(self.rng.lognormvariate(math.log(LARGE_DEAL_MEDIAN), 0.4), -3))
-                yield from self._large_deal(self.rng.choice(owners), quarter, amount, deepest)
+                yield from self._large_deal(self.rng.choice(owners), quarter, amount, depth)
                 need -= amount
 
-    def _large_deal(self, rep_id: str, quarter: Quarter, amount: int, deepest: int) -> Iterator[DemoEvent]:
+    def _large_deal(self, rep_id: str, quarter: Quarter, amount: int, depth: range) -> Iterator[DemoEvent]:
+        """An opportunity that entered its latest stage in the last week (it is moving, not stale),
+        after about LARGE_STAGE_DAYS in each earlier one."""
         rng, end = self.rng, self.org.end
         deal_id, contact = str(self._vendor_number()), f"c{self.org.namespace}-p{self._next()}"
-        created_day = self.org.last_day - timedelta(days=rng.randint(15, 75))
-        created = datetime.combine(created_day, time(9), tzinfo=UTC) + timedelta(minutes=rng.randint(0, 480))
+        entries = [end - timedelta(seconds=rng.randint(_DAY_S, 7 * _DAY_S))]
+        for _ in range(rng.choice(depth)):
+            stay = rng.lognormvariate(math.log(LARGE_STAGE_DAYS * _DAY_S), 0.4)
+            entries.insert(0, entries[0] - timedelta(seconds=int(stay)))
         low = min(max(quarter.first, self.org.last_day + timedelta(days=1)), quarter.last)
         closes = low + timedelta(days=rng.randint(0, (quarter.last - low).days))
         deal = DemoEvent(
-            self._api_id(), "deal.created", created, "api", rep_id=rep_id, contact_id=contact,
-            deal_id=deal_id, amount=amount, close_date=closes.isoformat(), forecast_category="pipeline",
+            self._api_id(), "deal.created", entries[0] - timedelta(minutes=5), "api", rep_id=rep_id,
+            contact_id=contact, deal_id=deal_id, amount=amount, close_date=closes.isoformat(),
+            forecast_category="pipeline",
         )  # fmt: skip
         yield deal
-        at = created + timedelta(minutes=5)
-        for index, (stage, _) in enumerate(STAGES[: deepest + 1]):
-            if at >= end:
-                break
+        for index, ((stage, _), at) in enumerate(zip(STAGES, entries, strict=False)):
             yield self._hubspot_stage(deal_id, stage, at)
             category = {3: "best_case", 4: "commit"}.get(index)
             if category is not None:
                 yield self._update(deal, at + timedelta(hours=2), forecast_category=category)
             yield from self._follow_up(deal, at, end)
-            at += timedelta(seconds=int(rng.lognormvariate(math.log(LARGE_STAGE_DAYS * _DAY_S), 0.4)))
 
     def _hubspot_stage(self, deal_id: str, stage: str, at: datetime) -> DemoEvent:
         number = self._vendor_number()
