@@ -660,27 +660,35 @@ async def test_an_organisation_told_by_events(
 async def test_a_stage_record_is_read_once_a_minute_and_day() -> None:
     clock = [0.0]
     cache = HistoryCache(ttl_s=60, max_tenants=2, clock=lambda: clock[0])
-    reads: list[tuple[str, date]] = []
+    reads: list[tuple[str, date, float]] = []
 
     def reader(tenant: str, end: date) -> Any:
         async def read() -> StageHistory:
-            reads.append((tenant, end))
+            reads.append((tenant, end, clock[0]))
             await asyncio.sleep(0.01)
             return StageHistory(end - 365 * DAY, end, [])
 
         return read
 
     day = date(2026, 11, 30)
-    together = await asyncio.gather(*(cache.get("a", day, reader("a", day)) for _ in range(3)))
-    assert reads == [("a", day)]  # three requests, one read
-    assert together[0] is together[1] is together[2]
+    first = await asyncio.gather(*(cache.get("a", day, reader("a", day)) for _ in range(3)))
+    assert reads == [("a", day, 0)]  # three requests, one read
+    assert first[0] is first[1] is first[2]
     clock[0] = 59
-    assert await cache.get("a", day, reader("a", day)) is together[0]
-    nxt = day + DAY
-    await cache.get("a", nxt, reader("a", nxt))  # another 365 days
-    clock[0] = 120
-    await cache.get("a", nxt, reader("a", nxt))  # a minute old
+    assert await cache.get("a", day, reader("a", day)) is first[0]
+    clock[0] = 61  # a minute old: served while the next one is read
+    assert await cache.get("a", day, reader("a", day)) is first[0]
+    await asyncio.sleep(0.05)
+    assert reads[-1] == ("a", day, 61)
+    later = await cache.get("a", day, reader("a", day))
+    assert later is not first[0]
+    nxt = day + DAY  # another 365 days: waited for
+    record = await cache.get("a", nxt, reader("a", nxt))
+    assert record is not None
+    assert record.end == nxt
+    clock[0] = 61 + 600  # ten minutes old: waited for
+    await cache.get("a", nxt, reader("a", nxt))
     await cache.get("b", nxt, reader("b", nxt))
     await cache.get("c", nxt, reader("c", nxt))  # "a" is dropped: two tenants at most
     await cache.get("a", nxt, reader("a", nxt))
-    assert reads == [("a", day), ("a", nxt), ("a", nxt), ("b", nxt), ("c", nxt), ("a", nxt)]
+    assert [(t, e) for t, e, _ in reads[2:]] == [("a", nxt), ("a", nxt), ("b", nxt), ("c", nxt), ("a", nxt)]

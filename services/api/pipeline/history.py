@@ -6,7 +6,9 @@ over the stays completed in those days. Both sum up a year of stays (about four 
 costly part of those answers by far, and the part that moves least: one more won deal moves a rate
 over thousands by a fraction of a percent. So it is not read again for every database snapshot, as
 the answers are (services/api/kit/reads.py): a tenant's record is kept for `TTL_S` and while the
-365 days are the same days, and requests that need it meanwhile share one read. Everything else in
+365 days are the same days, requests that need it meanwhile share one read, and after the TTL the
+record in hand is served while the next one is read in the background, so that no request of a
+tenant read at least every ten minutes waits for a year of stays. Everything else in
 those answers (open deals, their stages, amounts, close dates, wins, activity) is read with the answer.
 """
 
@@ -25,6 +27,8 @@ from services.api.pipeline import queries
 from services.api.pipeline.queries import StageHistoryRow
 
 TTL_S = 60.0
+# A record this many TTLs old is still served while the next one is read; an older one is not.
+SERVED_TTLS = 10
 MAX_TENANTS = 1024
 DAYS = WindowSpec(days=365)
 
@@ -55,19 +59,27 @@ class HistoryCache:
         self._ttl, self._max, self._clock = ttl_s, max_tenants, clock
 
     async def get(self, tenant: str, end: date, read: Read) -> StageHistory | None:
-        """The record of `tenant` for the 365 days up to `end`, read (once for all who ask meanwhile)
-        when there is none that young. None for an unknown tenant."""
+        """The record of `tenant` for the 365 days up to `end`: the one in hand while it is younger
+        than the TTL; one up to `SERVED_TTLS` TTLs old while a new one is read in the background;
+        else a new one, read once for all who ask meanwhile. None for an unknown tenant."""
         found = self._entries.get(tenant)
-        if found is not None and found[1].end == end and self._clock() - found[0] < self._ttl:
-            self._entries.move_to_end(tenant)
-            return found[1]
+        if found is not None and found[1].end == end:
+            age = self._clock() - found[0]
+            if age < self._ttl * SERVED_TTLS:
+                self._entries.move_to_end(tenant)
+                if age >= self._ttl:
+                    self._reading(tenant, end, read)
+                return found[1]
+        # Shielded: a client that hangs up must not cancel the read others wait for.
+        return await asyncio.shield(self._reading(tenant, end, read))
+
+    def _reading(self, tenant: str, end: date, read: Read) -> asyncio.Future[StageHistory | None]:
         key = (tenant, end)
         pending = self._pending.get(key)
         if pending is None:
             pending = self._pending[key] = asyncio.ensure_future(self._read(tenant, key, read))
             pending.add_done_callback(_retrieve)
-        # Shielded: a client that hangs up must not cancel the read others wait for.
-        return await asyncio.shield(pending)
+        return pending
 
     async def _read(self, tenant: str, key: tuple[str, date], read: Read) -> StageHistory | None:
         try:
