@@ -44,6 +44,9 @@ import asyncpg
 
 from bench import loadgen
 from bench.api_reads import WRITES_EVERY_S, Committer, _sequential
+from services.api.kit.windows import WindowSpec, window_args
+from services.api.pipeline import deal_queries, queries
+from services.api.pipeline.periods import current_month
 from services.core.db import asyncpg_dsn, sqlalchemy_url
 
 REPS = 200
@@ -273,6 +276,39 @@ def service_times(api_url: str, reqs: dict[str, list[bytes]], dsn: str, count: i
     return out
 
 
+async def blocks(dsn: str, tenant: str, now: datetime) -> dict[str, dict[str, float]]:
+    """Per read, the database blocks its statement touches and its execution time (EXPLAIN ANALYZE):
+    what the history's growth would change, whatever else the machine runs."""
+    today = now.date()
+    current, previous = current_month(today), current_month(today.replace(day=1) - DAY)
+    year, month = WindowSpec(days=DAYS), WindowSpec()
+    conn = await asyncpg.connect(dsn)
+    try:
+        found = await conn.fetchrow(queries.STAGE_HISTORY, tenant, *window_args(year, now))
+        stages = [queries.StageHistoryRow(*r) for r in found["stages"]]
+        names, entered, won = [h.stage for h in stages], [h.entered for h in stages], [h.won for h in stages]
+        p90 = [h.p90_days for h in stages]
+        statements = {
+            "stage_record": (queries.STAGE_HISTORY, (*window_args(year, now),)),
+            "stages": (queries.STAGES, (*window_args(month, now), None, None)),
+            "velocity": (queries.VELOCITY, (*window_args(month, now), "rep")),
+            "forecast": (queries.FORECAST, (*window_args(current.spec, now), names, entered, won)),
+            "deals_stale": (deal_queries.STALE, (*window_args(year, now), None, None, 14, 100, names, p90)),
+            "deals_slipped": (deal_queries.SLIPPED, (*window_args(previous.spec, now), None, None)),
+        }
+        out = {}
+        for name, (sql, args) in statements.items():
+            plan = json.loads(
+                await conn.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, tenant, *args)
+            )
+            top = plan[0]["Plan"]
+            touched = top["Shared Hit Blocks"] + top["Shared Read Blocks"]
+            out[name] = {"blocks": touched, "ms": round(plan[0]["Execution Time"], 2)}
+        return out
+    finally:
+        await conn.close()
+
+
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
@@ -291,11 +327,16 @@ def run(
     load_average = [round(x, 2) for x in os.getloadavg()]
     before = measure(api_url, reqs, concurrency, seconds)
     fresh_before = service_times(api_url, reqs, dsn)
+    blocks_before = asyncio.run(blocks(dsn, tenant, now))
     t0 = time.monotonic()
     grown = asyncio.run(grow(dsn, tenant, now))
     log(f"pipeline reads: history grown by {grown} in {time.monotonic() - t0:.0f} s")
     after = measure(api_url, reqs, concurrency, seconds)
     fresh_after = service_times(api_url, reqs, dsn)
+    blocks_after = asyncio.run(blocks(dsn, tenant, now))
+    for name, seen in blocks_before.items():
+        log(f"  {name}: {seen['blocks']} -> {blocks_after[name]['blocks']} blocks, "
+            f"{seen['ms']} -> {blocks_after[name]['ms']} ms in Postgres")  # fmt: skip
     with Committer(dsn, WRITES_EVERY_S) as writes:
         during_writes = measure(api_url, reqs, concurrency, seconds)
     for name in before:
@@ -308,6 +349,7 @@ def run(
         "before": before, "after": after, "service_ms_before": fresh_before, "service_ms_after": fresh_after,
         "during_writes": {"commit_every_ms": round(WRITES_EVERY_S * 1000), "commits": writes.commits,
                           **during_writes},
+        "statement_blocks_before": blocks_before, "statement_blocks_after": blocks_after,
         "pipeline_p99_ms": {name: after[name]["p99_ms"] for name in after},
         "p99_growth": {n: round(after[n]["p99_ms"] / max(before[n]["p99_ms"], 0.01), 2) for n in after},
     }  # fmt: skip
