@@ -263,7 +263,7 @@ class _Pipeline:
         deal_id, contact = str(self._vendor_number()), f"c{self.org.namespace}-p{self._next()}"
         entries = [end - timedelta(seconds=rng.randint(_DAY_S, 7 * _DAY_S))]
         for _ in range(rng.choice(depth)):
-            stay = rng.lognormvariate(math.log(LARGE_STAGE_DAYS * _DAY_S), 0.4)
+            stay = rng.lognormvariate(math.log(LARGE_STAGE_DAYS * _DAY_S), 0.3)
             entries.insert(0, entries[0] - timedelta(seconds=int(stay)))
         low = min(max(quarter.first, self.org.last_day + timedelta(days=1)), quarter.last)
         closes = low + timedelta(days=rng.randint(0, (quarter.last - low).days))

@@ -26,7 +26,7 @@ from devstack.demo.send import error_message
 
 TITLES = ("Pipeline by stage", "Slow stages by rep", "Forecast", "Slipped deals", "Stale deals")
 SLOW_RATIO = 1.5  # a rep's stage p90 at least this many times the team's is listed
-SLOW_MIN_STAYS = 3  # ... over at least this many deals entering the stage
+SLOW_MIN_STAYS = 5  # ... over at least this many deals entering the stage
 DEALS_LISTED = 10
 CONCURRENCY = 8
 

@@ -15,7 +15,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from devstack.demo.model import DAYS_PER_MONTH, Organisation
@@ -211,3 +211,75 @@ def channel_quality(events: Iterable[DemoEvent]) -> dict[str, dict[str, float]]:
 
 def _ratio(num: float, den: float) -> float | None:
     return num / den if den else None
+
+
+@dataclass(frozen=True)
+class Stay:
+    deal_id: str
+    rep_id: str | None
+    stage: str
+    entered: datetime
+    left: datetime | None  # None while the deal is still in the stage
+
+    @property
+    def days(self) -> float | None:
+        return None if self.left is None else (self.left - self.entered).total_seconds() / 86_400
+
+
+def stays(events: Iterable[DemoEvent]) -> list[Stay]:
+    """Every stay of every deal: a stage change enters a stage and ends the stay before it, a win or
+    loss ends the last one. A demo deal keeps the rep that created it, and never moves back."""
+    creators: dict[str, str | None] = {}
+    moves: dict[str, list[DemoEvent]] = defaultdict(list)
+    closes: dict[str, datetime] = {}
+    for e in events:
+        if e.deal_id is None:
+            continue
+        if e.type == "deal.created":
+            creators[e.deal_id] = e.rep_id
+        elif e.type == "deal.stage_changed":
+            moves[e.deal_id].append(e)
+        elif e.type in ("deal.won", "deal.lost"):
+            closes[e.deal_id] = e.occurred_at
+    out = []
+    for deal_id, changes in moves.items():
+        changes.sort(key=lambda e: e.occurred_at)
+        ends = [c.occurred_at for c in changes[1:]] + [closes.get(deal_id)]
+        for change, end in zip(changes, ends, strict=True):
+            out.append(Stay(deal_id, creators.get(deal_id), change.stage or "", change.occurred_at, end))
+    return out
+
+
+def p90(values: Iterable[float]) -> float:
+    """The 90th percentile, interpolated linearly between the closest ranks (numpy's default)."""
+    return statistics.quantiles(sorted(values), n=10, method="inclusive")[8]
+
+
+def open_deals(events: Iterable[DemoEvent]) -> dict[str, tuple[int, date | None, str | None]]:
+    """Each deal without a win or loss: its amount, its newest close date and its rep."""
+    amounts: dict[str, tuple[int, str | None]] = {}
+    dates: dict[str, tuple[datetime, str]] = {}
+    closed = set()
+    for e in events:
+        if e.deal_id is None or not e.type.startswith("deal."):
+            continue
+        if e.type == "deal.created":
+            amounts[e.deal_id] = (e.amount or 0, e.rep_id)
+        elif e.type in ("deal.won", "deal.lost"):
+            closed.add(e.deal_id)
+        if e.close_date is not None and (e.deal_id not in dates or dates[e.deal_id][0] < e.occurred_at):
+            dates[e.deal_id] = (e.occurred_at, e.close_date)
+    return {
+        d: (amount, date.fromisoformat(dates[d][1]) if d in dates else None, rep)
+        for d, (amount, rep) in amounts.items()
+        if d not in closed
+    }
+
+
+def coverage(org: Organisation, events: list[DemoEvent], first: date, last: date) -> float:
+    """SPEC 5.8: open amount closing in [first, last] / (the reps' quota over its months - won in it)."""
+    months = (last.year - first.year) * 12 + last.month - first.month + 1
+    quota = sum(r.quota_monthly for r in org.reps) * months
+    won = sum(e.amount or 0 for e in events if e.type == "deal.won" and first <= e.occurred_at.date() <= last)
+    open_amount = sum(a for a, close, _ in open_deals(events).values() if close and first <= close <= last)
+    return open_amount / (quota - won)
