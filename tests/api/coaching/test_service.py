@@ -387,13 +387,16 @@ def test_fast_standings_are_the_definition_to_the_last_bit(seed: int) -> None:
 
 def test_two_hundred_reps_are_instant() -> None:
     reps = random_org(random.Random(7), 200)
-    start = time.perf_counter()
-    results = coach_scope(reps)
-    elapsed = time.perf_counter() - start
+    timings = []
+    for _ in range(3):
+        start = time.perf_counter()
+        results = coach_scope(reps)
+        timings.append(time.perf_counter() - start)
     assert len(results) == 200
-    # ~7 ms here; the definition written out literally takes over ten times as long. The bound
-    # leaves room for a busy machine while still catching a quadratic regression.
-    assert elapsed < 0.1, f"{elapsed:.3f}s"
+    # ~10 ms here, priorities included; the definition written out literally takes over ten times as
+    # long. The best of three runs and the bound leave room for a busy machine while still catching
+    # a quadratic regression.
+    assert min(timings) < 0.1, f"{min(timings):.3f}s"
 
 
 @pytest.mark.parametrize("seed", range(20))
