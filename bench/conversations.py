@@ -310,6 +310,10 @@ def summarise(out: dict[str, list[dict[str, Any]]], transcripts: int) -> dict[st
         "runs": out,
         # events/s with the conversation fold over without it, on the same backlog: target >= 0.95
         "fold_ratio": round(median["with_fold"] / median["without_fold"], 3),
+        # the same in aggregator CPU seconds (without / with), which moves less with the machine's load
+        "fold_cpu_ratio": round(
+            statistics.median(cpu["without_fold"]) / statistics.median(cpu["with_fold"]), 3
+        ),
         "fold_ratio_per_round": [round(p, 3) for p in pairs],
         "transcripts_ratio": round(median["with_transcripts"] / median["with_fold"], 3),
     }
