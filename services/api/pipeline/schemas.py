@@ -31,7 +31,13 @@ StageName = Annotated[
 ]
 Probability = Annotated[
     Decimal,
-    Field(ge=0, le=1, allow_inf_nan=False, description="Chance that a deal in this stage is won, 0 to 1"),
+    Field(
+        ge=0,
+        le=1,
+        decimal_places=10,
+        allow_inf_nan=False,
+        description="Chance that a deal in this stage is won, 0 to 1 (at most 10 decimal places)",
+    ),
 ]
 
 
