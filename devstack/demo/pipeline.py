@@ -11,9 +11,9 @@ the planted structure the pipeline reports should find. Pure and deterministic.
 - the staller (`PipelinePlant.staller`, a veteran of typical skill): his deals wait weeks longer in
   STALL_STAGE before they close, so that stage's days stand out for him and his open deals there
   are stale;
-- larger, longer opportunities of the veterans, open at the end, whose close dates fill the current
-  quarter to about COVERAGE_TARGETS[0] of what is left of its quota and the next one to only
-  COVERAGE_TARGETS[1]: the next quarter is under-covered.
+- larger, longer opportunities grown from the veterans' older leads, open at the end, whose close
+  dates fill the current quarter to about COVERAGE_TARGETS[0] of what is left of its quota and the
+  next one to only COVERAGE_TARGETS[1]: the next quarter is under-covered.
 
 The stage order and probabilities go to `PUT /v1/pipeline/stages` (`stages_body`).
 """
@@ -236,8 +236,7 @@ class _Pipeline:
         current = Quarter.of(self.org.last_day)
         quota = sum(r.quota_monthly for r in self.org.reps) * 3
         amounts, close_dates = open_amounts(so_far)
-        taken = {*_planted(self.org), self.plant.staller}
-        owners = sorted(r.rep_id for r in self.org.reps if r.cohort == "veteran" and r.rep_id not in taken)
+        leads = self._nurtured_leads(so_far)
         # Opportunities closing this quarter are further along (two to four stages past the first).
         plans = (
             (current, COVERAGE_TARGETS[0], range(2, 5)),
@@ -251,16 +250,35 @@ class _Pipeline:
                 a for d, a in amounts.items() if (c := close_dates[d]) is not None and quarter.holds(c)
             )
             need = target * (quota - won) - have
-            while need > 0:
+            while need > 0 and leads:
                 amount = int(round(self.rng.lognormvariate(math.log(LARGE_DEAL_MEDIAN), 0.4), -3))
-                yield from self._large_deal(self.rng.choice(owners), quarter, amount, depth)
+                lead = leads.pop(self.rng.randrange(len(leads)))
+                yield from self._large_deal(lead, quarter, amount, depth)
                 need -= amount
 
-    def _large_deal(self, rep_id: str, quarter: Quarter, amount: int, depth: range) -> Iterator[DemoEvent]:
+    def _nurtured_leads(self, so_far: list[DemoEvent]) -> list[DemoEvent]:
+        """Leads of the veterans no finding is planted on, two months old or more, that became no
+        deal: the larger opportunities grow out of them, keeping their contact and channel."""
+        taken = {*_planted(self.org), self.plant.staller}
+        owners = {r.rep_id for r in self.org.reps if r.cohort == "veteran" and r.rep_id not in taken}
+        with_deal = {e.contact_id for e in so_far if e.type == "deal.created"}
+        latest = self.org.end - timedelta(days=60)
+        return [
+            e
+            for e in so_far
+            if e.type == "lead.created"
+            and e.rep_id in owners
+            and e.contact_id not in with_deal
+            and e.occurred_at < latest
+        ]
+
+    def _large_deal(
+        self, lead: DemoEvent, quarter: Quarter, amount: int, depth: range
+    ) -> Iterator[DemoEvent]:
         """An opportunity that entered its latest stage in the last week (it is moving, not stale),
         after about LARGE_STAGE_DAYS in each earlier one."""
         rng, end = self.rng, self.org.end
-        deal_id, contact = str(self._vendor_number()), f"c{self.org.namespace}-p{self._next()}"
+        deal_id = str(self._vendor_number())
         entries = [end - timedelta(seconds=rng.randint(_DAY_S, 7 * _DAY_S))]
         for _ in range(rng.choice(depth)):
             stay = rng.lognormvariate(math.log(LARGE_STAGE_DAYS * _DAY_S), 0.3)
@@ -268,9 +286,9 @@ class _Pipeline:
         low = min(max(quarter.first, self.org.last_day + timedelta(days=1)), quarter.last)
         closes = low + timedelta(days=rng.randint(0, (quarter.last - low).days))
         deal = DemoEvent(
-            self._api_id(), "deal.created", entries[0] - timedelta(minutes=5), "api", rep_id=rep_id,
-            contact_id=contact, deal_id=deal_id, amount=amount, close_date=closes.isoformat(),
-            forecast_category="pipeline",
+            self._api_id(), "deal.created", entries[0] - timedelta(minutes=5), "api", rep_id=lead.rep_id,
+            contact_id=lead.contact_id, deal_id=deal_id, channel=lead.channel, amount=amount,
+            close_date=closes.isoformat(), forecast_category="pipeline",
         )  # fmt: skip
         yield deal
         for index, ((stage, _), at) in enumerate(zip(STAGES, entries, strict=False)):

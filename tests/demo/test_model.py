@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from devstack.demo import model, simulate
+from devstack.demo import model, pipeline, simulate
 from devstack.demo.model import Organisation
 from services.api.coaching.service import CONVERSATION_METRICS, RepCoaching
 from services.api.kit.tenure import month_index
@@ -28,7 +28,8 @@ def whole(org: Organisation) -> reference.Window:
 
 def test_the_same_seed_and_end_give_the_same_events(small_org: SmallOrg) -> None:
     _, events = small_org
-    again = simulate.events(model.build(**SMALL, end=END))
+    org = model.build(**SMALL, end=END)
+    again = pipeline.events(org, simulate.events(org))
     assert [(e.via, e.canonical()) for e in again] == [(e.via, e.canonical()) for e in events]
     other = simulate.events(model.build(**{**SMALL, "seed": 8}, end=END))
     assert {e.event_id for e in other}.isdisjoint(e.event_id for e in events)
