@@ -183,6 +183,7 @@ async def _folded_at_least(engine: AsyncEngine, tenant: str, n: int) -> bool:
     return (await folded(engine, [tenant]) or 0) >= n
 
 
+@pytest.mark.soak  # `make soak` runs it at 100,000 events; the other fault tests run in `make test`
 async def test_acknowledged_events_survive_every_fault_exactly_once(
     stack: Stack, engine: AsyncEngine, tenants: TenantFactory, tmp_path: Path
 ) -> None:
