@@ -227,6 +227,7 @@ def test_a_taken_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.soak  # `make soak`; tests/test_readme.py runs `salesloop dev` in every `make test`
 def test_dev_serves_the_pipeline_refuses_collisions_and_stops_cleanly(tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
     ports = free_ports()

@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 import httpx
 import orjson
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -432,6 +433,7 @@ async def flush(ingest: httpx.AsyncClient, t: TenantCtx) -> int:
 # ---------------------------------------------------------------------------------------------- the test
 
 
+@pytest.mark.soak  # `make soak`; the webhook routes and adapters are tested in tests/ingest on every `make test`
 async def test_a_team_through_every_vendor_webhook_gets_its_numbers_once(
     services: Services, tenants: TenantFactory, engine: AsyncEngine
 ) -> None:
