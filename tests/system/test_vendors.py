@@ -433,7 +433,7 @@ async def flush(ingest: httpx.AsyncClient, t: TenantCtx) -> int:
 # ---------------------------------------------------------------------------------------------- the test
 
 
-@pytest.mark.soak  # `make soak`; the webhook routes and adapters are tested in tests/ingest on every `make test`
+@pytest.mark.soak  # `make soak`; the routes and adapters are tested in tests/ingest by `make test`
 async def test_a_team_through_every_vendor_webhook_gets_its_numbers_once(
     services: Services, tenants: TenantFactory, engine: AsyncEngine
 ) -> None:
