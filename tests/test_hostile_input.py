@@ -282,3 +282,23 @@ async def test_a_slow_body_is_cut_off_at_the_read_timeout_and_others_are_served_
         assert time.monotonic() - started < 1 + 2.5
     finally:
         ingest.stop()
+
+
+async def test_a_request_refused_before_its_body_came_is_answered_with_connection_close(
+    services: Services, tenants: TenantFactory
+) -> None:
+    """The server ends a connection whose request it answered unread; the answer must say so, or a
+    keep-alive client sends its next request into the closed connection."""
+    t = await tenants.create()
+    body = orjson.dumps(ev("unread-1"))
+    reader, writer = await asyncio.open_connection("127.0.0.1", services.ingest_port)
+    try:
+        head = [b"POST /v1/events/" + t.slug.encode() + b" HTTP/1.1", b"Host: 127.0.0.1"]
+        head += [b"Content-Type: application/json", b"Authorization: Bearer wrong"]
+        writer.write(b"\r\n".join([*head, b"Content-Length: %d" % len(body), b"", b""]))
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)  # the body is not sent yet
+        writer.write(body)
+    finally:
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 401"), answer
+    assert b"connection: close" in answer.lower(), answer

@@ -89,6 +89,7 @@ class BoundedHttpTools(HttpToolsProtocol):
         self._head_first = 0  # the read the head began in: the head's share of it and perhaps more
         self._head_more = 0  # the reads after it, while the head was incomplete: all head
         self._dropping = False
+        self._answered_unread = False  # a response started before its request's body was all received
         self._deadline: asyncio.TimerHandle | None = None
         self._arm()
 
@@ -125,15 +126,38 @@ class BoundedHttpTools(HttpToolsProtocol):
         if self._head_first + self._head_more > limit and self._head_size() > limit:
             app, self.app = self.app, _head_too_large(self._too_large())
             try:
-                super().on_headers_complete()
+                self._start_cycle()
             finally:
                 self.app = app
             return
+        self._start_cycle()
+
+    def _start_cycle(self) -> None:
+        earlier = self.cycle
         super().on_headers_complete()
+        if self.cycle is not None and self.cycle is not earlier:
+            self._close_if_answered_unread(self.cycle)
+
+    def _close_if_answered_unread(self, cycle: Any) -> None:
+        """A response that starts before its request's body was all received says `connection: close`,
+        since the connection ends after it (`_linger`): a client that read no such header would send
+        its next request into a closed connection. uvicorn closes at once on that header, which could
+        lose the answer to a reset, so `_linger` closes instead."""
+        send = cycle.send
+
+        async def send_closing(message: Any) -> None:
+            if message["type"] != "http.response.start" or not cycle.more_body:
+                await send(message)
+                return
+            self._answered_unread = True
+            await send({**message, "headers": [*message.get("headers", []), (b"connection", b"close")]})
+            cycle.keep_alive = True
+
+        cycle.send = send_closing
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self.cycle.more_body and not self.transport.is_closing():
+        if (self.cycle.more_body or self._answered_unread) and not self.transport.is_closing():
             self._linger()  # answered before the request's body was all sent (refused unread)
 
     def _head_size(self) -> int:
