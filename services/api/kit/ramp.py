@@ -54,7 +54,8 @@ class MeasuredRamp:
 
     `curve[k]` is the median of month k over the reps that have it (None: no rep has), `reps[k]`
     how many have it; `months` is None when the ramp cannot be measured (no steady-state month
-    with data, a steady state of 0 or below, or no month reaching the share of it).
+    with data, a steady state of 0 or below, or no month reaching the share of it). `rep_count` is
+    how many distinct reps have at least one month in the measurement.
     """
 
     metric: str
@@ -62,6 +63,7 @@ class MeasuredRamp:
     reps: tuple[int, ...]
     steady_state: float | None
     months: int | None
+    rep_count: int = 0
 
     @property
     def ramp_months(self) -> int:
@@ -75,17 +77,19 @@ def measure_ramp(monthly: Iterable[Mapping[int, float | None]], *, metric: str =
     monthly value); the ramp length the first month whose median reaches RAMP_SHARE of it.
     """
     by_month: list[list[float]] = [[] for _ in range(_MEASURED_MONTHS)]
+    rep_count = 0
     for rep in monthly:
-        for k, value in rep.items():
-            if value is not None and 0 <= k < _MEASURED_MONTHS:
-                by_month[k].append(float(value))
+        known = [(k, v) for k, v in rep.items() if v is not None and 0 <= k < _MEASURED_MONTHS]
+        rep_count += bool(known)
+        for k, value in known:
+            by_month[k].append(float(value))
     curve = tuple(_median(values) for values in by_month)
     steady = _median([v for k in STEADY_MONTHS for v in by_month[k]])
     months = None
     if steady is not None and steady > 0:
         reached = (k for k, m in enumerate(curve) if m is not None and m >= RAMP_SHARE * steady)
         months = next(reached, None)
-    return MeasuredRamp(metric, curve, tuple(len(v) for v in by_month), steady, months)
+    return MeasuredRamp(metric, curve, tuple(len(v) for v in by_month), steady, months, rep_count)
 
 
 # The rollup columns each metric's formula reads (kit.sums.metrics_from_sums); a counter reads itself.
