@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.api.auth import authenticate
@@ -24,8 +24,9 @@ from services.api.demand.routes import router as demand
 from services.api.hiring.routes import router as hiring
 from services.api.kit.answers import example
 from services.api.kit.errors import Conflict, DomainError, InvalidInput, NotFound
-from services.api.kit.reads import AnswerCache, ReadPool, Reads
-from services.api.kit.routing import EngineDep, error_responses
+from services.api.kit.reads import AnswerCache, Reads
+from services.api.kit.replica import ReplicaState, open_reads, replica_state
+from services.api.kit.routing import EngineDep, ReadEngineDep, error_responses
 from services.api.pipeline import gauges as pipeline_gauges
 from services.api.pipeline.routes import router as pipeline
 from services.api.quality.routes import router as quality
@@ -69,6 +70,16 @@ class Health(BaseModel):
     status: str
 
 
+class Readiness(Health):
+    model_config = example(
+        {"status": "ready", "replica": {"in_recovery": True, "replay_lag_s": 0.0, "replay_paused": False}}
+    )
+
+    replica: ReplicaState | None = Field(
+        None, description="The read replica (SALESLOOP_READ_DATABASE_URL); absent without one"
+    )
+
+
 health = APIRouter(tags=["operations"])
 
 
@@ -79,10 +90,11 @@ async def healthz() -> Health:
 
 @health.get(
     "/readyz",
-    summary="Readiness: the database answers within 2 s",
+    summary="Readiness: the database (and the read replica, if set) answers within 2 s",
     responses=error_responses(503),
+    response_model_exclude_none=True,
 )
-async def readyz(engine: EngineDep) -> Health:
+async def readyz(engine: EngineDep, reading: ReadEngineDep) -> Readiness:
     try:
         async with asyncio.timeout(READY_TIMEOUT_S), engine.connect() as conn:
             await conn.exec_driver_sql("SELECT 1")
@@ -91,7 +103,16 @@ async def readyz(engine: EngineDep) -> Health:
         raise ApiError(
             503, "not_ready", "the database is not reachable", headers={"Retry-After": "1"}
         ) from exc
-    return Health(status="ready")
+    if reading is engine:
+        return Readiness(status="ready")
+    try:
+        replica = await replica_state(reading, READY_TIMEOUT_S)
+    except (TimeoutError, OSError, SQLAlchemyError) as exc:
+        log.warning("not ready: read replica unreachable", extra={"error": type(exc).__name__})
+        raise ApiError(
+            503, "not_ready", "the read replica is not reachable", headers={"Retry-After": "1"}
+        ) from exc
+    return Readiness(status="ready", replica=replica)
 
 
 @health.get(
@@ -132,7 +153,8 @@ def create_app(settings: Settings) -> FastAPI:
         engine = create_engine(settings, "salesloop-api")
         app.state.engine = engine
         app.state.directory = Directory(engine, settings.keyring(), settings.auth_cache_ttl_s)
-        pool = await ReadPool.open(settings)
+        # GET answers: SALESLOOP_READ_DATABASE_URL if set (services/api/kit/replica.py).
+        app.state.read_engine, pool = await open_reads(settings, engine)
         app.state.reads = Reads(pool, AnswerCache())
         gauges = pipeline_gauges.start(app.state.reads, settings.pipeline_metrics_tenant_list())
         # The weekly coaching snapshots (services/api/coaching/snapshots.py).
@@ -146,6 +168,8 @@ def create_app(settings: Settings) -> FastAPI:
                 gauges.cancel()
                 await asyncio.gather(gauges, return_exceptions=True)
             await pool.close()
+            if app.state.read_engine is not engine:
+                await app.state.read_engine.dispose()
             await engine.dispose()
             log.info("api stopped")
 

@@ -76,6 +76,10 @@ class Settings(BaseSettings):
 
     # databases
     db_pool_size: int = Field(10, ge=1)
+    # api: the database its GET answers are read from, a streaming replica of database_url (unset: the
+    # primary). Writes, key checks and coaching snapshots stay on the primary (docs/operations.md,
+    # "Read replicas").
+    read_database_url: SecretStr | None = None
     # Read by `salesloop migrate` only: the login of Grafana's read-only role (unset: role cannot log in).
     grafana_db_password: SecretStr | None = None
     log_level: str = "INFO"

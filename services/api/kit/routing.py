@@ -22,12 +22,21 @@ async def _engine(request: Request) -> AsyncEngine:
     return engine
 
 
+async def _read_engine(request: Request) -> AsyncEngine:
+    engine: AsyncEngine = request.app.state.read_engine
+    return engine
+
+
 async def _reads(request: Request) -> Reads:
     reads: Reads = request.app.state.reads
     return reads
 
 
+# The primary: writes, and reads a write depends on.
 EngineDep = Annotated[AsyncEngine, Depends(_engine)]
+# GET answers read through the SQLAlchemy engine: the read replica if one is set, else the primary
+# (services/api/kit/replica.py). The read pool of `ReadsDep` connects to the same server.
+ReadEngineDep = Annotated[AsyncEngine, Depends(_read_engine)]
 ReadsDep = Annotated[Reads, Depends(_reads)]
 
 RepId = Annotated[str, Path(min_length=1, max_length=200, description="The tenant's own id of the rep")]
