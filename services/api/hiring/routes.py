@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response
 from services.api.auth import HiringReadKey, HiringWriteKey
 from services.api.hiring import service
 from services.api.hiring.schemas import ScorecardIn, ScorecardOut, TraitCorrelationsOut
-from services.api.kit.routing import EngineDep, RepId, WindowDep, error_responses
+from services.api.kit.routing import EngineDep, ReadEngineDep, RepId, WindowDep, error_responses
 
 router = APIRouter(prefix="/v1/hiring", tags=["hiring"])
 
@@ -40,7 +40,7 @@ async def put_scorecard(
     summary="A rep's scorecard",
     responses=error_responses(401, 403, 404, 422),
 )
-async def get_scorecard(key: HiringReadKey, rep_id: RepId, engine: EngineDep) -> ScorecardOut:
+async def get_scorecard(key: HiringReadKey, rep_id: RepId, engine: ReadEngineDep) -> ScorecardOut:
     card = await service.get_scorecard(engine, tenant=key.tenant, rep_id=rep_id)
     return ScorecardOut.model_validate(card, from_attributes=True)
 
@@ -57,7 +57,7 @@ async def get_scorecard(key: HiringReadKey, rep_id: RepId, engine: EngineDep) ->
 async def trait_correlations(
     key: HiringReadKey,
     window: WindowDep,
-    engine: EngineDep,
+    engine: ReadEngineDep,
     outcome: Annotated[
         str,
         Query(

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from services.api.auth import MetricsReadKey
-from services.api.kit.routing import EngineDep, error_responses
+from services.api.kit.routing import ReadEngineDep, error_responses
 from services.api.quality import service
 from services.api.quality.schemas import DataQualityOut
 
@@ -25,7 +25,7 @@ router = APIRouter(tags=["data quality"])
 )
 async def data_quality(
     key: MetricsReadKey,
-    engine: EngineDep,
+    engine: ReadEngineDep,
     limit: Annotated[
         int, Query(ge=1, le=1000, description="Identities listed per source, most events first")
     ] = 100,

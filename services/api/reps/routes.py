@@ -9,7 +9,15 @@ from fastapi import APIRouter, Query, Response
 
 from services.api.auth import MetricsReadKey, RepsReadKey, RepsWriteKey
 from services.api.kit.reads import json_response
-from services.api.kit.routing import EngineDep, ReadsDep, RepId, Team, WindowDep, error_responses
+from services.api.kit.routing import (
+    EngineDep,
+    ReadEngineDep,
+    ReadsDep,
+    RepId,
+    Team,
+    WindowDep,
+    error_responses,
+)
 from services.api.reps import service
 from services.api.reps.schemas import NewRepId, RepIn, RepList, RepMetricsOut, RepOut, TeamMetricsOut
 
@@ -43,7 +51,7 @@ async def put_rep(
 )
 async def list_reps(
     key: RepsReadKey,
-    engine: EngineDep,
+    engine: ReadEngineDep,
     team: Annotated[str | None, Query(max_length=200, description="Only reps of this team")] = None,
     active: Annotated[
         bool | None,
@@ -60,7 +68,7 @@ async def list_reps(
     summary="One rep",
     responses=error_responses(401, 403, 404, 422),
 )
-async def get_rep(key: RepsReadKey, rep_id: RepId, engine: EngineDep) -> RepOut:
+async def get_rep(key: RepsReadKey, rep_id: RepId, engine: ReadEngineDep) -> RepOut:
     return await service.get_rep(engine, tenant=key.tenant, rep_id=rep_id)
 
 
@@ -86,7 +94,7 @@ async def rep_metrics(key: MetricsReadKey, rep_id: RepId, window: WindowDep, rea
     responses=error_responses(401, 403, 404, 422),
 )
 async def team_metrics(
-    key: MetricsReadKey, team: Team, window: WindowDep, engine: EngineDep
+    key: MetricsReadKey, team: Team, window: WindowDep, engine: ReadEngineDep
 ) -> TeamMetricsOut:
     return await service.team_metrics(
         engine, tenant=key.tenant, team=team, spec=window, now=datetime.now(UTC)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from services.api.auth import TrainingReadKey
-from services.api.kit.routing import EngineDep, ReadsDep, error_responses
+from services.api.kit.routing import ReadEngineDep, ReadsDep, error_responses
 from services.api.kit.sums import METRICS
 from services.api.kit.windows import WindowSpec, parse_window
 from services.api.training import service
@@ -65,7 +65,7 @@ router = APIRouter(prefix="/v1/training", tags=["training"])
 async def ramp(
     key: TrainingReadKey,
     hires: HiresDep,
-    engine: EngineDep,
+    engine: ReadEngineDep,
     reads: ReadsDep,
     cohort: Annotated[CohortKind, Query(description="Group hires by calendar month or quarter")] = "month",
     metric: Metric = service.DEFAULT_METRIC,
@@ -94,7 +94,7 @@ async def ramp(
 async def certifications(
     key: TrainingReadKey,
     hires: HiresDep,
-    engine: EngineDep,
+    engine: ReadEngineDep,
     metric: Metric = service.DEFAULT_METRIC,
     months: Months = service.DEFAULT_MONTHS,
 ) -> CertificationsOut:
