@@ -39,6 +39,8 @@ SCOPES = frozenset(
         "demand:write",
         "pipeline:read",
         "pipeline:write",
+        "economics:read",
+        "economics:write",
         "admin",
     }
 )
