@@ -32,7 +32,7 @@ from __future__ import annotations
 import functools
 import statistics
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from services.api.kit.reads import AnswerKey, ReadPool, Reads, rollup_read
@@ -55,7 +55,8 @@ class MeasuredRamp:
     `curve[k]` is the median of month k over the reps that have it (None: no rep has), `reps[k]`
     how many have it; `months` is None when the ramp cannot be measured (no steady-state month
     with data, a steady state of 0 or below, or no month reaching the share of it). `rep_count` is
-    how many distinct reps have at least one month in the measurement.
+    how many distinct reps have at least one month in the measurement; `by_rep` their monthly
+    values by rep id, as read (empty from `measure_ramp`), so a caller can group them (by cohort).
     """
 
     metric: str
@@ -64,6 +65,7 @@ class MeasuredRamp:
     steady_state: float | None
     months: int | None
     rep_count: int = 0
+    by_rep: Mapping[str, Mapping[int, float | None]] = field(default_factory=dict)
 
     @property
     def ramp_months(self) -> int:
@@ -85,11 +87,17 @@ def measure_ramp(monthly: Iterable[Mapping[int, float | None]], *, metric: str =
             by_month[k].append(float(value))
     curve = tuple(_median(values) for values in by_month)
     steady = _median([v for k in STEADY_MONTHS for v in by_month[k]])
-    months = None
-    if steady is not None and steady > 0:
-        reached = (k for k, m in enumerate(curve) if m is not None and m >= RAMP_SHARE * steady)
-        months = next(reached, None)
+    months = ramp_length(curve, steady)
     return MeasuredRamp(metric, curve, tuple(len(v) for v in by_month), steady, months, rep_count)
+
+
+def ramp_length(curve: Iterable[float | None], steady_state: float | None) -> int | None:
+    """The first month of `curve` reaching RAMP_SHARE of `steady_state`; None when none does or the
+    steady state is unknown, 0 or below."""
+    if steady_state is None or steady_state <= 0:
+        return None
+    reached = (k for k, m in enumerate(curve) if m is not None and m >= RAMP_SHARE * steady_state)
+    return next(reached, None)
 
 
 # The rollup columns each metric's formula reads (kit.sums.metrics_from_sums); a counter reads itself.
@@ -162,7 +170,7 @@ async def _read(pool: ReadPool, tenant: str, now: datetime, metric: str) -> tupl
             sums = {c: row[c] for c in columns}
             value = metrics_from_sums(sums, quota_monthly=row["quota_monthly"], days=row["days"])[metric]
             monthly.setdefault(row["rep_id"], {})[row["month"]] = None if value is None else float(value)
-    return rows[0]["snapshot"], measure_ramp(monthly.values(), metric=metric)
+    return rows[0]["snapshot"], replace(measure_ramp(monthly.values(), metric=metric), by_rep=monthly)
 
 
 def _quarter_hour(now: datetime) -> datetime:
