@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     # Transcript text (and the text of its moments) of calls older than this many days is erased by
     # the aggregator, which keeps the call's analysis (SPEC 5.7; docs/operations.md, "Retention").
     transcript_retention_days: int = Field(365, ge=1)
+    # Whole months of the event archive that ended more than this many days ago are dropped; rollups
+    # and folded state stay (docs/operations.md, "Archive partitions and retention"). 0 keeps them all.
+    archive_retention_days: int = Field(730, ge=0)
 
     # api: the tenants whose stale deals and slipped amount are Prometheus gauges, comma-separated, at
     # most 20 (docs/pipeline.md, "Alerting"). Unset: no tenant is a label of any metric.
