@@ -1,7 +1,7 @@
 """subscriptions
 
 Unit economics (SPEC 5.10): `mrr_movements` (each `subscription.*` event of a billing account with
-the MRR before and after it and its movement: new, expansion, contraction, churn, reactivation) and
+the account's MRR before and after it and its movement: new, expansion, contraction, churn, reactivation) and
 `subscription_accounts` (one row per account), both derived from the archive (`salesloop rebuild`
 recomputes them), and `economics_settings` (what a tenant sets: gross margin, sales cost, failure
 rate). The read-only Grafana role (0002) may select all three: account and contact ids, channels,
@@ -31,6 +31,8 @@ def upgrade() -> None:
         sa.Column("event_id", sa.String(length=200), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("type", sa.String(length=40), nullable=False),
+        sa.Column("subscription_id", sa.String(length=200), server_default="", nullable=False),
+        sa.Column("mrr", sa.Numeric(precision=20, scale=4), nullable=False),
         sa.Column("mrr_before", sa.Numeric(precision=20, scale=4), nullable=False),
         sa.Column("mrr_after", sa.Numeric(precision=20, scale=4), nullable=False),
         sa.Column("movement", sa.String(length=16), nullable=True),

@@ -24,10 +24,12 @@ Share = Numeric(7, 6)
 
 
 class MrrMovement(Base):
-    """One `subscription.*` event of an account, at `at` (event time), of `type`: the account's MRR
-    `mrr_before` it and `mrr_after` it (the event's `mrr`; 0 for a cancellation), and the movement
-    that makes, null when the MRR did not change. An account's events are walked in time order (at
-    one instant: a start first, a cancellation last, otherwise by event id)."""
+    """One `subscription.*` event of an account, at `at` (event time), of `type`, about one of its
+    subscriptions (`subscription_id`: Stripe's; '' for an event that gives the account's whole MRR)
+    whose MRR after the event is `mrr`; the account's MRR (the sum over its subscriptions) before it
+    and after it, and the movement that makes, null when the account's MRR did not change. An
+    account's events are walked in time order (at one instant: a start first, a cancellation last,
+    otherwise by event id)."""
 
     __tablename__ = "mrr_movements"
 
@@ -36,6 +38,8 @@ class MrrMovement(Base):
     event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     type: Mapped[str] = mapped_column(String(40), nullable=False)
+    subscription_id: Mapped[str] = mapped_column(String(200), nullable=False, server_default="")
+    mrr: Mapped[Decimal] = mapped_column(Money, nullable=False)
     mrr_before: Mapped[Decimal] = mapped_column(Money, nullable=False)
     mrr_after: Mapped[Decimal] = mapped_column(Money, nullable=False)
     movement: Mapped[str | None] = mapped_column(String(16))
