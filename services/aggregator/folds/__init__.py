@@ -35,6 +35,7 @@ from services.aggregator.folds import (
     leads_sql,
     pipeline_sql,
     rollups_sql,
+    subscriptions_sql,
 )
 
 
@@ -54,6 +55,7 @@ FOLDS: tuple[Fold, ...] = (
     Fold("leads", leads_sql.TABLES, leads_sql.apply),
     Fold("conversations", conversations_sql.TABLES, conversations_sql.apply),
     Fold("pipeline", pipeline_sql.TABLES, pipeline_sql.apply),
+    Fold("subscriptions", subscriptions_sql.TABLES, subscriptions_sql.apply),
 )
 
 # Every table the folds derive from the archive, each once.
