@@ -1,0 +1,56 @@
+"""Planning (SPEC 5.10): `/v1/planning/capacity`, `/v1/planning/fit`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from services.api.auth import EconomicsReadKey
+from services.api.kit.routing import ReadsDep, error_responses
+from services.api.planning import service
+from services.api.planning.schemas import CapacityOut
+
+router = APIRouter(prefix="/v1/planning", tags=["planning"])
+
+Target = Annotated[float | None, Query(gt=0, le=1e12, allow_inf_nan=False)]
+
+
+@router.get(
+    "/capacity",
+    response_model=CapacityOut,
+    summary="How many reps to hire, and when, to make a monthly target",
+    description="A month-by-month plan from the tenant's measured ramp (the median rep's bookings by "
+    "month of tenure as a share of the steady state), its measured monthly attrition and failure rate "
+    "(the failure rate of the economics settings first; 0.35 when neither is known), the reps' quota "
+    "and median attainment: per month the ramped rep equivalents, the capacity, the gap to the target "
+    "and the hires to start that month (net hires / (1 - failure rate), rounded up, started as many "
+    "months ahead as the ramp takes), beside linear math (target / quota). `inputs` says which were "
+    "measured and which are defaults. Answers 422 (`insufficient_history`) when the ramp cannot be "
+    "measured honestly: fewer than ten reps, or no complete ramp.",
+    responses=error_responses(401, 403, 404, 422),
+)
+async def capacity(
+    key: EconomicsReadKey,
+    reads: ReadsDep,
+    target_new_mrr: Annotated[
+        Target,
+        Query(description="New MRR to add each month (give this or target_bookings)", examples=[50000]),
+    ] = None,
+    target_bookings: Annotated[
+        Target, Query(description="Bookings (won deals' amounts) each month", examples=[300000])
+    ] = None,
+    months: Annotated[
+        int, Query(ge=1, le=service.MAX_MONTHS, description="Months to plan")
+    ] = service.DEFAULT_MONTHS,
+    start: Annotated[
+        str | None,
+        Query(
+            description="First month, YYYY-MM (default: next month in the tenant's timezone)",
+            examples=["2027-01"],
+        ),
+    ] = None,
+) -> CapacityOut:
+    query = service.CapacityQuery(target_new_mrr, target_bookings, months, start)
+    return await service.capacity(reads, tenant=key.tenant, query=query, now=datetime.now(UTC))

@@ -1,0 +1,194 @@
+"""Planning answers (SPEC 5.10): the capacity plan (planning/capacity.py, with its inputs from
+planning/inputs.py) and the stage of fit (planning/fit.py).
+
+The capacity plan reads the tenant's context (today, freshness, settings), its reps' tenures
+(kit.attrition), the measured ramp of bookings and of quota attainment (kit.ramp, cached per
+snapshot) and, for a new-MRR target, the new MRR a booking brought over the last 365 days.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from services.api.demand.schemas import month_key, parse_month
+from services.api.kit.attrition import measure_attrition, rep_tenures
+from services.api.kit.errors import InvalidInput, NotFound
+from services.api.kit.ramp import RAMP_METRIC, measured_ramp
+from services.api.kit.reads import Reads, rollup_read
+from services.api.kit.tenure import add_months, month_index
+from services.api.planning import inputs, queries
+from services.api.planning.capacity import PlanInputs, TooLittleHistory, plan
+from services.api.planning.schemas import CapacityOut, InputOut, LinearOut, PlanMonthOut, RampOut
+
+DEFAULT_MONTHS = 12
+MAX_MONTHS = 36
+MAX_MONTHS_AHEAD = 24  # how far ahead a plan may start
+CONVERSION_DAYS = 365
+
+
+@dataclass(frozen=True)
+class CapacityQuery:
+    target_new_mrr: float | None = None
+    target_bookings: float | None = None
+    months: int = DEFAULT_MONTHS
+    start: str | None = None
+
+
+def target_of(q: CapacityQuery) -> tuple[str, float]:
+    """("bookings" | "new_mrr", the monthly target): exactly one must be given."""
+    if (q.target_new_mrr is None) == (q.target_bookings is None):
+        field = "target_bookings" if q.target_new_mrr is None else "target_new_mrr"
+        raise InvalidInput(field, "give exactly one of target_new_mrr and target_bookings")
+    if q.target_bookings is not None:
+        return "bookings", q.target_bookings
+    assert q.target_new_mrr is not None
+    return "new_mrr", q.target_new_mrr
+
+
+def start_of(text: str | None, today: date) -> date:
+    """The plan's first month: `text` as YYYY-MM, from this month to MAX_MONTHS_AHEAD ahead;
+    default the next month."""
+    this_month = today.replace(day=1)
+    if text is None:
+        return add_months(this_month, 1)
+    try:
+        start = parse_month(text)
+    except ValueError as exc:
+        raise InvalidInput("start", "must be a month as YYYY-MM") from exc
+    if start < this_month:
+        raise InvalidInput("start", f"must not be before the current month ({month_key(this_month)})")
+    if start > add_months(this_month, MAX_MONTHS_AHEAD):
+        raise InvalidInput("start", f"must be within {MAX_MONTHS_AHEAD} months of the current month")
+    return start
+
+
+def tenure_at(hired_at: date | None, start: date) -> int | None:
+    """A rep's tenure month on the plan's first day; negative for a hire still to come."""
+    if hired_at is None:
+        return None
+    k = month_index(hired_at, start)
+    if k is not None:
+        return k
+    return -((hired_at.year - start.year) * 12 + hired_at.month - start.month) - 1
+
+
+def months_between(first: date, later: date) -> int:
+    return (later.year - first.year) * 12 + later.month - first.month
+
+
+async def _new_mrr_per_booking(reads: Reads, tenant: str, today: date) -> InputOut:
+    """What a booked unit brings in new MRR, over the last CONVERSION_DAYS days (UTC days)."""
+    until = datetime.combine(today, time(), ZoneInfo("UTC"))
+    found = await queries.new_mrr_per_booking(
+        reads.pool, tenant, until - timedelta(days=CONVERSION_DAYS), until
+    )
+    if found.new_mrr <= 0 or found.bookings <= 0:
+        raise TooLittleHistory(
+            "target_new_mrr",
+            f"needs won deals and new MRR in the last {CONVERSION_DAYS} days to turn a rep's bookings into "
+            "new MRR; give target_bookings instead",
+        )
+    return InputOut(
+        value=found.new_mrr / found.bookings,
+        source="measured",
+        basis=f"new MRR {found.new_mrr:.2f} per bookings {found.bookings:.2f} "
+        f"over the last {CONVERSION_DAYS} days",
+    )
+
+
+async def capacity(reads: Reads, *, tenant: str, query: CapacityQuery, now: datetime) -> CapacityOut:
+    """The capacity plan of SPEC 5.10 (planning/capacity.py says the model)."""
+    kind, target = target_of(query)
+    if not 1 <= query.months <= MAX_MONTHS:
+        raise InvalidInput("months", f"must be between 1 and {MAX_MONTHS}")
+    with rollup_read("planning_capacity"):
+        ctx = await queries.plan_context(reads.pool, tenant, now)
+        if ctx is None:
+            raise NotFound("no such tenant")
+        start = start_of(query.start, ctx.today)
+        tenures = await rep_tenures(reads.pool, tenant, now)
+    ramp = inputs.checked_ramp(await measured_ramp(reads, tenant, now=now, snapshot=ctx.snapshot))
+    attainment = await measured_ramp(reads, tenant, now=now, metric="quota_attainment", snapshot=ctx.snapshot)
+    attrition = measure_attrition(tenures, today=ctx.today)
+    found = {
+        "failure_rate": inputs.failure_rate(ctx.failure_rate, attrition),
+        "monthly_attrition": inputs.monthly_attrition(attrition),
+        "quota": inputs.quota(tenures, ramp),
+    }
+    found["median_attainment"] = inputs.median_attainment(attainment, found["quota"])
+    per_unit = 1.0
+    if kind == "new_mrr":
+        found["new_mrr_per_booking"] = await _new_mrr_per_booking(reads, tenant, ctx.today)
+        per_unit = found["new_mrr_per_booking"].value
+    if found["failure_rate"].value >= 1:
+        raise InvalidInput("failure_rate", "is 1: no hire would ever ramp, so no plan can reach a target")
+    team = tuple(tenure_at(r.hired_at, start) for r in tenures if r.active)
+    p = PlanInputs(
+        target=target,
+        months=query.months,
+        shares=ramp.shares,
+        per_rep=found["quota"].value * found["median_attainment"].value * per_unit,
+        quota=found["quota"].value * per_unit,
+        failure_rate=found["failure_rate"].value,
+        attrition=found["monthly_attrition"].value,
+        team=team,
+        lead=months_between(ctx.today, start),
+    )
+    if p.per_rep <= 0:
+        raise TooLittleHistory(
+            "median_attainment", "is 0: a ramped rep makes nothing, so no plan can reach a target"
+        )
+    return _answer(kind, p, start, ctx.as_of, ramp, found)
+
+
+def _answer(
+    kind: str,
+    p: PlanInputs,
+    start: date,
+    as_of: datetime | None,
+    ramp: inputs.Ramp,
+    found: dict[str, InputOut],
+) -> CapacityOut:
+    made = plan(p)
+    rows = [
+        PlanMonthOut(
+            month=month_key(add_months(start, m.index)),
+            target=p.target,
+            existing_rep_equivalents=round(m.existing_equivalents, 3),
+            ramped_rep_equivalents=round(m.equivalents, 3),
+            capacity=round(m.capacity, 2),
+            gap=round(m.gap, 2),
+            gap_without_hires=round(m.gap_without_hires, 2),
+            hires=m.hires,
+            linear_reps=round(m.linear_reps, 3),
+            linear_hires=m.linear_hires,
+        )
+        for m in made.months
+    ]
+    return CapacityOut.model_validate(
+        {
+            "target": kind,
+            "target_monthly": p.target,
+            "start": month_key(start),
+            "months": p.months,
+            "as_of": as_of,
+            "ramp": RampOut(
+                metric=RAMP_METRIC,
+                months=ramp.months,
+                shares=[round(s, 4) for s in ramp.shares],
+                steady_state=ramp.steady_state,
+                reps=ramp.reps,
+            ),
+            "inputs": found,
+            "measured": [name for name, i in found.items() if i.source == "measured"],
+            "from_settings": [name for name, i in found.items() if i.source == "settings"],
+            "defaulted": [name for name, i in found.items() if i.source == "default"],
+            "ramped_rep_capacity": round(p.per_rep, 2),
+            "active_reps": len(p.team),
+            "hires": made.hires,
+            "linear": LinearOut(reps=made.linear_reps, hires=made.linear_hires),
+            "plan": rows,
+        }
+    )
