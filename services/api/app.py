@@ -29,6 +29,7 @@ from services.api.kit.replica import ReplicaState, open_reads, replica_state
 from services.api.kit.routing import EngineDep, ReadEngineDep, error_responses
 from services.api.pipeline import gauges as pipeline_gauges
 from services.api.pipeline.routes import router as pipeline
+from services.api.planning.routes import router as planning
 from services.api.quality.routes import router as quality
 from services.api.reps.routes import router as reps
 from services.api.training.routes import router as training
@@ -202,6 +203,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(training)
     app.include_router(demand)
     app.include_router(pipeline)
+    app.include_router(planning)
     app.include_router(quality)
     app.include_router(contacts)
     _document_body_bounds(app)
