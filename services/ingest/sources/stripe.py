@@ -18,6 +18,8 @@ monthly recurring revenue after the event, in the subscription's currency (which
   trialing, incomplete, unpaid, paused or canceled one has 0, and its items' value is kept in the
   attributes (`stripe_items_mrr`); metered and tiered prices have no fixed value and count 0
   (`stripe_unpriced_items` says how many), and discounts and taxes are not subtracted.
+The subscription's `metadata.contact_id` (else the expanded customer's), when set, is the event's
+`contact_id`: the CRM contact whose lead gives the account its first-touch channel (SPEC 5.10).
 Every other event type is acknowledged and ignored.
 """
 
@@ -84,6 +86,7 @@ _NAMES = {
     "occurred_at": "created",
     "account_id": f"{_SUBSCRIPTION}.customer",
     "currency": f"{_SUBSCRIPTION}.currency",
+    "contact_id": f"{_SUBSCRIPTION}.metadata.contact_id",
 }
 
 
@@ -146,6 +149,7 @@ def to_events(payload: dict[str, Any], ctx: MappingContext, options: None = None
         type=type_,
         occurred_at=from_epoch(payload.get("created"), unit="s", field="created"),
         account_id=_customer(subscription.get("customer")),
+        contact_id=_contact(subscription),
         mrr=items_mrr if status in _PAYING else Decimal(0),
         currency=currency,
         attributes={k: v for k, v in attributes.items() if v is not None},
@@ -223,6 +227,17 @@ def _customer(value: Any) -> str:
     if customer is None:
         raise PayloadError(f"{_SUBSCRIPTION}.customer", "is required")
     return customer
+
+
+def _contact(subscription: dict[str, Any]) -> str | None:
+    """The CRM contact the subscription's (else its expanded customer's) metadata names."""
+    customer = subscription.get("customer")
+    for owner in (subscription, customer if isinstance(customer, dict) else {}):
+        metadata = owner.get("metadata")
+        found = text(metadata.get("contact_id")) if isinstance(metadata, dict) else None
+        if found:
+            return found
+    return None
 
 
 def check_secret(secret: str) -> None:
