@@ -133,7 +133,9 @@ async def _ramp(
     if not ramping_rows:
         return Ramp(months)
     pools = await _pools(reads, tenant, group, frozenset(ramping_rows.values()), now)
-    tenure = coach_ramping(group.table, ramping_rows, pools, min_sample=min_sample, by_team=scope == "team")
+    tenure = coach_ramping(
+        group.prorated, ramping_rows, pools, min_sample=min_sample, by_team=scope == "team"
+    )
     return Ramp(months, tenure)
 
 

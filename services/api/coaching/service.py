@@ -163,8 +163,9 @@ class Table:
 
 @dataclass(frozen=True)
 class Coached:
-    """Every rep's standings of a table, per metric (the funnel's extra ones too), each rep's focus
-    and priorities."""
+    """A group's coaching, one row per rep of its table. `metrics` (the funnel's extra ones too) and
+    `focus` are SPEC 5.2's: every peer of the scope, the counts as they are. `priorities` are SPEC
+    5.9's: the activity metrics prorated by the days each rep was employed in the window."""
 
     metrics: dict[str, stats.MetricStandings]
     focus: list[tuple[str, ...]]
@@ -207,36 +208,57 @@ def table_of(reps: Sequence[CoachingRep], days: int = DEFAULT_DAYS) -> Table:
     return Table([r.rep_id for r in reps], [r.team for r in reps], values, samples, days=days)
 
 
-def coach_table(table: Table, *, min_sample: int, by_team: bool) -> Coached:
+def coach_table(table: Table, *, min_sample: int, by_team: bool, prorated: Table | None = None) -> Coached:
     """Every rep's standing against the others of the table (with `by_team`, of its own team; a rep
-    without a team then has no peers). O(reps x log reps) per metric, vectorised."""
+    without a team then has no peers). O(reps x log reps) per metric, vectorised.
+
+    `table` holds the counts as they are (SPEC 5.2: standings and focus), `prorated` the same reps
+    with the activity metrics and funnel volumes prorated (SPEC 5.9: priorities); None when nobody
+    is. A metric whose values the two share is ranked once."""
     groups = None
     if by_team:
         labels: dict[str | int, int] = {}
         # A rep without a team is a group of its own (int keys never collide with team names).
         keys = [team if team is not None else i for i, team in enumerate(table.teams)]
         groups = np.array([labels.setdefault(k, len(labels)) for k in keys], dtype=np.int64)
-    per_metric = {
-        name: stats.standings(table.values[name], table.qualified(name, min_sample), groups)
-        for name in (*COACHING_METRICS, *FUNNEL_EXTRA)
+
+    def standings(t: Table, name: str) -> stats.MetricStandings:
+        return stats.standings(t.values[name], t.qualified(name, min_sample), groups)
+
+    names = (*COACHING_METRICS, *FUNNEL_EXTRA)
+    per_metric = {name: standings(table, name) for name in names}
+    whole = table if prorated is None else prorated
+    whole_metric = {
+        name: per_metric[name] if whole.values[name] is table.values[name] else standings(whole, name)
+        for name in names
     }
-    return judged(table.values, table.volumes, per_metric, table.days)
+    focus = focus_of(per_metric)
+    return Coached(per_metric, focus, priorities_of(whole.values, whole.volumes, whole_metric, whole.days))
 
 
-def judged(
+def focus_of(per_metric: Mapping[str, stats.MetricStandings]) -> list[tuple[str, ...]]:
+    """Each rep's (row's) focus (SPEC 5.2) from its standings."""
+    picks = stats.focus(_scores(per_metric), FOCUS_THRESHOLD, MAX_FOCUS)
+    return [tuple(COACHING_METRICS[c] for c in row) for row in picks]
+
+
+def priorities_of(
     values: Mapping[str, Floats],
     volumes: Mapping[str, Floats],
-    per_metric: dict[str, stats.MetricStandings],
+    per_metric: Mapping[str, stats.MetricStandings],
     days: int,
-) -> Coached:
-    """Focus and priorities of reps (rows) from their values and standings."""
+) -> list[tuple[Priority, ...]]:
+    """Each rep's (row's) priorities (SPEC 5.9) from its values, funnel volumes and standings."""
+    return rank(COACHING_METRICS, values, volumes, per_metric, _scores(per_metric), days)
+
+
+def _scores(per_metric: Mapping[str, stats.MetricStandings]) -> Floats:
+    """The oriented z of every coached metric, one column each, one row per rep."""
     rows = len(per_metric[COACHING_METRICS[0]].z)
-    scores = np.column_stack([_oriented(n, per_metric[n].z) for n in COACHING_METRICS]).reshape(
+    scores: Floats = np.column_stack([_oriented(n, per_metric[n].z) for n in COACHING_METRICS]).reshape(
         rows, len(COACHING_METRICS)
     )
-    picks = stats.focus(scores, FOCUS_THRESHOLD, MAX_FOCUS)
-    focus = [tuple(COACHING_METRICS[c] for c in row) for row in picks]
-    return Coached(per_metric, focus, rank(COACHING_METRICS, values, volumes, per_metric, scores, days))
+    return scores
 
 
 def _oriented(name: str, z: Floats) -> Floats:
@@ -247,20 +269,18 @@ def _oriented(name: str, z: Floats) -> Floats:
     return -z if name in HIGHER_IS_WORSE else z
 
 
-def standing_of(table: Table, coached: Coached, i: int, name: str, j: int | None = None) -> Standing:
-    """Row `i` of the table on metric `name`, with its standing from row `j` of `coached` (default:
-    the same row; a ramping rep's tenure coaching has rows of its own)."""
+def standing_of(table: Table, coached: Coached, i: int, name: str) -> Standing:
+    """Row `i` of the table on metric `name`, with its standing (SPEC 5.2) in `coached`."""
     m = coached.metrics[name]
-    j = i if j is None else j
     sample = table.samples[name][i] if name in DENOMINATORS else None
     return Standing(
         stats.nullable(table.values[name][i]),
         sample,
-        int(m.peers[j]),
-        stats.nullable(m.median[j]),
-        stats.nullable(m.percentile[j]),
-        stats.nullable(m.gap[j]),
-        stats.nullable(m.z[j]),
+        int(m.peers[i]),
+        stats.nullable(m.median[i]),
+        stats.nullable(m.percentile[i]),
+        stats.nullable(m.gap[i]),
+        stats.nullable(m.z[i]),
     )
 
 

@@ -1,28 +1,37 @@
-"""A peer group's coaching table from its reps' window sums (queries.GROUP_COLUMNS): the SPEC 5.1
-and 5.7 formulas applied to all reps at once, and the activity metrics prorated (SPEC 5.9)."""
+"""A peer group's coaching tables from its reps' window sums (queries.GROUP_COLUMNS): the SPEC 5.1
+and 5.7 formulas applied to all reps at once, with the counts as they are (SPEC 5.2) and with the
+activity metrics prorated (SPEC 5.9)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from services.api.coaching.service import CONVERSATION_METRICS, Table, volumes_of
+from services.api.coaching.service import ACTIVITY_METRICS, CONVERSATION_METRICS, Table, volumes_of
 from services.api.coaching.stats import Floats, finite, floats, rate
 from services.api.kit.conversations import CALLS, count_column, moments_column, sum_column
 from services.api.kit.windows import DEFAULT_DAYS
 
 
 def table_from_sums(rows: Sequence[Mapping[str, Any]], days: int = DEFAULT_DAYS) -> Table:
-    """A group's table from its reps' counter sums (queries.GROUP_COLUMNS) over windows of `days`
+    """The prorated table of `tables_from_sums`: what SPEC 5.9's priorities and tenure peers read."""
+    return tables_from_sums(rows, days)[1]
+
+
+def tables_from_sums(rows: Sequence[Mapping[str, Any]], days: int = DEFAULT_DAYS) -> tuple[Table, Table]:
+    """A group's tables from its reps' counter sums (queries.GROUP_COLUMNS) over windows of `days`
     days, the SPEC 5.1 and 5.7 formulas and `observations` applied to all reps at once: the same
     float operations, so the same values.
 
-    The activity metrics are prorated to the whole window by the days the rep was employed in it
-    (`employed_days` of a row; absent: every day): count x days / employed_days, null for a rep
-    employed on none of them. The funnel's other counts are scaled alike, so a rep who joined
-    halfway has the impacts of a whole window's work.
+    The first holds the counts as they are (SPEC 5.2's standings and focus). In the second (SPEC
+    5.9's priorities) the activity metrics are prorated to the whole window by the days the rep was
+    employed in it (`employed_days` of a row; absent: every day): count x days / employed_days, null
+    for a rep employed on none of them. The funnel's other counts are scaled alike, so a rep who
+    joined halfway has the impacts of a whole window's work. The rates and samples are the same
+    arrays in both, and when every rep was employed every day the two are one table.
     """
     count = {c: [int(r[c]) for r in rows] for c in ("dials", "connects", "emails_sent", "email_replies",
                                                   "meetings_booked", "meetings_held", "deals_won",
@@ -46,9 +55,9 @@ def table_from_sums(rows: Sequence[Mapping[str, Any]], days: int = DEFAULT_DAYS)
         "win_rate": rate(f["deals_won"], floats(deals)),
         "talk_ratio": rate(rep_talk, rep_talk + buyer_talk),
         "avg_deal_size": rate(revenue, f["deals_won"]),
-        "dials": finite(prorated(f["dials"])),
-        "emails_sent": finite(prorated(f["emails_sent"])),
-        "meetings_booked": finite(prorated(f["meetings_booked"])),
+        "dials": f["dials"],
+        "emails_sent": f["emails_sent"],
+        "meetings_booked": f["meetings_booked"],
         "deals_per_held": rate(f["deals_created"], f["meetings_held"]),
     }
     samples: dict[str, list[int | None]] = {
@@ -62,16 +71,16 @@ def table_from_sums(rows: Sequence[Mapping[str, Any]], days: int = DEFAULT_DAYS)
         "deals_per_held": list(count["meetings_held"]),
     }
     talk_values, talk_samples = _conversation_columns(rows)
+    values |= talk_values
+    samples |= talk_samples
+    ids, teams = [r["rep_id"] for r in rows], [r["team"] for r in rows]
+    plain = Table(ids, teams, values, samples, volumes_of(values, samples, np.ones(len(rows))), days)
+    if bool(np.all(employed == days)):
+        return plain, plain
+    whole = values | {name: finite(prorated(values[name])) for name in ACTIVITY_METRICS}
     with np.errstate(divide="ignore", invalid="ignore"):
         scale: Floats = np.where(employed > 0, days / employed, 1.0)
-    return Table(
-        [r["rep_id"] for r in rows],
-        [r["team"] for r in rows],
-        values | talk_values,
-        samples | talk_samples,
-        volumes_of(values, samples, scale),
-        days,
-    )
+    return plain, replace(plain, values=whole, volumes=volumes_of(whole, samples, scale))
 
 
 def _employed(row: Mapping[str, Any], days: int) -> int:

@@ -6,9 +6,10 @@ A rep whose window starts in tenure month N (0 for a window that starts before t
 least N + 1 months before the window's end, each over its own month N: the window's length in days
 from N months after its hire (`queries.tenure_sums`). With fewer than MIN_TENURE_PEERS of them the
 rep is compared with the whole tenant or team as usual. The rep's own numbers are always its
-window's. Standings, focus and priorities then follow the same rules as everybody's.
+window's, prorated like everybody's in SPEC 5.9. Only the priorities follow from these peers: the
+rep's standings and focus stay SPEC 5.2's, against every peer of the scope.
 
-Pure: the tables in, the coaching of the ramping reps out.
+Pure: the tables in, the priorities of the ramping reps out.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from datetime import date
 import numpy as np
 
 from services.api.coaching import stats
-from services.api.coaching.service import COACHING_METRICS, FUNNEL_EXTRA, Coached, Table, judged
+from services.api.coaching.priorities import Priority
+from services.api.coaching.service import COACHING_METRICS, FUNNEL_EXTRA, Table, priorities_of
 from services.api.kit.tenure import month_index
 
 MIN_TENURE_PEERS = 5
@@ -45,12 +47,12 @@ def ramping(
 
 @dataclass(frozen=True)
 class TenureCoaching:
-    """The coaching of the ramping reps that have enough tenure peers: `rows` maps a row of the
-    group's table to its row in `coached`, `months` to its tenure month."""
+    """The priorities of the ramping reps that have enough tenure peers: `rows` maps a row of the
+    group's table to its row in `priorities`, `months` to its tenure month."""
 
     rows: dict[int, int]
     months: dict[int, int]
-    coached: Coached
+    priorities: list[tuple[Priority, ...]]
 
 
 def coach_ramping(
@@ -61,8 +63,9 @@ def coach_ramping(
     min_sample: int,
     by_team: bool,
 ) -> TenureCoaching:
-    """Each ramping row of `table` (row -> tenure month N) against the rows of `pools[N]` (every
-    eligible rep over its own month N) but its own, and with `by_team` only those of its team."""
+    """The priorities of each ramping row of `table` (row -> tenure month N) against the rows of
+    `pools[N]` (every eligible rep over its own month N) but its own, and with `by_team` only those
+    of its team. `table` and the pools are prorated (tables.table_from_sums)."""
     chosen: list[tuple[int, int, stats.Bools]] = []
     for i, n in sorted(ramping_rows.items()):
         pool = pools.get(n)
@@ -85,8 +88,10 @@ def coach_ramping(
     }
     values = {name: table.values[name][rows] for name in per_metric}
     volumes = {name: v[rows] for name, v in table.volumes.items()}
-    coached = judged(values, volumes, per_metric, table.days)
-    return TenureCoaching({i: j for j, (i, _, _) in enumerate(chosen)}, {i: n for i, n, _ in chosen}, coached)
+    priorities = priorities_of(values, volumes, per_metric, table.days)
+    return TenureCoaching(
+        {i: j for j, (i, _, _) in enumerate(chosen)}, {i: n for i, n, _ in chosen}, priorities
+    )
 
 
 def _standings(

@@ -512,28 +512,59 @@ def assert_standings(
             assert got[k] == (v if v is None else pytest.approx(v, rel=1e-9)), (where, metric, k, got, want)
 
 
-async def test_a_ramping_rep_is_compared_with_its_peers_at_the_same_month_of_tenure(
+def naive_focus(mine: Counted, peers: list[Counted]) -> list[str]:
+    """SPEC 5.2's focus: at most two metrics with z <= -1, most negative first (none here is two-sided)."""
+    scored = [(z, i, m) for i, m in enumerate(COACHED) if (z := naive(mine, peers, m)["z"]) is not None]
+    return [m for z, _, m in sorted(scored) if z <= -1][:2]
+
+
+def counted(rep: str) -> Counted:
+    """The rep's October as SPEC 5.2 reads it: the counts as they are, whatever its days employed."""
+    return metrics_of(summed(rep, *WINDOW), 30)
+
+
+def everyone_but(rep: str) -> list[str]:
+    """The other active reps of the tenant (the leaver has gone by now)."""
+    return [r for r in HIRES if r != rep]
+
+
+def assert_5_2(body: dict[str, Any], rep: str, peers: list[str]) -> None:
+    """`metrics` and `focus` are SPEC 5.2's: against `peers`, nothing prorated."""
+    others = [counted(r) for r in peers]
+    assert_standings(body, counted(rep), others, rep)
+    assert body["focus"] == naive_focus(counted(rep), others), rep
+
+
+def assert_priorities(body: dict[str, Any], mine: Counted, peers: list[Counted]) -> list[str]:
+    want = naive_priorities(mine, peers)
+    assert [(p["metric"], p["impact_monthly"]) for p in body["priorities"]] == [
+        (m, pytest.approx(i, rel=1e-9)) for m, i in want
+    ]
+    return [m for m, _ in want]
+
+
+async def test_a_ramping_reps_priorities_are_against_its_tenure_peers_its_focus_against_everyone(
     client: httpx.AsyncClient, hires: TenantCtx
 ) -> None:
     body = await read(client, hires, "/v1/coaching/reps/newbie", ramp_months=3)
     assert (body["peer_group"], body["ramp_months"]) == ("tenure_month_1", 3)
-    # Its peers: everyone hired by 30 August (two months before the window's end), each over its own
-    # month 1; the joiner, the rep without a hire date and the newbie itself are none of them, nor
-    # is the rep hired in 2020: its month 1 has no numbers (nothing was sent before December 2024),
-    # which is no reason to count it as zeros.
-    peers = [month(r, 1) for r in ("v1", "v2", "v3", "v4", "v5", "v6", "straddler")]
-    assert body["metrics"]["dials"]["peers"] == 7
-    assert body["metrics"]["dials"]["peer_median"] == pytest.approx(
-        statistics.median(p["dials"][0] or 0.0 for p in peers)
-    )
-    assert_standings(body, october("newbie"), peers, "newbie")
-    assert [(p["metric"], p["impact_monthly"]) for p in body["priorities"]] == [
-        (m, pytest.approx(i, rel=1e-9)) for m, i in naive_priorities(october("newbie"), peers)
-    ]
-    # Against the whole tenant its October looks far worse: the veterans have pipelines behind them.
+    # Its tenure peers: everyone hired by 30 August (two months before the window's end), each over
+    # its own month 1; the joiner, the rep without a hire date and the newbie itself are none of
+    # them, nor is the rep hired in 2020: its month 1 has no numbers (nothing was sent before
+    # December 2024), which is no reason to count it as zeros.
+    tenure = [month(r, 1) for r in ("v1", "v2", "v3", "v4", "v5", "v6", "straddler")]
+    priorities = assert_priorities(body, october("newbie"), tenure)
+    # Its standings and focus are against every other active rep, its ramp notwithstanding.
+    assert body["metrics"]["dials"]["peers"] == 10
+    assert_5_2(body, "newbie", everyone_but("newbie"))
+    assert (body["focus"], priorities) == (["reply_rate", "connect_rate"], ["connect_rate", "emails_sent"])
+    # Against its tenure peers its focus would have been another: focus is not theirs.
+    assert naive_focus(october("newbie"), tenure) != body["focus"]
+    # Not ramping, its priorities are against the whole tenant too; its metrics and focus unmoved.
     tenant = await read(client, hires, "/v1/coaching/reps/newbie", ramp_months=1)
     assert tenant["peer_group"] == "tenant"
-    assert tenant["metrics"]["dials"]["peer_median"] == 2 * body["metrics"]["dials"]["peer_median"]
+    assert (tenant["metrics"], tenant["focus"]) == (body["metrics"], body["focus"])
+    assert_priorities(tenant, october("newbie"), [october(r) for r in everyone_but("newbie")])
 
 
 async def test_a_rep_is_never_its_own_tenure_peer(client: httpx.AsyncClient, hires: TenantCtx) -> None:
@@ -541,14 +572,10 @@ async def test_a_rep_is_never_its_own_tenure_peer(client: httpx.AsyncClient, hir
     # newbie, but not of itself.
     body = await read(client, hires, "/v1/coaching/reps/straddler", ramp_months=2)
     assert body["peer_group"] == "tenure_month_1"
-    peers = [month(r, 1) for r in ("v1", "v2", "v3", "v4", "v5", "v6")]
-    assert_standings(body, october("straddler"), peers, "straddler")
-    # its priorities, each worth what its funnel says against these peers
-    want = naive_priorities(october("straddler"), peers)
-    assert [(p["metric"], p["impact_monthly"]) for p in body["priorities"]] == [
-        (m, pytest.approx(i, rel=1e-9)) for m, i in want
-    ]
-    assert want[0][1] > 100_000
+    tenure = [month(r, 1) for r in ("v1", "v2", "v3", "v4", "v5", "v6")]
+    assert_priorities(body, october("straddler"), tenure)
+    assert body["priorities"][0]["impact_monthly"] > 100_000
+    assert_5_2(body, "straddler", everyone_but("straddler"))
 
 
 async def test_fewer_than_five_tenure_peers_compare_with_the_whole_scope(
@@ -557,8 +584,9 @@ async def test_fewer_than_five_tenure_peers_compare_with_the_whole_scope(
     # In team west the newbie has three tenure peers (v5, v6, the straddler): its team it is.
     body = await read(client, hires, "/v1/coaching/reps/newbie", ramp_months=3, scope="team")
     assert body["peer_group"] == "team"
-    west = [october(r) for r, h in HIRES.items() if h.team == "west" and r != "newbie"]
-    assert_standings(body, october("newbie"), west, "newbie in west")
+    west = [r for r, h in HIRES.items() if h.team == "west" and r != "newbie"]
+    assert_5_2(body, "newbie", west)
+    assert_priorities(body, october("newbie"), [october(r) for r in west])
 
 
 async def test_the_default_ramp_is_the_measured_one(client: httpx.AsyncClient, hires: TenantCtx) -> None:
@@ -569,35 +597,46 @@ async def test_the_default_ramp_is_the_measured_one(client: httpx.AsyncClient, h
     assert (veteran["peer_group"], veteran["ramp_months"]) == ("tenant", 3)
 
 
-async def test_a_rep_who_joined_mid_window_is_prorated(client: httpx.AsyncClient, hires: TenantCtx) -> None:
+async def test_a_rep_who_joined_mid_window_is_prorated_in_its_priorities_only(
+    client: httpx.AsyncClient, hires: TenantCtx
+) -> None:
     body = await read(client, hires, "/v1/coaching/reps/joiner", ramp_months=0)
     assert body["peer_group"] == "tenant"
-    # 84 dials, 42 emails and 7 meetings in the 21 days from 10 October: 120, 60 and 10 a window.
-    assert body["metrics"]["dials"]["value"] == pytest.approx(120.0)
-    assert body["metrics"]["emails_sent"]["value"] == pytest.approx(60.0)
-    assert body["metrics"]["meetings_booked"]["value"] == pytest.approx(10.0)
-    assert body["metrics"]["connect_rate"]["value"] == pytest.approx(21 / 84)  # rates are not
-    others = [october(r) for r in HIRES if r != "joiner"]
-    assert_standings(body, october("joiner"), others, "joiner")
-    assert [(p["metric"], p["impact_monthly"]) for p in body["priorities"]] == [
-        (m, pytest.approx(i, rel=1e-9)) for m, i in naive_priorities(october("joiner"), others)
+    # Its standings and focus read its 84 dials, 42 emails and 7 meetings as they are.
+    assert [body["metrics"][m]["value"] for m in ACTIVITIES] == [84, 42, 7]
+    assert_5_2(body, "joiner", everyone_but("joiner"))
+    assert body["focus"] == ["emails_sent", "meetings_booked"]
+    # Prorated, its focus would have been another.
+    prorated_peers = [october(r) for r in everyone_but("joiner")]
+    assert naive_focus(october("joiner"), prorated_peers) == ["emails_sent", "dials"]
+    # Its priorities read them over the 21 days from 10 October: 120 dials, 60 emails and 10
+    # meetings a window.
+    assert october("joiner")["dials"][0] == pytest.approx(120.0)
+    assert assert_priorities(body, october("joiner"), prorated_peers) == ["dials", "meetings_booked"]
+    assert [(p["metric"], p["value"]) for p in body["priorities"]] == [
+        ("dials", pytest.approx(120.0)),
+        ("meetings_booked", pytest.approx(10.0)),
     ]
-    # and it is every other rep's peer at its prorated numbers
+    # It is every other rep's peer: at its counts in their standings, prorated in their priorities.
     nohire = await read(client, hires, "/v1/coaching/reps/nohire", ramp_months=0)
-    assert_standings(nohire, october("nohire"), [october(r) for r in HIRES if r != "nohire"], "nohire")
-    # A rep who left on 21 October: 60 dials in 20 days, 90 a window; it is no peer of the others
-    # (the standings of nohire above have every other rep but the leaver as peers).
+    assert_5_2(nohire, "nohire", everyone_but("nohire"))
+    assert_priorities(nohire, october("nohire"), [october(r) for r in everyone_but("nohire")])
+    # A rep who left on 21 October (60 dials in 20 days, 90 a window) is no peer of the others (the
+    # standings of nohire above have every other rep but the leaver as peers).
     leaver = await read(client, hires, "/v1/coaching/reps/leaver", ramp_months=0)
-    assert leaver["metrics"]["dials"]["value"] == pytest.approx(90.0)
-    assert_standings(leaver, october("leaver"), [october(r) for r in HIRES], "leaver")
-    # Ramping by default (month 0), against everyone over their first 30 days, itself prorated.
+    assert leaver["metrics"]["dials"]["value"] == 60
+    assert_5_2(leaver, "leaver", list(HIRES))
+    assert_priorities(leaver, october("leaver"), [october(r) for r in HIRES])
+    # Ramping by default (month 0): priorities against everyone over their first 30 days, itself
+    # prorated; standings and focus as before.
     ramping = await read(client, hires, "/v1/coaching/reps/joiner")
     assert ramping["peer_group"] == "tenure_month_0"
+    assert (ramping["metrics"], ramping["focus"]) == (body["metrics"], body["focus"])
     first = [month(r, 0) for r in HIRES if r not in ("joiner", "nohire", "old")]
-    assert_standings(ramping, october("joiner"), first, "joiner in month 0")
+    assert_priorities(ramping, october("joiner"), first)
 
 
-async def test_the_team_view_lists_each_reps_peer_group_and_priorities(
+async def test_the_team_view_lists_each_reps_peer_group_focus_and_priorities(
     client: httpx.AsyncClient, hires: TenantCtx
 ) -> None:
     body = await read(client, hires, "/v1/coaching/team", ramp_months=3)
@@ -606,6 +645,9 @@ async def test_the_team_view_lists_each_reps_peer_group_and_priorities(
     assert groups == {**dict.fromkeys(HIRES, "tenant"), "newbie": "tenure_month_1",
                       "straddler": "tenure_month_1", "joiner": "tenure_month_0"}  # fmt: skip
     for entry in body["reps"]:
-        alone = await read(client, hires, f"/v1/coaching/reps/{entry['rep_id']}", ramp_months=3)
-        assert (entry["focus"], entry["priorities"]) == (alone["focus"], alone["priorities"]), entry["rep_id"]
-    assert any(r["priorities"] for r in body["reps"])
+        rep = entry["rep_id"]
+        alone = await read(client, hires, f"/v1/coaching/reps/{rep}", ramp_months=3)
+        assert (entry["focus"], entry["priorities"]) == (alone["focus"], alone["priorities"]), rep
+        assert entry["focus"] == naive_focus(counted(rep), [counted(r) for r in everyone_but(rep)]), rep
+    newbie = next(r for r in body["reps"] if r["rep_id"] == "newbie")
+    assert newbie["focus"] != [p["metric"] for p in newbie["priorities"]]
