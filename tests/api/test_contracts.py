@@ -95,9 +95,9 @@ def ramps(group: Group, scope: Any, min_sample: int, months: int | None) -> Ramp
     if months is None:
         return Ramp(None)
     rows = {i: n for i, n in group.months.items() if n is not None and n < months}
-    pools = dict.fromkeys(set(rows.values()), group.table)
+    pools = dict.fromkeys(set(rows.values()), group.prorated)
     return Ramp(
-        months, coach_ramping(group.table, rows, pools, min_sample=min_sample, by_team=scope == "team")
+        months, coach_ramping(group.prorated, rows, pools, min_sample=min_sample, by_team=scope == "team")
     )
 
 
@@ -112,8 +112,9 @@ def test_rep_coaching_is_written_as_rep_coaching_out(
     group: Group, scope: Any, min_sample: int, months: int | None
 ) -> None:
     ramp = ramps(group, scope, min_sample, months)
+    coached = group.coached(min_sample, scope == "team")
     for rep_id, i in group.index.items():
-        coached, j, peer_group = ramp.row(group, i, scope, min_sample)
+        priorities, peer_group = ramp.priorities(group, i, scope, min_sample)
         model = RepCoachingOut(
             rep_id=rep_id,
             team=group.table.teams[i],
@@ -124,12 +125,12 @@ def test_rep_coaching_is_written_as_rep_coaching_out(
             **window(group),
             metrics={
                 name: StandingOut.model_validate(
-                    standing_of(group.table, coached, i, name, j), from_attributes=True
+                    standing_of(group.table, coached, i, name), from_attributes=True
                 )
                 for name in COACHING_METRICS
             },
-            focus=list(coached.focus[j]),
-            priorities=[PriorityOut.model_validate(p, from_attributes=True) for p in coached.priorities[j]],
+            focus=list(coached.focus[i]),
+            priorities=[PriorityOut.model_validate(p, from_attributes=True) for p in priorities],
         )
         body = rep_coaching_body(group, rep_id, scope=scope, min_sample=min_sample, ramp=ramp)
         assert json_answer(body) == model_json(model)
@@ -148,16 +149,17 @@ def test_team_coaching_is_written_as_team_coaching_out(
 ) -> None:
     ramp = ramps(group, scope, min_sample, months)
     reps = []
+    coached = group.coached(min_sample, scope == "team")
     for i, (rep_id, rep_team) in enumerate(zip(group.table.rep_ids, group.table.teams, strict=True)):
         if team is None or rep_team == team:
-            coached, j, peer_group = ramp.row(group, i, scope, min_sample)
-            priorities = [PriorityOut.model_validate(p, from_attributes=True) for p in coached.priorities[j]]
+            found, peer_group = ramp.priorities(group, i, scope, min_sample)
+            priorities = [PriorityOut.model_validate(p, from_attributes=True) for p in found]
             reps.append(
                 TeamRepOut(
                     rep_id=rep_id,
                     team=rep_team,
                     peer_group=peer_group,
-                    focus=list(coached.focus[j]),
+                    focus=list(coached.focus[i]),
                     priorities=priorities,
                 )
             )
