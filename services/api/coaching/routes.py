@@ -51,8 +51,9 @@ RampMonths = Annotated[
     "at most two metrics with z <= -1, most negative first (talk_ratio and rep_talk_share count in "
     "either direction; for longest_monologue_s a z of +1 or more is the gap). `priorities` lists at "
     "most two of those that are also at least 10 % from the peer median, the largest monthly revenue "
-    "impact first. A ramping rep is compared with its tenure peers (`peer_group`). Activity metrics "
-    "are prorated to the whole window by the days the rep was employed in it. The default "
+    "impact first. The priorities of a ramping rep are judged against its tenure peers (`peer_group`), "
+    "with activity metrics prorated to the whole window by the days the rep was employed in it; "
+    "`metrics` and `focus` are against every peer of the scope, counts as they are. The default "
     "window is the last 30 full days in the rep's timezone; every peer counts its own local days "
     "between the same dates.",
     responses=error_responses(401, 403, 404, 422),
@@ -85,8 +86,8 @@ async def rep_coaching(
     summary="Every active rep with its focus and priorities",
     description="The coaching view of the whole tenant, or of one `team`. With `scope=team` each rep "
     "is compared with the other active reps of its own team; with `scope=tenant` with every other "
-    "active rep; a ramping rep with its tenure peers (its `peer_group`). The default window follows "
-    "the tenant's timezone.",
+    "active rep; a ramping rep's priorities with its tenure peers (its `peer_group`). The default "
+    "window follows the tenant's timezone.",
     responses=error_responses(401, 403, 404, 422),
 )
 async def team_coaching(
