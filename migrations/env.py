@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.core.db import sqlalchemy_url
 from services.core.models import Base
+from services.core.models.archive import PARTITION_NAME
 from services.core.settings import Settings
 
 config = context.config
@@ -22,8 +23,18 @@ def _url() -> str:
     return sqlalchemy_url(url)
 
 
+def _include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    # The archive's monthly partitions are made and dropped by the aggregator, not by migrations.
+    return not (type_ == "table" and name is not None and PARTITION_NAME.match(name))
+
+
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        compare_type=True,
+        include_name=_include_name,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

@@ -3,9 +3,10 @@ rebuild lock, the event and CRM update archives (and reading them back for a reb
 identities, timezones and new reps, offsets. Each fold's tables have their own SQL module
 (folds/<name>_sql.py), which share the helpers here; `failed_events` is dlq.py's.
 
-The archives' primary keys are the dedupe: an event (or CRM update) is folded by the transaction that
-archived it, so a redelivered one (after a crash, a rebalance, a duplicate webhook) is recognised by
-whichever consumer sees it and never counted twice.
+The archives' keys are the dedupe (an event's in `event_keys`, a CRM update's its primary key): an
+event (or CRM update) is folded by the transaction that archived it, so a redelivered one (after a
+crash, a rebalance, a duplicate webhook) is recognised by whichever consumer sees it and never counted
+twice.
 
 Every multi-row statement sends its rows sorted by key: concurrent consumers then take row locks in
 the same order and cannot deadlock (archives, reps, rollups, watermarks, offsets).
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 
+from services.aggregator import archive_partitions
 from services.core.crm import CrmUpdate
 from services.core.db import asyncpg_dsn
 from services.core.settings import Settings
@@ -51,19 +53,29 @@ CREATE TEMP TABLE IF NOT EXISTS {STAGE_TABLE} (
   source text, rep_id text, contact_id text, payload text
 ) ON COMMIT DELETE ROWS
 """
-# Returns the positions of the events the archive already had: few rows, where the inserted ones
-# would be thousands.
+# The dedupe key goes into `event_keys` (unique across the archive's monthly partitions, which no
+# unique index of `events` can be); the events whose key was new are archived. Events that occurred
+# before the archive's horizon (retention dropped their month) are neither. Returns the positions of
+# the events not archived: few rows, where the inserted ones would be thousands.
+_HORIZON = "coalesce((SELECT kept_from FROM archive_horizon WHERE table_name = 'events'), '-infinity')"
 ARCHIVE_EVENTS = f"""
-WITH inserted AS (
-  INSERT INTO events (tenant, event_id, type, occurred_at, received_at, source, rep_id, contact_id, payload)
-  SELECT tenant, event_id, type, occurred_at, received_at, source, rep_id, contact_id, payload::jsonb
-  FROM {STAGE_TABLE}
+WITH kept AS (
+  SELECT * FROM {STAGE_TABLE} WHERE occurred_at >= {_HORIZON}
+), fresh AS (
+  INSERT INTO event_keys (tenant, event_id, occurred_at)
+  SELECT tenant, event_id, occurred_at FROM kept
   ORDER BY tenant, event_id
   ON CONFLICT (tenant, event_id) DO NOTHING
   RETURNING tenant, event_id
+), archived AS (
+  INSERT INTO events (tenant, event_id, type, occurred_at, received_at, source, rep_id, contact_id, payload)
+  SELECT k.tenant, k.event_id, k.type, k.occurred_at, k.received_at, k.source, k.rep_id, k.contact_id,
+         k.payload::jsonb
+  FROM kept k JOIN fresh f ON f.tenant = k.tenant AND f.event_id = k.event_id
+  ORDER BY k.tenant, k.event_id
 )
-SELECT s.i FROM {STAGE_TABLE} s
-WHERE NOT EXISTS (SELECT 1 FROM inserted n WHERE n.tenant = s.tenant AND n.event_id = s.event_id)
+SELECT s.i, s.occurred_at < {_HORIZON} AS past FROM {STAGE_TABLE} s
+WHERE NOT EXISTS (SELECT 1 FROM fresh n WHERE n.tenant = s.tenant AND n.event_id = s.event_id)
 """
 ARCHIVE_UPDATES = """
 INSERT INTO crm_updates (tenant, update_id, source, entity, entity_id, property, value, occurred_at,
@@ -236,14 +248,23 @@ async def resolve_aliases(conn: asyncpg.Connection, items: Sequence[Aliased]) ->
 
 
 async def archive_events(conn: asyncpg.Connection, events: Sequence[Event]) -> list[Event]:
-    """Insert into the archive; returns the events it did not have yet, in stream order."""
+    """Insert into the archive; returns the events it did not have yet, in stream order. Those it
+    refuses as past its horizon are logged."""
     if not events:
         return []
-    await conn.copy_records_to_table(STAGE_TABLE, records=map(_event_row, range(len(events)), events))
-    known = {r[0] for r in await conn.fetch(ARCHIVE_EVENTS)}
+    try:
+        await archive_partitions.KNOWN.ensure(conn, (e.occurred_at for e in events))
+        await conn.copy_records_to_table(STAGE_TABLE, records=map(_event_row, range(len(events)), events))
+        known = await conn.fetch(ARCHIVE_EVENTS)
+    except DB_ERRORS:
+        archive_partitions.KNOWN.forget()  # a month may have been dropped meanwhile
+        raise
     if not known:
         return list(events)
-    return [e for i, e in enumerate(events) if i not in known]
+    if past := sum(r["past"] for r in known):
+        log.warning("events past the archive's retention not folded", extra={"events": past})
+    skipped = {r["i"] for r in known}
+    return [e for i, e in enumerate(events) if i not in skipped]
 
 
 def _event_row(i: int, e: Event) -> tuple[Any, ...]:

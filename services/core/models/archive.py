@@ -1,8 +1,15 @@
 """What the aggregator archives and keeps to fold exactly once: events, CRM updates, offsets,
-failed messages."""
+failed messages.
+
+The event archive is partitioned by month of `occurred_at` (PostgreSQL declarative partitioning,
+services/aggregator/archive_partitions.py creates and drops the partitions); a unique index of a
+partitioned table must hold the partition key, so the dedupe key (tenant, event_id) is kept unique in
+`event_keys`, a table of its own (docs/guarantees.md, "Dedupe horizon").
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -12,16 +19,20 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from services.core.models.base import Base
 
+# Monthly partitions are named `<table>_pYYYYMM`; migrations/env.py leaves them out of `alembic check`.
+PARTITION_NAME = re.compile(r"^(?P<table>[a-z_]+)_p(?P<year>\d{4})(?P<month>\d{2})$")
+
 
 class Event(Base):
-    """The archive: every folded event once, the source of truth for `salesloop rebuild`."""
+    """The archive: every folded event once, the source of truth for `salesloop rebuild`; one partition
+    per month of `occurred_at` (UTC). `event_keys` holds its dedupe key."""
 
     __tablename__ = "events"
 
     tenant: Mapped[str] = mapped_column(String(63), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     type: Mapped[str] = mapped_column(String(40), nullable=False)
-    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     folded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     source: Mapped[str] = mapped_column(String(20), nullable=False)
@@ -33,7 +44,30 @@ class Event(Base):
         Index("ix_events_tenant_occurred_at", "tenant", "occurred_at"),
         # Speed to lead looks up a contact's earliest touch in a time range.
         Index("ix_events_tenant_contact_id_occurred_at", "tenant", "contact_id", "occurred_at"),
+        {"postgresql_partition_by": "RANGE (occurred_at)"},
     )
+
+
+class EventKey(Base):
+    """The dedupe key of every archived event, unique across the archive's partitions: an event is
+    archived (and folded) by the transaction that inserted its key. `occurred_at` names the partition
+    its archived row is in; keys go with their partition when retention drops it."""
+
+    __tablename__ = "event_keys"
+
+    tenant: Mapped[str] = mapped_column(String(63), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class ArchiveHorizon(Base):
+    """Per partitioned table, where its kept months start once retention dropped older ones: rows that
+    occurred before `kept_from` are no longer archived nor folded (their month's rollups are final)."""
+
+    __tablename__ = "archive_horizon"
+
+    table_name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    kept_from: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
 class CrmUpdateArchive(Base):
