@@ -38,6 +38,8 @@ async def serve(settings: Settings, host: str, metrics_port: int) -> int:
     work = asyncio.create_task(aggregator.run())
     # Transcript retention (SPEC 5.7) runs beside the consumer: a pass an hour (retention.py).
     erasing = asyncio.create_task(retention.run(settings))
+    # The archive's monthly partitions: made ahead, dropped past their retention (archive_partitions.py).
+    partitioning = asyncio.create_task(retention.keep_archive(settings))
     stopping = asyncio.create_task(aggregator.wait_stopping())
     await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
     code = 0
@@ -49,9 +51,10 @@ async def serve(settings: Settings, host: str, metrics_port: int) -> int:
             log.error("shutdown took too long; the uncommitted batch is rolled back")
             code = 1
     stopping.cancel()
-    erasing.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await erasing
+    for task in (erasing, partitioning):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     if work.done() and not work.cancelled() and (error := work.exception()) is not None:
         log.error("aggregator failed", exc_info=error)
         code = 1

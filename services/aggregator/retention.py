@@ -13,6 +13,9 @@ one an hour (RUN_EVERY_S). A pass erases, oldest first:
   were recorded.
 A pass stops after MAX_EVENTS_PER_PASS transcripts and carries on at the next one, so a first pass
 over years of history neither holds locks for long nor starves the consumer. Passes are idempotent.
+
+Beside it, `keep_archive` makes the event archive's next monthly partitions and drops the months past
+SALESLOOP_ARCHIVE_RETENTION_DAYS (archive_partitions.py): as the aggregator starts, then hourly.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from itertools import groupby
 import asyncpg
 import orjson
 
+from services.aggregator import archive_partitions
 from services.aggregator.conversation import analyse
 from services.aggregator.erasure import analysis_json
 from services.aggregator.store import DB_ERRORS
@@ -47,6 +51,7 @@ from services.core.settings import Settings
 log = logging.getLogger(__name__)
 
 APPLICATION_NAME = "salesloop-retention"
+ARCHIVE_APPLICATION_NAME = "salesloop-archive-partitions"
 FIRST_RUN_AFTER_S = 60.0
 RUN_EVERY_S = 3600.0
 CHUNK = 200
@@ -180,6 +185,28 @@ async def run(settings: Settings) -> None:
                     "transcript retention pass",
                     extra={"transcripts": result.transcripts, "dead_letters": result.dead_letters},
                 )
+            await asyncio.sleep(RUN_EVERY_S)
+    finally:
+        await pool.close()
+
+
+async def keep_archive(settings: Settings) -> None:
+    """The archive's partitions, from the aggregator's start until cancelled: made ahead, dropped once
+    expired; a failed pass is tried again an hour later."""
+    pool = await asyncpg.create_pool(
+        asyncpg_dsn(settings.database_url.get_secret_value()),
+        min_size=0,
+        max_size=1,
+        timeout=5,
+        command_timeout=None,  # DETACH CONCURRENTLY waits for the batches in flight
+        server_settings={"application_name": ARCHIVE_APPLICATION_NAME},
+    )
+    try:
+        while True:
+            try:
+                await archive_partitions.run_pass(pool, settings, datetime.now(UTC))
+            except DB_ERRORS as exc:
+                log.warning("archive partition pass failed; trying again later", extra={"error": repr(exc)})
             await asyncio.sleep(RUN_EVERY_S)
     finally:
         await pool.close()
