@@ -15,6 +15,11 @@ rebuild commits. Per tenant:
    resolved rep in the archive, as the live fold would have);
 3. fold the archived events, then the archived CRM updates, in chunks; the folds do not depend on
    order or batching, so the result is what live folding of the same archive gives.
+
+Once archive retention dropped months of the archive (SALESLOOP_ARCHIVE_RETENTION_DAYS,
+archive_partitions.py), a tenant that has rollups from before the archive's horizon cannot be
+recomputed: its events of those months are gone, while its rollups and folded state keep them. The
+rebuild then refuses, naming the tenants and the first month kept, and changes nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import asyncpg
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from services.aggregator import archive_partitions
 from services.aggregator.commit import fold_archived
 from services.aggregator.folds import DERIVED_TABLES
 from services.aggregator.store import (
@@ -58,6 +64,14 @@ SELECT EXISTS (SELECT 1 FROM tenants WHERE slug = $1)
 """
 
 
+# Whether a tenant folded events on days the archive no longer holds: rollup days are the reps' and
+# tenant's local days, so the horizon's own day counts as gone too.
+FOLDED_BEFORE = """
+SELECT EXISTS (SELECT 1 FROM rollup_rep_daily WHERE tenant = $1 AND day <= $2)
+    OR EXISTS (SELECT 1 FROM rollup_channel_daily WHERE tenant = $1 AND day <= $2)
+"""
+
+
 class RebuildError(Exception):
     """The rebuild cannot run as asked (answer with exit code 1)."""
 
@@ -77,7 +91,24 @@ async def rebuild(
 ) -> list[TenantRebuild]:
     """Recompute `tenants` inside the caller's transaction, which then holds the rebuild lock."""
     await take_rebuild_lock(conn)
+    await refuse_past_horizon(conn, tenants)
     return [await _rebuild_tenant(conn, tenant, progress) for tenant in tenants]
+
+
+async def refuse_past_horizon(conn: asyncpg.Connection, tenants: Sequence[str]) -> None:
+    """RebuildError if retention dropped archive months that any of `tenants` has rollups of."""
+    kept_from = await archive_partitions.horizon(conn)
+    if kept_from is None:
+        return
+    folded = [t for t in tenants if await conn.fetchval(FOLDED_BEFORE, t, kept_from.date())]
+    if folded:
+        raise RebuildError(
+            f"the archive keeps the events that occurred from {kept_from:%Y-%m-%d} on (archive retention "
+            f"dropped the months before), and {', '.join(folded[:5])}"
+            f"{f' and {len(folded) - 5} more' if len(folded) > 5 else ''} folded events before then, "
+            "which a rebuild cannot fold again: nothing was changed. Their rollups and folded state keep "
+            "those months as they were folded (docs/operations.md, 'Archive partitions and retention')"
+        )
 
 
 async def tenants_to_rebuild(conn: asyncpg.Connection, tenant: str | None) -> list[str]:
