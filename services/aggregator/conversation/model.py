@@ -4,26 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-TACTICS: tuple[str, ...] = (
-    "label",
-    "mirror",
-    "calibrated_question",
-    "no_oriented_question",
-    "accusation_audit",
-    "summary",
-    "thats_right",
-    "youre_right",
-)
-METRICS: tuple[str, ...] = (
-    "rep_talk_share",
-    "longest_monologue_s",
-    "longest_story_s",
-    "interactivity",
-    "patience_s",
-    "rep_questions",
-    "buyer_questions",
-    "open_questions",
-)
+from services.core.models.conversations import CALL_METRICS, TACTICS
+
+__all__ = ["METRICS", "TACTICS", "CallAnalysis", "Moment"]
+
+# The names are the tables' (services.core.models.conversations), where the fold stores them.
+METRICS: tuple[str, ...] = CALL_METRICS
 
 
 @dataclass(frozen=True, slots=True)
