@@ -45,6 +45,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from decimal import Decimal
 
 from services.api.kit.sums import ratio
@@ -219,3 +220,15 @@ def _figures(
         cac_payback_months=None if cac is None or not margin_arpa else cac / margin_arpa,
         ltv_to_cac=None if ltv is None or not cac else ltv / cac,
     )
+
+
+def rep_cost(
+    monthly_cost: Number, *, hired_at: date | None, left_at: date | None, start: date, end: date
+) -> float:
+    """A rep's cost over the inclusive days `start`..`end`: `monthly_cost` for each day employed
+    (from `hired_at`, before `left_at`: a rep who left is gone from that day), a month being 30.4375
+    days."""
+    first = max(start, hired_at) if hired_at is not None else start
+    last = min(end, left_at - timedelta(days=1)) if left_at is not None else end
+    days = (last - first).days + 1
+    return float(monthly_cost) * days / DAYS_PER_MONTH if days > 0 else 0.0
