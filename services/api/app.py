@@ -21,6 +21,7 @@ from services.api.coaching.snapshots import Snapshotter
 from services.api.contacts.routes import router as contacts
 from services.api.conversations.routes import router as conversations
 from services.api.demand.routes import router as demand
+from services.api.economics.routes import router as economics
 from services.api.hiring.routes import router as hiring
 from services.api.kit.answers import example
 from services.api.kit.errors import Conflict, DomainError, InvalidInput, NotFound
@@ -203,6 +204,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(training)
     app.include_router(demand)
     app.include_router(pipeline)
+    app.include_router(economics)
     app.include_router(planning)
     app.include_router(quality)
     app.include_router(contacts)
