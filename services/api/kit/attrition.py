@@ -1,13 +1,16 @@
 """Rep attrition and failure rate (SPEC 5.10), measured from reps' `hired_at` and `left_at`.
 
-Two numbers, kept apart so a plan counts no leaver twice:
+Two numbers, kept apart: a hire who does not make it through its first year is a failure, not
+attrition:
 
 - the **failure rate**: of the reps hired at least FAILURE_MONTHS (12) before today, the share who
   left within their first FAILURE_MONTHS months of tenure (Skok's 30-40 % of hires who never make
   it). Measured when at least MIN_REPS (10, the pattern threshold of SPEC 5.3) such hires exist.
-- the **monthly attrition**: reps past their first year who left over the last 12 months, per
-  rep-month those reps were on the team then (a month is 365.25/12 days). Measured when at least
-  MIN_REPS reps past their first year were on the team in that year.
+- the **monthly attrition**: the share of the team expected to leave in a month, 1 - e^-x where x
+  is the reps past their first year who left over the last 12 months per rep-month those reps
+  were on the team then (a month is 365.25/12 days): a leaving rate turned into a probability, so
+  it stays below 1 however short the exposure. Measured when at least MIN_REPS reps past their
+  first year were on the team in that year.
 
 A rep's `left_at` is its first day away (SPEC 4). A rep switched off without a leaving day is left
 out: it may have stopped long ago, and when is unknown. `headcount` counts the reps on the team on
@@ -18,6 +21,7 @@ a day, for the growth of a team; a rep without a hire date counts on every day i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -82,7 +86,7 @@ def measure_attrition(reps: Iterable[RepTenure], *, today: date) -> Attrition:
         failure_rate=failed / hires if hires >= MIN_REPS else None,
         failed=failed,
         hires=hires,
-        monthly_rate=leavers / rep_months if exposed >= MIN_REPS and rep_months > 0 else None,
+        monthly_rate=-math.expm1(-leavers / rep_months) if exposed >= MIN_REPS and rep_months > 0 else None,
         leavers=leavers,
         rep_months=rep_months,
         reps_exposed=exposed,
