@@ -36,6 +36,7 @@ REP = {"name": "Secret Rep", "team": "secretteam", "hired_at": str(HIRED), "quot
 TRAITS = {"coachability": 7, "secrettrait": 4}
 SPEND = {"channel": "events", "month": "2026-10", "amount": "310"}
 STAGES = {"stages": [{"name": "secretstage", "probability": 0.4}]}
+ECONOMICS = {"gross_margin": 0.7, "sales_cost_monthly": 500.0, "failure_rate": None}
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,11 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("GET", "/v1/pipeline/velocity"): case("pipeline:read", False),
     ("GET", "/v1/pipeline/forecast"): case("pipeline:read", False),
     ("GET", "/v1/pipeline/deals"): case("pipeline:read", False, params={"status": "stale"}),
+    ("PUT", "/v1/economics/settings"): case("economics:write", False, body=ECONOMICS, foreign_status=200),
+    ("GET", "/v1/economics/settings"): case("economics:read", False),
+    ("GET", "/v1/economics/summary"): case(
+        "economics:read", False, params={"from": "2026-10-01", "to": "2026-10-30"}
+    ),
     # Another tenant's erasure of the same contact id erases (and answers) its own contact.
     ("DELETE", "/v1/contacts/{contact_id:anytext}"): case("admin", False, foreign_status=200),
 }
@@ -132,6 +138,8 @@ async def org(services: Services, tenants: TenantFactory, engine: AsyncEngine) -
         r = await o.request("PUT", "/v1/demand/spend", json=SPEND)
         assert r.status_code == 201, r.text
         r = await o.request("PUT", "/v1/pipeline/stages", json=STAGES)
+        assert r.status_code == 200, r.text
+        r = await o.request("PUT", "/v1/economics/settings", json=ECONOMICS)
         assert r.status_code == 200, r.text
         at = datetime.now(UTC) - timedelta(days=2)
         common = {"rep_id": "secretrep", "contact_id": "secretcontact"}
