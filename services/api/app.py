@@ -149,6 +149,23 @@ def _version() -> str:
         return "0"
 
 
+# The consumer domains, in the order the OpenAPI document lists them.
+DOMAINS = (
+    reps,
+    coaching,
+    coaching_history,
+    conversations,
+    hiring,
+    training,
+    demand,
+    pipeline,
+    economics,
+    planning,
+    quality,
+    contacts,
+)
+
+
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -195,19 +212,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestMetricsMiddleware, request_metrics=HTTP)
     app.add_middleware(RejectNul)
     app.include_router(health)
-    # The consumer domains, in the order the OpenAPI document lists them.
-    app.include_router(reps)
-    app.include_router(coaching)
-    app.include_router(coaching_history)
-    app.include_router(conversations)
-    app.include_router(hiring)
-    app.include_router(training)
-    app.include_router(demand)
-    app.include_router(pipeline)
-    app.include_router(economics)
-    app.include_router(planning)
-    app.include_router(quality)
-    app.include_router(contacts)
+    for router in DOMAINS:
+        app.include_router(router)
     _document_body_bounds(app)
     return app
 
