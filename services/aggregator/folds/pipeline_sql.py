@@ -52,20 +52,26 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::
                      $7::text[])
 ON CONFLICT (tenant, deal_id, change_id) DO NOTHING
 """
-# Every change of the deals, each with what the deal's row says now: its contact, and whether it has
-# stays (a stage). The look-ups are LATERAL ... OFFSET 0, so Postgres probes the index per key rather
-# than hashing the whole table (it would, for a batch of many keys and a table of a few thousand rows).
+# The deals' rows as they stand, read through their primary key: a no-op update of each (in key order,
+# inserting an empty row for a new deal, which SAVE_DEALS fills in below) returns the row as last
+# committed. The primary key is the conflict arbiter, so no plan can probe another (tenant, ...) index
+# instead: one the planner could pick on a table without statistics yet (a first import), scanning the
+# tenant's every deal per key.
+STORED = """
+INSERT INTO pipeline_deals AS p (tenant, deal_id)
+SELECT * FROM unnest($1::text[], $2::text[]) ORDER BY 1, 2
+ON CONFLICT (tenant, deal_id) DO UPDATE SET updated_at = p.updated_at
+RETURNING tenant, deal_id, contact_id, stage IS NOT NULL AS staged
+"""
+# Every change of the deals. The look-up is LATERAL ... OFFSET 0, so Postgres probes the index per key
+# rather than hashing the whole table (it would, for a batch of many keys and a table of a few thousand
+# rows).
 CHANGES = """
-SELECT c.tenant, c.deal_id, c.change_id, c.at, c.kind, c.value, c.rep_id, p.contact_id AS stored_contact,
-       p.stage IS NOT NULL AS staged
+SELECT c.tenant, c.deal_id, c.change_id, c.at, c.kind, c.value, c.rep_id
 FROM unnest($1::text[], $2::text[]) AS u(tenant, deal_id)
 CROSS JOIN LATERAL (
   SELECT * FROM deal_changes c WHERE c.tenant = u.tenant AND c.deal_id = u.deal_id OFFSET 0
 ) AS c
-LEFT JOIN LATERAL (
-  SELECT p.contact_id, p.stage FROM pipeline_deals p WHERE p.tenant = u.tenant AND p.deal_id = u.deal_id
-  OFFSET 0
-) AS p ON true
 """
 _DEAL_COLUMNS = (
     "rep_id, created_rep_id, contact_id, created_at, status, closed_at, stage, stage_entered_at, amount, "
@@ -151,8 +157,11 @@ async def _fold_deals(
     the deals name that they did not before, and which they no longer name."""
     deals: list[DealKey] = sorted({(r[0], r[1]) for r in changes})
     await conn.execute(INSERT_CHANGES, *columns(changes))
+    stored = {
+        (r["tenant"], r["deal_id"]): (r["contact_id"], r["staged"])
+        for r in await conn.fetch(STORED, *columns(deals))
+    }
     found = await conn.fetch(CHANGES, *columns(deals))
-    stored = {(r["tenant"], r["deal_id"]): (r["stored_contact"], r["staged"]) for r in found}
     deal_rows, stay_rows = derive_all([_change(r) for r in found])
     await conn.execute(SAVE_DEALS, *columns(deal_rows))
     await insert_rows(conn, DELETE_STAYS, [k for k, (_, staged) in stored.items() if staged])
