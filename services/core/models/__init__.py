@@ -12,6 +12,7 @@ from services.core.models.conversations import (
     ConversationRollup,
 )
 from services.core.models.economics import MOVEMENTS, EconomicsSettings, MrrMovement, SubscriptionAccount
+from services.core.models.offboarding import TenantTombstone
 from services.core.models.pipeline import (
     CHANGE_KINDS,
     ContactActivity,
@@ -82,5 +83,6 @@ __all__ = [
     "Tenant",
     "TenantSecret",
     "TenantSourceSettings",
+    "TenantTombstone",
     "TenantWatermark",
 ]
