@@ -33,6 +33,7 @@ from services.aggregator.fold import Deltas, FoldInput, distinct
 from services.aggregator.folds.rollups_sql import write_deltas
 from services.aggregator.store import Store
 from services.core.crm import CrmUpdate
+from services.core.offboarding import without_deleted_tenants
 from services.core.wire import Event
 
 # Writes more rows in the batch's transaction: its dead letters (Step 8).
@@ -63,6 +64,8 @@ async def commit_batch(
     async with target.transaction() as conn:
         # Step 1: no rebuild in progress, none starts until this batch commits.
         await store.share_rebuild_lock(conn)
+        # Deleted tenants' events and updates go no further (services/core/offboarding.py).
+        unique, unique_updates = await without_deleted_tenants(conn, unique, unique_updates)
         # Step 2: vendor identities -> reps.
         await store.resolve_aliases(conn, unique)
         await store.resolve_aliases(conn, unique_updates)
