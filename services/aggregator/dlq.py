@@ -27,6 +27,7 @@ from aiokafka.errors import KafkaError
 
 from services.aggregator.store import columns
 from services.core.db import asyncpg_dsn
+from services.core.offboarding import Register, registered
 from services.core.settings import Settings
 from services.core.tenancy import TtlCache
 from services.core.wire import REASONS, Event, Malformed
@@ -256,12 +257,15 @@ class DeadLetters:
                 currencies[tenant] = currency
             else:
                 missing.append(tenant)
+        deleted: Register = {}
         if missing:
             async with self._pool.acquire() as conn:
                 for row in await conn.fetch(TENANT_CURRENCIES, missing):
                     currencies[row["slug"]] = row["currency"]
                     self._currencies.put(row["slug"], row["currency"])
-        return screen(items, currencies)
+                # A deleted tenant's events are dropped, not dead-lettered (services/core/offboarding.py).
+                deleted = await registered(conn, (t for t in missing if t not in currencies))
+        return screen([(msg, item) for msg, item in items if item.tenant not in deleted], currencies)
 
     async def publish(self, letters: Sequence[DeadLetter]) -> int:
         """Produce every letter to the DLQ topic; returns their number once the broker acknowledged."""
