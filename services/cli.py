@@ -12,9 +12,10 @@ from typing import Annotated, TypeVar
 import typer
 
 from services.core.settings import Settings, get_settings
+from services.tenants import commands as tenant_commands
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="salesloop: sales instrumentation.")
-tenants_app = typer.Typer(no_args_is_help=True, help="Create tenants and set their per-source secrets.")
+tenants_app = typer.Typer(no_args_is_help=True, help="Tenants: create, export, delete; secrets and options.")
 keys_app = typer.Typer(no_args_is_help=True, help="Create and revoke API keys.")
 secrets_app = typer.Typer(
     no_args_is_help=True, help="Tenant secrets at rest: re-encrypt them after a key change."
@@ -386,6 +387,9 @@ def report(
             overrides=overrides,
         )
     )
+
+
+tenant_commands.register(tenants_app, _with_engine, _fail)
 
 
 def main() -> None:
