@@ -23,14 +23,12 @@ Event ids are the record and the fact, as the webhook adapter names the same fac
 
 from __future__ import annotations
 
-from services.core.crm_values import HUBSPOT_SOURCES, channel_for, hubspot_fact_id
+from services.core.crm_values import HUBSPOT_SOURCES, channel_for, forecast_category, hubspot_fact_id
 from services.core.events import Channel, EventType, Source
 from services.importer.model import Column, Context, Draft, Kind, Row, Skip, draft, stage_key
 
 # Export labels of `hs_analytics_source` whose internal value is not the label in snake case.
 _SOURCE_LABELS = {"offline_sources": "offline", "direct": "direct_traffic", "referral": "referrals"}
-_FORECAST = {"pipeline": "pipeline", "bestcase": "best_case", "commit": "commit", "closed": "closed"}
-_FORECAST_OMITTED = frozenset({"omit", "omitted", "notforecasted"})
 
 _ID = Column("id", ("Record ID", "hs_object_id", "Contact ID", "Deal ID", "vid", "dealId"), required=True)
 _CREATED = Column("created", ("Create Date", "createdate"), required=True)
@@ -108,7 +106,7 @@ def map_deal(row: Row, ctx: Context) -> list[Draft]:
         "amount": amount,
         "currency": ctx.currency if amount is not None else None,
         "close_date": row.date("close"),
-        "forecast_category": _forecast(row.get("forecast")),
+        "forecast_category": forecast_category(row.get("forecast") or ""),
         "attributes": attributes,
     }
     columns = {"amount": row.column("amount"), "close_date": row.column("close")}
@@ -160,13 +158,6 @@ def _first_id(value: str | None) -> str | None:
         return None
     first = value.replace(",", ";").split(";")[0].strip()
     return first or None
-
-
-def _forecast(value: str | None) -> str | None:
-    key = stage_key(value or "")
-    if key in _FORECAST_OMITTED:
-        return "omitted"
-    return _FORECAST.get(key)
 
 
 CONTACTS = Kind(

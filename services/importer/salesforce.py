@@ -26,7 +26,12 @@ from typing import Any
 
 import orjson
 
-from services.core.crm_values import SALESFORCE_LEAD_SOURCES, channel_for, salesforce_long_id
+from services.core.crm_values import (
+    SALESFORCE_LEAD_SOURCES,
+    channel_for,
+    forecast_category,
+    salesforce_long_id,
+)
 from services.core.events import EventType, Source
 from services.importer.model import Column, Context, Draft, Kind, Rep, Row, Skip, draft
 
@@ -35,8 +40,6 @@ _STAGE_ID = 60  # longer stage names are hashed into the id, as the webhook adap
 _OWNER_ID = Column("owner_id", ("OwnerId", "Owner ID"))
 _MODIFIED = Column("modified", ("LastModifiedDate", "Last Modified Date"))
 _CREATED = Column("created", ("CreatedDate", "Created Date"), required=True)
-_FORECAST = {"pipeline": "pipeline", "best case": "best_case", "bestcase": "best_case", "commit": "commit",
-             "forecast": "commit", "closed": "closed", "omitted": "omitted"}  # fmt: skip
 
 OPPORTUNITY_COLUMNS = (
     Column("id", ("Id", "Opportunity ID"), required=True),
@@ -186,7 +189,7 @@ def _deal_fields(row: Row, ctx: Context, deal: str) -> dict[str, Any]:
         "amount": amount,
         "currency": ctx.currency if amount is not None else None,
         "close_date": row.date("close"),
-        "forecast_category": _FORECAST.get((row.get("forecast") or "").lower()),
+        "forecast_category": forecast_category(row.get("forecast") or ""),
         "attributes": attributes,
     }
 

@@ -270,3 +270,32 @@ def test_times_are_aware_and_in_the_requested_zone() -> None:
     )
     created = datetime.fromisoformat(got["hubspot:deal:7001:deal.created"]["occurred_at"])
     assert created.astimezone(UTC) == datetime(2026, 9, 8, 14, 30, tzinfo=UTC)
+
+
+def test_forecast_categories_are_read_as_the_webhook_adapters_read_them(tmp_path: Path) -> None:
+    """Each CRM's forecast category values and labels, Salesforce's "Most Likely" (best case: SPEC 5.8
+    has no such category and a commit promises no more than the reps committed to) and HubSpot's
+    export labels included."""
+    sf = tmp_path / "opportunities.csv"
+    sf_values = {"Pipeline": "pipeline", "Best Case": "best_case", "BestCase": "best_case",
+                 "Most Likely": "best_case", "Commit": "commit", "Forecast": "commit", "Closed": "closed",
+                 "Omitted": "omitted", "Upside": None}  # fmt: skip
+    sf.write_text(
+        "Id,StageName,CreatedDate,ForecastCategoryName\n"
+        + "".join(f"006{i:015d},Prospecting,2026-09-01T08:00:00.000Z,{v}\n" for i, v in enumerate(sf_values))
+    )
+    got = bodies(map_files("salesforce", sf)["opportunities.csv"])
+    for i, expected in enumerate(sf_values.values()):
+        deal = salesforce_long_id(f"006{i:015d}")
+        assert got[f"salesforce:{deal}:deal.created"].get("forecast_category") == expected
+    hs = tmp_path / "deals.csv"
+    hs_values = {"Not forecasted": "omitted", "OMIT": "omitted", "Pipeline": "pipeline",
+                 "BEST_CASE": "best_case", "Commit": "commit", "Closed won": "closed", "CLOSED": "closed",
+                 "": None}  # fmt: skip
+    hs.write_text(
+        "Record ID,Deal Stage,Create Date,Forecast category\n"
+        + "".join(f"{9100 + i},appointmentscheduled,2026-09-01 08:00,{v}\n" for i, v in enumerate(hs_values))
+    )
+    deals = bodies(map_files("hubspot", hs)["deals.csv"])
+    for i, expected in enumerate(hs_values.values()):
+        assert deals[f"hubspot:deal:{9100 + i}:deal.created"].get("forecast_category") == expected
