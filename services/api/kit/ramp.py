@@ -18,13 +18,13 @@ without a leaving day may have stopped long ago: its zeros are not ramp data), e
 complete months of tenure (ended by today and, for a rep who left, by its `left_at`) whose numbers
 are known: a month that began before the rep's data does (`data_from_sql`) is unknown, not zero.
 
-Cost: one statement summing, per complete known month, the columns the metric's formula reads
-from the daily rollups (a primary-key range each: only reps within their first 25 months of known
-data cost anything), cached in `reads.cache` per database snapshot, tenant, metric and quarter hour
-(every timezone's day is constant within a quarter hour of UTC, so the reps' "today" is too). A
+Cost: one statement summing the columns the metric's formula reads from the daily rollups, one
+primary-key range per rep over its complete known months (only reps within their first 25 months of
+known data cost anything), cached in `reads.cache` per database snapshot, tenant, metric and quarter
+hour (every timezone's day is constant within a quarter hour of UTC, so the reps' "today" is too). A
 caller that already probed the snapshot passes it; otherwise a one-row probe finds it. 200 reps all
-within their first two years read about 137,000 rollup rows: 0.8-1 s on a 2-core machine at load
-11, where summing those rows alone takes 0.3-0.5 s; a cached answer takes 2-3 ms.
+within their first two years read about 140,000 rollup rows in about 6,600 buffers (bench/README.md,
+"Coaching: the measured ramp and the history"); a cached answer takes 2-3 ms.
 """
 
 from __future__ import annotations
@@ -125,8 +125,13 @@ def inputs(metric: str) -> tuple[str, ...]:
 def measured_sql(columns: tuple[str, ...]) -> str:
     """$1 tenant, $2 now. One row per complete, known tenure month 0..24 of every measured rep (the
     module's doc says which), with its length in days and `columns` summed over it; at least one
-    row, for the snapshot. Each month is one range of the rollups' primary key."""
+    row, for the snapshot.
+
+    A rep's measured months are consecutive, so its rollups are read as one range of the primary
+    key (one index descent per rep, not per month), and each row's tenure month is a binary search
+    (`width_bucket`) among the rep's month starts."""
     until = "least(rp.today, coalesce(rp.left_at, rp.today))"
+    start = "(rp.hired_at + make_interval(0, k.month))::date"
     return f"""
 WITH rp AS MATERIALIZED (
   SELECT r.rep_id, r.hired_at, r.left_at, r.quota_monthly,
@@ -142,16 +147,28 @@ months AS MATERIALIZED (
   FROM rp CROSS JOIN generate_series(0, {_MEASURED_MONTHS - 1}) AS k(month)
   WHERE (rp.hired_at + make_interval(0, k.month))::date >= rp.data_from
     AND (rp.hired_at + make_interval(0, k.month + 1))::date <= {until}
+),
+spans AS MATERIALIZED (
+  SELECT m.rep_id, min(m.first) AS first, max(m.next) AS next,
+         (SELECT array_agg({start} ORDER BY k.month) FROM generate_series(0, {_MEASURED_MONTHS}) AS k(month))
+           AS starts
+  FROM months AS m JOIN rp ON rp.rep_id = m.rep_id
+  GROUP BY m.rep_id, rp.hired_at
+),
+sums AS (
+  SELECT sp.rep_id, s.*
+  FROM spans AS sp CROSS JOIN LATERAL (
+    SELECT width_bucket(d.day, sp.starts) - 1 AS month, {sums_sql(columns)}
+    FROM rollup_rep_daily AS d
+    WHERE d.tenant = $1 AND d.rep_id = sp.rep_id AND d.day >= sp.first AND d.day < sp.next
+    GROUP BY 1
+  ) AS s
 )
 SELECT {SNAPSHOT_SQL} AS snapshot, m.rep_id, m.month, m.next - m.first AS days, m.quota_monthly,
-       {", ".join(f"s.{c}" for c in columns)}
+       {", ".join(f"coalesce(s.{c}, 0) AS {c}" for c in columns)}
 FROM (SELECT 1) AS one
 LEFT JOIN (
-  months AS m CROSS JOIN LATERAL (
-    SELECT {sums_sql(columns)}
-    FROM rollup_rep_daily AS d
-    WHERE d.tenant = $1 AND d.rep_id = m.rep_id AND d.day >= m.first AND d.day < m.next
-  ) AS s
+  months AS m LEFT JOIN sums AS s ON s.rep_id = m.rep_id AND s.month = m.month
 ) ON true
 """
 
