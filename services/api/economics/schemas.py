@@ -63,13 +63,13 @@ FIGURES_EXAMPLE: JsonDict = {
     "net_revenue_retention": 0.95,
     "gross_revenue_retention": 0.885,
     "arpa": 517.44,
-    "monthly_churn": 0.0863,
-    "ltv": 4796.7,
+    "monthly_churn": 0.0888,
+    "ltv": 4662.9,
     "marketing_spend": 9000.0,
     "sales_cost": 27000.0,
     "cac": 3000.0,
     "cac_payback_months": 7.25,
-    "ltv_to_cac": 1.6,
+    "ltv_to_cac": 1.554,
 }
 
 
