@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from services.api.auth import EconomicsReadKey
 from services.api.kit.routing import ReadsDep, error_responses
+from services.api.kit.windows import WindowSpec, parse_window
 from services.api.planning import service
-from services.api.planning.schemas import CapacityOut
+from services.api.planning.schemas import CapacityOut, FitOut
 
 router = APIRouter(prefix="/v1/planning", tags=["planning"])
 
@@ -54,3 +55,39 @@ async def capacity(
 ) -> CapacityOut:
     query = service.CapacityQuery(target_new_mrr, target_bookings, months, start)
     return await service.capacity(reads, tenant=key.tenant, query=query, now=datetime.now(UTC))
+
+
+FIT_DAYS = 365
+
+
+async def _fit_window(
+    from_: Annotated[str | None, Query(alias="from", description="First day, YYYY-MM-DD (with `to`)")] = None,
+    to: Annotated[str | None, Query(description="Last day, YYYY-MM-DD (with `from`)")] = None,
+    window: Annotated[
+        str | None, Query(description="The last N full days, e.g. `365d`. Default: the last 365 full days.")
+    ] = None,
+) -> WindowSpec:
+    if from_ is None and to is None and window is None:
+        return WindowSpec(days=FIT_DAYS)
+    return parse_window(from_, to, window)
+
+
+FitWindow = Annotated[WindowSpec, Depends(_fit_window)]
+
+
+@router.get(
+    "/fit",
+    response_model=FitOut,
+    summary="Roberge's stage of fit: product/market, go-to-market, scale, and premature scaling",
+    description="Three lights, each `green`, `red` or `unknown` with the figures behind it: "
+    "`product_market` (logo retention >= 0.90 and net revenue retention >= 1.00, annualised), "
+    "`go_to_market` (LTV:CAC >= 3 and CAC payback <= 12 months), `scale` (failure rate <= 0.40 and the "
+    "ramp of the last two hire cohorts stable); `premature_scaling` is true when the active headcount "
+    "grew more than 25 % over the last quarter while product_market or go_to_market is red. Too little "
+    "history (fewer than 10 customers at the window's start, fewer than 10 hires a year old, fewer than "
+    "two measured cohorts) gives `unknown`, never a guess. The window is in the tenant's timezone; "
+    "default the last 365 full days, since retention is judged over a year.",
+    responses=error_responses(401, 403, 404, 422),
+)
+async def fit(key: EconomicsReadKey, reads: ReadsDep, window: FitWindow) -> FitOut:
+    return await service.fit(reads, tenant=key.tenant, spec=window, now=datetime.now(UTC))

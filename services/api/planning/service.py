@@ -8,19 +8,23 @@ snapshot) and, for a new-MRR target, the new MRR a booking brought over the last
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from services.api.demand.schemas import month_key, parse_month
-from services.api.kit.attrition import measure_attrition, rep_tenures
+from services.api.kit.attrition import headcount, measure_attrition, rep_tenures
+from services.api.kit.economics_reads import economics_read
 from services.api.kit.errors import InvalidInput, NotFound
 from services.api.kit.ramp import RAMP_METRIC, measured_ramp
 from services.api.kit.reads import Reads, rollup_read
 from services.api.kit.tenure import add_months, month_index
+from services.api.kit.windows import WindowSpec
+from services.api.planning import fit as fit_rules
 from services.api.planning import inputs, queries
 from services.api.planning.capacity import PlanInputs, TooLittleHistory, plan
-from services.api.planning.schemas import CapacityOut, InputOut, LinearOut, PlanMonthOut, RampOut
+from services.api.planning.schemas import CapacityOut, FitOut, InputOut, LinearOut, PlanMonthOut, RampOut
 
 DEFAULT_MONTHS = 12
 MAX_MONTHS = 36
@@ -190,5 +194,39 @@ def _answer(
             "hires": made.hires,
             "linear": LinearOut(reps=made.linear_reps, hires=made.linear_hires),
             "plan": rows,
+        }
+    )
+
+
+async def fit(reads: Reads, *, tenant: str, spec: WindowSpec, now: datetime) -> FitOut:
+    """The stage of fit of SPEC 5.10 (planning/fit.py says the rules)."""
+    read = await economics_read(reads, tenant, spec=spec, now=now)
+    with rollup_read("planning_fit"):
+        ctx = await queries.plan_context(reads.pool, tenant, now)
+        if read is None or ctx is None:
+            raise NotFound("no such tenant")
+        tenures = await rep_tenures(reads.pool, tenant, now)
+    ramp = await measured_ramp(reads, tenant, now=now, snapshot=ctx.snapshot)
+    attrition = measure_attrition(tenures, today=ctx.today)
+    failure = ctx.failure_rate if ctx.failure_rate is not None else attrition.failure_rate
+    source = "settings" if ctx.failure_rate is not None else "measured"
+    hired = {r.rep_id: r.hired_at for r in tenures if r.hired_at is not None}
+    cohorts = fit_rules.cohort_ramps(ramp.by_rep, hired, ramp.steady_state)
+    days = (read.end - read.start).days + 1
+    pm = fit_rules.product_market(read.summary.overall, days=days)
+    gtm = fit_rules.go_to_market(read.summary.overall)
+    now_count = headcount(tenures, ctx.today)
+    ago_count = headcount(tenures, add_months(ctx.today, -3))
+    growth = fit_rules.headcount_growth(now_count, ago_count)
+    return FitOut.model_validate(
+        {
+            "from_": read.start,
+            "to": read.end,
+            "as_of": read.as_of,
+            "product_market": dataclasses.asdict(pm),
+            "go_to_market": dataclasses.asdict(gtm),
+            "scale": dataclasses.asdict(fit_rules.scale(failure, source, cohorts)),
+            "premature_scaling": fit_rules.premature_scaling(growth, pm, gtm),
+            "headcount": {"now": now_count, "quarter_ago": ago_count, "growth": growth},
         }
     )

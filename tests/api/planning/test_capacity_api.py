@@ -136,3 +136,51 @@ async def test_plan_from_the_measured_team(org: Org) -> None:
     assert body["linear"] == {"reps": 15, "hires": 5}
     assert [m["linear_hires"] for m in body["plan"]] == [5] + [0] * 8
     assert all(m["linear_reps"] == 15 for m in body["plan"])
+
+
+async def test_fit_of_the_measured_team(org: Org) -> None:
+    """No billing yet: the market lights are unknown. Three of fourteen hires failed (0.21) and every
+    hire cohort ramps in 3 months: scale is green. The team shrank by the leaver: not scaling."""
+    body = await org.get("/v1/planning/fit")
+    assert body["product_market"]["light"] == body["go_to_market"]["light"] == "unknown"
+    assert body["scale"]["light"] == "green", body["scale"]
+    assert body["scale"]["figures"]["failure_rate"] == pytest.approx(3 / 14)
+    assert body["scale"]["figures"]["ramp_months_before"] == body["scale"]["figures"]["ramp_months_last"] == 3
+    assert body["headcount"] == {"now": 10, "quarter_ago": 11, "growth": pytest.approx(10 / 11 - 1)}
+    assert body["premature_scaling"] is False
+
+
+async def test_failure_rate_setting_comes_first(org: Org) -> None:
+    r = await org.request("PUT", "/v1/economics/settings", json={"failure_rate": "0.5"})
+    assert r.status_code == 200, r.text
+    try:
+        body = await org.get("/v1/planning/capacity", target_bookings=150_000, months=9)
+        fit = await org.get("/v1/planning/fit")
+    finally:
+        await org.request("PUT", "/v1/economics/settings", json={})
+    assert body["inputs"]["failure_rate"] == {
+        "value": 0.5,
+        "source": "settings",
+        "basis": "set in the economics settings",
+    }
+    assert body["from_settings"] == ["failure_rate"]
+    assert "failure_rate" not in body["measured"]
+    found = expected_inputs()
+    start = add_months(TODAY.replace(day=1), 1)
+    team = tuple(
+        (start.year - s.year) * 12 + start.month - s.month - 1 for s, left in REPS.values() if not left
+    )
+    p = PlanInputs(
+        target=150_000,
+        months=9,
+        shares=(0.1, 0.4, 0.7),
+        per_rep=QUOTA * found["median_attainment"],
+        quota=QUOTA,
+        failure_rate=0.5,
+        attrition=found["monthly_attrition"],
+        team=team,
+        lead=1,
+    )
+    assert [m["hires"] for m in body["plan"]] == simulate(p)[0]
+    assert fit["scale"]["light"] == "red"
+    assert fit["scale"]["figures"]["failure_rate_source"] == "settings"
