@@ -239,12 +239,20 @@ class Aliased(Protocol):
 
 
 async def resolve_aliases(conn: asyncpg.Connection, items: Sequence[Aliased]) -> None:
-    """Give every item without a rep but with a known vendor identity the rep it belongs to (SPEC 4)."""
-    wanted = [(i, x.tenant, *x.rep_alias) for i, x in enumerate(items) if x.rep_id is None and x.rep_alias]
+    """Give every item without a rep but with a known vendor identity the rep it belongs to (SPEC 4).
+
+    Each distinct identity is looked up once: an import's thousands of events name a few owners."""
+    wanted: dict[tuple[str, str, str], list[int]] = {}
+    for i, x in enumerate(items):
+        if x.rep_id is None and x.rep_alias:
+            wanted.setdefault((x.tenant, *x.rep_alias), []).append(i)
     if not wanted:
         return
-    for row in await conn.fetch(RESOLVE_ALIASES, *columns(wanted)):
-        items[row["i"]].rep_id = row["rep_id"]
+    identities = list(wanted)
+    rows = await conn.fetch(RESOLVE_ALIASES, *columns([(n, *k) for n, k in enumerate(identities)]))
+    for row in rows:
+        for i in wanted[identities[row["i"]]]:
+            items[i].rep_id = row["rep_id"]
 
 
 async def archive_events(conn: asyncpg.Connection, events: Sequence[Event]) -> list[Event]:

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.aggregator.commit import commit_batch
-from services.aggregator.store import Store
+from services.aggregator.store import Store, resolve_aliases
 from services.core.events import SCHEMA_HEADER
 from services.core.wire import Event, decode
 from tests.aggregator.streams import Tenant, assert_rollups_match, make_events
@@ -123,6 +123,38 @@ async def test_vendor_identities_resolve_to_reps_through_aliases(
     assert [tuple(r) for r in rows] == [("r9", 10)]
     archived = await sql(engine, "SELECT event_id, rep_id FROM events WHERE tenant = :t ORDER BY 1", t=t.slug)
     assert [tuple(r) for r in archived] == [("k", "r9"), ("u", None)]
+
+
+class _Aliases:
+    """A connection that knows some (tenant, kind, value) -> rep and records what it was asked."""
+
+    def __init__(self, known: dict[tuple[str, str, str], str]) -> None:
+        self.known = known
+        self.asked: list[tuple[str, str, str]] = []
+
+    async def fetch(self, _sql: str, ids: list[int], *cols: list[str]) -> list[dict[str, Any]]:
+        asked = list(zip(*cols, strict=True))
+        self.asked += asked
+        return [{"i": i, "rep_id": self.known[k]} for i, k in zip(ids, asked, strict=True) if k in self.known]
+
+
+async def test_each_vendor_identity_of_a_batch_is_looked_up_once_and_resolves_all_its_items() -> None:
+    rnd = random.Random(14)
+    known = {("t1", "salesforce_user_id", f"u{n}"): f"rep{n}" for n in range(0, 6, 2)}
+    specs = [(rnd.choice(["t1", "t2"]), f"u{rnd.randrange(6)}", rnd.random() < 0.2) for _ in range(300)]
+    batch = decoded(
+        [{"event_id": f"e{i}", "type": "email.sent", "occurred_at": "2026-11-02T10:00:00Z",
+          **({"rep_id": "own"} if own else {}), "rep_alias": {"kind": "salesforce_user_id", "value": user}}
+         for i, (_, user, own) in enumerate(specs)],
+        "t1",
+    )  # fmt: skip
+    for e, (tenant, _, _) in zip(batch, specs, strict=True):
+        e.tenant = tenant
+    conn = _Aliases(known)
+    await resolve_aliases(conn, batch)  # type: ignore[arg-type]
+    assert len(conn.asked) == len(set(conn.asked))
+    for e, (tenant, user, own) in zip(batch, specs, strict=True):
+        assert e.rep_id == ("own" if own else known.get((tenant, "salesforce_user_id", user)))
 
 
 async def test_events_of_an_unknown_tenant_are_archived_and_folded_in_utc(
