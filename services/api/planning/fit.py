@@ -21,6 +21,7 @@ and `unknown` otherwise: too little history is never read as a pass or a fail.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -62,7 +63,12 @@ def _judge(checks: list[tuple[bool | None, str]], figures: dict[str, Figure]) ->
 
 
 def _annual(value: float | None, days: int) -> float | None:
-    return None if value is None else value ** (DAYS_PER_YEAR / days)
+    if value is None:
+        return None
+    try:
+        return float(value ** (DAYS_PER_YEAR / days))
+    except OverflowError:  # a few days' growth compounded over a year
+        return math.inf
 
 
 def _few_customers(f: Figures) -> str:

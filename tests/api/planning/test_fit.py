@@ -128,3 +128,9 @@ def test_premature_scaling() -> None:
     assert premature_scaling(0.5, unknown, green) is None
     assert premature_scaling(None, red, green) is None
     assert premature_scaling(None, green, green) is False
+
+
+def test_a_short_window_of_growth_does_not_overflow() -> None:
+    days = product_market(replace(HEALTHY, net_revenue_retention=40.0, logo_retention=1.0), days=1)
+    assert days.light == "green"
+    assert days.figures["net_revenue_retention"] == float("inf")
