@@ -4,9 +4,10 @@ sent through the real endpoints, so the feedback API has something true and chec
 `options` says what to generate and where to send it, `model` plans the organisation, `simulate`
 turns it into events, `pipeline` adds the deals' close dates, pushes and planted pipeline structure,
 `recordings` adds the transcripts of its calls (written by `transcripts` from the lines of
-`dialogue`), `vendors` writes them in the vendors' own formats, `credentials` sets the vendor
-secrets, `send` delivers everything, `report` prints what the API found (`report_pipeline` its
-pipeline section), and `commands` is what the `salesloop demo` and `salesloop report` commands do.
+`dialogue`), `billing` its customers' Stripe subscriptions, `vendors` writes them in the vendors'
+own formats, `credentials` sets the vendor secrets, `send` delivers everything, `report` prints what
+the API found (`report_pipeline` its pipeline section, `report_economics` its unit economics), and
+`commands` is what the `salesloop demo` and `salesloop report` commands do.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from devstack.demo import model, pipeline, simulate
+from devstack.demo import billing, model, pipeline, simulate
 from devstack.demo.credentials import with_vendor_secrets
 from devstack.demo.options import DemoOptions, Endpoints
 from devstack.demo.report import figures_table
@@ -58,7 +59,7 @@ async def load_async(
     ingest_url, api_url = endpoints.ingest_url.rstrip("/"), endpoints.api_url.rstrip("/")
     end = options.end or model.demo_end(datetime.now(UTC))
     org = model.build(reps=options.reps, days=options.days, seed=options.seed, end=end)
-    events = pipeline.events(org, simulate.events(org))
+    events = billing.with_billing(org, pipeline.events(org, simulate.events(org)))
     creds = Credentials(ingest_key=endpoints.ingest_key, webhook_secret=endpoints.webhook_secret)
     if settings is None:
         found = ["no database settings: vendor secrets not set, every event goes to /v1/events"]

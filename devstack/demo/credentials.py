@@ -1,7 +1,7 @@
 """The vendor secrets the demo signs with, set on the tenant through the code `salesloop tenants
 set-secret` uses. Needs the database; without it the demo sends everything as canonical events.
 
-Secrets the tenant already has are kept (HubSpot, Twilio, Aircall and Fathom secrets are shared
+Secrets the tenant already has are kept (HubSpot, Twilio, Aircall, Fathom and Stripe secrets are shared
 secrets, so the demo can sign with them). A missing secret is derived from SALESLOOP_SECRET_KEY and the
 tenant, so a second run sets the same values and nothing the ingest has cached goes stale. SendGrid
 is verified with a public key: the demo can only sign for the key pair it derives itself, so a
@@ -26,7 +26,7 @@ from services.core.tenancy import TenancyError, get_secret, set_secret
 
 # The order of the P-256 group: private scalars are 1 .. n-1.
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-SHARED_SECRET_SOURCES = ("hubspot", "twilio", "aircall", "fathom")
+SHARED_SECRET_SOURCES = ("hubspot", "twilio", "aircall", "fathom", "stripe")
 
 
 def derived(secret_key: str, tenant: str, source: str) -> bytes:
@@ -43,6 +43,8 @@ def sendgrid_key(secret_key: str, tenant: str) -> ec.EllipticCurvePrivateKey:
 def _new_secret(key: bytes, source: str) -> str:
     if source == "fathom":  # a Standard Webhooks secret, as Fathom shows it
         return "whsec_" + base64.b64encode(key).decode()
+    if source == "stripe":  # an endpoint signing secret, as Stripe shows it
+        return "whsec_" + key.hex()
     return base64.urlsafe_b64encode(key).decode()
 
 

@@ -14,7 +14,11 @@ check each answer against the truth (`Plant`):
   out); another labels, mirrors, asks calibrated questions and summarises (the most labels per call)
   and wins more deals than skill alone would (LABELLER_WIN_BOOST);
 - demand generation: acquisition channels with lead-to-won rates about a factor two apart and with
-  clearly different speeds to lead.
+  clearly different speeds to lead;
+- scaling: on top of the `reps` asked for, a hiring wave of WAVE_SHARE more reps starts in the last
+  fortnight (still onboarding when the data ends: no activity yet), so the sales headcount grows by
+  more than a quarter in the last quarter; every rep has a fully loaded `monthly_cost`. The billing
+  (devstack.demo.billing) plants the rest of the unit economics.
 
 `build` returns the roster and the plan; `devstack.demo.simulate` turns it into events.
 """
@@ -28,7 +32,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
-from devstack.demo.transcripts import TalkStyle, styles
+from devstack.demo.transcripts import NORMAL, TalkStyle, styles
 
 MIN_REPS = 12
 MAX_REPS = 1_000
@@ -57,8 +61,11 @@ NORMS: dict[str, float] = {
 TEAMS: tuple[str, ...] = ("east", "west")  # east calls through Twilio, west through Aircall
 TRANSCRIBED_DAYS = 90  # calls and recorded meetings of this many days before the end have transcripts
 LABELLER_WIN_BOOST = 2.0  # multiplies the odds of winning of the rep who labels well
+WAVE_SHARE = 0.3  # the hiring wave, as a share of the `reps` asked for (rounded up)
+ONBOARDING_DAYS = 14  # a rep of the wave sells from this many days after its hire
+MONTHLY_COST = {"veteran": 12_500, "new": 10_000}  # fully loaded, per rep
 
-Cohort = Literal["veteran", "slow", "fast"]
+Cohort = Literal["veteran", "slow", "fast", "wave"]
 
 FIRST_NAMES = (
     "Ada", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hugo", "Ines", "Jonas", "Kemi", "Liam",
@@ -96,7 +103,7 @@ CHANNELS: tuple[ChannelModel, ...] = (
     ChannelModel("organic_search", 0.25, 0.75, 0.60, 0.80, 0.45, 900, 12_000, 40),
     ChannelModel("paid_search", 0.30, 0.60, 0.50, 0.75, 0.35, 240, 10_000, 160),
     ChannelModel("events", 0.15, 0.50, 0.40, 0.70, 0.28, 129_600, 14_000, 280),
-    ChannelModel("paid_social", 0.20, 0.40, 0.30, 0.60, 0.22, 10_800, 8_000, 110),
+    ChannelModel("paid_social", 0.20, 0.40, 0.30, 0.60, 0.22, 10_800, 8_000, 240),
 )
 
 
@@ -120,7 +127,13 @@ class Rep:
     show_rate: float
     reply_rate: float
     ramp_tau_months: float  # 0 for veterans: fully ramped
-    certified: bool | None  # passes every module by month 3; None for veterans (not in the programme)
+    certified: bool | None  # passes every module by month 3; None: not in the programme (veterans, wave)
+    monthly_cost: int  # fully loaded, tenant currency
+    onboarding_days: int = 0  # days after its hire before the rep sells
+
+    @property
+    def sells_from(self) -> date:
+        return self.hired_at + timedelta(days=self.onboarding_days)
 
     @property
     def calls_via(self) -> Literal["twilio", "aircall"]:
@@ -147,6 +160,7 @@ class Plant:
     monologuer: str  # a veteran: long monologues, high talk share, never a label
     labeller: str  # a veteran: the most labels per call, mirrors, summaries, and more wins
     transcribed_from: date  # the first day whose calls have transcripts
+    hiring_wave: date  # the day the wave of new reps was hired, in the last quarter
 
 
 @dataclass(frozen=True)
@@ -191,7 +205,8 @@ def build(*, reps: int, days: int, seed: int, end: datetime) -> Organisation:
     start = (end - timedelta(days=days)).date()
     slow_hire = _monday_on_or_after(start + timedelta(days=3))
     fast_hire = _monday_on_or_before(start + timedelta(days=min(days // 2, days - 62)))
-    roster = _roster(rng, space, reps, start, slow_hire, fast_hire)
+    wave_size = math.ceil(WAVE_SHARE * reps)
+    roster, spare_names = _roster(rng, space, reps, start, slow_hire, fast_hire, wave_size)
     # The gaps go to the two veterans of the most typical skill, who otherwise work to the team's
     # norms: then the gap is all that sets them apart.
     veterans = sorted((r for r in roster if r.cohort == "veteran"), key=lambda r: r.skill)
@@ -211,12 +226,15 @@ def build(*, reps: int, days: int, seed: int, end: datetime) -> Organisation:
         monologuer=monologuer,
         labeller=labeller,
         transcribed_from=(end - timedelta(days=min(days, TRANSCRIBED_DAYS))).date(),
+        hiring_wave=_monday_on_or_before(end.date() - timedelta(days=8)),
     )
     talk = styles(
         (r.rep_id for r in roster), monologuer=monologuer, labeller=labeller, plain=plain, seed=seed
     )
+    wave = _wave(seed, space, reps, spare_names, plant.hiring_wave, roster[0].quota_monthly)
+    talk.update({r.rep_id: NORMAL for r in wave})  # nobody in the wave has made a call yet
     spend = _spend(start, end, reps)
-    return Organisation(seed, space, start, end, tuple(roster), CHANNELS, plant, spend, talk)
+    return Organisation(seed, space, start, end, (*roster, *wave), CHANNELS, plant, spend, talk)
 
 
 def namespace(seed: int, reps: int, days: int) -> int:
@@ -234,20 +252,21 @@ def expected_monthly_revenue() -> float:
 
 
 def _roster(
-    rng: random.Random, space: int, n: int, start: date, slow_hire: date, fast_hire: date
-) -> list[Rep]:
+    rng: random.Random, space: int, n: int, start: date, slow_hire: date, fast_hire: date, spare: int
+) -> tuple[list[Rep], list[tuple[str, str, str]]]:
+    """The `n` reps of the team, and `spare` more names none of them has."""
     per_cohort = max(2, round(0.16 * n))
     sizes: dict[Cohort, int] = {"slow": per_cohort, "fast": per_cohort, "veteran": n - 2 * per_cohort}
     cohorts: list[Cohort] = [cohort for cohort, size in sizes.items() for _ in range(size)]
     rng.shuffle(cohorts)
-    names = _names(rng, n)
+    names = _names(rng, n + spare)  # the same first n names whatever `spare` is
     certified = {
         "slow": _certified_flags(rng, cohorts.count("slow"), 0.25),
         "fast": _certified_flags(rng, cohorts.count("fast"), 0.8),
     }
     quota = round(expected_monthly_revenue() * 1.1, -3)
     out = []
-    for i, (cohort, (first, last, suffix)) in enumerate(zip(cohorts, names, strict=True)):
+    for i, (cohort, (first, last, suffix)) in enumerate(zip(cohorts, names[:n], strict=True)):
         ident = space * 10_000 + i  # unique per rep, 7 digits at most
         traits = {t: min(10, max(1, round(rng.gauss(5.5, 1.8)))) for t in TRAITS}
         log_skill = sum(TRAIT_EFFECTS[t] * (traits[t] - 5.5) / 1.8 for t in TRAITS) + rng.gauss(0, 0.08)
@@ -281,6 +300,46 @@ def _roster(
                 reply_rate=_clip(rng.gauss(NORMS["reply_rate"], 0.015), 0.04, 0.12),
                 ramp_tau_months=tau,
                 certified=is_certified,
+                monthly_cost=MONTHLY_COST["veteran" if cohort == "veteran" else "new"],
+            )
+        )
+    return out, names[n:]
+
+
+def _wave(
+    seed: int, space: int, n: int, names: list[tuple[str, str, str]], hired_at: date, quota: int
+) -> list[Rep]:
+    """The hiring wave: reps n, n+1, ... of the organisation, drawn from a random stream of their own
+    (the rest of the organisation is the same with or without them), onboarding when the data ends."""
+    rng = random.Random(f"salesloop-demo-wave:{seed}")
+    out = []
+    for i, (first, last, suffix) in enumerate(names, start=n):
+        ident = space * 10_000 + i
+        traits = {t: min(10, max(1, round(rng.gauss(5.5, 1.8)))) for t in TRAITS}
+        log_skill = sum(TRAIT_EFFECTS[t] * (traits[t] - 5.5) / 1.8 for t in TRAITS) + rng.gauss(0, 0.08)
+        out.append(
+            Rep(
+                rep_id=f"{first}-{last}{suffix and f'-{suffix}'}".lower(),
+                name=f"{first} {last}{suffix and f' {suffix}'}",
+                team=TEAMS[i % len(TEAMS)],
+                cohort="wave",
+                hired_at=hired_at,
+                quota_monthly=quota,
+                traits=traits,
+                phone=f"+1415{ident:07d}",
+                aircall_user_id=str(1_000_000 + ident),
+                hubspot_owner_id=str(50_000_000 + ident),
+                email=f"{first}.{last}{suffix}@demo-sales.example".lower(),
+                skill=math.exp(log_skill),
+                dials_per_day=NORMS["dials_per_day"],
+                connect_rate=NORMS["connect_rate"],
+                meeting_rate=NORMS["meeting_rate"],
+                show_rate=NORMS["show_rate"],
+                reply_rate=NORMS["reply_rate"],
+                ramp_tau_months=3.0,
+                certified=None,
+                monthly_cost=MONTHLY_COST["new"],
+                onboarding_days=ONBOARDING_DAYS,
             )
         )
     return out

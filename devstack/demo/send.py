@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
+from devstack.demo.billing import settings_body
 from devstack.demo.model import Organisation, Rep
 from devstack.demo.pipeline import stages_body
 from devstack.demo.simulate import Via
@@ -95,6 +96,7 @@ async def register(client: httpx.AsyncClient, api_url: str, api_key: str, org: O
             "team": r.team,
             "hired_at": r.hired_at.isoformat(),
             "quota_monthly": r.quota_monthly,
+            "monthly_cost": r.monthly_cost,
             "aliases": {
                 "phone": r.phone,
                 "email": r.email,
@@ -114,9 +116,11 @@ async def register(client: httpx.AsyncClient, api_url: str, api_key: str, org: O
                 return
             _require(response, f"PUT {path}")
 
+    # The wave has sold nothing yet: its scorecards would only add reps with no outcome to correlate.
+    scored = [r for r in org.reps if r.cohort != "wave"]
     await optional(
         "scorecards",
-        [(f"/v1/hiring/scorecards/{quote(r.rep_id, safe='')}", {"traits": r.traits}) for r in org.reps],
+        [(f"/v1/hiring/scorecards/{quote(r.rep_id, safe='')}", {"traits": r.traits}) for r in scored],
     )
     spend = [
         ("/v1/demand/spend", {"channel": channel, "month": month, "amount": amount})
@@ -124,6 +128,7 @@ async def register(client: httpx.AsyncClient, api_url: str, api_key: str, org: O
     ]
     await optional("channel spend", spend)
     await optional("pipeline stages", [("/v1/pipeline/stages", stages_body())])
+    await optional("economics settings", [("/v1/economics/settings", settings_body())])
     return notes
 
 

@@ -25,7 +25,7 @@ from devstack.demo.model import CERTIFY_BY_DAYS, LEADS_PER_REP_DAY, MODULES, Org
 from devstack.demo.recordings import recordings
 from devstack.demo.transcripts import Segment
 
-Via = Literal["api", "twilio", "aircall", "sendgrid", "hubspot", "fathom"]
+Via = Literal["api", "twilio", "aircall", "sendgrid", "hubspot", "fathom", "stripe"]
 
 HUBSPOT_PORTAL = 24_681_357
 HUBSPOT_DEALSTAGE_SUBSCRIPTION = 900_003
@@ -33,7 +33,7 @@ TWILIO_STATUS = {"connected": "completed", "voicemail": "completed", "no_answer"
 _DAY_S = 86_400
 _OPTIONAL = (
     "rep_id", "contact_id", "deal_id", "channel", "direction", "outcome", "duration_s", "amount", "stage",
-    "module", "score", "passed", "call_event_id", "close_date", "forecast_category",
+    "module", "score", "passed", "call_event_id", "close_date", "forecast_category", "account_id", "mrr",
 )  # fmt: skip
 
 
@@ -61,6 +61,8 @@ class DemoEvent:
     call_event_id: str | None = None
     close_date: str | None = None  # YYYY-MM-DD, deal events (devstack.demo.pipeline)
     forecast_category: str | None = None
+    account_id: str | None = None  # subscription events: the billing account (devstack.demo.billing)
+    mrr: int | None = None  # subscription events: the account's MRR after the event
     transcript: tuple[Segment, ...] | None = None
     ref: str | None = None  # the vendor's own id: CallSid, Aircall call id, sg_event_id, HubSpot eventId
     extra: dict[str, Any] = field(default_factory=dict)  # vendor-only details (buyer phone, message id)
@@ -101,7 +103,7 @@ class _Simulation:
         turn = 0
         day = org.start
         while day <= org.last_day:
-            active = [r for r in reps if r.hired_at <= day]
+            active = [r for r in reps if r.sells_from <= day]
             workday = day.weekday() < 5
             for rep in active:
                 if workday:

@@ -29,10 +29,10 @@ from devstack.demo.simulate import (
 )
 from services.ingest.sources import fathom, hubspot, sendgrid, twilio
 
-VENDORS: tuple[Via, ...] = ("twilio", "aircall", "sendgrid", "hubspot", "fathom")
+VENDORS: tuple[Via, ...] = ("twilio", "aircall", "sendgrid", "hubspot", "fathom", "stripe")
 # Requests per vendor batch, as the vendors send them: HubSpot up to 100 notifications, SendGrid
-# a few hundred events; Twilio, Aircall and Fathom one call per request.
-BATCH = {"api": 500, "sendgrid": 500, "hubspot": 100, "twilio": 1, "aircall": 1, "fathom": 1}
+# a few hundred events; Twilio, Aircall and Fathom one call per request, Stripe one event.
+BATCH = {"api": 500, "sendgrid": 500, "hubspot": 100, "twilio": 1, "aircall": 1, "fathom": 1, "stripe": 1}
 # A canonical batch is cut before its body grows past this (transcripts are large; the ingest takes
 # 1 MiB by default).
 MAX_BATCH_BYTES = 512 * 1024
@@ -52,6 +52,7 @@ class Credentials:
     aircall: str | None = None
     sendgrid: ec.EllipticCurvePrivateKey | None = None
     fathom: str | None = None
+    stripe: str | None = None
 
     def has(self, via: Via) -> bool:
         return via == "api" or getattr(self, via) is not None
@@ -112,6 +113,9 @@ def _encode(via: Via, events: Sequence[DemoEvent], tenant: str, creds: Credentia
         elif via == "fathom":
             body = orjson.dumps(fathom_meeting(chunk[0]))
             yield Payload(via, f"/webhooks/fathom/{tenant}", body, "application/json", 1)
+        elif via == "stripe":
+            body = orjson.dumps(chunk[0].extra["stripe"])
+            yield Payload(via, f"/webhooks/stripe/{tenant}", body, "application/json; charset=utf-8", 1)
         else:
             yield from _canonical(chunk, tenant)
 
@@ -156,6 +160,8 @@ def sign(payload: Payload, url: str, creds: Credentials, now: datetime) -> dict[
         headers[fathom.ID] = msg_id
         headers[fathom.TIMESTAMP] = str(sent)
         headers[fathom.SIGNATURE] = fathom.sign(creds.fathom or "", msg_id, sent, payload.body)
+    elif payload.via == "stripe":
+        headers["Stripe-Signature"] = stripe_signature(creds.stripe or "", payload.body, now)
     elif payload.via == "api":
         if creds.webhook_secret:
             msg_id = "msg_" + hashlib.sha256(payload.body).hexdigest()[:24]
@@ -167,6 +173,17 @@ def sign(payload: Payload, url: str, creds: Credentials, now: datetime) -> dict[
         else:
             headers["Authorization"] = f"Bearer {creds.ingest_key}"
     return headers
+
+
+def stripe_signature(secret: str, body: bytes, now: datetime) -> str:
+    """`Stripe-Signature` as Stripe makes it, by Stripe's own library (imported when first needed:
+    it takes a second or two)."""
+    from stripe import WebhookSignature
+
+    header: str = WebhookSignature.generate_signature_header(
+        body.decode(), secret, timestamp=int(now.timestamp())
+    )
+    return header
 
 
 # --- the vendors' formats -------------------------------------------------------------------------

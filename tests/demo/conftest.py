@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from devstack.demo import DemoOptions, Endpoints, Summary, load_async, model, pipeline, simulate
+from devstack.demo import DemoOptions, Endpoints, Summary, billing, load_async, model, pipeline, simulate
 from devstack.demo.model import Organisation
 from devstack.demo.simulate import DemoEvent
 from tests.conftest import Services
@@ -38,7 +38,7 @@ class LoadedDemo:
 @pytest.fixture(scope="session")
 def small_org() -> SmallOrg:
     org = model.build(**SMALL, end=END)
-    return org, pipeline.events(org, simulate.events(org))
+    return org, billing.with_billing(org, pipeline.events(org, simulate.events(org)))
 
 
 @pytest.fixture(scope="session")

@@ -151,7 +151,8 @@ def coaching(org: Organisation, events: list[DemoEvent], window: Window) -> dict
 
 def correlations(org: Organisation, events: list[DemoEvent], window: Window) -> dict[str, TraitCorrelation]:
     metrics = rep_metrics(org, events, window)
-    cards = {r.rep_id: {k: float(v) for k, v in r.traits.items()} for r in org.reps}
+    # The demo sends the scorecards of the reps who have sold: not the hiring wave's (send.register).
+    cards = {r.rep_id: {k: float(v) for k, v in r.traits.items()} for r in org.reps if r.cohort != "wave"}
     return trait_correlations(cards, {rep: m["quota_attainment"] for rep, m in metrics.items()})
 
 

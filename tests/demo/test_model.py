@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from devstack.demo import model, pipeline, simulate
+from devstack.demo import billing, model, pipeline, simulate
 from devstack.demo.model import Organisation
 from services.api.coaching.service import CONVERSATION_METRICS, RepCoaching
 from services.api.kit.tenure import month_index
@@ -29,7 +29,7 @@ def whole(org: Organisation) -> reference.Window:
 def test_the_same_seed_and_end_give_the_same_events(small_org: SmallOrg) -> None:
     _, events = small_org
     org = model.build(**SMALL, end=END)
-    again = pipeline.events(org, simulate.events(org))
+    again = billing.with_billing(org, pipeline.events(org, simulate.events(org)))
     assert [(e.via, e.canonical()) for e in again] == [(e.via, e.canonical()) for e in events]
     other = simulate.events(model.build(**{**SMALL, "seed": 8}, end=END))
     assert {e.event_id for e in other}.isdisjoint(e.event_id for e in events)
@@ -38,21 +38,30 @@ def test_the_same_seed_and_end_give_the_same_events(small_org: SmallOrg) -> None
 def test_events_are_valid_distinct_and_in_the_past(small_org: SmallOrg) -> None:
     org, events = small_org
     assert len({e.event_id for e in events}) == len(events)
-    assert all(org.start <= e.occurred_at.date() and e.occurred_at < org.end for e in events)
+    # Only the billing reaches back before the period: the installed base's subscriptions.
+    assert all(org.start <= e.occurred_at.date() for e in events if e.via != "stripe")
+    assert all(e.occurred_at < org.end for e in events)
     for e in events:
         BuyerEvent.model_validate(e.canonical(), context={"now": END, "currency": "USD"})
     vias = {e.via for e in events}
-    assert vias == {"api", "twilio", "aircall", "sendgrid", "hubspot", "fathom"}
+    assert vias == {"api", "twilio", "aircall", "sendgrid", "hubspot", "fathom", "stripe"}
 
 
 def test_the_roster_is_what_the_plan_says(small_org: SmallOrg) -> None:
     org, _ = small_org
-    assert len(org.reps) == 20
-    assert len({r.rep_id for r in org.reps}) == 20
+    wave = [r for r in org.reps if r.cohort == "wave"]
+    assert len(wave) == 6  # 30 % on top of the 20 reps asked for
+    assert len(org.reps) == 26
+    assert len({r.rep_id for r in org.reps}) == 26
     for kind in ("phone", "aircall_user_id", "hubspot_owner_id", "email"):
-        assert len({getattr(r, kind) for r in org.reps}) == 20
+        assert len({getattr(r, kind) for r in org.reps}) == 26
     cohorts = {r.cohort for r in org.reps}
-    assert cohorts == {"veteran", "slow", "fast"}
+    assert cohorts == {"veteran", "slow", "fast", "wave"}
+    # The wave joined in the last fortnight and is still onboarding when the data ends.
+    assert all(r.hired_at == org.plant.hiring_wave for r in wave)
+    assert org.last_day - timedelta(days=14) <= org.plant.hiring_wave <= org.last_day
+    assert all(r.sells_from > org.last_day for r in wave)
+    assert all(r.monthly_cost > 0 for r in org.reps)
     assert all(r.hired_at == org.plant.slow_cohort for r in org.reps if r.cohort == "slow")
     assert all(r.hired_at == org.plant.fast_cohort for r in org.reps if r.cohort == "fast")
     assert all(org.rep(rep_id).cohort == "veteran" for rep_id in org.plant.gaps)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -15,7 +16,7 @@ from devstack.demo.credentials import sendgrid_key
 from devstack.demo.simulate import DemoEvent, Via
 from devstack.demo.vendors import BATCH, VENDORS, Credentials, payloads, sendgrid_public_key, sign
 from services.core.events import BuyerEvent, RepAlias
-from services.ingest.sources import aircall, fathom, hubspot, sendgrid, twilio
+from services.ingest.sources import aircall, fathom, hubspot, sendgrid, stripe, twilio
 from services.ingest.sources.common import InboundRequest, MappingContext
 from tests.demo.conftest import SmallOrg
 
@@ -29,6 +30,7 @@ CREDS = Credentials(
     aircall="aircall-token",
     sendgrid=sendgrid_key("test", "t1"),
     fathom="whsec_" + "ZmF0aG9tLWRlbW8tc2VjcmV0LWtleQ==",
+    stripe="whsec_" + "c3RyaXBlLWRlbW8tc2lnbmluZy1zZWNyZXQ",
 )
 ADAPTERS: dict[str, Any] = {
     "twilio": twilio,
@@ -36,6 +38,7 @@ ADAPTERS: dict[str, Any] = {
     "sendgrid": sendgrid,
     "hubspot": hubspot,
     "fathom": fathom,
+    "stripe": stripe,
 }
 SECRETS = {
     "twilio": CREDS.twilio,
@@ -43,6 +46,7 @@ SECRETS = {
     "hubspot": CREDS.hubspot,
     "sendgrid": sendgrid_public_key(sendgrid_key("test", "t1")),
     "fathom": CREDS.fathom,
+    "stripe": CREDS.stripe,
 }
 # How each vendor names the rep: the aggregator resolves it to the rep_id.
 ALIASES = {"twilio": "phone", "aircall": "aircall_user_id", "fathom": "email"}
@@ -85,6 +89,9 @@ def test_every_vendor_request_verifies_and_maps_to_the_planned_event(
         (mapped,) = adapter.to_events(adapter.parse(payload.body), ctx).events
         got = mapped.event.model_dump(mode="json", exclude_none=True, exclude={"attributes"})
         want = expected(e)
+        if e.via == "stripe":  # a Stripe subscription says its currency (the demo tenant's); 4 places
+            assert got.pop("currency") == "USD"
+            assert Decimal(got.pop("mrr")) == Decimal(want.pop("mrr"))
         if e.via in ALIASES:
             # The vendor names the rep by its own identity, which the aggregator resolves.
             kind = ALIASES[e.via]
