@@ -40,7 +40,7 @@ ROWS_PER_FETCH = 1_000
 CANONICAL_EVENTS = f"""
 SELECT ((e.payload - ARRAY[{", ".join(f"'{f}'" for f in SERVICE_FIELDS)}])
         || jsonb_build_object('rep_id', e.rep_id))::text
-FROM events AS e WHERE e.tenant = :slug
+FROM events AS e WHERE e.tenant = $1
 ORDER BY e.received_at, e.event_id
 """
 
@@ -54,16 +54,19 @@ class ExportedFile:
 
 
 def rows_sql(table: TenantTable, quote: Any) -> str:
-    return f"SELECT row_to_json(t)::text FROM {quote(table.name)} AS t WHERE t.{quote(table.column)} = :slug"
+    return f"SELECT row_to_json(t)::text FROM {quote(table.name)} AS t WHERE t.{quote(table.column)} = $1"
 
 
 async def _write(conn: AsyncConnection, statement: str, slug: str, path: Path) -> int:
+    """Stream the rows of `statement` (one text column; `$1` the slug) into `path`, one per line,
+    through asyncpg's cursor: at most ROWS_PER_FETCH rows in memory."""
+    raw = (await conn.get_raw_connection()).driver_connection
+    assert raw is not None  # an open connection's
     rows = 0
-    result = await conn.stream(text(statement).execution_options(yield_per=ROWS_PER_FETCH), {"slug": slug})
     with path.open("wb") as out:
-        async for chunk in result.partitions():
-            out.write(b"".join(row[0].encode() + b"\n" for row in chunk))
-            rows += len(chunk)
+        async for record in raw.cursor(statement, slug, prefetch=ROWS_PER_FETCH):
+            out.write(record[0].encode() + b"\n")
+            rows += 1
     return rows
 
 
