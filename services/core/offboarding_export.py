@@ -7,7 +7,8 @@ a server-side cursor, so memory stays bounded whatever the tenant's size:
 - `events.jsonl`: the archive as canonical BuyerEvents (SPEC 1), one per line, in the order they were
   received. `salesloop import jsonl events.jsonl --tenant NEW` loads it into another tenant. The
   fields the service sets (`tenant`, `source`, `received_at`) and the aggregator's own (`rep_alias`,
-  `attribution`) are left out; `rep_id` is the rep the event was attributed to.
+  `attribution`, an erased transcript's kept analysis) are left out; `rep_id` is the rep the event
+  was attributed to.
 - `<table>.jsonl` for every other table (`tenants` included): one row per line, a JSON object of
   column name to value as PostgreSQL's `row_to_json` writes it (numbers exact, times RFC 3339, bytes
   as `\\x` and hex digits).
@@ -29,16 +30,18 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.core.offboarding import TENANTS, OffboardingError, TenantTable, tenant_tables
+from services.core.privacy import ERASED
 
 FORMAT = "salesloop-export/1"
 MANIFEST = "manifest.json"
 EVENTS = "events"
 NOT_EXPORTED = ("api_keys", "tenant_secrets", "contact_pseudonym_keys")
-SERVICE_FIELDS = ("tenant", "source", "received_at", "rep_alias", "attribution")
+# Set by the service, or the aggregator's own: no client sends them (and import refuses them).
+LEFT_OUT = ("tenant", "source", "received_at", "rep_alias", "attribution", ERASED)
 ROWS_PER_FETCH = 1_000
 
 CANONICAL_EVENTS = f"""
-SELECT ((e.payload - ARRAY[{", ".join(f"'{f}'" for f in SERVICE_FIELDS)}])
+SELECT ((e.payload - ARRAY[{", ".join(f"'{f}'" for f in LEFT_OUT)}])
         || jsonb_build_object('rep_id', e.rep_id))::text
 FROM events AS e WHERE e.tenant = $1
 ORDER BY e.received_at, e.event_id
