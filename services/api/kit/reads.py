@@ -121,6 +121,12 @@ class ReadPool:
             try:
                 async with self._pool.acquire() as conn:
                     return await getattr(conn, method)(sql, *args)
+            except asyncpg.SerializationError:
+                # On a read replica: cancelled by a conflict with the WAL it replays (rows the statement
+                # still needed were removed). Read again at a newer snapshot, once.
+                if attempt == 1:
+                    continue
+                raise database_unavailable("the numbers cannot be read right now; retry later") from None
             except _UNAVAILABLE as exc:
                 if attempt == 1 and isinstance(exc, _LOST):
                     # Every idle connection of the pool is likely as dead as this one.
