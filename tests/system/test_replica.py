@@ -14,7 +14,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from devstack.embedded import EmbeddedPostgres
 from services.api.app import create_app
+from services.api.kit.reads import ReadPool
+from services.api.kit.replica import read_settings
+from services.core.http import ApiError
+from services.core.settings import Settings
 from tests.conftest import Services, Stack
 from tests.factories import TenantCtx, TenantFactory
 from tests.support import wait_folded
@@ -233,3 +237,41 @@ def _answers(api: httpx.AsyncClient, dials: int, as_of: str, before: tuple[int, 
         return seen == (dials, as_of)
 
     return check
+
+
+def test_an_unset_or_empty_read_url_reads_from_the_primary() -> None:
+    primary = Settings(env="test")
+    assert read_settings(primary) is primary
+    assert read_settings(Settings(env="test", read_database_url="")).database_url == primary.database_url
+    replica = read_settings(
+        Settings(env="test", read_database_url="postgresql://reader@replica:5432/salesloop")
+    )
+    assert replica.database_url.get_secret_value() == "postgresql://reader@replica:5432/salesloop"
+
+
+class _Conflicting:
+    """A pool whose first statement is cancelled by a conflict with recovery, as a standby does."""
+
+    def __init__(self, conflicts: int) -> None:
+        self.conflicts, self.statements = conflicts, 0
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[_Conflicting]:
+        yield self
+
+    async def fetchval(self, sql: str) -> int:
+        self.statements += 1
+        if self.statements <= self.conflicts:
+            raise asyncpg.SerializationError("canceling statement due to conflict with recovery")
+        return 1
+
+
+async def test_a_read_cancelled_by_replay_is_read_again_once_then_answered_503() -> None:
+    once = _Conflicting(conflicts=1)
+    assert await ReadPool(once)._run("fetchval", "SELECT 1", ()) == 1
+    assert once.statements == 2
+    always = _Conflicting(conflicts=9)
+    with pytest.raises(ApiError) as refused:
+        await ReadPool(always)._run("fetchval", "SELECT 1", ())
+    assert refused.value.status == 503
+    assert always.statements == 2

@@ -45,8 +45,9 @@ class ReplicaState(BaseModel):
 
 
 def read_settings(settings: Settings) -> Settings:
-    """The settings with the read database as `database_url` (the same object without a replica)."""
-    if settings.read_database_url is None:
+    """The settings with the read database as `database_url` (the same object without a replica; an
+    empty SALESLOOP_READ_DATABASE_URL, as the compose file passes when none is set, is none)."""
+    if settings.read_database_url is None or not settings.read_database_url.get_secret_value():
         return settings
     return settings.model_copy(update={"database_url": settings.read_database_url})
 
