@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 
 from services.api.coaching import queries
 from services.api.coaching.bodies import Group, Ramp, rep_coaching_body, team_coaching_body
+from services.api.coaching.queries import GroupSums
 from services.api.coaching.schemas import Scope
 from services.api.coaching.service import Table
 from services.api.coaching.tables import table_from_sums
@@ -33,7 +34,15 @@ from services.api.kit.reads import AnswerKey, Reads, json_answer, rollup_read
 from services.api.kit.snapshot import Seen, answer_key, tenant_probe
 from services.api.kit.windows import WindowSpec
 
-__all__ = ["Group", "Ramp", "rep_coaching", "rep_coaching_body", "team_coaching", "team_coaching_body"]
+__all__ = [
+    "Group",
+    "Ramp",
+    "rep_answer",
+    "rep_coaching",
+    "rep_coaching_body",
+    "team_coaching",
+    "team_coaching_body",
+]
 
 GROUP = "coaching_group"
 TEAM = "coaching_team"
@@ -173,6 +182,25 @@ async def rep_coaching(
             parts = (tenant, including, rep_id, scope, min_sample, ramp_months)
             return await _rep_answer(reads, group, parts, now)
     raise _no_rep()
+
+
+async def rep_answer(
+    reads: Reads,
+    sums: GroupSums,
+    *,
+    tenant: str,
+    rep_id: str,
+    scope: Scope,
+    min_sample: int,
+    now: datetime,
+    ramp_months: int | None = None,
+) -> bytes:
+    """The JSON of `RepCoachingOut` from a group read elsewhere (`sums`: the active reps and `rep_id`
+    over a window, as the coaching history reads many windows' groups in one statement)."""
+    group = Group.of(sums)
+    if rep_id not in group.index:
+        raise _no_rep()
+    return await _rep_answer(reads, group, (tenant, rep_id, rep_id, scope, min_sample, ramp_months), now)
 
 
 async def _rep_answer(

@@ -6,14 +6,15 @@ A week's coaching is the coaching answer (answers.py) over the WINDOW_DAYS days 
 Sunday, with the defaults of that answer (tenant peers, min_sample 20): what a manager reading it that
 Monday saw. Weeks are Monday to Sunday in the tenant's timezone. A week the api snapshot
 (snapshots.py) is read as it was taken; a week without one (before the snapshots began, or not taken
-yet: a week is snapshot two days after it ended) is computed now, from today's rollups and reps.
+yet: a week is snapshot two days after it ended) is computed now, from today's rollups and reps: the
+groups of all such weeks in one statement (each rollup row read once, summed per week, the weeks per
+window), each coached like the coaching answer.
 
 The assembly (`history_out`, `progress`) is pure; `rep_history` reads and caches the answer.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -32,7 +33,7 @@ from services.api.coaching.priorities import MIN_GAP
 from services.api.coaching.schemas import PriorityOut
 from services.api.coaching.service import DEFAULT_MIN_SAMPLE, HIGHER_IS_WORSE, TWO_SIDED
 from services.api.kit.errors import NotFound
-from services.api.kit.reads import AnswerKey, Reads, model_json
+from services.api.kit.reads import AnswerKey, Reads, model_json, rollup_read
 from services.api.kit.windows import WindowSpec
 
 WINDOW_DAYS = 28  # four whole weeks: each week's coaching covers the four weeks it ends
@@ -44,7 +45,6 @@ CLOSED_GAP = MIN_GAP
 SCOPE: Literal["tenant"] = "tenant"
 
 HISTORY = "coaching_history"
-COMPUTED_AT_ONCE = 4
 
 Source = Literal["snapshot", "computed"]
 
@@ -229,17 +229,41 @@ async def rep_history(reads: Reads, *, tenant: str, rep_id: str, weeks: int, now
         mondays = ended_weeks(probe.today, weeks)
         rows = await history_queries.rep_weeks(reads.pool, tenant, rep_id, mondays)
         taken = {r.week_start: WeekCoaching(r.week_start, "snapshot", r.taken_at, r.coaching) for r in rows}
-        # Each computed week is a group read of its own (about 0.1 s for 200 reps): a few at a time.
-        slots = asyncio.Semaphore(COMPUTED_AT_ONCE)
-
-        async def week(monday: date) -> WeekCoaching:
-            if monday in taken:
-                return taken[monday]
-            async with slots:
-                coaching = await rep_week_coaching(reads, tenant, rep_id, monday, now)
-            return WeekCoaching(monday, "computed", None, coaching)
-
-        found = await asyncio.gather(*(week(m) for m in mondays))
+        computed = await computed_weeks(reads, tenant, rep_id, [m for m in mondays if m not in taken], now)
+        found = [taken.get(m) or computed[m] for m in mondays]
         return key, model_json(history_out(rep_id, probe.as_of, found))
 
     return await reads.cache.get(HISTORY, key, answer)
+
+
+async def computed_weeks(
+    reads: Reads, tenant: str, rep_id: str, mondays: Sequence[date], now: datetime
+) -> dict[date, WeekCoaching]:
+    """The rep's coaching in the weeks of `mondays` (oldest first) computed now: the groups of every
+    week from the first to the last read in one statement, each coached as the coaching answer does."""
+    if not mondays:
+        return {}
+    first = mondays[0]
+    with rollup_read(HISTORY):
+        groups = await history_queries.weeks_sums(
+            reads.pool,
+            tenant,
+            rep_id,
+            window_of(first)[0],
+            (mondays[-1] - first).days // 7 + 1,
+            WINDOW_DAYS // 7,
+            now,
+        )
+    out = {}
+    for monday in mondays:
+        body = await answers.rep_answer(
+            reads,
+            groups[(monday - first).days // 7],
+            tenant=tenant,
+            rep_id=rep_id,
+            scope=SCOPE,
+            min_sample=DEFAULT_MIN_SAMPLE,
+            now=now,
+        )
+        out[monday] = WeekCoaching(monday, "computed", None, orjson.loads(body))
+    return out

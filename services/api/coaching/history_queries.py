@@ -1,5 +1,6 @@
 """All SQL of coaching over time: the weeks due a snapshot, taking a week exactly once, storing its
-reps' coaching, and reading one rep's snapshot weeks back.
+reps' coaching, reading one rep's snapshot weeks back, and the group sums of the weeks computed
+instead (one statement for all of them).
 
 Weeks are Monday to Sunday in the tenant's timezone. Taking a week is guarded twice, in the
 snapshot's own transaction: a transaction-scoped advisory lock per tenant and week, tried without
@@ -18,8 +19,18 @@ from typing import Any
 import asyncpg
 import orjson
 
+from services.api.coaching.queries import (
+    COUNTER_COLUMNS,
+    REPS_VERSION,
+    TALK_COLUMNS,
+    GroupSums,
+    employed_days_sql,
+)
+from services.api.kit.conversations import conversation_sums_sql
 from services.api.kit.reads import ReadPool
 from services.api.kit.snapshot import AS_OF_SQL, SNAPSHOT_SQL
+from services.api.kit.sums import sums_sql
+from services.api.kit.tenure import active_sql
 from services.core.tenancy import known_zone_sql
 
 # The two-key advisory lock space, apart from the aggregator's folds' classes.
@@ -76,6 +87,61 @@ FROM coaching_snapshot_weeks AS w
 LEFT JOIN coaching_snapshots AS s
   ON s.tenant = w.tenant AND s.week_start = w.week_start AND s.rep_id = $2
 WHERE w.tenant = $1 AND w.week_start BETWEEN $3 AND $4
+"""
+
+
+# $1 tenant, $2 now, $3 the first window's first day (a Monday), $4 how many windows, $5 their length
+# in weeks, each window starting a week after the one before, $6 a rep included whether active or
+# not. The group of every window (queries.GROUP_SUMS with fixed dates, for each window): the active
+# reps and $6, each with its sums over the window. Each rep's rollup rows of the whole span are one
+# range of the primary key, summed per week (exactly: numeric as numeric), and the weeks per window.
+_SPAN = "d.day >= $3::date AND d.day < $3::date + 7 * ($4::int + $5::int - 1)"
+
+
+def _per_window(table: str, columns: tuple[str, ...], total: str) -> str:
+    """SQL: the rep `r.rep_id`'s `columns` of `table` summed per window `k` (`total`: a window's weeks
+    summed)."""
+    return f"""(
+    SELECT w.k, {total}
+    FROM (
+      SELECT (d.day - $3::date) / 7 AS week, {", ".join(f"sum(d.{c}) AS {c}" for c in columns)}
+      FROM {table} AS d
+      WHERE d.tenant = $1 AND d.rep_id = r.rep_id AND {_SPAN}
+      GROUP BY 1
+    ) AS s
+    JOIN w ON s.week BETWEEN w.k AND w.k + $5::int - 1
+    GROUP BY w.k
+  )"""
+
+
+_COUNTERS = (COUNTER_COLUMNS, sums_sql(COUNTER_COLUMNS, "s"))
+_TALK = (TALK_COLUMNS, conversation_sums_sql(TALK_COLUMNS, "s"))
+WEEKS_SUMS = f"""
+WITH r AS MATERIALIZED (
+  SELECT r.rep_id, r.team, r.hired_at, r.left_at FROM reps AS r
+  WHERE r.tenant = $1 AND ({active_sql("r", "$2::timestamptz")} OR r.rep_id = $6::text)
+),
+w AS MATERIALIZED (
+  SELECT k, ($3::date + 7 * k) AS start, ($3::date + 7 * (k + $5::int) - 1) AS "end"
+  FROM generate_series(0, $4::int - 1) AS k
+),
+-- Materialized: each rep's sums are read once, not once per window of the join below.
+sums AS MATERIALIZED (
+  SELECT r.rep_id, s.* FROM r CROSS JOIN LATERAL {_per_window("rollup_rep_daily", *_COUNTERS)} AS s
+),
+talk AS MATERIALIZED (
+  SELECT r.rep_id, t.* FROM r CROSS JOIN LATERAL {_per_window("conversation_rollups", *_TALK)} AS t
+)
+SELECT w.k, w.start, w."end", {SNAPSHOT_SQL} AS snapshot, {AS_OF_SQL} AS as_of,
+       {REPS_VERSION} AS reps_version, r.rep_id, r.team, r.hired_at,
+       {employed_days_sql("w.start", 'w."end"')} AS employed_days,
+       {", ".join(f"coalesce(s.{c}, 0) AS {c}" for c in COUNTER_COLUMNS)},
+       {", ".join(f"coalesce(t.{c}, 0) AS {c}" for c in TALK_COLUMNS)}
+FROM w
+LEFT JOIN r ON true
+LEFT JOIN sums AS s ON s.k = w.k AND s.rep_id = r.rep_id
+LEFT JOIN talk AS t ON t.k = w.k AND t.rep_id = r.rep_id
+ORDER BY w.k, r.rep_id
 """
 
 
@@ -161,3 +227,21 @@ def _coaching(row: asyncpg.Record) -> dict[str, Any] | None:
         "priorities": orjson.loads(row["priorities"]),
         "metrics": orjson.loads(row["metrics"]),
     }
+
+
+async def weeks_sums(
+    pool: ReadPool, tenant: str, rep_id: str, first: date, windows: int, weeks: int, now: datetime
+) -> list[GroupSums]:
+    """The groups of `windows` windows of `weeks` weeks each, the first from `first`, the next a week
+    later each: the tenant's active reps and `rep_id`, with their sums (queries.GROUP_COLUMNS)."""
+    rows = await pool.fetch(WEEKS_SUMS, tenant, now, first, windows, weeks, rep_id)
+    by_window: dict[int, list[Any]] = {}
+    for row in rows:
+        by_window.setdefault(row["k"], []).append(row)
+    out = []
+    for k in sorted(by_window):
+        head, reps = by_window[k][0], [r for r in by_window[k] if r["rep_id"] is not None]
+        out.append(
+            GroupSums(head["snapshot"], head["start"], head["end"], head["as_of"], reps, head["reps_version"])
+        )
+    return out

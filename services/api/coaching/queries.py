@@ -76,7 +76,7 @@ _ZONE = (
     "ELSE (SELECT timezone FROM reps WHERE tenant = $1 AND rep_id = $6) END)"
 )
 # Changes with every rep added or written (PUT /v1/reps sets updated_at).
-_REPS_VERSION = "(SELECT count(*) || ':' || coalesce(max(updated_at)::text, '') FROM reps WHERE tenant = $1)"
+REPS_VERSION = "(SELECT count(*) || ':' || coalesce(max(updated_at)::text, '') FROM reps WHERE tenant = $1)"
 GROUP_SUMS = f"""
 WITH w AS MATERIALIZED ({window_sql(_ZONE)}),
 sums AS (
@@ -94,7 +94,7 @@ talk AS (
   WHERE c.tenant = $1 AND c.day BETWEEN (SELECT start FROM w) AND (SELECT "end" FROM w)
   GROUP BY c.rep_id
 )
-SELECT w.start, w."end", {SNAPSHOT_SQL} AS snapshot, {AS_OF_SQL} AS as_of, {_REPS_VERSION} AS reps_version,
+SELECT w.start, w."end", {SNAPSHOT_SQL} AS snapshot, {AS_OF_SQL} AS as_of, {REPS_VERSION} AS reps_version,
        r.rep_id, r.team, r.hired_at,
        {employed_days_sql("w.start", 'w."end"')} AS employed_days,
        {", ".join(f"coalesce(s.{c}, 0) AS {c}" for c in COUNTER_COLUMNS)},
