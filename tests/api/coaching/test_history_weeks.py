@@ -25,9 +25,7 @@ from tests.factories import TenantCtx, TenantFactory
 FIRST = date(2026, 8, 3)  # a Monday
 SPAN_DAYS = 9 * 7
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
-ROLLUP_COLUMNS = [
-    c.name for c in RepDaily.__table__.columns if c.name not in ("tenant", "rep_id", "day")
-]
+ROLLUP_COLUMNS = [c.name for c in RepDaily.__table__.columns if c.name not in ("tenant", "rep_id", "day")]
 
 
 def value(rnd: random.Random, column: Any) -> Any:
