@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -36,6 +36,7 @@ import stripe
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.api.kit.economics import AccountWindow, economics_summary, group_accounts, rep_cost
 from services.core.settings import DEV_SECRET_KEY
 from services.core.tenancy import create_key, set_secret
 from tests.api.org import Org, organisation
@@ -261,3 +262,47 @@ async def test_bad_settings_are_refused_naming_the_field(org: Org, body: dict[st
     assert r.status_code == 422, r.text
     assert field in r.text
     assert (await org.get("/v1/economics/settings"))["gross_margin"] == 0.8
+
+
+# --- the pure figures (services/api/kit/economics.py) ----------------------------------------------
+
+
+def test_rep_cost_counts_the_days_employed_in_the_window() -> None:
+    april = {"start": date(2026, 4, 1), "end": date(2026, 4, 30)}
+    assert rep_cost(3043.75, hired_at=None, left_at=None, **april) == pytest.approx(3000.0)
+    assert rep_cost(3043.75, hired_at=date(2026, 4, 21), left_at=None, **april) == pytest.approx(1000.0)
+    # Gone from its leaving day on: 1-10 April.
+    assert rep_cost(3043.75, hired_at=None, left_at=date(2026, 4, 11), **april) == pytest.approx(1000.0)
+    assert rep_cost(3043.75, hired_at=date(2026, 5, 1), left_at=None, **april) == 0.0
+    assert rep_cost(3043.75, hired_at=None, left_at=date(2026, 4, 1), **april) == 0.0
+
+
+def test_channels_share_the_sales_cost_by_new_customers_and_add_up_to_the_tenant() -> None:
+    accounts = [
+        AccountWindow("referral", mrr_end=100, new=100, customers_new=1),
+        AccountWindow("referral", mrr_end=50, new=50, customers_new=1),
+        AccountWindow("events", mrr_end=300, new=300, customers_new=1),
+        AccountWindow(None, mrr_start=80, mrr_end=80),
+    ]
+    summary = economics_summary(
+        group_accounts(accounts),
+        days=30,
+        gross_margin=None,
+        marketing_spend={"events": 900.0},
+        sales_cost=600.0,
+    )
+    referral, events = summary.channels["referral"], summary.channels["events"]
+    assert (referral.sales_cost, referral.cac) == (400.0, 200.0)  # 600 / 3 new customers each, no spend
+    assert (events.sales_cost, events.cac) == (200.0, 1100.0)
+    assert summary.overall.cac == (900 + 600) / 3 == (referral.cac * 2 + events.cac) / 3
+    assert summary.channels["unattributed"].cac is None  # no new customer
+    assert summary.overall.ltv is None  # no gross margin set
+    assert summary.overall.cac_payback_months is None
+
+
+def test_without_any_recorded_cost_there_is_no_cac() -> None:
+    groups = group_accounts([AccountWindow("referral", mrr_end=100, new=100, customers_new=1)])
+    summary = economics_summary(groups, days=30, gross_margin=0.8, marketing_spend={}, sales_cost=None)
+    assert summary.overall.cac is None
+    assert summary.overall.marketing_spend is None
+    assert summary.channels["referral"].cac is None

@@ -2,23 +2,24 @@
 the fit check reads.
 
     economics_summary(
-        accounts: Iterable[AccountWindow], *, days: int, gross_margin: float | None,
+        groups: Mapping[str | None, Totals], *, days: int, gross_margin: float | None,
         marketing_spend: Mapping[str, float], sales_cost: float | None,
     ) -> Summary
 
-`accounts`: every billing account with MRR or a movement in the window, each with its first-touch
-channel (None: unknown, reported as `unattributed`), its MRR at the window's start and end and the
-sums of its movements in the window. services/api/kit/economics_reads.py reads them with the
-tenant's spend, costs and settings, and gives the summary:
+`groups`: per first-touch channel (None: unknown, reported as `unattributed`), the totals of the
+billing accounts with MRR or a movement in the window: their MRR at the window's start and end, the
+sums of their movements in the window, and the customer counts (`group_accounts` adds them up from
+one `AccountWindow` per account). services/api/kit/economics_reads.py reads them with the tenant's
+spend, costs and settings, and gives the summary:
 
     async def economics_read(reads: Reads, tenant: str, *, spec: WindowSpec, now: datetime)
         -> EconomicsRead | None   # None: no such tenant; .summary, .start, .end, .as_of, .settings
- `days`: the
-window's length (inclusive days); a month is 30.4375 days. `gross_margin`: the tenant's setting
-(None: not set, so no LTV nor payback). `marketing_spend`: per channel, the spend falling in the
-window (channels without recorded spend are absent). `sales_cost`: reps' `monthly_cost` over the
-days each was employed in the window plus `sales_cost_monthly` over the window's months; None when
-the tenant recorded none of them.
+
+`days`: the window's length (inclusive days); a month is 30.4375 days. `gross_margin`: the
+tenant's setting (None: not set, so no LTV nor payback). `marketing_spend`: per channel, the spend
+falling in the window (channels without recorded spend are absent). `sales_cost`: reps'
+`monthly_cost` over the days each was employed in the window plus `sales_cost_monthly` over the
+window's months; None when the tenant recorded none of them.
 
 Definitions, for the whole tenant and for each first-touch channel (`Summary.overall`,
 `Summary.channels`); every ratio with nothing to divide by is None:
@@ -111,7 +112,10 @@ class Summary:
 
 
 @dataclass
-class _Totals:
+class Totals:
+    """The sums of a group of accounts over the window that the figures are taken from (the read
+    adds them up per channel in SQL; `group_accounts` does so from `AccountWindow`s)."""
+
     mrr_start: float = 0.0
     mrr_end: float = 0.0
     new: float = 0.0
@@ -127,6 +131,10 @@ class _Totals:
     retained: int = 0
     retained_mrr: float = 0.0
     kept_mrr: float = 0.0  # the start customers' end MRR capped at their start MRR
+
+    def merge(self, other: Totals) -> None:
+        for name, value in vars(other).items():
+            setattr(self, name, getattr(self, name) + value)
 
     def add(self, a: AccountWindow) -> None:
         start, end = float(a.mrr_start), float(a.mrr_end)
@@ -148,8 +156,16 @@ class _Totals:
             self.kept_mrr += min(start, end)
 
 
+def group_accounts(accounts: Iterable[AccountWindow]) -> dict[str | None, Totals]:
+    """The accounts' totals per first-touch channel (None: unknown)."""
+    groups: dict[str | None, Totals] = {}
+    for a in accounts:
+        groups.setdefault(a.channel, Totals()).add(a)
+    return groups
+
+
 def economics_summary(
-    accounts: Iterable[AccountWindow],
+    groups: Mapping[str | None, Totals],
     *,
     days: int,
     gross_margin: float | None,
@@ -157,30 +173,30 @@ def economics_summary(
     sales_cost: float | None,
 ) -> Summary:
     """The window's figures for the tenant and per first-touch channel (see the module docstring).
-    Channels are those with an account or recorded spend in the window, sorted by name."""
-    overall = _Totals()
-    groups: dict[str, _Totals] = {}
-    for a in accounts:
-        overall.add(a)
-        groups.setdefault(a.channel or UNATTRIBUTED, _Totals()).add(a)
+    Channels are those with accounts or recorded spend in the window, sorted by name; accounts of
+    unknown channel are `unattributed`."""
+    overall = Totals()
+    named: dict[str, Totals] = {}
+    for channel, totals in groups.items():
+        overall.merge(totals)
+        named.setdefault(channel or UNATTRIBUTED, Totals()).merge(totals)
     for channel in marketing_spend:
-        groups.setdefault(channel, _Totals())
+        named.setdefault(channel, Totals())
     spent = sum(marketing_spend.values()) if marketing_spend else None
     share = None if sales_cost is None else ratio(sales_cost, overall.customers_new)
     channels = {}
-    for name in sorted(groups):
-        totals = groups[name]
+    for name in sorted(named):
+        totals = named[name]
         channel_sales = None if share is None else share * totals.customers_new
         channels[name] = _figures(
             totals, days, gross_margin, marketing_spend.get(name), channel_sales, sales_cost
         )
-    return Summary(
-        overall=_figures(overall, days, gross_margin, spent, sales_cost, sales_cost), channels=channels
-    )
+    overall_figures = _figures(overall, days, gross_margin, spent, sales_cost, sales_cost)
+    return Summary(overall=overall_figures, channels=channels)
 
 
 def _figures(
-    t: _Totals,
+    t: Totals,
     days: int,
     gross_margin: float | None,
     spend: float | None,

@@ -13,19 +13,23 @@ is each month's amount in proportion to its days inside the window (as /v1/deman
 Reps' costs count the reps that are active or have left (an inactive rep without a leaving day
 costs nothing: when it stopped is unknown).
 
-Cost: every movement of the tenant before the window's end, grouped per account (a few per account
-and month), and one row per rep, spend month and setting; cached per database snapshot, tenant and
-window in `reads.cache`.
+Cost: an account's MRR at the window's start and end is its MRR now less its movements since, so
+the read takes the movements from the window's start on (an index range) and every account that
+paid before the window's end (a primary-key range), and one row per rep, spend month and setting;
+cached per database snapshot, tenant and window in `reads.cache`. The accounts are added up per
+channel in the statement, so what travels and what Python computes is a row per channel.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 import asyncpg
 
-from services.api.kit.economics import DAYS_PER_MONTH, AccountWindow, Summary, economics_summary, rep_cost
+from services.api.kit.economics import DAYS_PER_MONTH, Summary, Totals, economics_summary, rep_cost
 from services.api.kit.reads import AnswerKey, Reads, rollup_read
 from services.api.kit.snapshot import AS_OF_SQL, SNAPSHOT_SQL, answer_key, tenant_probe
 from services.api.kit.windows import WindowSpec, window_args, window_sql
@@ -33,11 +37,13 @@ from services.core.tenancy import known_zone_sql
 
 QUERY = "economics_summary"
 _MOVEMENTS = ("new", "reactivation", "expansion", "contraction", "churn")
-_LAST = 'ORDER BY m.at DESC, m.rank DESC, m.event_id COLLATE "C" DESC'
+_IN = "m.at < (SELECT hi FROM w)"  # a movement since the window's start that is in it
 _SUMS = ", ".join(
-    f"coalesce(sum(m.amount) FILTER (WHERE m.inside AND m.movement = '{k}'), 0) AS {k}" for k in _MOVEMENTS
+    f"coalesce(sum(abs(m.mrr_after - m.mrr_before)) FILTER (WHERE {_IN} AND m.movement = '{k}'), 0) AS {k}"
+    for k in _MOVEMENTS
 )
-_COUNTS = ", ".join(f"count(*) FILTER (WHERE m.inside AND m.movement = '{k}') AS n_{k}" for k in _MOVEMENTS)
+_COUNTS = ", ".join(f"count(*) FILTER (WHERE {_IN} AND m.movement = '{k}') AS n_{k}" for k in _MOVEMENTS)
+_ZEROED = ", ".join(f"coalesce(per.{c}, 0) AS {c}" for k in _MOVEMENTS for c in (k, f"n_{k}"))
 
 # $1 tenant, $2..$5 the window (kit.windows.window_args).
 ECONOMICS = f"""
@@ -48,26 +54,41 @@ WITH w AS MATERIALIZED (
   FROM tenants AS t CROSS JOIN LATERAL ({window_sql("t.timezone")}) AS d
   WHERE t.slug = $1
 ),
+-- The movements since the window's start, per account: what came after the window, and the window's.
 m AS (
-  SELECT m.account_id, m.at, m.event_id, m.movement, m.mrr_after, abs(m.mrr_after - m.mrr_before) AS amount,
-         m.at >= (SELECT lo FROM w) AS inside,
-         CASE m.type WHEN 'subscription.started' THEN 0 WHEN 'subscription.canceled' THEN 2 ELSE 1 END AS rank
-  FROM mrr_movements AS m
-  WHERE m.tenant = $1 AND m.at < (SELECT hi FROM w)
-),
-per AS (
   SELECT m.account_id,
-         coalesce((array_agg(m.mrr_after {_LAST}) FILTER (WHERE NOT m.inside))[1], 0) AS mrr_start,
-         (array_agg(m.mrr_after {_LAST}))[1] AS mrr_end, {_SUMS}, {_COUNTS}
-  FROM m GROUP BY m.account_id
+         coalesce(sum(m.mrr_after - m.mrr_before) FILTER (WHERE m.at >= (SELECT hi FROM w)), 0) AS later,
+         coalesce(sum(m.mrr_after - m.mrr_before) FILTER (WHERE m.at < (SELECT hi FROM w)), 0) AS inside,
+         count(*) FILTER (WHERE m.at < (SELECT hi FROM w)) AS moved,
+         {_SUMS}, {_COUNTS}
+  FROM mrr_movements AS m
+  WHERE m.tenant = $1 AND m.at >= (SELECT lo FROM w) AND m.movement IS NOT NULL
+  GROUP BY m.account_id
+),
+-- An account's MRR at an instant is its MRR now less the movements since: no history before the
+-- window is read. Accounts that first paid after the window, or with nothing in it, drop out.
+per AS (
+  SELECT a.contact_id, a.channel, a.mrr - coalesce(m.later, 0) - coalesce(m.inside, 0) AS mrr_start,
+         a.mrr - coalesce(m.later, 0) AS mrr_end, m.*
+  FROM subscription_accounts AS a LEFT JOIN m ON m.account_id = a.account_id
+  WHERE a.tenant = $1 AND a.first_paid_at < (SELECT hi FROM w)
 ),
 accounts AS (
-  SELECT coalesce(a.channel, (SELECT l.channel FROM leads AS l
-                              WHERE l.tenant = a.tenant AND l.contact_id = a.contact_id)) AS channel,
-         per.*
-  FROM per JOIN subscription_accounts AS a ON a.tenant = $1 AND a.account_id = per.account_id
-  WHERE per.mrr_start > 0 OR per.mrr_end > 0 OR per.n_new + per.n_reactivation + per.n_expansion
-        + per.n_contraction + per.n_churn > 0
+  SELECT coalesce(per.channel, (SELECT l.channel FROM leads AS l
+                                WHERE l.tenant = $1 AND l.contact_id = per.contact_id)) AS channel,
+         per.mrr_start, per.mrr_end, {_ZEROED}
+  FROM per
+  WHERE per.mrr_start > 0 OR per.mrr_end > 0 OR per.moved > 0
+),
+-- Per channel, in the order of kit.economics.Totals' fields.
+groups AS (
+  SELECT channel, sum(mrr_start), sum(mrr_end), sum(new), sum(reactivation), sum(expansion),
+         sum(contraction), sum(churn), count(*) FILTER (WHERE mrr_start > 0),
+         count(*) FILTER (WHERE mrr_end > 0), sum(n_new), sum(n_reactivation), sum(n_churn),
+         count(*) FILTER (WHERE mrr_start > 0 AND mrr_end > 0),
+         coalesce(sum(mrr_end) FILTER (WHERE mrr_start > 0), 0),
+         coalesce(sum(least(mrr_start, mrr_end)) FILTER (WHERE mrr_start > 0), 0)
+  FROM accounts GROUP BY channel
 ),
 spend AS (
   SELECT s.channel,
@@ -81,8 +102,7 @@ spend AS (
   GROUP BY s.channel
 )
 SELECT w.start, w."end", {AS_OF_SQL} AS as_of, {SNAPSHOT_SQL} AS snapshot,
-       (SELECT array_agg((channel, mrr_start, mrr_end, new, reactivation, expansion, contraction, churn,
-                          n_new, n_reactivation, n_churn)) FROM accounts) AS accounts,
+       (SELECT array_agg(g) FROM groups AS g) AS groups,
        (SELECT array_agg((channel, amount)) FROM spend) AS spend,
        (SELECT array_agg((r.monthly_cost, r.hired_at, r.left_at)) FROM reps AS r
         WHERE r.tenant = $1 AND r.monthly_cost IS NOT NULL AND (r.active OR r.left_at IS NOT NULL)) AS reps,
@@ -142,17 +162,22 @@ def _from_row(r: asyncpg.Record) -> EconomicsRead:
     if reps or r["has_settings"]:
         sales_cost = sum(rep_cost(c, hired_at=h, left_at=left, start=start, end=end) for c, h, left in reps)
         sales_cost += settings.sales_cost_monthly * days / DAYS_PER_MONTH
-    accounts = [
-        AccountWindow(
-            ch, s, e, n, re, ex, co, cu, customers_new=nn, customers_reactivated=nr, customers_churned=nc
-        )
-        for ch, s, e, n, re, ex, co, cu, nn, nr, nc in r["accounts"] or ()
-    ]
+    groups = {g[0]: _totals(g) for g in r["groups"] or ()}
     summary = economics_summary(
-        accounts,
+        groups,
         days=days,
         gross_margin=settings.gross_margin,
         marketing_spend={ch: float(a) for ch, a in r["spend"] or ()},
         sales_cost=sales_cost,
     )
     return EconomicsRead(start, end, r["as_of"], settings, summary, r["snapshot"])
+
+
+def _totals(g: Sequence[Any]) -> Totals:
+    """A `groups` row: the channel, then Totals' fields in order."""
+    return Totals(
+        mrr_start=float(g[1]), mrr_end=float(g[2]), new=float(g[3]), reactivation=float(g[4]),
+        expansion=float(g[5]), contraction=float(g[6]), churned=float(g[7]), customers_start=int(g[8]),
+        customers_end=int(g[9]), customers_new=int(g[10]), customers_reactivated=int(g[11]),
+        customers_churned=int(g[12]), retained=int(g[13]), retained_mrr=float(g[14]), kept_mrr=float(g[15]),
+    )  # fmt: skip
