@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
 from services.cli import app
+from services.core.crm import SCHEMA_HEADER as CRM_SCHEMA
 from services.core.events import SCHEMA_HEADER, kafka_key
 from services.core.offboarding_export import export_tenant
 from services.core.tenancy import create_key, create_tenant
@@ -148,6 +149,9 @@ async def delete_and_replay(
     # The backlog again, as it was received before the deletion: nothing of it folds.
     received = datetime.now(UTC) - timedelta(minutes=5)
     backlog = [({**e, "tenant": slug, "source": "api"}, received) for e in sent]
+    amount = {"entity": "deal", "entity_id": "ana-d", "property": "amount", "value": "99.5"}
+    update = {**amount, "tenant": slug, "source": "hubspot", "update_id": "n1-amount"}
+    backlog.append(({**update, "occurred_at": DAY.isoformat()}, received))
     await produce_and_wait(stack, engine, backlog)
     assert await rows_left(engine, slug) == {}
 
@@ -174,10 +178,12 @@ async def produce_and_wait(
         last: dict[int, int] = {}
         for event, received_at in events:
             value = orjson.dumps({**event, "received_at": received_at.isoformat()})
-            key = kafka_key(event["tenant"], event.get("rep_id"), event.get("contact_id"))
-            meta = await producer.send_and_wait(
-                settings.events_topic, value, key=key, headers=[SCHEMA_HEADER]
-            )
+            if "update_id" in event:  # a CRM update
+                key, schema = f"{event['tenant']}:{event['entity_id']}".encode(), CRM_SCHEMA
+            else:
+                key = kafka_key(event["tenant"], event.get("rep_id"), event.get("contact_id"))
+                schema = SCHEMA_HEADER
+            meta = await producer.send_and_wait(settings.events_topic, value, key=key, headers=[schema])
             last[meta.partition] = max(last.get(meta.partition, -1), meta.offset)
     finally:
         await producer.stop()
