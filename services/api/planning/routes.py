@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from services.api.auth import EconomicsReadKey
+from services.api.kit.reads import json_response
 from services.api.kit.routing import ReadsDep, error_responses
 from services.api.kit.windows import WindowSpec, parse_window
 from services.api.planning import service
@@ -52,9 +53,9 @@ async def capacity(
             examples=["2027-01"],
         ),
     ] = None,
-) -> CapacityOut:
+) -> Response:
     query = service.CapacityQuery(target_new_mrr, target_bookings, months, start)
-    return await service.capacity(reads, tenant=key.tenant, query=query, now=datetime.now(UTC))
+    return json_response(await service.capacity(reads, tenant=key.tenant, query=query, now=datetime.now(UTC)))
 
 
 FIT_DAYS = 365
@@ -89,5 +90,5 @@ FitWindow = Annotated[WindowSpec, Depends(_fit_window)]
     "default the last 365 full days, since retention is judged over a year.",
     responses=error_responses(401, 403, 404, 422),
 )
-async def fit(key: EconomicsReadKey, reads: ReadsDep, window: FitWindow) -> FitOut:
-    return await service.fit(reads, tenant=key.tenant, spec=window, now=datetime.now(UTC))
+async def fit(key: EconomicsReadKey, reads: ReadsDep, window: FitWindow) -> Response:
+    return json_response(await service.fit(reads, tenant=key.tenant, spec=window, now=datetime.now(UTC)))

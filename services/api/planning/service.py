@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from services.api.demand.schemas import month_key, parse_month
@@ -18,7 +18,7 @@ from services.api.kit.attrition import headcount, measure_attrition, rep_tenures
 from services.api.kit.economics_reads import economics_read
 from services.api.kit.errors import InvalidInput, NotFound
 from services.api.kit.ramp import RAMP_METRIC, measured_ramp
-from services.api.kit.reads import Reads, rollup_read
+from services.api.kit.reads import AnswerKey, Reads, model_json, rollup_read
 from services.api.kit.tenure import add_months, month_index
 from services.api.kit.windows import WindowSpec
 from services.api.planning import fit as fit_rules
@@ -30,6 +30,8 @@ DEFAULT_MONTHS = 12
 MAX_MONTHS = 36
 MAX_MONTHS_AHEAD = 24  # how far ahead a plan may start
 CONVERSION_DAYS = 365
+CAPACITY = "planning_capacity"
+FIT = "planning_fit"
 
 
 @dataclass(frozen=True)
@@ -102,16 +104,48 @@ async def _new_mrr_per_booking(reads: Reads, tenant: str, today: date) -> InputO
     )
 
 
-async def capacity(reads: Reads, *, tenant: str, query: CapacityQuery, now: datetime) -> CapacityOut:
-    """The capacity plan of SPEC 5.10 (planning/capacity.py says the model)."""
+def _quarter_hour(now: datetime) -> datetime:
+    """`now` to the quarter hour: every timezone's day, so each rep's today, is constant within one."""
+    now = now.astimezone(UTC)
+    return now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
+
+
+async def _context(reads: Reads, tenant: str, now: datetime) -> queries.PlanContext:
+    with rollup_read("planning_context"):
+        ctx = await queries.plan_context(reads.pool, tenant, now)
+    if ctx is None:
+        raise NotFound("no such tenant")
+    return ctx
+
+
+async def capacity(reads: Reads, *, tenant: str, query: CapacityQuery, now: datetime) -> bytes:
+    """The JSON of the capacity plan of SPEC 5.10 (planning/capacity.py says the model), cached
+    while the database snapshot and the quarter hour are the same."""
     kind, target = target_of(query)
     if not 1 <= query.months <= MAX_MONTHS:
         raise InvalidInput("months", f"must be between 1 and {MAX_MONTHS}")
-    with rollup_read("planning_capacity"):
-        ctx = await queries.plan_context(reads.pool, tenant, now)
-        if ctx is None:
-            raise NotFound("no such tenant")
-        start = start_of(query.start, ctx.today)
+    ctx = await _context(reads, tenant, now)
+    start = start_of(query.start, ctx.today)
+    # Computed after the probe: at least as fresh as any request probing the same snapshot needs.
+    key = AnswerKey(ctx.snapshot, (CAPACITY, tenant, kind, target, query.months, start, _quarter_hour(now)))
+
+    async def compute() -> tuple[AnswerKey, bytes]:
+        return key, model_json(await _plan(reads, tenant, ctx, kind, target, query.months, start, now))
+
+    return await reads.cache.get(CAPACITY, key, compute)
+
+
+async def _plan(
+    reads: Reads,
+    tenant: str,
+    ctx: queries.PlanContext,
+    kind: str,
+    target: float,
+    months: int,
+    start: date,
+    now: datetime,
+) -> CapacityOut:
+    with rollup_read(CAPACITY):
         tenures = await rep_tenures(reads.pool, tenant, now)
     ramp = inputs.checked_ramp(await measured_ramp(reads, tenant, now=now, snapshot=ctx.snapshot))
     attainment = await measured_ramp(reads, tenant, now=now, metric="quota_attainment", snapshot=ctx.snapshot)
@@ -131,7 +165,7 @@ async def capacity(reads: Reads, *, tenant: str, query: CapacityQuery, now: date
     team = tuple(tenure_at(r.hired_at, start) for r in tenures if r.active)
     p = PlanInputs(
         target=target,
-        months=query.months,
+        months=months,
         shares=ramp.shares,
         per_rep=found["quota"].value * found["median_attainment"].value * per_unit,
         quota=found["quota"].value * per_unit,
@@ -198,13 +232,25 @@ def _answer(
     )
 
 
-async def fit(reads: Reads, *, tenant: str, spec: WindowSpec, now: datetime) -> FitOut:
-    """The stage of fit of SPEC 5.10 (planning/fit.py says the rules)."""
+async def fit(reads: Reads, *, tenant: str, spec: WindowSpec, now: datetime) -> bytes:
+    """The JSON of the stage of fit of SPEC 5.10 (planning/fit.py says the rules), cached as the
+    capacity plan is."""
+    ctx = await _context(reads, tenant, now)
+    key = AnswerKey(ctx.snapshot, (FIT, tenant, spec, _quarter_hour(now)))
+
+    async def compute() -> tuple[AnswerKey, bytes]:
+        return key, model_json(await _fit(reads, tenant, ctx, spec, now))
+
+    return await reads.cache.get(FIT, key, compute)
+
+
+async def _fit(
+    reads: Reads, tenant: str, ctx: queries.PlanContext, spec: WindowSpec, now: datetime
+) -> FitOut:
     read = await economics_read(reads, tenant, spec=spec, now=now)
-    with rollup_read("planning_fit"):
-        ctx = await queries.plan_context(reads.pool, tenant, now)
-        if read is None or ctx is None:
-            raise NotFound("no such tenant")
+    if read is None:
+        raise NotFound("no such tenant")
+    with rollup_read(FIT):
         tenures = await rep_tenures(reads.pool, tenant, now)
     ramp = await measured_ramp(reads, tenant, now=now, snapshot=ctx.snapshot)
     attrition = measure_attrition(tenures, today=ctx.today)
