@@ -184,3 +184,30 @@ async def test_failure_rate_setting_comes_first(org: Org) -> None:
     assert [m["hires"] for m in body["plan"]] == simulate(p)[0]
     assert fit["scale"]["light"] == "red"
     assert fit["scale"]["figures"]["failure_rate_source"] == "settings"
+
+
+async def test_a_new_mrr_target_converts_bookings_by_the_last_year(org: Org) -> None:
+    r = await org.request("GET", "/v1/planning/capacity", params={"target_new_mrr": 5_000})
+    assert r.status_code == 422
+    assert r.json()["error"]["details"][0]["field"] == "target_new_mrr"  # no billing yet
+    recent = datetime.combine(TODAY - timedelta(days=30), time(9), tzinfo=UTC)
+    for account, mrr in (("acc-1", "1200"), ("acc-2", "800"), ("acc-3", "1000")):
+        org.event("subscription.started", recent, account_id=account, mrr=mrr)
+    org.event("subscription.started", recent - timedelta(days=400), account_id="acc-old", mrr="9000")
+    await org.flush()
+    body = await org.get("/v1/planning/capacity", target_new_mrr=5_000, months=6)
+    since = TODAY - timedelta(days=365)
+    bookings = sum(
+        CURVE.get(k, 10_000)
+        for start, left in REPS.values()
+        for k, first in months_worked(start, left)
+        if since <= first < TODAY
+    )
+    conversion = 3_000 / bookings
+    assert body["inputs"]["new_mrr_per_booking"]["value"] == pytest.approx(conversion)
+    assert body["target"] == "new_mrr"
+    found = expected_inputs()
+    assert body["ramped_rep_capacity"] == pytest.approx(
+        QUOTA * found["median_attainment"] * conversion, abs=0.01
+    )
+    assert body["linear"]["reps"] == math.ceil(5_000 / (QUOTA * conversion))
