@@ -3,7 +3,7 @@ stated default, and the refusals when the ramp itself cannot be measured honestl
 
 - failure rate: the tenant's setting, else measured (kit.attrition), else 0.35 (SPEC 5.10);
 - monthly attrition: measured (kit.attrition), else 0: no leaving is assumed, and said;
-- quota: the median `quota_monthly` of the active reps with one, else the ramp's steady state
+- quota: the median `quota_monthly` of the active reps with one above 0, else the ramp's steady state
   (the median ramped rep's month) with a median attainment of 1;
 - median attainment: the steady state of `quota_attainment` (the median monthly attainment over
   tenure months 6-24, as the ramp measures it), else 1 (linear math's assumption);
@@ -92,7 +92,7 @@ def monthly_attrition(measured: Attrition) -> InputOut:
 
 
 def quota(reps: Iterable[RepTenure], ramp: Ramp) -> InputOut:
-    quotas = [r.quota_monthly for r in reps if r.active and r.quota_monthly is not None]
+    quotas = [r.quota_monthly for r in reps if r.active and r.quota_monthly]  # a quota of 0 is none
     if quotas:
         return InputOut(
             value=float(statistics.median(quotas)),
