@@ -200,11 +200,17 @@ async def rep_answer(
     group = Group.of(sums)
     if rep_id not in group.index:
         raise _no_rep()
-    return await _rep_answer(reads, group, (tenant, rep_id, rep_id, scope, min_sample, ramp_months), now)
+    parts = (tenant, rep_id, rep_id, scope, min_sample, ramp_months)
+    return await _rep_answer(reads, group, parts, now, alone=True)
 
 
 async def _rep_answer(
-    reads: Reads, group: Group, parts: tuple[str, str | None, str, Scope, int, int | None], now: datetime
+    reads: Reads,
+    group: Group,
+    parts: tuple[str, str | None, str, Scope, int, int | None],
+    now: datetime,
+    *,
+    alone: bool = False,
 ) -> bytes:
     """The JSON of a rep of the group, cached with the group's snapshot and window."""
     tenant, _, rep_id, scope, min_sample, ramp_months = parts
@@ -215,7 +221,7 @@ async def _rep_answer(
         ramp = await _ramp(
             reads, tenant, group, rows, ramp_months=ramp_months, min_sample=min_sample, scope=scope, now=now
         )
-        body = rep_coaching_body(group, rep_id, scope=scope, min_sample=min_sample, ramp=ramp)
+        body = rep_coaching_body(group, rep_id, scope=scope, min_sample=min_sample, ramp=ramp, alone=alone)
         return key, json_answer(body)
 
     return await reads.cache.get(REP, key, answer)

@@ -17,7 +17,14 @@ from typing import Any
 from services.api.coaching.priorities import Priority
 from services.api.coaching.queries import GroupSums
 from services.api.coaching.schemas import Scope
-from services.api.coaching.service import COACHING_METRICS, Coached, Table, coach_table, standing_of
+from services.api.coaching.service import (
+    COACHING_METRICS,
+    Coached,
+    Table,
+    coach_row,
+    coach_table,
+    standing_of,
+)
 from services.api.coaching.tables import tables_from_sums
 from services.api.coaching.tenure import TenureCoaching, tenure_month
 
@@ -64,9 +71,13 @@ class Ramp:
         self, group: Group, i: int, scope: Scope, min_sample: int
     ) -> tuple[tuple[Priority, ...], str]:
         """Row `i`'s priorities (SPEC 5.9) and the peer group they were judged against."""
+        return self.tenure_priorities(i) or (group.coached(min_sample, scope == "team").priorities[i], scope)
+
+    def tenure_priorities(self, i: int) -> tuple[tuple[Priority, ...], str] | None:
+        """Row `i`'s priorities against its tenure peers and their peer group; None when it has none."""
         if self.tenure is not None and i in self.tenure.rows:
             return self.tenure.priorities[self.tenure.rows[i]], f"tenure_month_{self.tenure.months[i]}"
-        return group.coached(min_sample, scope == "team").priorities[i], scope
+        return None
 
 
 NO_RAMP = Ramp(None)
@@ -87,9 +98,9 @@ def priority_body(p: Priority) -> dict[str, Any]:
     }
 
 
-def standing_body(table: Table, coached: Coached, i: int, name: str) -> dict[str, Any]:
-    """Row `i` of the table on metric `name`, with its standing in `coached`."""
-    s = standing_of(table, coached, i, name)
+def standing_body(table: Table, coached: Coached, i: int, name: str, j: int | None = None) -> dict[str, Any]:
+    """Row `i` of the table on metric `name`, with its standing from row `j` of `coached` (default `i`)."""
+    s = standing_of(table, coached, i, name, j)
     return {
         "value": s.value,
         "sample": s.sample,
@@ -102,13 +113,21 @@ def standing_body(table: Table, coached: Coached, i: int, name: str) -> dict[str
 
 
 def rep_coaching_body(
-    group: Group, rep_id: str, *, scope: Scope, min_sample: int, ramp: Ramp = NO_RAMP
+    group: Group, rep_id: str, *, scope: Scope, min_sample: int, ramp: Ramp = NO_RAMP, alone: bool = False
 ) -> dict[str, Any]:
-    """`RepCoachingOut` of a rep of the group, as plain values for the JSON writer."""
+    """`RepCoachingOut` of a rep of the group, as plain values for the JSON writer. `alone`: coach
+    that rep only (service.coach_row), when no other rep of the group will be asked for."""
     i = group.index[rep_id]
-    coached = group.coached(min_sample, scope == "team")
-    priorities, peer_group = ramp.priorities(group, i, scope, min_sample)
-    metrics = {name: standing_body(group.table, coached, i, name) for name in COACHING_METRICS}
+    by_team = scope == "team"
+    if alone:
+        coached, j = (
+            coach_row(group.table, i, min_sample=min_sample, by_team=by_team, prorated=group.prorated),
+            0,
+        )
+    else:
+        coached, j = group.coached(min_sample, by_team), i
+    priorities, peer_group = ramp.tenure_priorities(i) or (coached.priorities[j], scope)
+    metrics = {name: standing_body(group.table, coached, i, name, j) for name in COACHING_METRICS}
     head = {
         "rep_id": rep_id,
         "team": group.table.teams[i],
@@ -121,7 +140,7 @@ def rep_coaching_body(
         **head,
         **_window(group),
         "metrics": metrics,
-        "focus": list(coached.focus[i]),
+        "focus": list(coached.focus[j]),
         "priorities": [priority_body(p) for p in priorities],
     }
 

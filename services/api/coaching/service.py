@@ -236,6 +236,38 @@ def coach_table(table: Table, *, min_sample: int, by_team: bool, prorated: Table
     return Coached(per_metric, focus, priorities_of(whole.values, whole.volumes, whole_metric, whole.days))
 
 
+def coach_row(
+    table: Table, i: int, *, min_sample: int, by_team: bool, prorated: Table | None = None
+) -> Coached:
+    """Row `i` of `coach_table` alone, as a one-row coaching: the same numbers (stats.against is the
+    leave-one-out arithmetic), for an answer that needs one rep of its group (the coaching history's
+    weeks) at the cost of one rep rather than all of them."""
+    others = np.arange(len(table.rep_ids)) != i
+    if by_team:
+        team = table.teams[i]
+        others &= np.array([team is not None and t == team for t in table.teams], dtype=np.bool_)
+
+    def standings(t: Table, name: str) -> stats.MetricStandings:
+        qualified = t.qualified(name, min_sample)
+        found = stats.against(
+            float(t.values[name][i]), bool(qualified[i]), t.values[name][qualified & others]
+        )
+        return stats.MetricStandings(
+            np.array([found[0]], np.int64), *(np.array([x], np.float64) for x in found[1:])
+        )
+
+    names = (*COACHING_METRICS, *FUNNEL_EXTRA)
+    per_metric = {name: standings(table, name) for name in names}
+    whole = table if prorated is None else prorated
+    whole_metric = {
+        name: per_metric[name] if whole.values[name] is table.values[name] else standings(whole, name)
+        for name in names
+    }
+    values = {name: whole.values[name][[i]] for name in names}
+    volumes = {name: v[[i]] for name, v in whole.volumes.items()}
+    return Coached(per_metric, focus_of(per_metric), priorities_of(values, volumes, whole_metric, whole.days))
+
+
 def focus_of(per_metric: Mapping[str, stats.MetricStandings]) -> list[tuple[str, ...]]:
     """Each rep's (row's) focus (SPEC 5.2) from its standings."""
     picks = stats.focus(_scores(per_metric), FOCUS_THRESHOLD, MAX_FOCUS)
@@ -269,18 +301,20 @@ def _oriented(name: str, z: Floats) -> Floats:
     return -z if name in HIGHER_IS_WORSE else z
 
 
-def standing_of(table: Table, coached: Coached, i: int, name: str) -> Standing:
-    """Row `i` of the table on metric `name`, with its standing (SPEC 5.2) in `coached`."""
+def standing_of(table: Table, coached: Coached, i: int, name: str, j: int | None = None) -> Standing:
+    """Row `i` of the table on metric `name`, with its standing (SPEC 5.2) from row `j` of `coached`
+    (default: the same row; `coach_row` has one row)."""
     m = coached.metrics[name]
+    j = i if j is None else j
     sample = table.samples[name][i] if name in DENOMINATORS else None
     return Standing(
         stats.nullable(table.values[name][i]),
         sample,
-        int(m.peers[i]),
-        stats.nullable(m.median[i]),
-        stats.nullable(m.percentile[i]),
-        stats.nullable(m.gap[i]),
-        stats.nullable(m.z[i]),
+        int(m.peers[j]),
+        stats.nullable(m.median[j]),
+        stats.nullable(m.percentile[j]),
+        stats.nullable(m.gap[j]),
+        stats.nullable(m.z[j]),
     )
 
 

@@ -19,11 +19,13 @@ from services.api.coaching.service import (
     Observation,
     Standing,
     coach_rep,
+    coach_row,
     coach_scope,
+    coach_table,
     observations,
     team_focus,
 )
-from services.api.coaching.tables import table_from_sums
+from services.api.coaching.tables import table_from_sums, tables_from_sums
 from services.api.kit.conversations import conversation_metrics, sum_column
 from services.api.kit.sums import metrics_from_sums
 
@@ -412,3 +414,34 @@ def test_a_table_from_window_sums_holds_the_metric_formulas_values(seed: int) ->
             if name in DENOMINATORS:
                 assert table.samples[name][i] == want[name].sample, (i, name)
     assert table.rep_ids == [r["rep_id"] for r in rows]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_one_rep_coached_alone_is_its_row_of_the_group(seed: int) -> None:
+    """coach_row (the history's weeks) gives one rep exactly what coach_table gives its row: every
+    standing, the focus and the priorities, prorated or not, by team or not."""
+    rnd = random.Random(seed)
+    rows: list[dict[str, Any]] = []
+    for i in range(rnd.choice([1, 6, 30])):
+        counts = {c: rnd.choice([0, 3, 20, 25, 40, 333]) for c in GROUP_COLUMNS}
+        amounts = {
+            c: rnd.choice([0.0, 12.5, 80000.0, rnd.random() * 1e5])
+            for c in ("rep_talk_s", "buyer_talk_s", "revenue_won", *TALK_SUMS)
+        }
+        team = rnd.choice(["east", "west", None])
+        employed = rnd.choice([None, 30, 30, 0, 12])
+        rows.append({"rep_id": f"r{i}", "team": team, "employed_days": employed, **counts, **amounts})
+    table, prorated = tables_from_sums(rows, 30)
+    for by_team in (False, True):
+        for min_sample in (0, 20):
+            group = coach_table(table, min_sample=min_sample, by_team=by_team, prorated=prorated)
+            for i in range(len(rows)):
+                alone = coach_row(table, i, min_sample=min_sample, by_team=by_team, prorated=prorated)
+                for name, m in group.metrics.items():
+                    a = alone.metrics[name]
+                    got = [float(a.peers[0]), a.median[0], a.percentile[0], a.gap[0], a.z[0]]
+                    want = [float(m.peers[i]), m.median[i], m.percentile[i], m.gap[i], m.z[i]]
+                    assert [None if math.isnan(x) else x for x in got] == [
+                        None if math.isnan(x) else x for x in want
+                    ], (seed, by_team, min_sample, i, name)
+                assert (alone.focus[0], alone.priorities[0]) == (group.focus[i], group.priorities[i])
