@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.aggregator import archive_partitions
 from services.api.coaching.priorities import FUNNEL_METRICS
 from services.api.coaching.service import CoachingRep, Observation, RepCoaching, coach_scope
 from services.api.coaching.stats import against
@@ -467,6 +468,10 @@ async def add_reps(engine: AsyncEngine, tenant: str) -> None:
             )
         )
         first = {"event_id": "first", "type": "lead.created", "occurred_at": FIRST_EVENT.isoformat()}
+        # The archive is partitioned by month; the aggregator makes a month's partition when an
+        # event of it arrives, so this row written directly needs its own.
+        raw = await conn.get_raw_connection()
+        await archive_partitions.ensure(raw.driver_connection, [archive_partitions.month_of(FIRST_EVENT)])
         await conn.execute(
             insert(Event).values(
                 tenant=tenant,
