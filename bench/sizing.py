@@ -44,10 +44,13 @@ from bench import workload
 from devstack.demo.transcripts import NORMAL, write
 from devstack.embedded import EmbeddedPostgres
 from services.aggregator.commit import commit_batch
+from services.aggregator.conversation import analyse
+from services.aggregator.erasure import analysis_json
 from services.aggregator.store import Store, prepare_connection
 from services.core.db import asyncpg_dsn, create_engine
 from services.core.events import SCHEMA_HEADER
 from services.core.migrate import upgrade_head
+from services.core.privacy_sql import erase_transcripts, take_batch_lock
 from services.core.settings import Settings
 from services.core.tenancy import create_tenant
 from services.core.wire import Event, decode
@@ -85,6 +88,30 @@ SELECT avg(jsonb_array_length(payload->'transcript')) AS segments,
        avg(octet_length(payload::text)) AS json_bytes, avg(pg_column_size(payload)) AS stored_bytes
 FROM events WHERE tenant = $1 AND payload ? 'transcript'
 """
+# Stored payload bytes of the activity events, and of the transcribed calls once retention erased their
+# text (the segments keep speaker and times): the difference is what an erased call keeps beyond a plain
+# event. The rows are rewritten, so their growth would count the old versions too.
+PAYLOADS = """
+SELECT avg(pg_column_size(payload)) FILTER (WHERE event_id LIKE 'ev-%') AS plain_stored_bytes,
+       avg(pg_column_size(payload)) FILTER (WHERE event_id LIKE 'call-%') AS erased_stored_bytes
+FROM events WHERE tenant = $1
+"""
+
+
+async def erase(pool: asyncpg.Pool, tenant: str) -> int:
+    """What SALESLOOP_TRANSCRIPT_RETENTION_DAYS does to the tenant's transcripts (retention.py's pass,
+    for this tenant only: an existing database's other tenants are left alone)."""
+    async with pool.acquire() as conn, conn.transaction():
+        await take_batch_lock(conn, exclusive=False)
+        ids = [
+            r[0]
+            for r in await conn.fetch(
+                "SELECT event_id FROM events WHERE tenant = $1 AND payload ? 'transcript'", tenant
+            )
+        ]
+        return await erase_transcripts(
+            conn, tenant, ids, datetime.now(UTC), lambda t: analysis_json(analyse(t))
+        )
 
 
 def transcript(rng: random.Random) -> list[dict[str, Any]]:
@@ -248,7 +275,9 @@ async def run_phases(
             phases[name] = {"events": folded, "seconds": round(time.perf_counter() - started, 1)}
             phases[name]["tables"] = growth(before, after)
             before = after
-        stats = await pool.fetchrow(TRANSCRIPT_STATS, tenant)
+        stats = dict(await pool.fetchrow(TRANSCRIPT_STATS, tenant))
+        stats["erased"] = await erase(pool, tenant)
+        stats |= dict(await pool.fetchrow(PAYLOADS, tenant))
     finally:
         await pool.close()
     transcripts = {k: round(float(v or 0)) for k, v in stats.items()}
@@ -277,6 +306,8 @@ def per_row(measured: dict[str, Any]) -> dict[str, float]:
     out = {f"archive_{k}": phases[p]["tables"]["events"]["bytes_per_row"] for k, p in PHASE_KINDS.items()}
     out |= {t: round(v["bytes"] / v["rows"], 1) for t, v in measured["totals"].items() if v["rows"]}
     del out["events"]  # the phases' mix: the three kinds above are what the projection weighs
+    kept = measured["transcripts"]["erased_stored_bytes"] - measured["transcripts"]["plain_stored_bytes"]
+    out["archive_transcript_erased"] = out["archive_plain"] + kept
     deals = phases["deals"]
     out |= {
         f"{t}_per_deal_event": round(deals["tables"][t]["rows"] / deals["events"], 3) for t in DEAL_TABLES
@@ -305,7 +336,7 @@ def project(f: dict[str, float], r: dict[str, float]) -> dict[str, float]:
     per_event = sum(share * f[f"archive_{k}"] for k, share in shares.items()) + f["event_keys"]
     events = EVENTS_PER_S * MONTH_S
     archive = per_event * events
-    erased = TRANSCRIPT_SHARE * events * (f["archive_transcript"] - f["archive_plain"])
+    erased = TRANSCRIPT_SHARE * events * (f["archive_transcript"] - f["archive_transcript_erased"])
     rollup_day = (
         REPS * (f["rollup_rep_daily"] + f["conversation_rollups"]) + CHANNELS * f["rollup_channel_daily"]
     )
