@@ -77,9 +77,17 @@ def upgrade() -> None:
     op.execute("GRANT SELECT ON mrr_movements TO salesloop_grafana")
     op.execute("GRANT SELECT ON subscription_accounts TO salesloop_grafana")
     op.execute("GRANT SELECT ON economics_settings TO salesloop_grafana")
+    # The economics dashboard's CAC payback by channel: spend, reps' costs and leaving days, and the
+    # lead channel of an account's contact (only these columns of reps and leads).
+    op.execute("GRANT SELECT ON channel_spend TO salesloop_grafana")
+    op.execute("GRANT SELECT (left_at, monthly_cost) ON reps TO salesloop_grafana")
+    op.execute("GRANT SELECT (tenant, contact_id, channel) ON leads TO salesloop_grafana")
 
 
 def downgrade() -> None:
+    op.execute("REVOKE SELECT (tenant, contact_id, channel) ON leads FROM salesloop_grafana")
+    op.execute("REVOKE SELECT (left_at, monthly_cost) ON reps FROM salesloop_grafana")
+    op.execute("REVOKE SELECT ON channel_spend FROM salesloop_grafana")
     op.drop_table("economics_settings")
     op.drop_index("ix_subscription_accounts_tenant_contact_id", table_name="subscription_accounts")
     op.drop_table("subscription_accounts")
