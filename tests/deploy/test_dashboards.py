@@ -111,7 +111,7 @@ def granted_tables() -> set[str]:
     migration = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(migration)
     tables = {*migration.TABLES, "reps"}
-    grant = re.compile(rf"GRANT SELECT ON (\w+) TO {migration.ROLE}")
+    grant = re.compile(rf"GRANT SELECT (?:\([\w, ]+\) )?ON (\w+) TO {migration.ROLE}")  # columns too
     for path in sorted(MIGRATION.parent.glob("*.py")):
         tables.update(grant.findall(path.read_text()))
     return tables
