@@ -1,15 +1,17 @@
 """Bytes per stored row, measured: the figures the sizing model in bench/README.md projects from.
 
 Events go through the aggregator's own batch transaction (`commit_batch`: dedupe keys, archive,
-every fold, rollups) into a migrated database, in three phases whose growth is measured apart:
+every fold, rollups) into a migrated database, in three phases whose growth is measured apart,
 
 1. activity: the benchmark workload's calls, emails, meetings and leads, no transcript;
 2. transcribed calls: each `call.completed` carries a 30-minute transcript of the demo's dialogue
    (devstack/demo/transcripts.py, calls written one after the other until 30 minutes are spoken);
-3. deals: each created, moved through three or four stages, then won or lost.
+3. deals: each created, moved through three or four stages, then won or lost;
 
-After each phase the tables are vacuumed and measured with `pg_total_relation_size` over every
-partition (heap, TOAST and indexes); bytes per row is the growth of a table over the rows it gained.
+then the transcripts' text is erased as transcript retention erases it (`pg_column_size` of the
+payloads before and after: what an erased call keeps). After each phase the tables are vacuumed and
+measured with `pg_total_relation_size` over every partition (heap, TOAST and indexes); bytes per row
+is the growth of a table over the rows it gained.
 Folded tables are measured over all phases (total bytes over rows: rollup rows are updated in place
 and keep their dead space until reused). `project` turns the figures, the assumptions below and the
 rates of the latest `make bench` (bench/results.json) into the deployment of 10,000 tenants x 200 reps.
@@ -18,6 +20,8 @@ rates of the latest `make bench` (bench/results.json) into the deployment of 10,
     SALESLOOP_DATABASE_URL=postgresql://... .venv/bin/python -m bench.sizing   # an existing database
 
 Without SALESLOOP_DATABASE_URL an embedded PostgreSQL runs in a temporary directory, removed after.
+With it, use a database nothing else writes to meanwhile (growth is measured per table); the tenant
+`sizing-<time>` stays there: `salesloop tenants delete sizing-<time> --yes` removes it.
 """
 
 from __future__ import annotations
