@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.aggregator import archive_partitions
 from services.api.kit.ramp import (
     DEFAULT_RAMP_MONTHS,
     inputs,
@@ -115,6 +116,9 @@ async def _months(
 
 async def _first_event(engine: AsyncEngine, tenant: str, at: datetime) -> None:
     async with engine.begin() as conn:
+        # the month-partitioned archive needs the month's partition, which the aggregator would make
+        raw = await conn.get_raw_connection()
+        await archive_partitions.ensure(raw.driver_connection, [archive_partitions.month_of(at)])
         await conn.execute(
             insert(Event).values(
                 tenant=tenant,

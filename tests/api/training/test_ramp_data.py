@@ -13,6 +13,7 @@ import httpx
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.aggregator import archive_partitions
 from services.core.models import Event, Rep
 from tests.api.factories import RollupFactory, bearer
 from tests.factories import TenantCtx, TenantFactory
@@ -27,6 +28,9 @@ async def _hire(engine: AsyncEngine, t: TenantCtx, rep_id: str, hired: date, **f
 
 async def _first_event(engine: AsyncEngine, t: TenantCtx, at: datetime) -> None:
     async with engine.begin() as conn:
+        # the month-partitioned archive needs the month's partition, which the aggregator would make
+        raw = await conn.get_raw_connection()
+        await archive_partitions.ensure(raw.driver_connection, [archive_partitions.month_of(at)])
         await conn.execute(
             insert(Event).values(
                 tenant=t.slug,
