@@ -15,8 +15,8 @@ cancel (its channel's CHURN; a yearly plan can only leave at its renewal); some 
 with a new subscription (REACTIVATION).
 
 Planted, in the API's terms (`BillingPlant`):
-- a channel with fast payback and one that never pays back: acquisition spend per MRR won differs
-  about a hundredfold between the cheapest and the dearest channel, and the dearest one's customers
+- a channel with fast payback and one that never pays back: marketing spend per MRR won differs
+  over a hundredfold between the cheapest and the dearest channel, and the dearest one's customers
   (SHORT_LIVED) all leave within four months, long before their margin has paid their acquisition
   back;
 - a churn spike in one cohort: the installed base's launch-offer cohort (LAUNCH_PER_REP accounts per

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from devstack.demo import billing, report_economics
 from devstack.demo.report import SECTIONS
 from devstack.embedded import free_port
 from services.core.tenancy import create_key
@@ -78,6 +79,26 @@ async def test_report_shows_every_section_and_the_planted_findings(
     for rep_id, row in rows.items():
         assert int(row["calls"]) == expected[rep_id]["calls_analysed"]
         assert row["labels"] == f"{expected[rep_id]['label_per_call']:.1f}"
+    assert_the_economics_show_the_plant(loaded, out[out.index(report_economics.TITLES[0]) :])
+
+
+def assert_the_economics_show_the_plant(loaded: LoadedDemo, section: str) -> None:
+    """The channels fastest payback first, the planted ones first and last; the lights of the window.
+    (Premature scaling compares today's headcount with a quarter ago: it depends on the day the test
+    runs, and test_billing.py checks it at the demo's end.)"""
+    plant = billing.plant(loaded.org)
+    titles = [section.index(title) for title in report_economics.TITLES]
+    assert titles == sorted(titles)
+    channels = section[titles[1] : titles[2]]
+    names = [c.name for c in loaded.org.channels]
+    order = sorted(names, key=channels.index)
+    assert (order[0], order[-1]) == (plant.fast_payback, plant.never_pays_back)
+    lights = {
+        line.split("│")[1].strip(): line.split("│")[2].strip()
+        for line in section[titles[2] :].splitlines()
+        if line.startswith("│")
+    }
+    assert (lights["product/market"], lights["go-to-market"]) == ("red", "green"), lights
 
 
 def conversation_rows(section: str) -> dict[str, dict[str, str]]:
@@ -100,7 +121,14 @@ async def test_report_names_the_scopes_a_key_lacks(
     env = {"SALESLOOP_API_URL": services.api_url, "SALESLOOP_API_KEY": key}
     done = await salesloop(*report_args(loaded), env=env, tmp_path=tmp_path)
     assert done.returncode == 1
-    for scope in ("coaching:read", "hiring:read", "training:read", "demand:read", "conversations:read"):
+    for scope in (
+        "coaching:read",
+        "hiring:read",
+        "training:read",
+        "demand:read",
+        "conversations:read",
+        "economics:read",
+    ):
         assert scope in done.stderr
     assert "not available" in done.stdout
 
