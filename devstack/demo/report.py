@@ -22,7 +22,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from devstack.demo import report_coaching, report_pipeline
+from devstack.demo import report_coaching, report_economics, report_pipeline
 from devstack.demo.send import error_message
 
 RAMP_MONTHS = 6
@@ -303,6 +303,7 @@ def print_report(
         console.print(renderable)
         console.print()
     missing = problems(data) + report_pipeline.print_section(console, api_url, api_key, window)
+    missing += report_economics.print_section(console, api_url, api_key, window)
     for line in missing:
         errors.print(f"[red]error:[/] {line}", highlight=False)
     return 1 if missing else 0
