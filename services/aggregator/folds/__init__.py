@@ -14,8 +14,9 @@ modules and one entry.
 
 The order is the lock order: the state tables are locked data_quality, crm_entities (and their
 deal_facts), leads, call_analyses (and conversation_rollups), pipeline_deals (and the other deal
-history tables), and the leads fold reads the contacts' CRM channels the CRM fold has just brought up
-to date. The rollup rows are written after all of them (commit.py, Step 7).
+history tables), subscription_accounts (and mrr_movements), and the leads fold reads the contacts'
+CRM channels the CRM fold has just brought up to date. The rollup rows are written after all of them
+(commit.py, Step 7).
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ RAMP_EXAMPLE: JsonDict = {
 }
 
 
-class RampOut(BaseModel):
+class PlanRampOut(BaseModel):
     model_config = example(RAMP_EXAMPLE)
 
     metric: str
@@ -115,7 +115,7 @@ class CapacityOut(BaseModel):
     start: str = Field(description="The plan's first month, YYYY-MM")
     months: int
     as_of: AsOf
-    ramp: RampOut
+    ramp: PlanRampOut
     inputs: dict[str, InputOut] = Field(
         description="failure_rate, monthly_attrition, quota, median_attainment (and new_mrr_per_booking "
         "for a new-MRR target), each with where it came from"

@@ -24,7 +24,7 @@ from services.api.kit.windows import WindowSpec
 from services.api.planning import fit as fit_rules
 from services.api.planning import inputs, queries
 from services.api.planning.capacity import PlanInputs, TooLittleHistory, plan
-from services.api.planning.schemas import CapacityOut, FitOut, InputOut, LinearOut, PlanMonthOut, RampOut
+from services.api.planning.schemas import CapacityOut, FitOut, InputOut, LinearOut, PlanMonthOut, PlanRampOut
 
 DEFAULT_MONTHS = 12
 MAX_MONTHS = 36
@@ -212,7 +212,7 @@ def _answer(
             "start": month_key(start),
             "months": p.months,
             "as_of": as_of,
-            "ramp": RampOut(
+            "ramp": PlanRampOut(
                 metric=RAMP_METRIC,
                 months=ramp.months,
                 shares=[round(s, 4) for s in ramp.shares],

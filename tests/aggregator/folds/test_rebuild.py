@@ -49,6 +49,16 @@ def vendor_calls(t: str, n: int) -> list[Event]:
     ]  # fmt: skip
 
 
+def billing(t: str) -> list[Event]:
+    """One account upgraded then cancelled, another started: each subscription table gets rows."""
+    return [
+        event(t, "subscription.started", "2026-10-03T08:00:00Z", account_id="cus_1", mrr="100"),
+        event(t, "subscription.changed", "2026-10-20T08:00:00Z", account_id="cus_1", mrr="150"),
+        event(t, "subscription.canceled", "2026-11-04T08:00:00Z", account_id="cus_1", mrr="0"),
+        event(t, "subscription.started", "2026-11-05T08:00:00Z", account_id="cus_2", mrr="80"),
+    ]
+
+
 def own_calls(t: str, n: int) -> list[Event]:
     return [
         event(t, "call.completed", "2026-11-01T10:00:00Z", rep_id="r1", direction="outbound",
@@ -151,6 +161,7 @@ async def test_rebuilding_an_unchanged_archive_reproduces_every_table(
     stream: list[Event | CrmUpdate] = [
         *decoded(t, make_events(600, t, ["r1", "r2", None], seed=11)),
         *scenario(t),
+        *billing(t),
     ]
     for i in range(0, len(stream), 150):
         batch = stream[i : i + 150]
@@ -165,7 +176,7 @@ async def test_rebuilding_an_unchanged_archive_reproduces_every_table(
 
     async with pool.acquire() as conn, conn.transaction():
         [result] = await rebuild(conn, [t])
-    assert (result.events, result.updates, result.skipped) == (605, 7, 0)
+    assert (result.events, result.updates, result.skipped) == (609, 7, 0)
     assert await derived(pool, t) == live
 
 
