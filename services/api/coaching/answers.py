@@ -8,17 +8,19 @@ month the answer needs (queries.tenure_sums), cached like the group.
 
 The default ramp length is the tenant's measured one (kit.ramp). Measuring it reads every rep's
 first 25 months of rollups, a hundred times what an answer may cost, and it moves with months of
-tenure, not with each batch folded: `RampLengths` keeps it per tenant and measures it again once a
-quarter of an hour has passed, or at once when a rep was added or written (hire and leaving dates
-decide who is ramping).
+tenure, not with each batch folded: `RampLengths` keeps it per tenant and measures it again in the
+background once a quarter of an hour has passed (reads meanwhile use the length known), or at once
+when a rep was added or written (hire and leaving dates decide who is ramping).
 
 The bodies are written as plain values (bodies.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 
 from services.api.coaching import queries
@@ -43,6 +45,8 @@ __all__ = [
     "team_coaching",
     "team_coaching_body",
 ]
+
+log = logging.getLogger(__name__)
 
 GROUP = "coaching_group"
 TEAM = "coaching_team"
@@ -75,26 +79,59 @@ async def _group(
     return await reads.cache.get(GROUP, answer_key(GROUP, probe, tenant, including), read)
 
 
+Measure = Callable[[Reads, str, datetime, str], Awaitable[int]]
+
+
+async def _measure(reads: Reads, tenant: str, now: datetime, snapshot: str) -> int:
+    return await measured_ramp_months(reads, tenant, now=now, snapshot=snapshot)
+
+
 class RampLengths:
     """The measured ramp length per tenant, with the quarter hour and reps it was measured for (the
-    least recently used tenants dropped beyond `size`)."""
+    least recently used tenants dropped beyond `size`).
 
-    def __init__(self, size: int = 4096) -> None:
+    Once a tenant's length is known, a new quarter hour with the same reps is served the length
+    known and measured again in the background (one measurement per tenant at a time), so no read
+    waits for it; a rep added or written is waited for, since hire and leaving dates decide who is
+    ramping."""
+
+    def __init__(self, size: int = 4096, measure: Measure = _measure) -> None:
         self._found: OrderedDict[str, tuple[tuple[datetime, str], int]] = OrderedDict()
         self._size = size
+        self._measure = measure
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
 
     async def months(self, reads: Reads, tenant: str, group: Group, now: datetime) -> int:
         version = (_quarter_hour(now), group.sums.reps_version)
         found = self._found.get(tenant)
-        if found is not None and found[0] == version:
+        if found is not None and found[0][1] == version[1]:
             self._found.move_to_end(tenant)
+            if found[0] != version and tenant not in self._refreshing:
+                task = asyncio.create_task(self._refresh(reads, tenant, version, now, group.sums.snapshot))
+                self._refreshing[tenant] = task
             return found[1]
-        months = await measured_ramp_months(reads, tenant, now=now, snapshot=group.sums.snapshot)
+        months = await self._measure(reads, tenant, now, group.sums.snapshot)
+        self._keep(tenant, version, months)
+        return months
+
+    async def _refresh(
+        self, reads: Reads, tenant: str, version: tuple[datetime, str], now: datetime, snapshot: str
+    ) -> None:
+        try:
+            self._keep(tenant, version, await self._measure(reads, tenant, now, snapshot))
+        except Exception:  # the length known stays; the next read tries again
+            log.warning("measuring the ramp length failed", extra={"tenant": tenant}, exc_info=True)
+        finally:
+            self._refreshing.pop(tenant, None)
+
+    def _keep(self, tenant: str, version: tuple[datetime, str], months: int) -> None:
+        found = self._found.get(tenant)
+        if found is not None and found[0][0] > version[0]:
+            return  # a newer measurement finished first
         self._found[tenant] = (version, months)
         self._found.move_to_end(tenant)
         while len(self._found) > self._size:
             self._found.popitem(last=False)
-        return months
 
 
 RAMP_LENGTHS = RampLengths()
