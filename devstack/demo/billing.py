@@ -194,7 +194,7 @@ class _Billing:
 
     def _life(self, a: Account) -> Iterator[DemoEvent]:
         """The account's subscription events: its start, then a draw a month until it cancels."""
-        rng, subscription, seats = self.rng, self._id("sub"), a.seats
+        rng, subscription, seats = self.rng, (self._id("sub"), self._id("si")), a.seats
         yield self._event("subscription.started", a.start, a, subscription, seats)
         for month in itertools.count(1):
             at = _whole(a.start + timedelta(days=month * DAYS_PER_MONTH, seconds=rng.randint(0, 6 * 3600)))
@@ -224,13 +224,14 @@ class _Billing:
     def _comeback(self, a: Account, canceled: datetime, seats: int) -> Iterator[DemoEvent]:
         back = _whole(canceled + timedelta(seconds=self.rng.randint(20 * _DAY_S, 60 * _DAY_S)))
         if self.rng.random() < REACTIVATION and back < self.org.end:
-            yield self._event("subscription.started", back, a, self._id("sub"), seats)
+            yield self._event("subscription.started", back, a, (self._id("sub"), self._id("si")), seats)
 
-    def _event(self, type_: str, at: datetime, a: Account, subscription: str, seats: int) -> DemoEvent:
+    def _event(
+        self, type_: str, at: datetime, a: Account, subscription: tuple[str, str], seats: int
+    ) -> DemoEvent:
+        """`type_` of the subscription (its id and its one item's) with `seats` after the event."""
         canceled = type_ == "subscription.canceled"
-        body = stripe_event(
-            self._id("evt", 24), _TYPES[type_], at, a, subscription, self._id("si"), seats, canceled
-        )
+        body = stripe_event(self._id("evt", 24), _TYPES[type_], at, a, *subscription, seats, canceled)
         return DemoEvent(
             f"stripe:{body['id']}", type_, at, "stripe", contact_id=a.contact_id, account_id=a.customer,
             mrr=0 if canceled else seats * SEAT_PRICE, extra={"stripe": body},
