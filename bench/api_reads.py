@@ -41,7 +41,11 @@ import asyncpg
 import orjson
 import psutil
 
-from bench import loadgen
+from bench import loadgen, workload
+from services.aggregator import archive_partitions
+from services.aggregator.folds.subscriptions import SubscriptionEvent, derive_all
+from services.aggregator.folds.subscriptions_sql import INSERT_EVENTS, SAVE_ACCOUNTS, SAVE_MOVEMENTS
+from services.aggregator.store import insert_rows
 from services.core.db import asyncpg_dsn, sqlalchemy_url
 from services.core.events import Channel
 from services.core.models import REP_COUNTERS
@@ -64,7 +68,14 @@ SEEDED_TABLES = (
     "channel_spend",
     "events",
     "tenant_watermarks",
+    "mrr_movements",
+    "subscription_accounts",
 )
+# The billing history: accounts started over two years, each a contact of the leads (its channel).
+ACCOUNTS = 3000
+BILLING_DAYS = 730
+# Reps who left during the year (the capacity plan's attrition); not active, so no rollups.
+DEPARTED = 20
 
 
 def rep_id(i: int) -> str:
@@ -182,6 +193,39 @@ def event_rows(tenant: str, start: int, count: int, days: list[date]) -> Iterato
         yield (tenant, f"ev-{n}", "call.completed", at, received, "api", rep, contact, payload)
 
 
+async def seed_billing(conn: asyncpg.Connection, tenant: str, today: date, contacts: int) -> int:
+    """The workload's subscription events folded by the subscriptions fold's own derivation and
+    statements (one batch), as the aggregator would leave `mrr_movements` and `subscription_accounts`."""
+    end = datetime.combine(today, datetime.min.time(), UTC)
+    rows = [
+        SubscriptionEvent(tenant, e["account_id"], e["event_id"], datetime.fromisoformat(e["occurred_at"]),
+                          e["type"], "", Decimal(e["mrr"]), e["contact_id"], None)
+        for e in workload.subscriptions(
+            ACCOUNTS, start=end - timedelta(days=BILLING_DAYS), end=end, contacts=contacts
+        )
+    ]  # fmt: skip
+    accounts, moves = derive_all(rows)
+    async with conn.transaction():
+        await insert_rows(conn, INSERT_EVENTS, rows)
+        await insert_rows(conn, SAVE_MOVEMENTS, moves)
+        await insert_rows(conn, SAVE_ACCOUNTS, accounts)
+    return len(rows)
+
+
+def rep_rows(tenant: str, today: date, rnd: random.Random) -> list[tuple[Any, ...]]:
+    """The 200 active reps, each with a monthly cost, and `DEPARTED` reps who left this year."""
+    rows: list[tuple[Any, ...]] = [
+        (tenant, rep_id(i), f"team-{i % TEAMS}", today - timedelta(days=rnd.randint(30, 1000)),
+         TIMEZONES[i % len(TIMEZONES)], Decimal(50_000), True, None, Decimal(rnd.randint(6, 12) * 1000))
+        for i in range(REPS)
+    ]  # fmt: skip
+    for i in range(REPS, REPS + DEPARTED):
+        left = today - timedelta(days=rnd.randint(10, DAYS))
+        rows.append((tenant, rep_id(i), f"team-{i % TEAMS}", left - timedelta(days=rnd.randint(60, 700)),
+                     "UTC", Decimal(50_000), False, left, Decimal(8000)))  # fmt: skip
+    return rows
+
+
 async def seed(dsn: str, tenant: str, events: int) -> dict[str, int]:
     rnd = random.Random(2026)
     today = datetime.now(UTC).date()
@@ -191,14 +235,10 @@ async def seed(dsn: str, tenant: str, events: int) -> dict[str, int]:
         for table in SEEDED_TABLES:
             await conn.execute(f"DELETE FROM {table} WHERE tenant = $1", tenant)
         await conn.executemany(
-            "INSERT INTO reps (tenant, rep_id, team, hired_at, timezone, quota_monthly, active) "
-            "VALUES ($1, $2, $3, $4, $5, $6, true)",
-            [
-                (tenant, rep_id(i), f"team-{i % TEAMS}", today - timedelta(days=rnd.randint(30, 1000)),
-                 TIMEZONES[i % len(TIMEZONES)], Decimal(50_000))
-                for i in range(REPS)
-            ],
-        )  # fmt: skip
+            "INSERT INTO reps (tenant, rep_id, team, hired_at, timezone, quota_monthly, active, left_at, "
+            "monthly_cost) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            rep_rows(tenant, today, rnd),
+        )
         await conn.copy_records_to_table(
             "rollup_rep_daily",
             records=rollup_rows(tenant, days, rnd),
@@ -228,6 +268,7 @@ async def seed(dsn: str, tenant: str, events: int) -> dict[str, int]:
                 "occurred_at",
             ],
         )
+        billing = await seed_billing(conn, tenant, today, leads)
         months = sorted({d.replace(day=1) for d in days})
         await conn.executemany(
             "INSERT INTO channel_spend (tenant, channel, month, amount) VALUES ($1, $2, $3, $4)",
@@ -242,13 +283,23 @@ async def seed(dsn: str, tenant: str, events: int) -> dict[str, int]:
         await conn.execute(f"VACUUM ANALYZE {', '.join(SEEDED_TABLES)}")
     finally:
         await conn.close()
-    return {"rollup_rows": REPS * DAYS, "leads": leads, "deal_facts": DEALS_PER_DAY * DAYS}
+    return {
+        "rollup_rows": REPS * DAYS,
+        "leads": leads,
+        "deal_facts": DEALS_PER_DAY * DAYS,
+        "subscription_events": billing,
+    }
 
 
 async def grow_archive(
     conn: asyncpg.Connection, tenant: str, start: int, count: int, days: list[date]
 ) -> None:
     chunk = 200_000
+    # The archive is partitioned by month: the aggregator makes a month's partition before its first
+    # event, so the seed does too.
+    months = {archive_partitions.month_of(datetime.combine(d, datetime.min.time(), UTC)) for d in days}
+    async with conn.transaction():
+        await archive_partitions.ensure(conn, months)
     for offset in range(start, start + count, chunk):
         await conn.copy_records_to_table(
             "events",
@@ -293,6 +344,12 @@ def requests(host: str, api_key: str) -> dict[str, list[bytes]]:
         "coaching_rep": [get(f"/v1/coaching/reps/{r}") for r in reps],
         "demand_channels": [get("/v1/demand/channels"), get("/v1/demand/channels?window=90d")],
         "rep_metrics": [get(f"/v1/reps/{r}/metrics") for r in reps],
+        "economics_summary": [get("/v1/economics/summary"), get("/v1/economics/summary?window=90d")],
+        "planning_fit": [get("/v1/planning/fit"), get("/v1/planning/fit?window=180d")],
+        "planning_capacity": [
+            get("/v1/planning/capacity?target_new_mrr=50000"),
+            get("/v1/planning/capacity?target_bookings=300000&months=12"),
+        ],
     }
 
 
@@ -454,7 +511,9 @@ async def ensure_tenant(database_url: str, tenant: str) -> str:
     try:
         if await get_tenant(engine, tenant) is None:
             await create_tenant(engine, tenant, "USD", "UTC")
-        return await create_key(engine, tenant, ["metrics:read", "coaching:read", "demand:read"])
+        return await create_key(
+            engine, tenant, ["metrics:read", "coaching:read", "demand:read", "economics:read"]
+        )
     finally:
         await engine.dispose()
 

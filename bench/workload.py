@@ -75,3 +75,43 @@ def with_duplicates(items: list[dict[str, Any]], share: float, seed: int = 8) ->
         out.append(item)
         out.extend(later.get(i, ()))
     return out
+
+
+# Monthly prices of the billing history's plans, and how many seats an account takes.
+PLAN_MRR = (49, 99, 249, 499, 999)
+
+
+def subscriptions(
+    accounts: int, *, start: datetime, end: datetime, contacts: int, seed: int = 11
+) -> Iterator[dict[str, Any]]:
+    """Canonical `subscription.*` events of `accounts` billing accounts started between `start` and
+    `end`: each month an account may change plan or seats (about 1 in 12) or cancel (1 in 30); a
+    cancelled one may come back months later. `mrr` is the account's whole MRR after the event and
+    `contact_id` one of `c0` .. `c{contacts - 1}` (the lead that attributes its channel)."""
+    rnd = random.Random(seed)
+    span = (end - start).total_seconds()
+    for i in range(accounts):
+        account, contact = f"acct-{i:05d}", f"c{rnd.randrange(contacts)}"
+        at = start + timedelta(seconds=rnd.uniform(0, span))
+        kind, mrr, n = "subscription.started", rnd.choice(PLAN_MRR) * rnd.randint(1, 5), 0
+        while at < end:
+            yield {
+                "event_id": f"sub-{seed}-{i}-{n}", "type": kind, "occurred_at": at.isoformat(),
+                "account_id": account, "mrr": str(mrr), "contact_id": contact,
+            }  # fmt: skip
+            n += 1
+            roll = rnd.random()
+            if kind == "subscription.canceled":
+                if roll > 0.2:
+                    break
+                kind, mrr = "subscription.started", rnd.choice(PLAN_MRR) * rnd.randint(1, 5)
+                at += timedelta(days=rnd.randint(60, 240))
+                continue
+            months = 1
+            while rnd.random() > 1 / 12 + 1 / 30:  # months until the next change or cancellation
+                months += 1
+            at += timedelta(days=30.4375 * months, seconds=rnd.randint(-43_200, 43_200))
+            if rnd.random() < (1 / 30) / (1 / 12 + 1 / 30):
+                kind, mrr = "subscription.canceled", 0
+            else:
+                kind, mrr = "subscription.changed", rnd.choice(PLAN_MRR) * rnd.randint(1, 5)
