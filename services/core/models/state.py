@@ -97,6 +97,7 @@ class DealFact(Base):
     __table_args__ = (
         Index("ix_deal_facts_tenant_occurred_at", "tenant", "occurred_at"),
         Index("ix_deal_facts_tenant_contact_id", "tenant", "contact_id"),
+        Index("ix_deal_facts_tenant_deal_id", "tenant", "deal_id"),  # salesloop import's known facts
     )
 
 
