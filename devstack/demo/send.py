@@ -128,7 +128,12 @@ async def register(client: httpx.AsyncClient, api_url: str, api_key: str, org: O
     ]
     await optional("channel spend", spend)
     await optional("pipeline stages", [("/v1/pipeline/stages", stages_body())])
-    await optional("economics settings", [("/v1/economics/settings", settings_body())])
+    # The gross margin only adds LTV and payback: a key that may not set it loads everything else.
+    response = await put("/v1/economics/settings", settings_body())
+    if response.status_code in (403, 404):
+        notes.append(f"economics settings not set ({response.status_code}): {error_message(response)}")
+    else:
+        _require(response, "PUT /v1/economics/settings")
     return notes
 
 

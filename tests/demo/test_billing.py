@@ -14,12 +14,15 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import httpx
 import orjson
 import stripe as stripe_library
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from devstack.demo import billing, model
 from devstack.demo.billing import stripe_body
 from devstack.demo.model import Organisation
+from devstack.demo.send import register
 from devstack.demo.simulate import DemoEvent
 from devstack.demo.vendors import Credentials, payloads, sign
 from services.api.kit.economics_reads import economics_read
@@ -27,10 +30,12 @@ from services.api.kit.reads import AnswerCache, ReadPool, Reads
 from services.api.kit.windows import WindowSpec
 from services.api.planning import service as planning
 from services.api.planning.routes import FIT_DAYS
+from services.core.tenancy import create_key
 from services.ingest.sources import stripe
 from services.ingest.sources.common import InboundRequest, MappingContext, SignatureError
-from tests.conftest import Stack
+from tests.conftest import Services, Stack
 from tests.demo.conftest import END, SMALL, LoadedDemo, SmallOrg
+from tests.factories import TenantFactory
 
 SECRET = "whsec_" + "ZGVtby1zdHJpcGUtc2lnbmluZy1zZWNyZXQ"
 URL = "https://hooks.salesloop.example/webhooks/stripe/demo"
@@ -322,3 +327,19 @@ def _months_before(day: date, months: int) -> date:
     """The same day of the month `months` earlier (the month's last day when it has no such day)."""
     year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
     return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
+
+
+async def test_a_key_that_may_not_set_the_margin_still_registers_the_rest(
+    services: Services, tenants: TenantFactory, engine: AsyncEngine, small_org: SmallOrg
+) -> None:
+    org, _ = small_org
+    tenant = await tenants.create(prefix="demo-margin")
+    scopes = ["reps:write", "hiring:write", "demand:write", "pipeline:write", "economics:read"]
+    key = await create_key(engine, tenant.slug, scopes)
+    async with httpx.AsyncClient(timeout=30) as client:
+        notes = await register(client, services.api_url, key, org)
+        settings = await client.get(
+            f"{services.api_url}/v1/economics/settings", headers={"Authorization": f"Bearer {key}"}
+        )
+    assert any("economics settings not set (403)" in note for note in notes), notes
+    assert settings.json()["gross_margin"] is None
