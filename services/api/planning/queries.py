@@ -16,20 +16,27 @@ from services.core.tenancy import known_zone_sql
 
 @dataclass(frozen=True)
 class PlanContext:
-    """The tenant's `today` (its timezone), freshness, the snapshot read at, and its failure rate
-    setting (None: not set)."""
+    """The tenant's `today` (its timezone), freshness, the snapshot read at, its failure rate
+    setting (None: not set) and its reps' version (it changes whenever a rep is added or written)."""
 
     today: date
     as_of: datetime | None
     snapshot: str
     failure_rate: float | None
+    reps_version: str = ""
 
+
+# Changes with every rep added or written (PUT /v1/reps sets updated_at): an index range of the reps.
+REPS_VERSION = (
+    "(SELECT count(*) || ':' || coalesce(max(r.updated_at)::text, '') FROM reps AS r WHERE r.tenant = $1)"
+)
 
 # $1 tenant, $2 now.
 CONTEXT = f"""
 SELECT timezone({known_zone_sql("t.timezone")}, $2::timestamptz)::date AS today,
        {AS_OF_SQL} AS as_of, {SNAPSHOT_SQL} AS snapshot,
-       (SELECT s.failure_rate FROM economics_settings AS s WHERE s.tenant = $1) AS failure_rate
+       (SELECT s.failure_rate FROM economics_settings AS s WHERE s.tenant = $1) AS failure_rate,
+       {REPS_VERSION} AS reps_version
 FROM tenants AS t
 WHERE t.slug = $1
 """
@@ -41,7 +48,8 @@ async def plan_context(pool: ReadPool, tenant: str, now: datetime) -> PlanContex
     if row is None:
         return None
     rate = row["failure_rate"]
-    return PlanContext(row["today"], row["as_of"], row["snapshot"], None if rate is None else float(rate))
+    rate = None if rate is None else float(rate)
+    return PlanContext(row["today"], row["as_of"], row["snapshot"], rate, row["reps_version"])
 
 
 @dataclass(frozen=True)

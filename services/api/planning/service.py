@@ -1,28 +1,31 @@
 """Planning answers (SPEC 5.10): the capacity plan (planning/capacity.py, with its inputs from
 planning/inputs.py) and the stage of fit (planning/fit.py).
 
-The capacity plan reads the tenant's context (today, freshness, settings), its reps' tenures
-(kit.attrition), the measured ramp of bookings and of quota attainment (kit.ramp, cached per
-snapshot) and, for a new-MRR target, the new MRR a booking brought over the last 365 days.
+The capacity plan reads the tenant's context (today, freshness, settings, the reps' version), its
+reps' tenures (kit.attrition) and the measured ramp of bookings and of quota attainment (kit.ramp),
+kept per tenant by planning/memo.py (measured again in the background each quarter hour, at once
+when a rep is written), and, for a new-MRR target, the new MRR a booking brought over the last 365
+days. Each request does only the arithmetic on them, and the answer is cached per database snapshot
+and quarter hour.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from services.api.demand.schemas import month_key, parse_month
-from services.api.kit.attrition import headcount, measure_attrition, rep_tenures
+from services.api.kit.attrition import headcount, measure_attrition
 from services.api.kit.economics_reads import economics_read
 from services.api.kit.errors import InvalidInput, NotFound
-from services.api.kit.ramp import RAMP_METRIC, measured_ramp
+from services.api.kit.ramp import RAMP_METRIC
 from services.api.kit.reads import AnswerKey, Reads, model_json, rollup_read
 from services.api.kit.tenure import add_months, month_index
 from services.api.kit.windows import WindowSpec
 from services.api.planning import fit as fit_rules
-from services.api.planning import inputs, queries
+from services.api.planning import inputs, memo, queries
 from services.api.planning.capacity import PlanInputs, TooLittleHistory, plan
 from services.api.planning.schemas import CapacityOut, FitOut, InputOut, LinearOut, PlanMonthOut, PlanRampOut
 
@@ -104,18 +107,18 @@ async def _new_mrr_per_booking(reads: Reads, tenant: str, today: date) -> InputO
     )
 
 
-def _quarter_hour(now: datetime) -> datetime:
-    """`now` to the quarter hour: every timezone's day, so each rep's today, is constant within one."""
-    now = now.astimezone(UTC)
-    return now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
-
-
 async def _context(reads: Reads, tenant: str, now: datetime) -> queries.PlanContext:
     with rollup_read("planning_context"):
         ctx = await queries.plan_context(reads.pool, tenant, now)
     if ctx is None:
         raise NotFound("no such tenant")
     return ctx
+
+
+async def _slow(reads: Reads, tenant: str, ctx: queries.PlanContext, now: datetime) -> memo.Slow:
+    return await memo.SLOW_INPUTS.get(
+        reads, tenant, reps_version=ctx.reps_version, now=now, snapshot=ctx.snapshot
+    )
 
 
 async def capacity(reads: Reads, *, tenant: str, query: CapacityQuery, now: datetime) -> bytes:
@@ -127,7 +130,8 @@ async def capacity(reads: Reads, *, tenant: str, query: CapacityQuery, now: date
     ctx = await _context(reads, tenant, now)
     start = start_of(query.start, ctx.today)
     # Computed after the probe: at least as fresh as any request probing the same snapshot needs.
-    key = AnswerKey(ctx.snapshot, (CAPACITY, tenant, kind, target, query.months, start, _quarter_hour(now)))
+    parts = (CAPACITY, tenant, kind, target, query.months, start, memo.quarter_hour(now))
+    key = AnswerKey(ctx.snapshot, parts)
 
     async def compute() -> tuple[AnswerKey, bytes]:
         return key, model_json(await _plan(reads, tenant, ctx, kind, target, query.months, start, now))
@@ -145,10 +149,9 @@ async def _plan(
     start: date,
     now: datetime,
 ) -> CapacityOut:
-    with rollup_read(CAPACITY):
-        tenures = await rep_tenures(reads.pool, tenant, now)
-    ramp = inputs.checked_ramp(await measured_ramp(reads, tenant, now=now, snapshot=ctx.snapshot))
-    attainment = await measured_ramp(reads, tenant, now=now, metric="quota_attainment", snapshot=ctx.snapshot)
+    slow = await _slow(reads, tenant, ctx, now)
+    tenures, attainment = slow.tenures, slow.attainment
+    ramp = inputs.checked_ramp(slow.ramp)
     attrition = measure_attrition(tenures, today=ctx.today)
     found = {
         "failure_rate": inputs.failure_rate(ctx.failure_rate, attrition),
@@ -236,7 +239,7 @@ async def fit(reads: Reads, *, tenant: str, spec: WindowSpec, now: datetime) -> 
     """The JSON of the stage of fit of SPEC 5.10 (planning/fit.py says the rules), cached as the
     capacity plan is."""
     ctx = await _context(reads, tenant, now)
-    key = AnswerKey(ctx.snapshot, (FIT, tenant, spec, _quarter_hour(now)))
+    key = AnswerKey(ctx.snapshot, (FIT, tenant, spec, memo.quarter_hour(now)))
 
     async def compute() -> tuple[AnswerKey, bytes]:
         return key, model_json(await _fit(reads, tenant, ctx, spec, now))
@@ -250,9 +253,8 @@ async def _fit(
     read = await economics_read(reads, tenant, spec=spec, now=now)
     if read is None:
         raise NotFound("no such tenant")
-    with rollup_read(FIT):
-        tenures = await rep_tenures(reads.pool, tenant, now)
-    ramp = await measured_ramp(reads, tenant, now=now, snapshot=ctx.snapshot)
+    slow = await _slow(reads, tenant, ctx, now)
+    tenures, ramp = slow.tenures, slow.ramp
     attrition = measure_attrition(tenures, today=ctx.today)
     failure = ctx.failure_rate if ctx.failure_rate is not None else attrition.failure_rate
     source = "settings" if ctx.failure_rate is not None else "measured"

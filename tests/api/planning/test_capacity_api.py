@@ -186,6 +186,35 @@ async def test_failure_rate_setting_comes_first(org: Org) -> None:
     assert fit["scale"]["figures"]["failure_rate_source"] == "settings"
 
 
+async def test_a_rep_and_a_setting_written_show_at_once(org: Org) -> None:
+    """The inputs measured from the reps are kept for a quarter hour, but a rep written and the
+    failure rate set show in the very next answers."""
+    before = await org.get("/v1/planning/capacity", target_bookings=150_000, months=9)
+    assert before["active_reps"] == 10
+    assert before["inputs"]["failure_rate"]["source"] == "measured"
+    start, _ = REPS["v0"]
+    await org.rep("v0", hired_at=str(start), quota_monthly=QUOTA, left_at=str(TODAY - timedelta(days=1)))
+    r = await org.request("PUT", "/v1/economics/settings", json={"failure_rate": "0.25"})
+    assert r.status_code == 200, r.text
+    try:
+        body = await org.get("/v1/planning/capacity", target_bookings=150_000, months=9)
+        fit = await org.get("/v1/planning/fit")
+    finally:
+        await org.request("PUT", "/v1/economics/settings", json={})
+        await org.rep("v0", hired_at=str(start), quota_monthly=QUOTA)
+    assert body["active_reps"] == 9
+    assert body["inputs"]["failure_rate"] == {
+        "value": 0.25,
+        "source": "settings",
+        "basis": "set in the economics settings",
+    }
+    assert fit["headcount"]["now"] == 9
+    assert fit["scale"]["figures"]["failure_rate"] == 0.25
+    after = await org.get("/v1/planning/capacity", target_bookings=150_000, months=9)
+    assert after["active_reps"] == 10
+    assert after["inputs"]["failure_rate"] == before["inputs"]["failure_rate"]
+
+
 async def test_a_new_mrr_target_converts_bookings_by_the_last_year(org: Org) -> None:
     r = await org.request("GET", "/v1/planning/capacity", params={"target_new_mrr": 5_000})
     assert r.status_code == 422
