@@ -73,11 +73,10 @@ per AS (
   FROM subscription_accounts AS a LEFT JOIN m ON m.account_id = a.account_id
   WHERE a.tenant = $1 AND a.first_paid_at < (SELECT hi FROM w)
 ),
+-- A contact has at most one lead (its primary key): a join the planner may hash, not a probe per account.
 accounts AS (
-  SELECT coalesce(per.channel, (SELECT l.channel FROM leads AS l
-                                WHERE l.tenant = $1 AND l.contact_id = per.contact_id)) AS channel,
-         per.mrr_start, per.mrr_end, {_ZEROED}
-  FROM per
+  SELECT coalesce(per.channel, l.channel) AS channel, per.mrr_start, per.mrr_end, {_ZEROED}
+  FROM per LEFT JOIN leads AS l ON l.tenant = $1 AND l.contact_id = per.contact_id
   WHERE per.mrr_start > 0 OR per.mrr_end > 0 OR per.moved > 0
 ),
 -- Per channel, in the order of kit.economics.Totals' fields.
@@ -102,7 +101,7 @@ spend AS (
   GROUP BY s.channel
 )
 SELECT w.start, w."end", {AS_OF_SQL} AS as_of, {SNAPSHOT_SQL} AS snapshot,
-       (SELECT array_agg(g) FROM groups AS g) AS groups,
+       (SELECT array_agg(g ORDER BY g.channel) FROM groups AS g) AS groups,
        (SELECT array_agg((channel, amount)) FROM spend) AS spend,
        (SELECT array_agg((r.monthly_cost, r.hired_at, r.left_at)) FROM reps AS r
         WHERE r.tenant = $1 AND r.monthly_cost IS NOT NULL AND (r.active OR r.left_at IS NOT NULL)) AS reps,
