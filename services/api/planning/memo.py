@@ -1,8 +1,9 @@
 """The slow-moving inputs of a plan and of the stage of fit, kept per tenant.
 
 The reps' tenures (kit.attrition), the measured ramp of bookings and of quota attainment (kit.ramp)
-move with months of tenure and with reps written, not with each batch the aggregator commits, yet
-measuring them reads every rep's first 25 months of rollups: many times what a read may cost, and
+and the hire cohorts' ramps (planning/fit.py) move with months of tenure and with reps written, not
+with each batch the aggregator commits, yet measuring them reads every rep's first 25 months of
+rollups: many times what a read may cost, and
 every commit changes the database snapshot the answers are cached under. `SlowInputs` keeps them per
 tenant with the quarter hour and the reps' version they were measured for (`reps_version`: the
 count and newest `updated_at` of the tenant's reps, read by every request with its context):
@@ -28,6 +29,7 @@ from datetime import UTC, datetime
 from services.api.kit.attrition import RepTenure, rep_tenures
 from services.api.kit.ramp import MeasuredRamp, measured_ramp
 from services.api.kit.reads import Reads, rollup_read
+from services.api.planning.fit import CohortRamp, cohort_ramps
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ class Slow:
     tenures: tuple[RepTenure, ...]
     ramp: MeasuredRamp  # of revenue_won
     attainment: MeasuredRamp  # of quota_attainment
+    cohorts: tuple[CohortRamp, ...] = ()  # the hire cohorts' ramps (planning/fit.py)
 
 
 Measure = Callable[[Reads, str, datetime, str], Awaitable[Slow]]
@@ -51,7 +54,9 @@ async def measure(reads: Reads, tenant: str, now: datetime, snapshot: str) -> Sl
         tenures = await rep_tenures(reads.pool, tenant, now)
     ramp = await measured_ramp(reads, tenant, now=now, snapshot=snapshot)
     attainment = await measured_ramp(reads, tenant, now=now, metric="quota_attainment", snapshot=snapshot)
-    return Slow(tuple(tenures), ramp, attainment)
+    hired = {r.rep_id: r.hired_at for r in tenures if r.hired_at is not None}
+    cohorts = cohort_ramps(ramp.by_rep, hired, ramp.steady_state)
+    return Slow(tuple(tenures), ramp, attainment, tuple(cohorts))
 
 
 def quarter_hour(now: datetime) -> datetime:

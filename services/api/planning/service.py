@@ -254,12 +254,10 @@ async def _fit(
     if read is None:
         raise NotFound("no such tenant")
     slow = await _slow(reads, tenant, ctx, now)
-    tenures, ramp = slow.tenures, slow.ramp
+    tenures, cohorts = slow.tenures, list(slow.cohorts)
     attrition = measure_attrition(tenures, today=ctx.today)
     failure = ctx.failure_rate if ctx.failure_rate is not None else attrition.failure_rate
     source = "settings" if ctx.failure_rate is not None else "measured"
-    hired = {r.rep_id: r.hired_at for r in tenures if r.hired_at is not None}
-    cohorts = fit_rules.cohort_ramps(ramp.by_rep, hired, ramp.steady_state)
     days = (read.end - read.start).days + 1
     pm = fit_rules.product_market(read.summary.overall, days=days)
     gtm = fit_rules.go_to_market(read.summary.overall)
