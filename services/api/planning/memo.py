@@ -23,7 +23,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from services.api.kit.attrition import RepTenure, rep_tenures
@@ -56,7 +56,7 @@ async def measure(reads: Reads, tenant: str, now: datetime, snapshot: str) -> Sl
     attainment = await measured_ramp(reads, tenant, now=now, metric="quota_attainment", snapshot=snapshot)
     hired = {r.rep_id: r.hired_at for r in tenures if r.hired_at is not None}
     cohorts = cohort_ramps(ramp.by_rep, hired, ramp.steady_state)
-    return Slow(tuple(tenures), ramp, attainment, tuple(cohorts))
+    return Slow(tuple(tenures), replace(ramp, by_rep={}), replace(attainment, by_rep={}), tuple(cohorts))
 
 
 def quarter_hour(now: datetime) -> datetime:
@@ -70,9 +70,11 @@ Version = tuple[datetime, str]
 
 class SlowInputs:
     """The slow inputs per tenant with the (quarter hour, reps' version) they were measured for; the
-    least recently used tenants dropped beyond `size` (the module's doc says when they are measured)."""
+    least recently used tenants dropped beyond `size` (the module's doc says when they are measured).
+    A tenant of 200 reps takes some tens of kilobytes: its reps' tenures and the ramps' curves (each
+    rep's months are read for the cohorts, not kept)."""
 
-    def __init__(self, size: int = 4096, measure: Measure = measure) -> None:
+    def __init__(self, size: int = 1024, measure: Measure = measure) -> None:
         self._found: OrderedDict[str, tuple[Version, Slow]] = OrderedDict()
         self._size = size
         self._measure = measure
