@@ -83,8 +83,13 @@ def setup_sql() -> list[str]:
         REP_TABLE: "rollup_rep_daily",
         CHANNEL_TABLE: "rollup_channel_daily",
     }
-    return [f"DROP TABLE IF EXISTS {', '.join(tables)}"] + [
-        f"CREATE TABLE {copy} (LIKE {real} INCLUDING ALL)" for copy, real in tables.items()
+    # The archive is partitioned by month and keeps its dedupe key in `event_keys`; the way a first
+    # consumer is usually written, the copy is one table whose primary key is the dedupe key.
+    return [
+        f"DROP TABLE IF EXISTS {', '.join(tables)}",
+        *(f"CREATE TABLE {copy} (LIKE {real} INCLUDING ALL)" for copy, real in tables.items()),
+        f"ALTER TABLE {ARCHIVE_TABLE} DROP CONSTRAINT {ARCHIVE_TABLE}_pkey,"
+        " ADD PRIMARY KEY (tenant, event_id)",
     ]
 
 
