@@ -21,8 +21,10 @@ install: $(STAMP) ## Build the virtualenv and install salesloop with its dev too
 run: $(STAMP) ## Start the whole system on embedded Postgres and Tansu (Ctrl-C stops it)
 	$(BIN)/salesloop dev
 
+# Two workers, each with its own Postgres, broker and services; a file's tests stay on one worker
+# (tests/conftest.py groups them). `pytest` alone runs in one process.
 test: lint ## Lint, type-check and run every test against real Postgres and Kafka
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadgroup --durations=20
 
 lint: $(STAMP) ## ruff and mypy --strict
 	$(BIN)/ruff check services devstack tests bench migrations

@@ -18,6 +18,22 @@ from services.core.migrate import upgrade_head
 from services.core.settings import DEV_SECRET_KEY, Settings
 from tests.factories import TenantFactory
 
+# The files that share the loaded demo organisation (tests/demo/conftest.py: `loaded`).
+DEMO_ORGANISATION = frozenset(
+    {"test_billing.py", "test_cli.py", "test_pipeline.py", "test_pipeline_forecast.py"}
+)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`make test` spreads the files over two xdist workers (`--dist loadgroup`): a file's tests stay on
+    one worker, so its module fixtures are built once, and the files that share the loaded demo
+    organisation stay together, so it is loaded once."""
+    for item in items:
+        path = item.path
+        shared = path.parent.name == "demo" and path.name in DEMO_ORGANISATION
+        item.add_marker(pytest.mark.xdist_group("demo-organisation" if shared else str(path)))
+
 
 @dataclass
 class Stack:
