@@ -74,8 +74,9 @@ async def _import(settings: Settings, request: Request, loaded: list[Loaded], co
 
 
 def _error(console: Console, exc: Exception) -> None:
-    # As text, not markup: file names and cell values may hold brackets.
-    console.print(Text.assemble(("error:", "red"), f" {exc}"), highlight=False)
+    # As text, not markup: file names and cell values may hold brackets. Not wrapped by rich, which
+    # would break a long path inside a word: the terminal wraps it and a copied path stays whole.
+    console.print(Text.assemble(("error:", "red"), f" {exc}"), highlight=False, soft_wrap=True)
 
 
 def _progress(console: Console) -> Progress:

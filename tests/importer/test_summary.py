@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from services.importer.command import _error
 from services.importer.model import Problem
 from services.importer.owners import Owners
 from services.importer.run import FileTally, Outcome
@@ -53,3 +54,11 @@ def test_the_report_holds_every_skipped_row(tmp_path: Path) -> None:
     assert rows[0] == ["file", "row", "column", "reason"]
     assert len(rows) == 26
     assert rows[25] == ["/exports/Task.csv", "26", "Status", "is 'Open' [row 26]"]
+
+
+def test_a_refusal_is_printed_whole_on_a_narrow_terminal() -> None:
+    """A long path is not broken by a line end inside it: the terminal wraps it, and a copy stays whole."""
+    console = Console(record=True, width=40)
+    message = "/tmp/a/rather/long/directory/of/exports/deals.csv: row 3 has a value in column 4"
+    _error(console, ValueError(message))
+    assert console.export_text() == f"error: {message}\n"
