@@ -1,13 +1,13 @@
 """What the import reads from PostgreSQL (all of its SQL): the tenant, its vendor options and rep
 aliases, and which of the facts it is about to send the tenant already has.
 
-Already known, and so counted `duplicate` and not sent, is an event whose id the archive holds (an
-earlier run of the same import, or a HubSpot or Salesforce webhook: they name a record's facts as the
-import does), and a deal's or lead's fact the aggregator's state already has under another event id:
-`deal_facts` (a deal's creation, win or loss) and `leads` (a contact's creation, MQL, SQL). That
-second look catches the same fact sent by a client under its own id, and HubSpot facts received
-before the adapter named them by record (by notification then). Events still on their way through
-the broker are not seen here; the aggregator's archive drops those that share an id.
+Already known, and so counted `duplicate` and not sent, is an event whose id the archive holds (its
+key in `event_keys`: an earlier run of the same import, or a HubSpot or Salesforce webhook: they name
+a record's facts as the import does), and a deal's or lead's fact the aggregator's state already has
+under another event id: `deal_facts` (a deal's creation, win or loss) and `leads` (a contact's
+creation, MQL, SQL). That second look catches the same fact sent by a client under its own id, and
+HubSpot facts received before the adapter named them by record (by notification then). Events still on
+their way through the broker are not seen here; the aggregator's archive drops those that share an id.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.core.events import Channel, EventType
 from services.core.models import DealFact, Lead, RepAlias
-from services.core.models import Event as ArchivedEvent
+from services.core.models.archive import EventKey
 from services.core.source_settings import load_settings
 from services.importer.model import Fact, Terms, stage_key
 
@@ -60,9 +60,9 @@ async def known_ids(conn: AsyncConnection, tenant: str, event_ids: Iterable[str]
     ids = list(event_ids)
     if not ids:
         return set()
-    query = select(ArchivedEvent.event_id).where(
-        ArchivedEvent.tenant == tenant, ArchivedEvent.event_id == _any("ids")
-    )
+    # The dedupe keys, one index over the whole archive; the archive itself is partitioned by month
+    # and would be probed once per partition.
+    query = select(EventKey.event_id).where(EventKey.tenant == tenant, EventKey.event_id == _any("ids"))
     return set((await conn.execute(query, {"ids": ids})).scalars())
 
 
