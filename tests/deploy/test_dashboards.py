@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from typing import Any
 
@@ -10,9 +9,8 @@ import pytest
 import yaml
 
 from tests.deploy import grafana
+from tests.deploy.grafana_sql import granted_tables, reader_migration
 from tests.deploy.tooling import DASHBOARD_PROVIDERS, DATASOURCES, ROOT
-
-MIGRATION = ROOT / "migrations" / "versions" / "2026_11_22_0002_grafana_reader.py"
 
 
 def provisioned() -> dict[str, dict[str, Any]]:
@@ -103,20 +101,6 @@ def test_each_dashboard_uses_one_kind_of_datasource() -> None:
     assert sales == {"salesloop-postgres"}
 
 
-def granted_tables() -> set[str]:
-    """The tables the migrations let the Grafana role select, by reading their GRANT statements."""
-    spec = importlib.util.spec_from_file_location("grafana_reader", MIGRATION)
-    assert spec is not None
-    assert spec.loader is not None
-    migration = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(migration)
-    tables = {*migration.TABLES, "reps"}
-    grant = re.compile(rf"GRANT SELECT (?:\([\w, ]+\) )?ON (\w+) TO {migration.ROLE}")  # columns too
-    for path in sorted(MIGRATION.parent.glob("*.py")):
-        tables.update(grant.findall(path.read_text()))
-    return tables
-
-
 def test_every_sales_feedback_query_reads_only_tables_the_role_may_select() -> None:
     read = set()
     for target in grafana.targets(grafana.dashboards()["sales-feedback.json"]):
@@ -141,11 +125,7 @@ def test_every_sales_feedback_query_reads_only_tables_the_role_may_select() -> N
 def test_postgres_datasource_logs_in_as_the_migrated_read_only_role(
     sources: dict[str, dict[str, Any]],
 ) -> None:
-    spec = importlib.util.spec_from_file_location("grafana_reader", MIGRATION)
-    assert spec is not None
-    assert spec.loader is not None
-    migration = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(migration)
+    migration = reader_migration()
     postgres = sources["salesloop-postgres"]
     assert postgres["type"] == "grafana-postgresql-datasource"
     assert postgres["user"] == migration.ROLE

@@ -4,27 +4,20 @@ the same figures GET /v1/economics/summary gives for the range."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import Services, Stack
-from tests.deploy import grafana, traffic
-from tests.deploy.test_dashboards import granted_tables
+from tests.conftest import Services
+from tests.deploy import grafana, grafana_sql, traffic
 from tests.deploy.tooling import DASHBOARDS
 from tests.factories import TenantCtx, TenantFactory
 
-ROLE = "salesloop_grafana"
-PASSWORD = "grafana-test-password"
 MOVEMENTS = "MRR movements by month"
 PAYBACK = "CAC payback by channel"
 START, END = datetime(2026, 7, 1, tzinfo=UTC), datetime(2026, 10, 1, tzinfo=UTC)  # 92 days
@@ -81,19 +74,6 @@ async def tenant(services: Services, tenants: TenantFactory, engine: AsyncEngine
     return t
 
 
-@pytest.fixture(scope="module")
-async def reader(stack: Stack, engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
-    async with engine.begin() as conn:
-        await conn.execute(text(f"ALTER ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'"))
-    parts = urlsplit(stack.database_url)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    conn = await asyncpg.connect(urlunsplit((parts.scheme, f"{ROLE}:{PASSWORD}@{host}", *parts[2:])))
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
 def dashboard() -> grafana.Dashboard:
     return grafana.load(DASHBOARDS / "economics.json")
 
@@ -101,22 +81,17 @@ def dashboard() -> grafana.Dashboard:
 def test_the_dashboard_reads_only_what_the_role_may_select() -> None:
     board = dashboard()
     assert {p["datasource"]["uid"] for p in grafana.panels(board)} == {"salesloop-postgres"}
-    read = set()
-    for target in grafana.targets(board):
-        read.update(re.findall(r"(?<!epoch )\b(?:FROM|JOIN)\s+([a-z_]+)\b(?![.(])", target.query))
+    read = grafana_sql.tables_read(board)
     ctes = {"t", "w", "monthly", "latest", "accounts", "per_channel", "spend", "sales", "rows"}
     assert {"mrr_movements", "subscription_accounts", "channel_spend", "leads", "reps"} <= read
-    assert read - ctes <= granted_tables(), read - ctes - granted_tables()
+    granted = grafana_sql.granted_tables()
+    assert read - ctes <= granted, read - ctes - granted
 
 
 async def test_every_panel_returns_the_hand_worked_figures(
     reader: asyncpg.Connection, tenant: TenantCtx, services: Services
 ) -> None:
-    board = dashboard()
-    rows: dict[str, list[asyncpg.Record]] = {}
-    for target in grafana.targets(board):
-        sql = grafana.expand_sql(target.query, grafana.variables(board), {"tenant": tenant.slug}, START, END)
-        rows[target.panel] = await reader.fetch(sql)
+    rows = await grafana_sql.panel_rows(reader, dashboard(), {"tenant": tenant.slug}, START, END)
 
     months = {r["month"]: r for r in rows[MOVEMENTS]}
     assert list(months) == ["2026-07", "2026-08", "2026-09"]

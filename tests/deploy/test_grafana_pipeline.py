@@ -3,28 +3,21 @@ read-only role Grafana uses and returns the numbers of deals sent through the re
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import Services, Stack
-from tests.deploy import grafana, traffic
-from tests.deploy.test_dashboards import granted_tables
+from tests.conftest import Services
+from tests.deploy import grafana, grafana_sql, traffic
 from tests.deploy.tooling import DASHBOARDS
 from tests.factories import TenantCtx, TenantFactory
 
-ROLE = "salesloop_grafana"
-PASSWORD = "grafana-test-password"
 BY_STAGE = "Open pipeline by stage"
 COVERAGE = "Forecast coverage: this quarter and the next"
 STAGES = "Stages: conversion and days in stage"
@@ -103,43 +96,26 @@ async def org(services: Services, tenants: TenantFactory, engine: AsyncEngine) -
     return Org(t, now, first, last)
 
 
-@pytest.fixture(scope="module")
-async def reader(stack: Stack, engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
-    async with engine.begin() as conn:
-        await conn.execute(text(f"ALTER ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'"))
-    parts = urlsplit(stack.database_url)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    conn = await asyncpg.connect(urlunsplit((parts.scheme, f"{ROLE}:{PASSWORD}@{host}", *parts[2:])))
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
 def dashboard() -> grafana.Dashboard:
     return grafana.load(DASHBOARDS / "pipeline-forecast.json")
 
 
-async def panel_rows(reader: asyncpg.Connection, org: Org, teams: list[str]) -> dict[str, list[Any]]:
-    board = dashboard()
+async def panel_rows(
+    reader: asyncpg.Connection, org: Org, teams: list[str]
+) -> dict[str, list[asyncpg.Record]]:
     values: dict[str, grafana.VariableValue] = {"tenant": org.tenant.slug, "team": teams, "stale_days": "14"}
     start, end = org.now - timedelta(days=120), datetime.now(UTC)
-    out = {}
-    for target in grafana.targets(board):
-        sql = grafana.expand_sql(target.query, grafana.variables(board), values, start, end)
-        out[target.panel] = await reader.fetch(sql)
-    return out
+    return await grafana_sql.panel_rows(reader, dashboard(), values, start, end)
 
 
 def test_the_dashboard_reads_only_what_the_role_may_select() -> None:
     board = dashboard()
     assert {p["datasource"]["uid"] for p in grafana.panels(board)} == {"salesloop-postgres"}
-    read = set()
-    for target in grafana.targets(board):
-        read.update(re.findall(r"(?<!epoch )\b(?:FROM|JOIN)\s+([a-z_]+)\b(?![.(])", target.query))
+    read = grafana_sql.tables_read(board)
     ctes = {"stays", "quarters", "open", "won", "quota", "p90"}
     assert {"pipeline_deals", "deal_stage_stays", "deal_changes", "contact_activity"} <= read
-    assert read - ctes <= granted_tables(), read - ctes - granted_tables()
+    granted = grafana_sql.granted_tables()
+    assert read - ctes <= granted, read - ctes - granted
 
 
 async def test_every_panel_returns_the_deals_numbers(reader: asyncpg.Connection, org: Org) -> None:

@@ -3,12 +3,10 @@ read-only role Grafana uses and returns the numbers of events sent through the r
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -18,13 +16,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.aggregator.conversation import analyse
-from tests.conftest import Services, Stack
-from tests.deploy import grafana, traffic
+from tests.conftest import Services
+from tests.deploy import grafana, grafana_sql, traffic
 from tests.deploy.tooling import DASHBOARDS
 from tests.factories import TenantCtx, TenantFactory
 
-ROLE = "salesloop_grafana"
-PASSWORD = "grafana-test-password"
 ALPHA_CONNECTS = {"a1": 10, "a2": 10, "a3": 10, "a4": 2}  # of 20 dials each
 BETA = "beta's crew"  # a quote in a value: Grafana's quoting must keep the SQL intact
 NO_TEAM = "(no team)"
@@ -225,44 +221,26 @@ async def org(services: Services, tenants: TenantFactory, engine: AsyncEngine) -
     return Org(t, today, alpha_hired, beta_hired, len(events))
 
 
-@pytest.fixture(scope="module")
-async def reader(stack: Stack, engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
-    """A connection as the role the migration created (NOLOGIN here: no password was configured)."""
-    async with engine.begin() as conn:
-        await conn.execute(text(f"ALTER ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'"))
-    parts = urlsplit(stack.database_url)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    conn = await asyncpg.connect(urlunsplit((parts.scheme, f"{ROLE}:{PASSWORD}@{host}", *parts[2:])))
-    assert await conn.fetchval("SELECT current_user") == ROLE
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
 def dashboard() -> grafana.Dashboard:
     return grafana.load(DASHBOARDS / "sales-feedback.json")
+
+
+def time_range(org: Org) -> tuple[datetime, datetime]:
+    """The dashboard's time range: from 120 days before the organisation's day until now."""
+    return datetime.combine(org.today - timedelta(days=120), datetime.min.time(), UTC), datetime.now(UTC)
 
 
 async def run(
     reader: asyncpg.Connection, sql: str, org: Org, **values: grafana.VariableValue
 ) -> list[asyncpg.Record]:
-    board = dashboard()
-    start = datetime.combine(org.today - timedelta(days=120), datetime.min.time(), UTC)
-    end = datetime.now(UTC)
-    expanded = grafana.expand_sql(sql, grafana.variables(board), values, start, end)
-    rows: list[asyncpg.Record] = await reader.fetch(expanded)
-    return rows
+    return await grafana_sql.fetch(reader, dashboard(), sql, values, *time_range(org))
 
 
 async def panel_rows(
     reader: asyncpg.Connection, org: Org, teams: list[str]
 ) -> dict[str, list[asyncpg.Record]]:
     values: dict[str, grafana.VariableValue] = {"tenant": org.tenant.slug, "team": teams, "coach_gap": "0.2"}
-    out = {}
-    for target in grafana.targets(dashboard()):
-        out[target.panel] = await run(reader, target.query, org, **values)
-    return out
+    return await grafana_sql.panel_rows(reader, dashboard(), values, *time_range(org))
 
 
 async def test_variable_queries_list_tenants_and_teams(reader: asyncpg.Connection, org: Org) -> None:
