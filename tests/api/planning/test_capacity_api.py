@@ -8,7 +8,9 @@ import calendar
 import math
 import statistics
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -89,8 +91,47 @@ def expected_inputs() -> dict[str, float]:
     }
 
 
-async def test_plan_from_the_measured_team(org: Org) -> None:
+def plan_inputs(found: dict[str, float], failure_rate: float) -> tuple[date, PlanInputs]:
+    """The first month the plan covers, and the inputs of a 150,000 bookings, nine-month plan over
+    the measured team (`found`: expected_inputs()) with `failure_rate`."""
     start = add_months(TODAY.replace(day=1), 1)
+    # Hired on the 10th: on the 1st of a month the tenure month is one less than the months between.
+    team = tuple(
+        (start.year - s.year) * 12 + start.month - s.month - 1 for s, left in REPS.values() if not left
+    )
+    return start, PlanInputs(
+        target=150_000,
+        months=9,
+        shares=(0.1, 0.4, 0.7),
+        per_rep=QUOTA * found["median_attainment"],
+        quota=QUOTA,
+        failure_rate=failure_rate,
+        attrition=found["monthly_attrition"],
+        team=team,
+        lead=1,
+    )
+
+
+@asynccontextmanager
+async def failure_rate_set(org: Org, rate: str) -> AsyncIterator[None]:
+    """The economics settings' failure rate set to `rate` for the block, the settings emptied after."""
+    r = await org.request("PUT", "/v1/economics/settings", json={"failure_rate": rate})
+    assert r.status_code == 200, r.text
+    try:
+        yield
+    finally:
+        await org.request("PUT", "/v1/economics/settings", json={})
+
+
+async def plan_and_fit(org: Org) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The 150,000 bookings, nine-month plan and the fit, as the API answers them now."""
+    body = await org.get("/v1/planning/capacity", target_bookings=150_000, months=9)
+    return body, await org.get("/v1/planning/fit")
+
+
+async def test_plan_from_the_measured_team(org: Org) -> None:
+    found = expected_inputs()
+    start, p = plan_inputs(found, found["failure_rate"])
     body = await org.get("/v1/planning/capacity", target_bookings=150_000, months=9)
     assert (body["start"], body["months"], body["target"]) == (f"{start:%Y-%m}", 9, "bookings")
     assert body["ramp"] == {
@@ -100,7 +141,6 @@ async def test_plan_from_the_measured_team(org: Org) -> None:
         "steady_state": 10_000.0,
         "reps": 14,
     }
-    found = expected_inputs()
     for name, value in found.items():
         assert body["inputs"][name]["value"] == pytest.approx(value), name
         assert body["inputs"][name]["source"] == "measured", name
@@ -109,21 +149,6 @@ async def test_plan_from_the_measured_team(org: Org) -> None:
     assert body["active_reps"] == 10
 
     per_rep = QUOTA * found["median_attainment"]
-    # Hired on the 10th: on the 1st of a month the tenure month is one less than the months between.
-    team = tuple(
-        (start.year - s.year) * 12 + start.month - s.month - 1 for s, left in REPS.values() if not left
-    )
-    p = PlanInputs(
-        target=150_000,
-        months=9,
-        shares=(0.1, 0.4, 0.7),
-        per_rep=per_rep,
-        quota=QUOTA,
-        failure_rate=found["failure_rate"],
-        attrition=found["monthly_attrition"],
-        team=team,
-        lead=1,
-    )
     hires, equivalents = simulate(p)
     assert [m["hires"] for m in body["plan"]] == hires
     assert body["hires"] == sum(hires) > 0
@@ -151,13 +176,8 @@ async def test_fit_of_the_measured_team(org: Org) -> None:
 
 
 async def test_failure_rate_setting_comes_first(org: Org) -> None:
-    r = await org.request("PUT", "/v1/economics/settings", json={"failure_rate": "0.5"})
-    assert r.status_code == 200, r.text
-    try:
-        body = await org.get("/v1/planning/capacity", target_bookings=150_000, months=9)
-        fit = await org.get("/v1/planning/fit")
-    finally:
-        await org.request("PUT", "/v1/economics/settings", json={})
+    async with failure_rate_set(org, "0.5"):
+        body, fit = await plan_and_fit(org)
     assert body["inputs"]["failure_rate"] == {
         "value": 0.5,
         "source": "settings",
@@ -165,22 +185,7 @@ async def test_failure_rate_setting_comes_first(org: Org) -> None:
     }
     assert body["from_settings"] == ["failure_rate"]
     assert "failure_rate" not in body["measured"]
-    found = expected_inputs()
-    start = add_months(TODAY.replace(day=1), 1)
-    team = tuple(
-        (start.year - s.year) * 12 + start.month - s.month - 1 for s, left in REPS.values() if not left
-    )
-    p = PlanInputs(
-        target=150_000,
-        months=9,
-        shares=(0.1, 0.4, 0.7),
-        per_rep=QUOTA * found["median_attainment"],
-        quota=QUOTA,
-        failure_rate=0.5,
-        attrition=found["monthly_attrition"],
-        team=team,
-        lead=1,
-    )
+    _, p = plan_inputs(expected_inputs(), 0.5)
     assert [m["hires"] for m in body["plan"]] == simulate(p)[0]
     assert fit["scale"]["light"] == "red"
     assert fit["scale"]["figures"]["failure_rate_source"] == "settings"
@@ -194,13 +199,10 @@ async def test_a_rep_and_a_setting_written_show_at_once(org: Org) -> None:
     assert before["inputs"]["failure_rate"]["source"] == "measured"
     start, _ = REPS["v0"]
     await org.rep("v0", hired_at=str(start), quota_monthly=QUOTA, left_at=str(TODAY - timedelta(days=1)))
-    r = await org.request("PUT", "/v1/economics/settings", json={"failure_rate": "0.25"})
-    assert r.status_code == 200, r.text
     try:
-        body = await org.get("/v1/planning/capacity", target_bookings=150_000, months=9)
-        fit = await org.get("/v1/planning/fit")
+        async with failure_rate_set(org, "0.25"):
+            body, fit = await plan_and_fit(org)
     finally:
-        await org.request("PUT", "/v1/economics/settings", json={})
         await org.rep("v0", hired_at=str(start), quota_monthly=QUOTA)
     assert body["active_reps"] == 9
     assert body["inputs"]["failure_rate"] == {
