@@ -22,31 +22,27 @@ creates the tenant `bench-api` (and a key) when no `--api-key` is given. The ten
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import os
 import random
 import statistics
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import orjson
 import psutil
 
-from bench import loadgen, workload
+from bench import loadgen, reads, workload
+from bench.reads import WRITES_EVERY_S
 from services.aggregator import archive_partitions
 from services.aggregator.folds.subscriptions import SubscriptionEvent, derive_all
 from services.aggregator.folds.subscriptions_sql import INSERT_EVENTS, SAVE_ACCOUNTS, SAVE_MOVEMENTS
 from services.aggregator.store import insert_rows
-from services.core.db import asyncpg_dsn, sqlalchemy_url
+from services.core.db import asyncpg_dsn
 from services.core.events import Channel
 from services.core.models import REP_COUNTERS
 
@@ -57,8 +53,7 @@ TIMEZONES = ("UTC", "America/New_York", "Europe/Berlin", "Asia/Tokyo")
 LEADS_PER_DAY = 60
 DEALS_PER_DAY = 12
 CHANNELS = [c.value for c in Channel]
-# A busy aggregator commits a batch every 100-200 ms (batch_wait_ms is 200).
-WRITES_EVERY_S = 0.1
+SCOPES = ("metrics:read", "coaching:read", "demand:read", "economics:read")
 # The feedback tables of the tenant, emptied before seeding so that reruns measure the same data.
 SEEDED_TABLES = (
     "reps",
@@ -353,98 +348,26 @@ def requests(host: str, api_key: str) -> dict[str, list[bytes]]:
     }
 
 
-class Committer:
-    """A write transaction every `interval_s` in a thread of its own, as a busy aggregator commits its
-    batches: each one makes every cached answer stale, so reads during it are partly computed afresh."""
-
-    def __init__(self, dsn: str, interval_s: float) -> None:
-        self.dsn, self.interval_s = dsn, interval_s
-        self.commits = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
-
-    async def _run(self) -> None:
-        conn = await asyncpg.connect(self.dsn)
-        try:
-            while not self._stop.wait(self.interval_s):
-                await conn.execute("SELECT txid_current()")
-                self.commits += 1
-        finally:
-            await conn.close()
-
-    def __enter__(self) -> Committer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def measure(api_url: str, api_key: str, concurrency: int, seconds: float) -> dict[str, dict[str, Any]]:
-    url = urlsplit(api_url)
-    host, port = url.hostname or "127.0.0.1", url.port or 80
-    out = {}
-    for name, reqs in requests(f"{host}:{port}", api_key).items():
-        result = asyncio.run(loadgen.run(host, port, reqs, concurrency, seconds)).summary()
-        statuses = result["statuses"]
-        assert isinstance(statuses, dict)
-        if set(statuses) != {200}:
-            raise RuntimeError(f"{name}: answers other than 200: {statuses}")
-        out[name] = {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}
-    return out
-
-
-async def _sequential(
-    host: str, port: int, reqs: list[bytes], count: int, dsn: str | None
-) -> tuple[list[float], set[int]]:
-    """Latencies of `count` requests sent one at a time; with `dsn`, a commit before each."""
-    reader, writer = await asyncio.open_connection(host, port)
-    conn = await asyncpg.connect(dsn) if dsn else None
-    latencies, statuses = [], set()
-    try:
-        for i in range(count):
-            if conn is not None:
-                await conn.execute("SELECT txid_current()")  # a write transaction: a new snapshot
-            start = time.perf_counter()
-            writer.write(reqs[i % len(reqs)])
-            status, _ = await loadgen.read_response(reader)
-            latencies.append((time.perf_counter() - start) * 1000)
-            statuses.add(status)
-    finally:
-        writer.close()
-        if conn is not None:
-            await conn.close()
-    return latencies, statuses
-
-
 def service_times(
     api_url: str, api_key: str, dsn: str, api_pid: int | None = None, count: int = 200
 ) -> dict[str, dict[str, float]]:
     """Per read: median and mean latency of one client, as served (`cached`) and with every cached
     answer stale (`fresh`); with `api_pid`, the api's CPU ms per request as well."""
-    url = urlsplit(api_url)
-    host, port = url.hostname or "127.0.0.1", url.port or 80
+    host, port = reads.address(api_url)
     api = psutil.Process(api_pid) if api_pid else None
     out: dict[str, dict[str, float]] = {}
-    for name, reqs in requests(f"{host}:{port}", api_key).items():
+    for name, batch in requests(f"{host}:{port}", api_key).items():
         row: dict[str, float] = {}
         for kind, commit_dsn in (("cached", None), ("fresh", dsn)):
-            asyncio.run(_sequential(host, port, reqs, 10, commit_dsn))  # warm up
+            asyncio.run(reads.sequential(host, port, batch, 10, commit_dsn))  # warm up
             cpu = sum(api.cpu_times()[:2]) if api else 0.0
-            latencies, statuses = asyncio.run(_sequential(host, port, reqs, count, commit_dsn))
-            if statuses != {200}:
-                raise RuntimeError(f"{name}: answers other than 200: {statuses}")
+            latencies = reads.one_client(name, host, port, batch, count, commit_dsn)
             row[f"{kind}_p50_ms"] = round(statistics.median(latencies), 2)
             row[f"{kind}_mean_ms"] = round(statistics.fmean(latencies), 2)
             if api:
                 row[f"{kind}_api_cpu_ms"] = round(1000 * (sum(api.cpu_times()[:2]) - cpu) / count, 2)
         out[name] = row
     return out
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr)
 
 
 def run(
@@ -456,7 +379,7 @@ def run(
     events: int = 100_000,
     concurrency: int = 8,
     seconds: float = 10.0,
-    log: Callable[[str], None] = _stderr,
+    log: Callable[[str], None] = reads.stderr,
     api_pid: int | None = None,
 ) -> dict[str, Any]:
     """Seed `tenant` (its data is replaced), measure, grow the archive tenfold, measure again."""
@@ -464,7 +387,9 @@ def run(
     sizes = asyncio.run(seed(dsn, tenant, events))
     log(f"api reads: seeded {sizes} and {events:,} archived events in {time.monotonic() - t0:.0f} s")
     load = [round(x, 2) for x in os.getloadavg()]
-    before = measure(api_url, api_key, concurrency, seconds)
+    host, port = reads.address(api_url)
+    reqs = requests(f"{host}:{port}", api_key)
+    before = reads.measure(api_url, reqs, concurrency, seconds)
     service = service_times(api_url, api_key, dsn, api_pid)
     for name, row in service.items():
         log(f"  {name}: one client, p50 {row['cached_p50_ms']} ms as served, "
@@ -472,12 +397,12 @@ def run(
     t0 = time.monotonic()
     asyncio.run(grow(dsn, tenant, events, 9 * events))
     log(f"api reads: archive grown to {10 * events:,} events in {time.monotonic() - t0:.0f} s")
-    after = measure(api_url, api_key, concurrency, seconds)
+    after = reads.measure(api_url, reqs, concurrency, seconds)
     for name in before:
         log(f"  {name}: p50 {before[name]['p50_ms']} -> {after[name]['p50_ms']} ms, "
             f"p99 {before[name]['p99_ms']} -> {after[name]['p99_ms']} ms")  # fmt: skip
-    with Committer(dsn, WRITES_EVERY_S) as writes:
-        during_writes = measure(api_url, api_key, concurrency, seconds)
+    with reads.Committer(dsn, WRITES_EVERY_S) as writes:
+        during_writes = reads.measure(api_url, reqs, concurrency, seconds)
     for name, row in during_writes.items():
         log(f"  {name}: p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms with a commit every "
             f"{WRITES_EVERY_S * 1000:.0f} ms ({writes.commits} commits)")  # fmt: skip
@@ -503,36 +428,20 @@ def run(
 
 async def ensure_tenant(database_url: str, tenant: str) -> str:
     """A key with every read scope for `tenant`, created (tenant included) when missing."""
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    from services.core.tenancy import create_key, create_tenant, get_tenant
-
-    engine = create_async_engine(sqlalchemy_url(database_url))
-    try:
-        if await get_tenant(engine, tenant) is None:
-            await create_tenant(engine, tenant, "USD", "UTC")
-        return await create_key(
-            engine, tenant, ["metrics:read", "coaching:read", "demand:read", "economics:read"]
-        )
-    finally:
-        await engine.dispose()
+    return await reads.ensure_tenant(database_url, tenant, SCOPES)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = reads.arguments(
+        __doc__,
+        "bench-api",
+        key_help="a key of --tenant with metrics, coaching and demand read scopes",
+        seconds_help="per endpoint and phase",
     )
-    parser.add_argument("--api-url", required=True)
-    parser.add_argument("--database-url", required=True, help="postgresql:// URL of the api's database")
-    parser.add_argument("--tenant", default="bench-api")
-    parser.add_argument("--api-key", help="a key of --tenant with metrics, coaching and demand read scopes")
     parser.add_argument(
         "--events", type=int, default=100_000, help="archived events before the tenfold growth"
     )
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=10.0, help="per endpoint and phase")
     parser.add_argument("--api-pid", type=int, help="the api's process id: report its CPU per request")
-    parser.add_argument("--out", help="write the results here as JSON")
     args = parser.parse_args()
     key = args.api_key or asyncio.run(ensure_tenant(args.database_url, args.tenant))
     results = run(
@@ -545,11 +454,7 @@ def main() -> None:
         seconds=args.seconds,
         api_pid=args.api_pid,
     )
-    text = json.dumps(results, indent=2)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
-    print(text)
+    reads.emit(results, args.out)
 
 
 if __name__ == "__main__":

@@ -25,29 +25,26 @@ creates the tenant `bench-pipeline` (and a key) when no `--api-key` is given; it
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
 import random
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 
-from bench import loadgen
-from bench.api_reads import WRITES_EVERY_S, Committer, _sequential
+from bench import loadgen, reads
+from bench.reads import WRITES_EVERY_S
 from services.api.kit.windows import WindowSpec, window_args
 from services.api.pipeline import deal_queries, queries
 from services.api.pipeline.periods import current_month
-from services.core.db import asyncpg_dsn, sqlalchemy_url
+from services.core.db import asyncpg_dsn
 
 REPS = 200
 TEAMS = 10
@@ -241,35 +238,15 @@ def requests(host: str, api_key: str, today: date) -> dict[str, list[bytes]]:
     }  # fmt: skip
 
 
-def _address(api_url: str) -> tuple[str, int]:
-    url = urlsplit(api_url)
-    return url.hostname or "127.0.0.1", url.port or 80
-
-
-def measure(api_url: str, reqs: dict[str, list[bytes]], concurrency: int, seconds: float) -> dict[str, Any]:
-    host, port = _address(api_url)
-    out = {}
-    for name, batch in reqs.items():
-        result = asyncio.run(loadgen.run(host, port, batch, concurrency, seconds)).summary()
-        statuses = result["statuses"]
-        assert isinstance(statuses, dict)
-        if set(statuses) != {200}:
-            raise RuntimeError(f"{name}: answers other than 200: {statuses}")
-        out[name] = {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}
-    return out
-
-
 def service_times(api_url: str, reqs: dict[str, list[bytes]], dsn: str, count: int = 100) -> dict[str, Any]:
     """Per read: median latency of one client, as served and with every cached answer stale."""
-    host, port = _address(api_url)
+    host, port = reads.address(api_url)
     out: dict[str, dict[str, float]] = {}
     for name, batch in reqs.items():
         row: dict[str, float] = {}
         for kind, commit_dsn in (("cached", None), ("fresh", dsn)):
-            asyncio.run(_sequential(host, port, batch, 5, commit_dsn))  # warm up
-            latencies, statuses = asyncio.run(_sequential(host, port, batch, count, commit_dsn))
-            if statuses != {200}:
-                raise RuntimeError(f"{name}: answers other than 200: {statuses}")
+            asyncio.run(reads.sequential(host, port, batch, 5, commit_dsn))  # warm up
+            latencies = reads.one_client(name, host, port, batch, count, commit_dsn)
             row[f"{kind}_p50_ms"] = round(statistics.median(latencies), 2)
             row[f"{kind}_p99_ms"] = round(sorted(latencies)[int(0.99 * (len(latencies) - 1))], 2)
         out[name] = row
@@ -309,36 +286,32 @@ async def blocks(dsn: str, tenant: str, now: datetime) -> dict[str, dict[str, fl
         await conn.close()
 
 
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr)
-
-
 def run(
     api_url: str, api_key: str, dsn: str, tenant: str, *, concurrency: int = 8, seconds: float = 10.0,
-    log: Callable[[str], None] = _stderr,
+    log: Callable[[str], None] = reads.stderr,
 ) -> dict[str, Any]:  # fmt: skip
     """Seed `tenant` (its pipeline data is replaced), measure, grow the history tenfold, measure again."""
     now = datetime.now(UTC)
     t0 = time.monotonic()
     sizes = asyncio.run(seed(dsn, tenant, now))
     log(f"pipeline reads: seeded {sizes} in {time.monotonic() - t0:.0f} s")
-    host, port = _address(api_url)
+    host, port = reads.address(api_url)
     reqs = requests(f"{host}:{port}", api_key, now.date())
     load_average = [round(x, 2) for x in os.getloadavg()]
-    before = measure(api_url, reqs, concurrency, seconds)
+    before = reads.measure(api_url, reqs, concurrency, seconds)
     fresh_before = service_times(api_url, reqs, dsn)
     blocks_before = asyncio.run(blocks(dsn, tenant, now))
     t0 = time.monotonic()
     grown = asyncio.run(grow(dsn, tenant, now))
     log(f"pipeline reads: history grown by {grown} in {time.monotonic() - t0:.0f} s")
-    after = measure(api_url, reqs, concurrency, seconds)
+    after = reads.measure(api_url, reqs, concurrency, seconds)
     fresh_after = service_times(api_url, reqs, dsn)
     blocks_after = asyncio.run(blocks(dsn, tenant, now))
     for name, seen in blocks_before.items():
         log(f"  {name}: {seen['blocks']} -> {blocks_after[name]['blocks']} blocks, "
             f"{seen['ms']} -> {blocks_after[name]['ms']} ms in Postgres")  # fmt: skip
-    with Committer(dsn, WRITES_EVERY_S) as writes:
-        during_writes = measure(api_url, reqs, concurrency, seconds)
+    with reads.Committer(dsn, WRITES_EVERY_S) as writes:
+        during_writes = reads.measure(api_url, reqs, concurrency, seconds)
     for name in before:
         log(f"  {name}: p99 {before[name]['p99_ms']} -> {after[name]['p99_ms']} ms "
             f"({during_writes[name]['p99_ms']} ms with commits); one client afresh "
@@ -355,43 +328,20 @@ def run(
     }  # fmt: skip
 
 
-async def ensure_tenant(database_url: str, tenant: str) -> str:
-    """A key with pipeline:read for `tenant`, created (tenant included) when missing."""
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    from services.core.tenancy import create_key, create_tenant, get_tenant
-
-    engine = create_async_engine(sqlalchemy_url(database_url))
-    try:
-        if await get_tenant(engine, tenant) is None:
-            await create_tenant(engine, tenant, "USD", "UTC")
-        return await create_key(engine, tenant, ["pipeline:read"])
-    finally:
-        await engine.dispose()
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = reads.arguments(
+        __doc__,
+        "bench-pipeline",
+        key_help="a key of --tenant with pipeline:read",
+        seconds_help="per read and phase",
     )
-    parser.add_argument("--api-url", required=True)
-    parser.add_argument("--database-url", required=True, help="postgresql:// URL of the api's database")
-    parser.add_argument("--tenant", default="bench-pipeline")
-    parser.add_argument("--api-key", help="a key of --tenant with pipeline:read")
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=10.0, help="per read and phase")
-    parser.add_argument("--out", help="write the results here as JSON")
     args = parser.parse_args()
-    key = args.api_key or asyncio.run(ensure_tenant(args.database_url, args.tenant))
+    key = args.api_key or asyncio.run(reads.ensure_tenant(args.database_url, args.tenant, ["pipeline:read"]))
     results = run(
         args.api_url, key, asyncpg_dsn(args.database_url), args.tenant, concurrency=args.concurrency,
         seconds=args.seconds,
     )  # fmt: skip
-    text = json.dumps(results, indent=2)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
-    print(text)
+    reads.emit(results, args.out)
 
 
 if __name__ == "__main__":
