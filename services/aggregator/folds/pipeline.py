@@ -32,10 +32,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final, NamedTuple
 
-from services.aggregator.folds.crm import Change as OwnerChange
-from services.aggregator.folds.crm import EntityState
 from services.core.crm import CrmUpdate, amount_value
 from services.core.events import EventType
 from services.core.wire import Event
@@ -141,8 +139,9 @@ def batch_changes(deal_events: Iterable[Event], updates: Iterable[CrmUpdate]) ->
 # --- a deal's history -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class DealChange:
+class DealChange(NamedTuple):
+    """One change of a deal, as its `deal_changes` row holds it."""
+
     change_id: str
     at: datetime
     kind: str
@@ -152,6 +151,16 @@ class DealChange:
     @property
     def order(self) -> tuple[datetime, int, str]:
         return (self.at, _RANK.get(self.kind, 1), self.change_id)
+
+
+# A change as `derive` walks them: (at, rank, change_id, kind, value, rep_id). Plain tuples, so a
+# deal's changes sort in their order as they are (change ids are distinct within a deal), with no key
+# function and no object per change: an import brings thousands of deals at once.
+Ordered = tuple[datetime, int, str, str, str | None, str | None]
+_AT: Final = 0
+_KIND: Final = 3
+_VALUE: Final = 4
+_REP: Final = 5
 
 
 @dataclass(slots=True)
@@ -194,44 +203,56 @@ def derive(
     tenant: str, deal_id: str, changes: Iterable[DealChange]
 ) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
     """The deal's `pipeline_deals` row and its `deal_stage_stays` rows (tenant first, stays in time order)."""
-    ordered = sorted(changes, key=lambda c: c.order)
-    owners = EntityState(tenant, "deal", deal_id)
-    for c in ordered:
-        if c.kind == OWNER:
-            owners.add_change(OwnerChange(OWNER, c.change_id, c.at, c.value, c.rep_id))
+    ordered = [(c.at, _RANK.get(c.kind, 1), c.change_id, c.kind, c.value, c.rep_id) for c in changes]
+    ordered.sort()
+    return _derive(tenant, deal_id, ordered)
+
+
+def _derive(
+    tenant: str, deal_id: str, ordered: Sequence[Ordered]
+) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
+    """`derive` of changes already in their order."""
+    # The owner changes in time order (they all rank alike): crm.py's `EntityState.owner_at` over them.
+    owners = [c for c in ordered if c[_KIND] == OWNER]
 
     def owner_at(at: datetime | None) -> str | None:
-        found = owners.owner_at(at) if at is not None else None
-        return found.rep_id if found is not None else None
+        if at is None or not owners:
+            return None
+        found = owners[0]
+        for c in owners:
+            if c[_AT] > at:
+                break
+            found = c
+        return found[_REP]
 
     # The stages the deal was won or lost with: a stage change naming one closes it so (again).
-    closing = {c.value: c.kind for c in ordered if c.kind in CLOSES and c.value is not None}
+    closing = {c[_VALUE]: c[_KIND] for c in ordered if c[_KIND] in CLOSES and c[_VALUE] is not None}
     history = History()
-    latest: dict[str, DealChange] = {}
+    latest: dict[str, str | None] = {}  # kind -> the value of its newest change
     created_at: datetime | None = None
-    for c in ordered:
-        latest[c.kind] = c
-        if c.kind == CREATED and created_at is None:
-            created_at = c.at
-        elif c.kind == STAGE and c.value is not None:
-            if c.value in closing:
-                history.close(c.at, closing[c.value])
-            else:
-                history.enter(c.at, c.value, owner_at(c.at))
-        elif c.kind in CLOSES:
-            history.close(c.at, c.kind)
-
-    def value(kind: str) -> str | None:
-        c = latest.get(kind)
-        return c.value if c is not None else None
+    for at, _, _, kind, value, _ in ordered:
+        latest[kind] = value
+        if kind == CREATED:
+            if created_at is None:
+                created_at = at
+        elif kind == STAGE:
+            if value is not None:
+                if value in closing:
+                    history.close(at, closing[value])
+                else:
+                    history.enter(at, value, owner_at(at))
+        elif kind in CLOSES:
+            history.close(at, kind)
 
     current = history.stays[-1] if history.stays else None
-    owner = owner_at(history.closed_at) if history.closed_at is not None else _current(owners)
+    closed_at = history.closed_at
+    owner = owner_at(closed_at) if closed_at is not None else owners[-1][_REP] if owners else None
+    get = latest.get
     deal = (
-        tenant, deal_id, owner, owner_at(created_at), value(CONTACT), created_at, history.status,
-        history.closed_at, current.stage if current else None, current.entered_at if current else None,
-        _amount(value("amount")), _date(value("close_date")), value("forecast_category"),
-        ordered[-1].at if ordered else None,
+        tenant, deal_id, owner, owner_at(created_at), get(CONTACT), created_at, history.status, closed_at,
+        current.stage if current else None, current.entered_at if current else None,
+        _amount(get("amount")), _date(get("close_date")), get("forecast_category"),
+        ordered[-1][_AT] if ordered else None,
     )  # fmt: skip
     return deal, _stay_rows(tenant, deal_id, history, created_at)
 
@@ -250,11 +271,6 @@ def _stay_rows(
     return rows
 
 
-def _current(owners: EntityState) -> str | None:
-    latest = owners.latest(OWNER)
-    return latest.rep_id if latest is not None else None
-
-
 def _amount(text: str | None) -> Decimal | None:
     return None if text is None else amount_value(text)
 
@@ -270,15 +286,22 @@ def _date(text: str | None) -> date | None:
 
 
 def derive_all(
-    changes: Sequence[tuple[str, str, str, datetime, str, str | None, str | None]],
+    changes: Iterable[tuple[str, str, str, datetime, str, str | None, str | None]],
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """Every deal's rows from `deal_changes` rows (tenant, deal_id, change_id, at, kind, value, rep_id)."""
-    by_deal: dict[DealKey, list[DealChange]] = {}
+    by_deal: dict[DealKey, list[Ordered]] = {}
+    rank = _RANK.get
     for tenant, deal_id, change_id, at, kind, value, rep_id in changes:
-        by_deal.setdefault((tenant, deal_id), []).append(DealChange(change_id, at, kind, value, rep_id))
+        key = (tenant, deal_id)
+        found = by_deal.get(key)
+        if found is None:
+            found = by_deal[key] = []
+        found.append((at, rank(kind, 1), change_id, kind, value, rep_id))
     deals, stays = [], []
     for key in sorted(by_deal):
-        deal, rows = derive(*key, by_deal[key])
+        ordered = by_deal[key]
+        ordered.sort()
+        deal, rows = _derive(*key, ordered)
         deals.append(deal)
         stays.extend(rows)
     return deals, stays

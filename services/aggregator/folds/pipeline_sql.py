@@ -35,7 +35,7 @@ from services.aggregator.folds.pipeline import (
     derive_all,
     scan,
 )
-from services.aggregator.store import columns, insert_rows
+from services.aggregator.store import columns, copy_new_rows, insert_rows
 
 TABLES = ("deal_changes", "pipeline_deals", "deal_stage_stays", "contact_activity")
 # The two-key advisory lock space, apart from REBUILD_LOCK_KEY and the leads and conversation folds'.
@@ -52,11 +52,10 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::
                      $7::text[])
 ON CONFLICT (tenant, deal_id, change_id) DO NOTHING
 """
-# The deals' rows as they stand, read through their primary key: a no-op update of each (in key order,
-# inserting an empty row for a new deal, which SAVE_DEALS fills in below) returns the row as last
-# committed. The primary key is the conflict arbiter, so no plan can probe another (tenant, ...) index
-# instead: one the planner could pick on a table without statistics yet (a first import), scanning the
-# tenant's every deal per key.
+# The stored rows of deals that have changes already, read through their primary key: a no-op update
+# of each (in key order) returns the row as last committed. The primary key is the conflict arbiter, so
+# no plan can probe another (tenant, ...) index instead: one the planner could pick on a table without
+# statistics yet (a first import), scanning the tenant's every deal per key.
 STORED = """
 INSERT INTO pipeline_deals AS p (tenant, deal_id)
 SELECT * FROM unnest($1::text[], $2::text[]) ORDER BY 1, 2
@@ -77,6 +76,8 @@ _DEAL_COLUMNS = (
     "rep_id, created_rep_id, contact_id, created_at, status, closed_at, stage, stage_entered_at, amount, "
     "close_date, forecast_category, updated_at"
 )
+_DEAL_ROW = ("tenant", "deal_id", *_DEAL_COLUMNS.split(", "))
+_CHANGE_COLUMNS = ("tenant", "deal_id", "change_id", "at", "kind", "value", "rep_id")
 SAVE_DEALS = f"""
 INSERT INTO pipeline_deals AS p (tenant, deal_id, {_DEAL_COLUMNS})
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
@@ -154,28 +155,56 @@ async def _fold_deals(
     conn: asyncpg.Connection, changes: Sequence[ChangeRow]
 ) -> tuple[list[Contact], list[Contact]]:
     """Add the changes, recompute every touched deal from its whole change set, and say which contacts
-    the deals name that they did not before, and which they no longer name."""
+    the deals name that they did not before, and which they no longer name.
+
+    The deals' changes are read before the batch's are added: a deal without any is new, and has no
+    row either (a deal's changes and its row are written together, and deleted together by a rebuild
+    or a tenant's deletion), so only the others' rows are read. A first import's deals are all new:
+    it reads nothing back."""
     deals: list[DealKey] = sorted({(r[0], r[1]) for r in changes})
-    await conn.execute(INSERT_CHANGES, *columns(changes))
-    stored = {
-        (r["tenant"], r["deal_id"]): (r["contact_id"], r["staged"])
-        for r in await conn.fetch(STORED, *columns(deals))
-    }
-    found = await conn.fetch(CHANGES, *columns(deals))
-    deal_rows, stay_rows = derive_all([_change(r) for r in found])
-    await conn.execute(SAVE_DEALS, *columns(deal_rows))
+    prior = [_change(r) for r in await conn.fetch(CHANGES, *columns(deals))]
+    known = sorted({(r[0], r[1]) for r in prior})
+    stored: dict[DealKey, tuple[str | None, bool]] = {}
+    if known:
+        for r in await conn.fetch(STORED, *columns(known)):
+            stored[(r["tenant"], r["deal_id"])] = (r["contact_id"], r["staged"])
+    await copy_new_rows(conn, "deal_changes", _CHANGE_COLUMNS, changes, INSERT_CHANGES)
+    deal_rows, stay_rows = derive_all(_change_set(prior, changes))
+    # A new deal's row is inserted, a known one's written again.
+    await copy_new_rows(
+        conn, "pipeline_deals", _DEAL_ROW, [d for d in deal_rows if (d[0], d[1]) not in stored], SAVE_DEALS
+    )
+    await insert_rows(conn, SAVE_DEALS, [d for d in deal_rows if (d[0], d[1]) in stored])
     await insert_rows(conn, DELETE_STAYS, [k for k, (_, staged) in stored.items() if staged])
     await insert_rows(conn, INSERT_STAYS, [(*s[:8], _json(s[8]), s[9]) for s in stay_rows])
     named: set[Contact] = set()
     unnamed: set[Contact] = set()
     for d in deal_rows:
-        tenant, old, now = d[0], stored[(d[0], d[1])][0], d[4]
+        tenant, now = d[0], d[4]
+        old = stored[(tenant, d[1])][0] if (tenant, d[1]) in stored else None
         if old != now:
             if now is not None:
                 named.add((tenant, now))
             if old is not None:
                 unnamed.add((tenant, old))
     return sorted(named), sorted(unnamed)
+
+
+def _change_set(prior: Sequence[ChangeRow], batch: Sequence[ChangeRow]) -> list[ChangeRow]:
+    """The deals' changes as `deal_changes` holds them once the batch's are added: a change already
+    there (or earlier in the batch) is kept as it was (INSERT_CHANGES does nothing on a conflict)."""
+    if not prior:
+        ids = {(r[0], r[1], r[2]) for r in batch}
+        if len(ids) == len(batch):
+            return list(batch)
+    seen: set[tuple[str, str, str]] = set()
+    merged = []
+    for r in (*prior, *batch):
+        key = (r[0], r[1], r[2])
+        if key not in seen:
+            seen.add(key)
+            merged.append(r)
+    return merged
 
 
 def _change(r: asyncpg.Record) -> ChangeRow:

@@ -256,6 +256,25 @@ async def test_a_contact_no_deal_names_any_longer_loses_its_activity_row(pool: a
     ]
 
 
+async def test_a_change_whose_key_is_taken_keeps_the_stored_one(pool: asyncpg.Pool) -> None:
+    """The batch's changes are COPYed in a savepoint; a key taken already (no batch makes one, a hand
+    could) rolls that back and the insert that leaves the stored change alone runs instead."""
+    t = await new_tenant(pool, reps=REPS)
+    created = event(t, "deal.created", "2026-11-01T09:00:00Z", rep_id="r1", deal_id="A", amount="100")
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO deal_changes (tenant, deal_id, change_id, at, kind, value) VALUES ($1, 'A', $2, $3,"
+            " 'amount', '999')",
+            t, f"e:{created.event_id}:amount", at("2026-11-01T09:00:00Z"),
+        )  # fmt: skip
+    await commit(pool, [created])
+    assert [(r[1].rsplit(":", 1)[1], r[4]) for r in await changes(pool, t)] == [
+        ("amount", "999"), ("created", None), ("owner", "r1"),
+    ]  # fmt: skip
+    deals = await table(pool, "pipeline_deals", t, "deal_id", "rep_id", "amount")
+    assert deals == [("A", "r1", Decimal(999))]
+
+
 async def test_events_without_deals_or_contacts_write_nothing(pool: asyncpg.Pool) -> None:
     t = await new_tenant(pool, reps=REPS)
     await commit(
