@@ -1,11 +1,15 @@
-"""One small demo organisation, loaded once through the real services and folded, for the API tests."""
+"""One small demo organisation, loaded once through the real services and folded, for the API tests,
+and a client of the api with its tenant's key."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+import httpx
 import pytest
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -62,3 +66,20 @@ async def loaded(
     )
     await wait_folded(engine, tenant.slug, len(events), FOLD_TIMEOUT_S)
     return LoadedDemo(tenant, org, events, summary, out.getvalue())
+
+
+@pytest.fixture
+async def api(services: Services, loaded: LoadedDemo) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the session's api with the loaded demo tenant's key. Like `loaded`, for the files
+    tests/conftest.py keeps on one xdist worker (DEMO_ORGANISATION), so the demo is loaded once."""
+    headers = {"Authorization": f"Bearer {loaded.tenant.api_key}"}
+    async with httpx.AsyncClient(base_url=services.api_url, headers=headers, timeout=30) as client:
+        yield client
+
+
+async def get(api: httpx.AsyncClient, path: str, **params: str) -> dict[str, Any]:
+    """The body of a 200 answer to GET `path`."""
+    response = await api.get(path, params=params)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body

@@ -3,32 +3,15 @@ and the feedback API recovers what the model planted."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
 
 from services.api.coaching.service import ACTIVITY_METRICS, HIGHER_IS_WORSE, TWO_SIDED
-from tests.conftest import Services
 from tests.demo import reference
-from tests.demo.conftest import LoadedDemo
-
-
-@pytest.fixture
-async def api(services: Services, loaded: LoadedDemo) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"Authorization": f"Bearer {loaded.tenant.api_key}"}
-    async with httpx.AsyncClient(base_url=services.api_url, headers=headers, timeout=30) as client:
-        yield client
-
-
-async def get(api: httpx.AsyncClient, path: str, **params: str) -> dict[str, Any]:
-    response = await api.get(path, params=params)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+from tests.demo.conftest import LoadedDemo, get
 
 
 def last_90_days(loaded: LoadedDemo) -> reference.Window:

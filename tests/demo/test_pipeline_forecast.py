@@ -6,9 +6,7 @@ Shares the session's loaded demo organisation with tests/demo/test_pipeline.py: 
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
 from datetime import date, datetime
-from typing import Any
 
 import httpx
 import pytest
@@ -17,21 +15,7 @@ from rich.console import Console
 from devstack.demo import pipeline, report_pipeline
 from tests.conftest import Services
 from tests.demo import reference
-from tests.demo.conftest import LoadedDemo
-
-
-@pytest.fixture
-async def api(services: Services, loaded: LoadedDemo) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"Authorization": f"Bearer {loaded.tenant.api_key}"}
-    async with httpx.AsyncClient(base_url=services.api_url, headers=headers, timeout=30) as client:
-        yield client
-
-
-async def get(api: httpx.AsyncClient, path: str, **params: str) -> dict[str, Any]:
-    response = await api.get(path, params=params)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+from tests.demo.conftest import LoadedDemo, get
 
 
 def whole(loaded: LoadedDemo) -> dict[str, str]:
