@@ -11,22 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
 import httpx
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from devstack.demo.send import error_message
+from devstack.demo import report_kit
+from devstack.demo.report_kit import Answer, get, missing_scopes, money, pct, print_renderables, unavailable
 
 TITLES = ("MRR movements", "Unit economics by channel", "Stage of fit")
 LTV_TO_CAC = 3.0  # Skok: LTV should be more than three times CAC ...
 PAYBACK_MONTHS = 12.0  # ... and CAC paid back within a year
 LIGHTS = {"green": "bold green", "red": "bold red", "unknown": "yellow"}
+LEFT = ("", "why")  # columns aligned left besides the first
 FIT_LIGHTS = (("product_market", "product/market"), ("go_to_market", "go-to-market"), ("scale", "scale"))
 MOVEMENTS = (
     ("new_mrr", "new"),
@@ -35,13 +37,6 @@ MOVEMENTS = (
     ("contraction_mrr", "contraction"),
     ("churned_mrr", "churned"),
 )
-
-
-@dataclass
-class Answer:
-    body: dict[str, Any] | None = None
-    problem: str | None = None
-    missing_scope: bool = False
 
 
 @dataclass
@@ -67,20 +62,8 @@ async def fetch(api_url: str, api_key: str, window: Mapping[str, str]) -> Econom
     """The window's summary and fit, then a summary per calendar month the window touches."""
     headers = {"Authorization": f"Bearer {api_key}"}
     async with httpx.AsyncClient(base_url=api_url.rstrip("/"), headers=headers, timeout=30.0) as client:
-
-        async def get(path: str, query: Mapping[str, str]) -> Answer:
-            try:
-                response = await client.get(path, params=dict(query))
-            except httpx.HTTPError as exc:
-                return Answer(problem=f"cannot reach the API: {type(exc).__name__}")
-            if response.status_code == 200:
-                return Answer(body=response.json())
-            if response.status_code == 404:
-                return Answer(problem=f"this API does not serve {path}")
-            return Answer(problem=error_message(response), missing_scope=response.status_code == 403)
-
         summary, fit = await asyncio.gather(
-            get("/v1/economics/summary", window), get("/v1/planning/fit", window)
+            get(client, "/v1/economics/summary", window), get(client, "/v1/planning/fit", window)
         )
         data = EconomicsData(summary, fit)
         if summary.body is not None:
@@ -88,7 +71,7 @@ async def fetch(api_url: str, api_key: str, window: Mapping[str, str]) -> Econom
             months = months_of(start, end)
             answers = await asyncio.gather(
                 *(
-                    get("/v1/economics/summary", {"from": first.isoformat(), "to": last.isoformat()})
+                    get(client, "/v1/economics/summary", {"from": first.isoformat(), "to": last.isoformat()})
                     for _, first, last in months
                 )
             )
@@ -99,21 +82,20 @@ async def fetch(api_url: str, api_key: str, window: Mapping[str, str]) -> Econom
 def render(data: EconomicsData) -> list[RenderableType]:
     out: list[RenderableType] = []
     if data.summary.body is None:
-        out += [_unavailable(TITLES[0], data.summary), _unavailable(TITLES[1], data.summary)]
+        out += [unavailable(TITLES[0], data.summary), unavailable(TITLES[1], data.summary)]
     else:
         out += [movements_table(data.summary.body, data.months), channels_table(data.summary.body)]
-    out.append(fit_table(data.fit.body) if data.fit.body is not None else _unavailable(TITLES[2], data.fit))
+    out.append(fit_table(data.fit.body) if data.fit.body is not None else unavailable(TITLES[2], data.fit))
     return out
 
 
 def problems(data: EconomicsData) -> list[str]:
-    found = {a.problem for a in (data.summary, data.fit) if a.missing_scope and a.problem}
-    return [f"Economics: {p}" for p in sorted(found)]
+    return missing_scopes("Economics", (data.summary, data.fit))
 
 
 def movements_table(window: Mapping[str, Any], months: Mapping[str, Answer]) -> Table:
     columns = ("month", "MRR at start", *(title for _, title in MOVEMENTS), "MRR at end", "customers")
-    table = _table(TITLES[0], columns)
+    table = report_kit.table(TITLES[0], columns, LEFT)
     for label, answer in months.items():
         f = (answer.body or {}).get("overall")
         if f is None:
@@ -124,9 +106,9 @@ def movements_table(window: Mapping[str, Any], months: Mapping[str, Answer]) -> 
     overall = window.get("overall", {})
     table.add_row(f"{window.get('from')} to {window.get('to')}", *_movement_cells(overall))
     table.caption = (
-        f"logo retention {_pct(overall.get('logo_retention'))}, net revenue retention "
-        f"{_pct(overall.get('net_revenue_retention'))}, gross revenue retention "
-        f"{_pct(overall.get('gross_revenue_retention'))} over the window (customers at its start); "
+        f"logo retention {pct(overall.get('logo_retention'))}, net revenue retention "
+        f"{pct(overall.get('net_revenue_retention'))}, gross revenue retention "
+        f"{pct(overall.get('gross_revenue_retention'))} over the window (customers at its start); "
         "customers: at the end (new, churned)"
     )
     return table
@@ -135,17 +117,17 @@ def movements_table(window: Mapping[str, Any], months: Mapping[str, Answer]) -> 
 def _movement_cells(f: Mapping[str, Any]) -> list[str | Text]:
     churned = f.get("churned_mrr") or 0.0
     return [
-        _money(f.get("mrr_start")),
-        *(_money(f.get(key)) for key, _ in MOVEMENTS[:-1]),
-        Text(_money(churned), style="red" if churned else ""),
-        _money(f.get("mrr_end")),
+        money(f.get("mrr_start")),
+        *(money(f.get(key)) for key, _ in MOVEMENTS[:-1]),
+        Text(money(churned), style="red" if churned else ""),
+        money(f.get("mrr_end")),
         f"{f.get('customers_end', 0):,} (+{f.get('customers_new', 0)}, -{f.get('customers_churned', 0)})",
     ]
 
 
 def channels_table(body: Mapping[str, Any]) -> Table:
     columns = ("channel", "new", "ARPA", "churn/month", "LTV", "CAC", "payback months", "LTV:CAC")
-    table = _table(TITLES[1], columns)
+    table = report_kit.table(TITLES[1], columns, LEFT)
     channels = body.get("channels", {})
     ranked = sorted(channels.items(), key=lambda kv: _sort_key(kv[1].get("cac_payback_months")))
     for name, f in [*ranked, ("all", body.get("overall", {}))]:
@@ -153,15 +135,15 @@ def channels_table(body: Mapping[str, Any]) -> Table:
             table.add_section()
         payback, ratio = f.get("cac_payback_months"), f.get("ltv_to_cac")
         table.add_row(
-            name, f"{f.get('customers_new', 0):,}", _money(f.get("arpa")), _pct(f.get("monthly_churn")),
-            _money(f.get("ltv")), _money(f.get("cac")),
+            name, f"{f.get('customers_new', 0):,}", money(f.get("arpa")), pct(f.get("monthly_churn")),
+            money(f.get("ltv")), money(f.get("cac")),
             Text(_number(payback), style=_style(payback is not None and payback > PAYBACK_MONTHS)),
             Text(_number(ratio), style=_style(ratio is not None and ratio < LTV_TO_CAC)),
         )  # fmt: skip
     margin = (body.get("settings") or {}).get("gross_margin")
     table.caption = (
         "by first-touch channel, fastest payback first; payback = CAC / (ARPA x gross margin "
-        f"{_pct(margin)}); red: payback over {PAYBACK_MONTHS:.0f} months or LTV under "
+        f"{pct(margin)}); red: payback over {PAYBACK_MONTHS:.0f} months or LTV under "
         f"{LTV_TO_CAC:.0f} x CAC. CAC: the channel's spend and an equal share of sales cost per new "
         "customer; '-' where nothing can be divided (no new customers, or no churn for LTV)"
     )
@@ -169,7 +151,7 @@ def channels_table(body: Mapping[str, Any]) -> Table:
 
 
 def fit_table(body: Mapping[str, Any]) -> Table:
-    table = _table(TITLES[2], ("light", "", "why"))
+    table = report_kit.table(TITLES[2], ("light", "", "why"), LEFT)
     for key, name in FIT_LIGHTS:
         light = (body.get(key) or {}).get("light", "unknown")
         table.add_row(name, Text(light, style=LIGHTS.get(light, "")), (body.get(key) or {}).get("reason", ""))
@@ -192,21 +174,8 @@ def fit_table(body: Mapping[str, Any]) -> Table:
 def print_section(console: Console, api_url: str, api_key: str, window: Mapping[str, str]) -> list[str]:
     """Fetch and print the economics section; returns the scopes the key lacked, as messages."""
     data = asyncio.run(fetch(api_url, api_key, window))
-    for renderable in render(data):
-        console.print(renderable)
-        console.print()
+    print_renderables(console, render(data))
     return problems(data)
-
-
-def _unavailable(title: str, answer: Answer) -> RenderableType:
-    return Group(Text(title, style="italic"), Text(f"  not available: {answer.problem}", style="yellow"))
-
-
-def _table(title: str, columns: Sequence[str]) -> Table:
-    table = Table(title=title, title_justify="left", caption_justify="left")
-    for i, column in enumerate(columns):
-        table.add_column(column, justify="right" if i and column not in ("", "why") else "left")
-    return table
 
 
 def _sort_key(value: float | None) -> tuple[bool, float]:
@@ -217,13 +186,5 @@ def _style(bad: bool) -> str:
     return "bold red" if bad else ""
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
-
-
 def _number(value: float | None) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.1f}"
-
-
-def _money(value: float | None) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{value:,.0f}"

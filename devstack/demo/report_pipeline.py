@@ -10,32 +10,25 @@ API does not serve (404) says so instead.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from devstack.demo.send import error_message
+from devstack.demo import report_kit
+from devstack.demo.report_kit import Answer, missing_scopes, money, pct, print_renderables, unavailable
 
 TITLES = ("Pipeline by stage", "Slow stages by rep", "Forecast", "Slipped deals", "Stale deals")
 SLOW_RATIO = 1.5  # a rep's stage p90 at least this many times the team's is listed
 SLOW_MIN_STAYS = 5  # ... over at least this many deals entering the stage
 DEALS_LISTED = 10
 CONCURRENCY = 8
-
-
-@dataclass
-class Answer:
-    body: dict[str, Any] | None = None
-    problem: str | None = None
-    missing_scope: bool = False
 
 
 @dataclass
@@ -61,17 +54,8 @@ async def fetch(api_url: str, api_key: str, window: Mapping[str, str], today: da
     gate = asyncio.Semaphore(CONCURRENCY)
     async with httpx.AsyncClient(base_url=api_url.rstrip("/"), headers=headers, timeout=30.0) as client:
 
-        async def get(path: str, query: Mapping[str, str]) -> Answer:
-            try:
-                async with gate:
-                    response = await client.get(path, params=dict(query))
-            except httpx.HTTPError as exc:
-                return Answer(problem=f"cannot reach the API: {type(exc).__name__}")
-            if response.status_code == 200:
-                return Answer(body=response.json())
-            if response.status_code == 404:
-                return Answer(problem=f"this API does not serve {path}")
-            return Answer(problem=error_message(response), missing_scope=response.status_code == 403)
+        def get(path: str, query: Mapping[str, str]) -> Awaitable[Answer]:
+            return report_kit.get(client, path, query, gate)
 
         stages, now_q, next_q, slipped, stale, reps = await asyncio.gather(
             get("/v1/pipeline/stages", window),
@@ -102,9 +86,7 @@ def render(data: PipelineData) -> list[RenderableType]:
 
 
 def problems(data: PipelineData) -> list[str]:
-    answers = [data.stages, *data.forecasts.values(), data.slipped, data.stale]
-    found = {a.problem for a in answers if a.missing_scope and a.problem}
-    return [f"Pipeline: {p}" for p in sorted(found)]
+    return missing_scopes("Pipeline", [data.stages, *data.forecasts.values(), data.slipped, data.stale])
 
 
 def stages_table(body: Mapping[str, Any]) -> Table:
@@ -112,7 +94,7 @@ def stages_table(body: Mapping[str, Any]) -> Table:
     table = _table(TITLES[0], columns)
     for s in body.get("stages", []):
         table.add_row(
-            s["stage"], f"{s['entered']:,}", _pct(s.get("conversion")), _pct(s.get("won_from_stage")),
+            s["stage"], f"{s['entered']:,}", pct(s.get("conversion")), pct(s.get("won_from_stage")),
             _days(s.get("median_days_in_stage")), _days(s.get("p90_days_in_stage")), f"{s['open_now']:,}",
         )  # fmt: skip
     table.caption = (
@@ -154,17 +136,17 @@ def slow_table(team: Mapping[str, Any], by_rep: Mapping[str, Mapping[str, Any]])
 def _forecast(forecasts: Mapping[str, Answer]) -> list[RenderableType]:
     failed = next((a for a in forecasts.values() if a.body is None), None)
     if failed is not None:
-        return [_unavailable(TITLES[2], failed)]
+        return [unavailable(TITLES[2], failed)]
     columns = ("period", "open deals", "open amount", "weighted", "commit", "won", "quota", "coverage")
     table = _table(TITLES[2], (*columns, "projection"))
     for period, answer in forecasts.items():
         t = (answer.body or {}).get("total", {})
         coverage = t.get("coverage")
         table.add_row(
-            period, f"{t.get('open_count', 0):,}", *(_money(t.get(k)) for k in ("open_amount", "weighted",
+            period, f"{t.get('open_count', 0):,}", *(money(t.get(k)) for k in ("open_amount", "weighted",
             "commit", "won", "quota")),
             Text(_ratio(coverage), style="bold red" if coverage is not None and coverage < 1 else ""),
-            _money(t.get("projection")),
+            money(t.get("projection")),
         )  # fmt: skip
     table.caption = (
         "open deals by their latest close date; coverage = open amount / (quota - won), under 1 "
@@ -177,7 +159,7 @@ def deals_table(title: str, body: Mapping[str, Any]) -> RenderableType:
     table = _table(title, ("deal", "rep", "stage", "amount", "days in stage", "close date", "was", "why"))
     for d in body.get("deals", [])[:DEALS_LISTED]:
         table.add_row(
-            d["deal_id"], d.get("rep_id") or "-", d.get("stage") or "-", _money(d.get("amount")),
+            d["deal_id"], d.get("rep_id") or "-", d.get("stage") or "-", money(d.get("amount")),
             _days(d.get("days_in_stage")), d.get("close_date") or "-", d.get("previous_close_date") or "-",
             ", ".join(d.get("reasons", [])),
         )  # fmt: skip
@@ -185,7 +167,7 @@ def deals_table(title: str, body: Mapping[str, Any]) -> RenderableType:
     top = ", ".join(f"{rep} in {stage} ({n})" for (rep, stage), n in holders.most_common(3))
     scope = f"from {body.get('period')}" if body.get("status") == "slipped" else "to date"
     table.caption = (
-        f"{body.get('count', 0):,} deals {scope}, {_money(body.get('amount'))} in all; the largest first"
+        f"{body.get('count', 0):,} deals {scope}, {money(body.get('amount'))} in all; the largest first"
         + (f"; most: {top}" if top else "")
     )
     return table
@@ -194,32 +176,19 @@ def deals_table(title: str, body: Mapping[str, Any]) -> RenderableType:
 def print_section(console: Console, api_url: str, api_key: str, window: Mapping[str, str]) -> list[str]:
     """Fetch and print the pipeline section; returns the scopes the key lacked, as messages."""
     data = asyncio.run(fetch(api_url, api_key, window, datetime.now(UTC).date()))
-    for renderable in render(data):
-        console.print(renderable)
-        console.print()
+    print_renderables(console, render(data))
     return problems(data)
 
 
 def _shown(title: str, answer: Answer, build: Callable[[], RenderableType]) -> RenderableType:
     if answer.body is None:
-        return _unavailable(title, answer)
+        return unavailable(title, answer)
     renderable: RenderableType = build()
     return renderable
 
 
-def _unavailable(title: str, answer: Answer) -> RenderableType:
-    return Group(Text(title, style="italic"), Text(f"  not available: {answer.problem}", style="yellow"))
-
-
 def _table(title: str, columns: Sequence[str]) -> Table:
-    table = Table(title=title, title_justify="left", caption_justify="left")
-    for i, column in enumerate(columns):
-        table.add_column(column, justify="right" if i and column not in ("rep", "stage", "why") else "left")
-    return table
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
+    return report_kit.table(title, columns, ("rep", "stage", "why"))
 
 
 def _days(value: float | None) -> str:
@@ -228,7 +197,3 @@ def _days(value: float | None) -> str:
 
 def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
-
-
-def _money(value: float | None) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{value:,.0f}"
