@@ -44,6 +44,7 @@ TASK_COLUMNS = (
     Column("completed", ("CompletedDateTime", "Completed Date Time", "Completed Date")),
     Column("due", ("ActivityDate", "Due Date", "Date")),
 )
+_DIRECTIONS = {"inbound": "inbound", "outbound": "outbound"}
 # An export's calls name a handful of results again and again.
 _outcome = lru_cache(maxsize=1024)(call_outcome)
 
@@ -64,13 +65,14 @@ def map_task(row: Row, ctx: Context) -> list[Draft]:
     subtype, kind = (row.get("subtype") or "").lower(), (row.get("type") or "").lower()
     at, key = _task_time(row)
     rep, links = owner_of(row, ctx), _links(row)
-    columns = {"occurred_at": row.column(key)}
-    if subtype == "call" or kind == "call" or row.get("call_type") is not None:
-        direction = {"inbound": "inbound", "outbound": "outbound"}.get((row.get("call_type") or "").lower())
+    columns = row.columns(("occurred_at", key))
+    call_type = row.get("call_type")
+    if subtype == "call" or kind == "call" or call_type is not None:
+        direction = _DIRECTIONS.get((call_type or "").lower())
         result = row.get("result")
         return [
             draft(Source.SALESFORCE, f"salesforce:{task}:call.completed", EventType.CALL_COMPLETED, at, rep,
-                  columns={**columns, "duration_s": row.column("duration")}, direction=direction,
+                  columns=row.columns(("occurred_at", key), ("duration_s", "duration")), direction=direction,
                   outcome=_outcome(result), duration_s=row.seconds("duration"),
                   attributes={"call_disposition": result} if result else None, **links)
         ]  # fmt: skip
@@ -100,14 +102,14 @@ def map_event(row: Row, ctx: Context) -> list[Draft]:
     if booked is not None:
         out.append(
             draft(Source.SALESFORCE, f"salesforce:{meeting}:meeting.booked", EventType.MEETING_BOOKED, booked,
-                  rep, columns={"occurred_at": row.column("created")}, duration_s=duration_s, **links)
+                  rep, columns=row.columns(("occurred_at", "created")), duration_s=duration_s, **links)
         )  # fmt: skip
     if start is not None:
         end = row.time("end") or start + timedelta(seconds=duration_s or 0)
         if end <= ctx.now:
             out.append(
                 draft(Source.SALESFORCE, f"salesforce:{meeting}:meeting.held", EventType.MEETING_HELD, start,
-                      rep, columns={"occurred_at": row.column("start")}, duration_s=duration_s, **links)
+                      rep, columns=row.columns(("occurred_at", "start")), duration_s=duration_s, **links)
             )  # fmt: skip
     return out
 

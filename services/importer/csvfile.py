@@ -79,8 +79,7 @@ def read_csv(path: Path, encoding: str | None = None) -> ExportFile:
     rows: list[list[str]] = []
     try:
         header = [h.strip() for h in next(reader, [])]
-        for row in reader:
-            rows.append(row)
+        rows.extend(reader)  # the rows read before a bad one stay: they number it
     except csv.Error as exc:
         row_number = len(rows) + FIRST_ROW
         raise FileRefused(
@@ -97,6 +96,8 @@ def _check_widths(path: Path, header: list[str], rows: list[list[str]], delimite
     an unquoted value, or another delimiter than the header's."""
     width = len(header)
     for i, row in enumerate(rows):
+        if len(row) <= width:
+            continue
         extra = [c for c in row[width:] if c.strip()]
         if extra:
             name = {",": "comma", ";": "semicolon", "\t": "tab"}[delimiter]
@@ -124,7 +125,7 @@ def _records(rows: list[list[str]]) -> list[list[str]]:
     """The rows up to a report's footer; blank rows inside the data are dropped."""
     out: list[list[str]] = []
     for i, row in enumerate(rows):
-        if not any(cell.strip() for cell in row):
+        if not (row and row[0].strip()) and not any(cell.strip() for cell in row):
             if _footer(rows[i + 1 :]):
                 break
             out.append([])  # kept, so later rows keep their numbers; skipped as blank

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from services.core.events import Channel, RepAlias, Source
 from services.importer.owners import Owners
 from services.importer.values import (
+    FLAGS,
     Unreadable,
     parse_amount,
     parse_date,
@@ -74,11 +75,20 @@ class Layout:
     # (key, index) of each column found, and the cells a row needs for all of them: what Row reads.
     cells: tuple[tuple[str, int], ...] = field(init=False)
     width: int = field(init=False)
+    # key -> the header as the file has it, or the column's first name when the file lacks it.
+    headers: Mapping[str, str] = field(init=False)
+    _columns: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = field(
+        init=False, default_factory=dict, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         cells = tuple((key, i) for key, (i, _) in self.found.items())
         object.__setattr__(self, "cells", cells)
         object.__setattr__(self, "width", max((i + 1 for _, i in cells), default=0))
+        headers = {
+            c.key: self.found[c.key][1] if c.key in self.found else c.names[0] for c in self.kind.columns
+        }
+        object.__setattr__(self, "headers", headers)
 
     def missing(self) -> list[str]:
         """What the file lacks to be this kind: each required column by its first name, and the
@@ -86,18 +96,22 @@ class Layout:
         out = [f"column {c.names[0]!r}" for c in self.kind.columns if c.required and c.key not in self.found]
         for group in (self.kind.one_of, self.kind.marks):
             if group and not any(k in self.found for k in group):
-                out.append("one of the columns " + ", ".join(repr(self._name(k)) for k in group))
+                out.append("one of the columns " + ", ".join(repr(self.headers[k]) for k in group))
         return out
 
     def matches(self) -> bool:
         return not self.missing()
 
-    def _name(self, key: str) -> str:
-        return next(c.names[0] for c in self.kind.columns if c.key == key)
-
     def header_of(self, key: str) -> str:
-        hit = self.found.get(key)
-        return hit[1] if hit is not None else self._name(key)
+        return self.headers[key]
+
+    def columns(self, pairs: tuple[tuple[str, str], ...]) -> Mapping[str, str]:
+        """Event field -> the header it came from, for (event field, column key) pairs: one mapping
+        per pairs, shared by the drafts of every row of the file (no one changes a draft's columns)."""
+        got = self._columns.get(pairs)
+        if got is None:
+            got = self._columns[pairs] = {name: self.headers[key] for name, key in pairs}
+        return got
 
 
 class Skip(Exception):
@@ -158,28 +172,31 @@ class Draft:
     columns: Mapping[str, str] = field(default_factory=dict)  # event field -> the header it came from
 
 
-class Row:
-    """One record of a file, read through its layout; accessors raise Skip naming the column."""
+class Row(dict[str, str | None]):
+    """One record of a file, read through its layout: each column the layout found -> its cell,
+    stripped, None when empty (a dict: `row.get(key)` is the dict's own, the mapping's most frequent
+    call). The typed accessors raise Skip naming the column."""
 
-    __slots__ = ("day_first", "layout", "number", "values", "zone")
+    __slots__ = ("day_first", "layout", "number", "zone")
 
     def __init__(self, cells: list[str], layout: Layout, number: int, ctx: Context) -> None:
-        self.layout, self.number = layout, number
-        self.zone, self.day_first = ctx.zone, ctx.day_first
         # Each used cell read once: a row's mapping asks for a dozen of them, some twice.
         if len(cells) >= layout.width:
-            self.values = {key: cells[i].strip() or None for key, i in layout.cells}
+            super().__init__({key: cells[i].strip() or None for key, i in layout.cells})
         else:  # a row shorter than the header: its missing cells are empty
-            self.values = {key: cells[i].strip() or None for key, i in layout.cells if i < len(cells)}
-
-    def get(self, key: str) -> str | None:
-        return self.values.get(key)
+            super().__init__({key: cells[i].strip() or None for key, i in layout.cells if i < len(cells)})
+        self.layout, self.number = layout, number
+        self.zone, self.day_first = ctx.zone, ctx.day_first
 
     def has(self, key: str) -> bool:
         return key in self.layout.found
 
     def column(self, key: str) -> str:
-        return self.layout.header_of(key)
+        return self.layout.headers[key]
+
+    def columns(self, *pairs: tuple[str, str]) -> Mapping[str, str]:
+        """Event field -> the header it came from, for (event field, column key) pairs."""
+        return self.layout._columns.get(pairs) or self.layout.columns(pairs)
 
     def need(self, key: str, what: str = "is empty") -> str:
         value = self.get(key)
@@ -188,7 +205,13 @@ class Row:
         return value
 
     def time(self, key: str) -> datetime | None:
-        return self._read(key, lambda v: parse_time(v, self.zone, day_first=self.day_first))
+        value = self.get(key)
+        if value is None:
+            return None
+        try:
+            return parse_time(value, self.zone, day_first=self.day_first)
+        except Unreadable as exc:
+            raise Skip(self.column(key), str(exc)) from None
 
     def need_time(self, key: str) -> datetime:
         at = self.time(key)
@@ -203,10 +226,17 @@ class Row:
         return self._read(key, parse_amount)
 
     def seconds(self, key: str) -> float | None:
+        value = self.get(key)
+        if value is not None and value.isascii() and value.isdigit():
+            return float(value)  # whole seconds, as exports write them: parse_seconds' first case
         return self._read(key, parse_seconds)
 
     def flag(self, key: str) -> bool | None:
-        return self._read(key, parse_flag)
+        value = self.get(key)
+        if value is None:
+            return None
+        flag = FLAGS.get(value.lower())  # the cell is stripped: parse_flag's lookup
+        return flag if flag is not None else self._read(key, parse_flag)
 
     def _read(self, key: str, parse: Callable[[str], T]) -> T | None:
         value = self.get(key)

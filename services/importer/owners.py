@@ -23,6 +23,7 @@ from services.core import limits
 from services.core.events import AliasKind, RepAlias
 
 _IDENTITY = limits.identity(limits.MAX_ALIAS_LEN)
+_Rep = tuple[str | None, RepAlias | None]  # (rep_id, rep_alias)
 
 
 class RepMapError(ValueError):
@@ -36,24 +37,32 @@ class Owners:
     unresolved: Counter[str] = field(default_factory=Counter)  # owner as written -> rows
     resolved: Counter[str] = field(default_factory=Counter)  # "rep map" / "alias" -> rows
     _alias_cache: dict[tuple[str, str], RepAlias | None] = field(default_factory=dict)
+    # (owner, kind, is_id) -> what `resolve` returns for it, and the count its rows add to
+    _resolved: dict[tuple[str, str, bool], tuple[_Rep, Counter[str], str]] = field(default_factory=dict)
 
-    def resolve(self, owner: str | None, kind: AliasKind, is_id: bool) -> tuple[str | None, RepAlias | None]:
-        """(rep_id, rep_alias) for an owner value; is_id says the value is the vendor's owner id."""
+    def resolve(self, owner: str | None, kind: AliasKind, is_id: bool) -> _Rep:
+        """(rep_id, rep_alias) for an owner value; is_id says the value is the vendor's owner id.
+        An export names its few owners again and again: each is worked out once."""
         if owner is None:
             return None, None
+        key = (owner, kind, is_id)
+        hit = self._resolved.get(key)
+        if hit is None:
+            hit = self._resolved[key] = self._resolve(owner, kind, is_id)
+        rep, counter, name = hit
+        counter[name] += 1
+        return rep
+
+    def _resolve(self, owner: str, kind: AliasKind, is_id: bool) -> tuple[_Rep, Counter[str], str]:
         rep_id = self.rep_map.get(owner.casefold())
         if rep_id is not None:
-            self.resolved["rep map"] += 1
-            return rep_id, None
+            return (rep_id, None), self.resolved, "rep map"
         if not is_id:
-            self.unresolved[owner] += 1
-            return None, None
+            return (None, None), self.unresolved, owner
         alias = self._alias(kind, owner)
         if alias is None or (kind, alias.value) not in self.aliases:
-            self.unresolved[owner] += 1
-        else:
-            self.resolved["alias"] += 1
-        return None, alias
+            return (None, alias), self.unresolved, owner
+        return (None, alias), self.resolved, "alias"
 
     def _alias(self, kind: AliasKind, value: str) -> RepAlias | None:
         key = (kind, value)

@@ -10,14 +10,15 @@ was imported the first time is then a duplicate.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.core.events import CheckedEvent, kafka_key, to_message
+from services.core.events import CheckedEvent
 from services.core.tenancy import get_tenant, validate_timezone
 from services.core.wire import check_event
 from services.importer import known
@@ -25,7 +26,7 @@ from services.importer.csvfile import FIRST_ROW
 from services.importer.model import Context, Draft, Problem, Row, Skip
 from services.importer.owners import Owners, read_rep_map
 from services.importer.salesforce import HISTORY, OPPORTUNITIES, index_history, index_opportunity
-from services.importer.send import Sender
+from services.importer.send import Records, Sender
 from services.importer.sources import CsvExport, JsonLines, Loaded, json_drafts, load
 
 CHUNK_ROWS = 2_000
@@ -70,10 +71,9 @@ class Outcome:
     duplicates: int = 0  # events left out as already known
 
 
-@dataclass
-class _Checked:
+class _Checked(NamedTuple):
     number: int
-    events: list[tuple[Draft, CheckedEvent]] = field(default_factory=list)
+    events: list[tuple[Draft, CheckedEvent]]
 
 
 Progress = Callable[[int, int], None]  # (file index, rows done)
@@ -107,7 +107,7 @@ async def run(
     outcome = Outcome(tallies(loaded), [], ctx.owners, dry_run=sender is None)
     index(loaded, ctx)
     seen: set[str] = set()
-    received_at = ctx.now
+    messages = Records(tenant, ctx.now)
     for position, (item, tally) in enumerate(zip(loaded, outcome.files, strict=True)):
         for start in range(0, tally.total, CHUNK_ROWS):
             drafts = mapped(item, start, start + CHUNK_ROWS, ctx)
@@ -115,15 +115,10 @@ async def run(
             async with engine.connect() as conn:
                 new = await _new(conn, tenant, rows, seen, tally)
             outcome.duplicates += sum(len(r.events) for r in rows) - len(new)
-            records = [
-                (kafka_key(tenant, ev.rep_id, ev.contact_id),
-                 to_message(ev, tenant, d.source, received_at, rep_alias=d.rep_alias))
-                for d, ev in new
-            ]  # fmt: skip
             if sender is not None:
-                await sender.send(records)
-            tally.events += len(records)
-            outcome.events += len(records)
+                await sender.send([messages.record(ev, d.source, d.rep_alias) for d, ev in new])
+            tally.events += len(new)
+            outcome.events += len(new)
             progress(position, min(start + CHUNK_ROWS, tally.total))
     if sender is not None:
         await sender.flush()
@@ -161,13 +156,14 @@ def mapped(item: Loaded, start: int, stop: int, ctx: Context) -> Iterator[tuple[
             if got is not None:
                 yield number, got if isinstance(got, Skip) else [got]
         return
-    for i in range(start, min(stop, len(item.rows))):
-        cells = item.rows[i]
+    rows, layout, map_row = item.rows, item.layout, item.kind.map_row
+    for i in range(start, min(stop, len(rows))):
+        cells = rows[i]
         if not cells:
             continue
-        row = Row(cells, item.layout, i + FIRST_ROW, ctx)
+        row = Row(cells, layout, i + FIRST_ROW, ctx)
         try:
-            yield row.number, item.kind.map_row(row, ctx)
+            yield row.number, map_row(row, ctx)
         except Skip as exc:
             yield row.number, exc
 
@@ -186,15 +182,16 @@ def _checked(
     """
     out = []
     name = str(tally.path)
+    now, currency = ctx.now, ctx.currency
     for number, got in drafts:
         tally.rows += 1
         if isinstance(got, Skip):
             tally.skipped += 1
             problems.append(Problem(name, number, got.column, got.reason))
             continue
-        row = _Checked(number)
+        row = _Checked(number, [])
         for d in got:
-            result = check_event(d.body, now=ctx.now, currency=ctx.currency, nul=clients, deep=clients)
+            result = check_event(d.body, now=now, currency=currency, nul=clients, deep=clients)
             if isinstance(result, list):
                 bad = result[0]
                 column = d.columns.get((bad.field or "").split(".")[0]) or bad.field
@@ -212,14 +209,14 @@ async def _new(
 ) -> list[tuple[Draft, CheckedEvent]]:
     """The rows' events the tenant does not have yet; tallies each row imported or duplicate."""
     candidates = [(d, ev) for r in rows for d, ev in r.events]
-    ids = {str(ev.body["event_id"]) for _, ev in candidates}
+    ids = {d.body["event_id"] for d, _ in candidates}
     known_ids = await known.known_ids(conn, tenant, ids)
     facts = await known.known_facts(conn, tenant, [d.fact for d, _ in candidates if d.fact is not None])
     new = []
     for r in rows:
         fresh = 0
         for d, ev in r.events:
-            event_id = str(ev.body["event_id"])
+            event_id = d.body["event_id"]  # text: the wire check says so
             if event_id in seen or event_id in known_ids or d.fact in facts:
                 continue
             seen.add(event_id)

@@ -21,6 +21,7 @@ through `--rep-map`. Amounts in another currency than the tenant's stay in the a
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -126,7 +127,7 @@ def map_history(row: Row, ctx: Context) -> list[Draft]:
     if _closing(stage) or any(t < at and s.lower() == stage.lower() for t, s in entries):
         return []
     rep = ctx.deal_owners.get(deal, (None, None))
-    return [_stage_event(deal, stage, at, rep, {"deal_id": deal}, {"occurred_at": row.column("at")})]
+    return [_stage_event(deal, stage, at, rep, {"deal_id": deal}, row.columns(("occurred_at", "at")))]
 
 
 def map_lead(row: Row, ctx: Context) -> list[Draft]:
@@ -206,7 +207,7 @@ def _closed_at(row: Row, ctx: Context, deal: str, stage: str) -> tuple[datetime,
 
 
 def _stage_event(
-    deal: str, stage: str, at: datetime, rep: Rep, fields: dict[str, Any], columns: dict[str, str]
+    deal: str, stage: str, at: datetime, rep: Rep, fields: dict[str, Any], columns: Mapping[str, str]
 ) -> Draft:
     fact = f"stage:{stage}" if len(stage) <= _STAGE_ID else f"stage:{stage_fingerprint(stage)}"
     return draft(Source.SALESFORCE, f"salesforce:{deal}:{fact}", EventType.DEAL_STAGE_CHANGED, at, rep,
@@ -222,9 +223,10 @@ def _closing(stage: str) -> bool:
     return stage.lower() in ("closed won", "closed lost")
 
 
-def _columns(row: Row, time_key: str) -> dict[str, str]:
-    columns = {"amount": row.column("amount"), "close_date": row.column("close")} if row.has("amount") else {}
-    return {**columns, "occurred_at": row.column(time_key)}
+def _columns(row: Row, time_key: str) -> Mapping[str, str]:
+    if row.has("amount"):
+        return row.columns(("amount", "amount"), ("close_date", "close"), ("occurred_at", time_key))
+    return row.columns(("occurred_at", time_key))
 
 
 OPPORTUNITIES = Kind(

@@ -20,12 +20,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from datetime import datetime
 
+import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-from services.core.events import SCHEMA_HEADER
+from services.core.events import SCHEMA_HEADER, CheckedEvent, RepAlias, Source, kafka_key, to_message
 from services.core.kafka import BrokerUnavailable, EventProducer, KeyPartitioner
 from services.core.settings import Settings
 
@@ -33,6 +35,33 @@ WINDOW = 4  # chunks of the import (run.CHUNK_ROWS rows) unacknowledged at once
 CONNECT_TIMEOUT_S = 15.0
 ACK_TIMEOUT_S = 60.0
 _HEADERS = [SCHEMA_HEADER]
+
+
+class Records:
+    """The Kafka records (key, value) of an import's checked events, as `kafka_key` and `to_message`
+    write them.
+
+    What `to_message` adds to an event (tenant, source, received_at, rep_alias) is the same for every
+    event of an import but for its source and rep alias: it is written once per source and alias, by
+    `to_message` itself, and appended to each event's own JSON. A checked event is never empty and never
+    holds those fields (the wire check refuses them), so the bytes are `to_message`'s.
+    """
+
+    def __init__(self, tenant: str, received_at: datetime) -> None:
+        self._tenant = tenant
+        self._received_at = received_at
+        self._tails: dict[tuple[Source, str | None, str | None], bytes] = {}
+
+    def record(self, event: CheckedEvent, source: Source, rep_alias: RepAlias | None) -> tuple[bytes, bytes]:
+        alias = (source, rep_alias.kind, rep_alias.value) if rep_alias is not None else (source, None, None)
+        tail = self._tails.get(alias)
+        if tail is None:
+            empty = CheckedEvent({}, None, None)
+            tail = self._tails[alias] = (
+                b"," + to_message(empty, self._tenant, source, self._received_at, rep_alias)[1:]
+            )
+        value = orjson.dumps(event.body)[:-1] + tail
+        return kafka_key(self._tenant, event.rep_id, event.contact_id), value
 
 
 class BatchProducer(EventProducer):

@@ -27,7 +27,7 @@ _DOTTED = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})(?:,?\s+(\d{1,2}):(\d{2})(?:
 _EPOCH_MS = re.compile(r"\d{12,13}")
 _CURRENCY = re.compile(r"^(?:[A-Z]{3}|[$€£¥₹])\s*|\s*(?:[A-Z]{3}|[$€£¥₹])$")
 # Checkboxes as Data Loader ("true"), reports ("1") and spreadsheets in a few languages write them.
-_FLAGS = {
+FLAGS = {
     **dict.fromkeys(("true", "1", "yes", "y", "x", "checked", "wahr", "vrai", "ja", "oui"), True),
     **dict.fromkeys(("false", "0", "no", "n", "unchecked", "falsch", "faux", "nein", "non"), False),
 }
@@ -39,7 +39,14 @@ class Unreadable(ValueError):
 
 def parse_time(text: str, zone: ZoneInfo, *, day_first: bool = False) -> datetime:
     value = text.strip()
-    moment = _iso(value, zone)  # the form of every Data Loader and HubSpot export: tried first
+    if len(value) > 10 and value[4] == "-" and value[:4].isdigit():
+        # ISO 8601 with a time, the form of every Data Loader and HubSpot export: `_iso`, tried first
+        try:
+            moment: datetime | None = datetime.fromisoformat(value)
+        except ValueError:
+            moment = None
+    else:
+        moment = _iso(value, zone)
     if moment is None and _EPOCH_MS.fullmatch(value):
         return _EPOCH + timedelta(milliseconds=int(value))
     moment = moment or _slashed(value, day_first, zone) or _dotted(value, zone)
@@ -79,7 +86,7 @@ def parse_amount(text: str) -> Decimal:
 
 
 def parse_flag(text: str) -> bool:
-    flag = _FLAGS.get(text.strip().lower())
+    flag = FLAGS.get(text.strip().lower())
     if flag is None:
         raise Unreadable(f"{_quote(text)} is neither true nor false")
     return flag
