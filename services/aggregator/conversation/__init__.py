@@ -14,9 +14,8 @@ from services.aggregator.conversation.metrics import call_metrics, speech_second
 from services.aggregator.conversation.model import METRICS, TACTICS, CallAnalysis, Moment
 from services.aggregator.conversation.moments import find_moments
 from services.aggregator.conversation.questions import question_openings
-from services.aggregator.conversation.script import script
-from services.aggregator.conversation.text import count_words
-from services.aggregator.conversation.turns import merge_turns, parse_segments, split_runs
+from services.aggregator.conversation.script import in_time_order, scripts
+from services.aggregator.conversation.turns import merge_turns, parse_segments
 
 __all__ = ["METRICS", "TACTICS", "CallAnalysis", "Moment", "analyse"]
 
@@ -26,12 +25,10 @@ def analyse(transcript: Sequence[Mapping[str, Any]]) -> CallAnalysis:
     segments = parse_segments(transcript)
     if not segments:
         return CallAnalysis(0, dict.fromkeys(METRICS), (), 0.0, 0.0)
-    runs = split_runs(segments)
-    turns = merge_turns(runs)
-    rep = script([r for r in runs if r.speaker == "rep"])
-    buyer = script([r for r in runs if r.speaker == "buyer"])
+    rep, buyer = scripts(segments)
+    turns = merge_turns(*in_time_order(rep, buyer))
     openings = question_openings(rep.folded)
-    speech = speech_seconds(segments)
+    speech = speech_seconds(rep), speech_seconds(buyer)
     metrics = call_metrics(segments, turns, rep, buyer, openings, speech)
     moments = find_moments(rep, buyer, openings)
-    return CallAnalysis(count_words(rep.text) + count_words(buyer.text), metrics, moments, *speech)
+    return CallAnalysis(rep.words + buyer.words, metrics, moments, *speech)

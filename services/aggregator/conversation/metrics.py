@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import pairwise
+from operator import itemgetter
 from statistics import median
 
 from services.aggregator.conversation.questions import Opening
@@ -19,23 +20,22 @@ PATIENCE_CAP_S = 5.0
 DECIMALS = 6
 
 
-def speech_seconds(segments: Sequence[Segment]) -> tuple[float, float]:
-    """(rep, buyer) seconds of speech: the length of the union of each speaker's segments, so a speaker's
-    own overlapping segments count once and speech over the other speaker counts for both."""
-    totals = {"rep": 0.0, "buyer": 0.0}
-    spans: dict[str, list[float]] = {}
-    for start, end, speaker, _ in segments:  # sorted by start
-        span = spans.get(speaker)
-        if span is None:
-            spans[speaker] = [start, end]
-        elif start <= span[1]:
-            span[1] = max(span[1], end)
+def speech_seconds(script: Script) -> float:
+    """The speaker's seconds of speech: the length of the union of their segments, so their own
+    overlapping segments count once and speech over the other speaker counts for both."""
+    starts, ends = script.segment_starts, script.segment_ends
+    if not starts:
+        return 0.0
+    total = 0.0
+    lo, hi = starts[0], ends[0]
+    for start, end in zip(starts[1:], ends[1:], strict=True):  # sorted by start
+        if start <= hi:
+            if end > hi:
+                hi = end
         else:
-            totals[speaker] += span[1] - span[0]
-            span[0], span[1] = start, end
-    for speaker, (start, end) in spans.items():
-        totals[speaker] += end - start
-    return round(totals["rep"], DECIMALS), round(totals["buyer"], DECIMALS)
+            total += hi - lo
+            lo, hi = start, end
+    return round(total + (hi - lo), DECIMALS)
 
 
 def call_metrics(
@@ -47,7 +47,7 @@ def call_metrics(
     speech_s: tuple[float, float],
 ) -> dict[str, float | int | None]:
     rep_s, buyer_s = speech_s
-    span_s = max(s.end_s for s in segments) - segments[0].start_s
+    span_s = max(map(itemgetter(1), segments)) - segments[0][0]
     switches = max(len(turns) - 1, 0)
     return {
         "rep_talk_share": _rounded(rep_s / (rep_s + buyer_s)) if rep_s + buyer_s > 0 else None,
@@ -66,13 +66,14 @@ def _rounded(value: float) -> float:
 
 
 def _longest(turns: Sequence[Turn], speaker: str) -> float:
-    return _rounded(max((t.end_s - t.start_s for t in turns if t.speaker == speaker), default=0.0))
+    return _rounded(max([end - start for who, start, end in turns if who == speaker], default=0.0))
 
 
 def _patience(turns: Sequence[Turn]) -> float | None:
-    pauses = [
-        min(max(after.start_s - before.end_s, 0.0), PATIENCE_CAP_S)
-        for before, after in pairwise(turns)
-        if before.speaker == "buyer"
-    ]
+    pauses = []
+    for before, after in pairwise(turns):
+        if before[0] == "buyer":  # clipped to [0, PATIENCE_CAP_S]
+            pause = after[1] - before[2]
+            pause = 0.0 if 0.0 > pause else pause
+            pauses.append(PATIENCE_CAP_S if PATIENCE_CAP_S < pause else pause)
     return _rounded(float(median(pauses))) if pauses else None

@@ -9,12 +9,15 @@ the last three. A buyer's question is answered, not mirrored.
 
 from __future__ import annotations
 
+import re
+
 from services.aggregator.conversation.text import WORD, count_words
 
 MIRROR_MAX_WORDS = 6
 MIRROR_MAX_CONTENT_WORDS = 3
 _LAST = 3  # at least one repeated content word among the buyer's last three ...
 _WINDOW = 6  # ... and all of them among the last six
+_ASCII_WORD = re.compile(r"[0-9A-Za-z]+(?:['\-][0-9A-Za-z]+)*")  # WORD where the text is ASCII, faster
 
 # Words a mirror may add to the buyer's: articles, the other side of a pronoun, a question word,
 # a leading acknowledgement.
@@ -47,16 +50,21 @@ STOPWORDS = frozenset(
 
 def is_mirror(said_text: str, heard_text: str) -> bool:
     """Whether the rep's turn `said_text` mirrors the buyer's turn `heard_text` (both folded)."""
-    if heard_text.rstrip().endswith("?"):
-        return False
     if count_words(said_text) > MIRROR_MAX_WORDS:
         return False
-    said = WORD.findall(said_text)
-    heard = WORD.findall(heard_text)
-    if not set(said) <= set(heard) | _MAY_ADD:
+    said = set(_words(said_text))
+    repeated = said - STOPWORDS
+    if not 1 <= len(repeated) <= MIRROR_MAX_CONTENT_WORDS or heard_text.rstrip().endswith("?"):
         return False
-    repeated = {w for w in said if w not in STOPWORDS}
-    if not 1 <= len(repeated) <= MIRROR_MAX_CONTENT_WORDS:
+    own = said - _MAY_ADD
+    if not all(w in heard_text for w in own):  # a word the buyer said is in the text: a quick no
+        return False
+    heard = _words(heard_text)
+    if not own.issubset(heard):
         return False
     last = [w for w in heard if w not in STOPWORDS][-_WINDOW:]
-    return repeated <= set(last) and not repeated.isdisjoint(last[-_LAST:])
+    return repeated.issubset(last) and not repeated.isdisjoint(last[-_LAST:])
+
+
+def _words(text: str) -> list[str]:
+    return (_ASCII_WORD if text.isascii() else WORD).findall(text)

@@ -10,99 +10,112 @@ sentence begins in.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 
 from services.aggregator.conversation import phrases as p
-from services.aggregator.conversation.mirror import is_mirror
+from services.aggregator.conversation.alternation import Alternation
+from services.aggregator.conversation.mirror import MIRROR_MAX_WORDS, is_mirror
 from services.aggregator.conversation.model import TACTICS, Moment
 from services.aggregator.conversation.questions import Opening
 from services.aggregator.conversation.script import Script
-from services.aggregator.conversation.text import count_words
 
 _ORDER = {tactic: i for i, tactic in enumerate(TACTICS)}
 
+# Each finder yields the span of text (offsets in its speaker's script) a moment of its tactic holds.
+Spans = Iterator[tuple[int, int]]
+
 
 def find_moments(rep: Script, buyer: Script, openings: Sequence[Opening]) -> tuple[Moment, ...]:
-    found = [
-        *_labels(rep),
-        *_mirrors(rep, buyer),
-        *_calibrated_questions(rep, openings),
-        *_said(rep, "no_oriented_question", p.NO_ORIENTED),
-        *_said(rep, "accusation_audit", p.ACCUSATION_AUDIT),
-        *_summaries(rep),
-        *_said(buyer, "thats_right", p.THATS_RIGHT, doubted=True),
-        *_said(buyer, "youre_right", p.YOURE_RIGHT, doubted=True),
+    answered = _answered(rep, buyer)
+    found: list[tuple[float, int, str, int, str, str]] = []  # sorted as the moments are, then by finding
+    for tactic, script, spans in (
+        ("label", rep, _labels(rep, answered)),
+        ("mirror", rep, _mirrors(rep, buyer, answered)),
+        ("calibrated_question", rep, _calibrated_questions(rep, openings)),
+        ("no_oriented_question", rep, _said(rep, p.NO_ORIENTED)),
+        ("accusation_audit", rep, _said(rep, p.ACCUSATION_AUDIT)),
+        ("summary", rep, _summaries(rep)),
+        ("thats_right", buyer, _said(buyer, p.THATS_RIGHT, doubted=True)),
+        ("youre_right", buyer, _said(buyer, p.YOURE_RIGHT, doubted=True)),
+    ):
+        order, text, speaker = _ORDER[tactic], script.text, script.speaker
+        offsets, starts = script.segment_offsets, script.segment_starts  # of the segment a span starts in
+        for start, end in spans:
+            start_s = starts[bisect_right(offsets, start) - 1]
+            found.append((start_s, order, text[start:end].strip(), len(found), tactic, speaker))
+    found.sort()
+    return tuple(Moment(tactic, speaker, start_s, text) for start_s, _, text, _, tactic, speaker in found)
+
+
+def _answered(rep: Script, buyer: Script) -> list[int]:
+    """For each rep run, the buyer run it answers, or -1: the buyer run right before it (runs alternate
+    speakers), when neither is a back-channel."""
+    shift = 1 if rep.opens else 0  # rep run i comes right after buyer run i - shift
+    heard = buyer.backchannels
+    return [
+        i - shift if i >= shift and not backchannel and not heard[i - shift] else -1
+        for i, backchannel in enumerate(rep.backchannels)
     ]
-    found.sort(key=lambda m: (m.start_s, _ORDER[m.tactic], m.text))
-    return tuple(found)
 
 
-def _labels(rep: Script) -> Iterator[Moment]:
+def _labels(rep: Script, answered: Sequence[int]) -> Spans:
     text = rep.folded
     for m in p.LABEL.finditer(text):
-        if not rep.runs[rep.run_at(m.start() + 1)].answers_buyer():
+        if answered[rep.run_at(m.start() + 1)] < 0:
             continue
-        start, end = rep.sentence(m.end())
-        if p.LABEL_STOCK_START.match(text, m.end(), end) or p.LABEL_STOCK_ANYWHERE.search(text, m.end(), end):
+        after = m.end()
+        start, end = rep.sentence(after)
+        if p.LABEL_STOCK_START.match(text, after, end) or p.LABEL_STOCK_ANYWHERE.search(text, after, end):
             continue
-        yield _moment(rep, "label", start, end)
+        yield start, end
 
 
-def _summaries(rep: Script) -> Iterator[Moment]:
+def _summaries(rep: Script) -> Spans:
     for m in p.SUMMARY.finditer(rep.folded):
         i = rep.run_at(m.start() + 1)
-        if rep.runs[i].backchannel or count_words(_slice(rep, i)) < p.SUMMARY_MIN_WORDS:
+        if rep.backchannels[i] or rep.run_words[i] < p.SUMMARY_MIN_WORDS:
             continue
-        yield _moment(rep, "summary", rep.sentence(m.end())[0], rep.bounds(i)[1])
+        yield rep.sentence(m.end())[0], rep.run_ends[i]
 
 
-_MIRROR_MAX_SPACES = 12  # a cheap first cut: six words hold fewer spaces
+_MIRROR_MAX_SPACES = 12  # a cut older than the count of words, kept: a mirror's words hold fewer spaces
 
 
-def _mirrors(rep: Script, buyer: Script) -> Iterator[Moment]:
-    for i, run in enumerate(rep.runs):
-        lo, hi = rep.bounds(i)
-        heard = run.previous
-        if heard is None or not run.answers_buyer() or rep.folded.count(" ", lo, hi) > _MIRROR_MAX_SPACES:
+def _mirrors(rep: Script, buyer: Script, answered: Sequence[int]) -> Spans:
+    said = rep.folded
+    for heard, lo, hi, words in zip(answered, rep.run_offsets, rep.run_ends, rep.run_words, strict=True):
+        if heard < 0 or words > MIRROR_MAX_WORDS or said.count(" ", lo, hi) > _MIRROR_MAX_SPACES:
             continue
-        if is_mirror(rep.folded[lo:hi], _slice(buyer, heard.at)):
-            yield _moment(rep, "mirror", lo, hi)
+        if is_mirror(said[lo:hi], _slice(buyer, heard)):
+            yield lo, hi
 
 
 def _slice(script: Script, i: int) -> str:
-    lo, hi = script.bounds(i)
-    return script.folded[lo:hi]
+    return script.folded[script.run_offsets[i] : script.run_ends[i]]
 
 
-def _calibrated_questions(rep: Script, openings: Sequence[Opening]) -> Iterator[Moment]:
+def _calibrated_questions(rep: Script, openings: Sequence[Opening]) -> Spans:
     text = rep.folded
-    for q in openings:
-        if not q.how_or_what:
+    for sentence, word, end, how_or_what in openings:
+        if not how_or_what:
             continue
-        if p.NOT_CALIBRATED.match(text, q.word, q.end) or p.NOT_CALIBRATED_ANYWHERE.search(
-            text, q.word, q.end
-        ):
+        if p.NOT_CALIBRATED.match(text, word, end) or p.NOT_CALIBRATED_ANYWHERE.search(text, word, end):
             continue
-        yield _moment(rep, "calibrated_question", q.sentence, q.end)
+        yield sentence, end
 
 
-def _said(
-    script: Script, tactic: str, pattern: re.Pattern[str], *, doubted: bool = False
-) -> Iterator[Moment]:
+def _said(script: Script, pattern: re.Pattern[str] | Alternation, *, doubted: bool = False) -> Spans:
     """One moment per sentence in which `pattern` is found (and, with `doubted`, not preceded in that
     sentence by words that doubt it or make it conditional: "if", "not sure")."""
     text = script.folded
     taken = -1  # where the sentence of the last moment ends
     for m in pattern.finditer(text):
-        if m.start() < taken or (m.start() > 0 and text[m.start() - 1].isalnum()):  # in a word
+        at = m.start()
+        if at < taken or (at > 0 and text[at - 1].isalnum()):  # in a word
             continue
-        start, end = script.sentence(m.start())
-        if doubted and p.DOUBTED.search(text, start, m.start()):
+        start, end = script.sentence(at)
+        if doubted and p.DOUBTED.search(text, start, at):
             continue
         taken = end
-        yield _moment(script, tactic, start, end)
-
-
-def _moment(script: Script, tactic: str, start: int, end: int) -> Moment:
-    speaker = script.runs[script.run_at(start)].speaker
-    return Moment(tactic, speaker, script.start_at(start), script.text[start:end].strip())
+        yield start, end

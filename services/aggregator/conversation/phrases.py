@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from services.aggregator.conversation.alternation import Alternation
+
 _DAYS = r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|tomorrow|tonight"
 # "may" is left out: it is a verb far more often than a month
 _MONTHS = r"january|february|march|april|june|july|august|september|october|november|december"
@@ -84,35 +86,50 @@ NOT_CALIBRATED = re.compile(
 )
 NOT_CALIBRATED_ANYWHERE = re.compile(rf"\b(?:{_DAYS}|{_CLOCK}|calendar|schedule|next week)\b")
 
-# no_oriented_question and accusation_audit, anywhere in a rep sentence. Every alternative opens with a
-# letter, which lets the regex engine skip to the positions where one of those letters is; whether the
-# match starts a word is checked after (moments.py).
+# no_oriented_question and accusation_audit, anywhere in a rep sentence. Each is an alternation of
+# phrases grouped by the literal they open with (alternation.py: found at the speed of a literal); whether
+# the match starts a word is checked after (moments.py).
 _BAD = (
     r"(?:a )?(?:really )?(?:bad|terrible|horrible|awful|crazy|ridiculous|dumb|stupid|silly|unreasonable)"
     r"(?: (?:idea|time)\b|(?= (?:to|if|for)\b))"
 )
-NO_ORIENTED = re.compile(
-    rf"is (?:it|this|that|now) {_BAD}|would (?:it|this|that) be {_BAD}"
-    r"|would you be (?:against|opposed to|averse to)\b|are you (?:against|opposed to)\b"
-    r"|would you object\b|do you object\b|have you (?:given up on|decided against)\b"
-    r"|had you (?:given up on|decided against)\b|did you give up on\b|is (?:now|this|today) (?:a )?bad time\b"
-    r"|did i catch you at a bad time\b|have i caught you at a bad time\b"
+NO_ORIENTED = Alternation(
+    ("is ", rf"(?:it|this|that|now) {_BAD}|(?:now|this|today) (?:a )?bad time\b"),
+    ("would ", rf"(?:it|this|that) be {_BAD}|you be (?:against|opposed to|averse to)\b|you object\b"),
+    ("are you ", r"(?:against|opposed to)\b"),
+    ("do you ", r"object\b"),
+    ("have ", r"you (?:given up on|decided against)\b|i caught you at a bad time\b"),
+    ("had you ", r"(?:given up on|decided against)\b"),
+    ("did ", r"you give up on\b|i catch you at a bad time\b"),
 )
 _SOUND = r" (?:may|might|could|will|is going to|probably will|probably) sound\b"
-ACCUSATION_AUDIT = re.compile(
-    r"(?:you(?:'re| are) (?:probably|likely|maybe|most likely) (?:thinking|wondering"
-    r"|going to (?:think|say|ask|wonder)|feeling|saying to yourself|expecting|sick of|tired of)\b"
-    r"|you (?:probably|might|may|must) (?:think|be thinking|be wondering|feel like|be feeling"
-    r"|be expecting|be sick of|be tired of)\b"
-    r"|you(?:'re| are) going to think (?:i'm|we're|this|that)\b"
-    r"|i(?:'m sure| bet| imagine| suspect) you(?:'re| are) (?:thinking|wondering)\b"
-    r"|i know what you(?:'re| are) (?:thinking|going to say)\b"
-    r"|i know you (?:weren't|were not|didn't|did not) (?:expect|expecting)\b"
-    r"|i know (?:this|that|it|what i'm (?:about|going) to say)"
-    r" (?:probably |might |may |must |is going to |will )?sounds?\b"
-    rf"|this{_SOUND}|that{_SOUND}|it{_SOUND}|what i'm (?:about|going) to say{_SOUND}"
-    rf"|my (?:question|request|ask){_SOUND})"
-    r"(?! (?:familiar|right|fair|about right|like a plan)\b)"
+_SURE = r"(?:'re| are) (?:thinking|wondering)\b"  # "I'm sure you..."
+ACCUSATION_AUDIT = Alternation(
+    (
+        "you",
+        r"(?:'re| are) (?:probably|likely|maybe|most likely) (?:thinking|wondering"
+        r"|going to (?:think|say|ask|wonder)|feeling|saying to yourself|expecting|sick of|tired of)\b"
+        r"| (?:probably|might|may|must) (?:think|be thinking|be wondering|feel like|be feeling"
+        r"|be expecting|be sick of|be tired of)\b"
+        r"|(?:'re| are) going to think (?:i'm|we're|this|that)\b",
+    ),
+    ("i'm sure you", _SURE),
+    ("i bet you", _SURE),
+    ("i imagine you", _SURE),
+    ("i suspect you", _SURE),
+    (
+        "i know ",
+        r"what you(?:'re| are) (?:thinking|going to say)\b"
+        r"|you (?:weren't|were not|didn't|did not) (?:expect|expecting)\b"
+        r"|(?:this|that|it|what i'm (?:about|going) to say)"
+        r" (?:probably |might |may |must |is going to |will )?sounds?\b",
+    ),
+    ("this", _SOUND),
+    ("that", _SOUND),
+    ("it", _SOUND),
+    ("what i'm ", rf"(?:about|going) to say{_SOUND}"),
+    ("my ", rf"(?:question|request|ask){_SOUND}"),
+    after=r"(?! (?:familiar|right|fair|about right|like a plan)\b)",
 )
 
 # summary: a rep run of at least SUMMARY_MIN_WORDS words opening with one of these.

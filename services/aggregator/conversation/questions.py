@@ -5,7 +5,6 @@ ones that calibrated questions are drawn from. Found in one pass over the rep's 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from services.aggregator.conversation.phrases import QUESTION_LEAD
 from services.aggregator.conversation.text import SENTENCE_END, SENTENCE_REACH
@@ -16,22 +15,21 @@ _WORD = r"(?P<word>how|what|tell me|walk me through|help me understand)\b"
 _OPENING = re.compile(rf"[.!?\n](?:(?<=\n)|[\"\u201d')\]]*\s) *(?P<sentence>){QUESTION_LEAD}{_WORD}")
 
 
-@dataclass(frozen=True, slots=True)
-class Opening:
-    sentence: int  # where the question starts in the script
-    word: int  # where its question word starts
-    end: int  # where it ends (after its "?")
-    how_or_what: bool
+# (sentence, word, end, how_or_what): where the question starts in the script, where its question word
+# starts, where it ends (after its "?"), whether that word is how or what. A tuple: a call has dozens.
+Opening = tuple[int, int, int, bool]
 
 
 def question_openings(text: str) -> list[Opening]:
     """The questions (sentences ending in "?") of `text` opening with a question word."""
-    found = []
+    found: list[Opening] = []
+    search_end = SENTENCE_END.search
     for m in _OPENING.finditer(text):
-        reach = min(len(text), m.end() + SENTENCE_REACH)
-        line_end = text.find("\n", m.end(), reach)
-        close = SENTENCE_END.search(text, m.end(), reach if line_end < 0 else line_end)
+        after = m.end()
+        reach = min(len(text), after + SENTENCE_REACH)
+        line_end = text.find("\n", after, reach)
+        close = search_end(text, after, reach if line_end < 0 else line_end)
         if close is not None and "?" in close.group():
             word = m.group("word")
-            found.append(Opening(m.start("sentence"), m.start("word"), close.end(), word in ("how", "what")))
+            found.append((m.start("sentence"), m.start("word"), close.end(), word in ("how", "what")))
     return found

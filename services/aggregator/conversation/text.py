@@ -29,7 +29,7 @@ _ACK = (
 )
 ACKNOWLEDGEMENT = re.compile(rf"[\W_]*(?:(?:{_ACK})(?![^\W_])[\W_]*)+")
 BACKCHANNEL_MAX_WORDS = 4
-_BACKCHANNEL_MAX_CHARS = 60  # 4 acknowledgement words with their punctuation never take more
+BACKCHANNEL_MAX_CHARS = 60  # 4 acknowledgement words with their punctuation never take more
 
 LINE_BREAKS = str.maketrans(dict.fromkeys("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029", " "))
 
@@ -50,7 +50,7 @@ def fold(text: str) -> str:
 
 def is_backchannel(text: str) -> bool:
     """Whether `text` (one speaker's run of segments) is at most 4 words, all acknowledgements."""
-    if len(text) > _BACKCHANNEL_MAX_CHARS or count_words(text) > BACKCHANNEL_MAX_WORDS:
+    if len(text) > BACKCHANNEL_MAX_CHARS or count_words(text) > BACKCHANNEL_MAX_WORDS:
         return False
     return ACKNOWLEDGEMENT.fullmatch(fold(text)) is not None
 
@@ -63,14 +63,13 @@ def sentence_bounds(text: str, lo: int, hi: int, at: int) -> tuple[int, int]:
         lo = at - SENTENCE_REACH if cut < 0 else cut
     hi = min(hi, at + SENTENCE_REACH)
     start = lo
-    for end in SENTENCE_END.finditer(text, lo, hi):
-        if end.end() > at:
-            return _skip_spaces(text, start, hi), end.end()
-        start = end.end()
-    return _skip_spaces(text, start, hi), hi
-
-
-def _skip_spaces(text: str, at: int, hi: int) -> int:
-    while at < hi and text[at].isspace():
-        at += 1
-    return at
+    for m in SENTENCE_END.finditer(text, lo, hi):
+        end = m.end()
+        if end > at:
+            break
+        start = end
+    else:
+        end = hi
+    while start < hi and text[start].isspace():
+        start += 1
+    return start, end
