@@ -16,10 +16,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from services.core.db import create_engine
+from services.core.db import asyncpg_dsn
 from services.core.kafka import BrokerUnavailable
 from services.core.settings import Settings
 from services.importer.csvfile import FileRefused
+from services.importer.known import Connection
 from services.importer.owners import RepMapError
 from services.importer.run import ImportFailed, Outcome, Request, prepare, run, tallies
 from services.importer.send import Sender
@@ -62,7 +63,7 @@ def main(settings: Settings, request: Request, report: Path | None, console: Con
 
 
 async def _import(settings: Settings, request: Request, loaded: list[Loaded], console: Console) -> Outcome:
-    engine = create_engine(settings, "salesloop-import", pool_size=2)
+    db = await Connection.open(asyncpg_dsn(settings.database_url.get_secret_value()), "salesloop-import")
     sender = None if request.dry_run else Sender(settings)
     try:
         if sender is not None:
@@ -70,12 +71,12 @@ async def _import(settings: Settings, request: Request, loaded: list[Loaded], co
         with _progress(console) as bar:
             tasks = [bar.add_task(t.path.name, total=t.total) for t in tallies(loaded)]
             return await run(
-                engine, request, loaded, sender, lambda i, done: bar.update(tasks[i], completed=done)
+                db, request, loaded, sender, lambda i, done: bar.update(tasks[i], completed=done)
             )
     finally:
         if sender is not None:
             await sender.stop()
-        await engine.dispose()
+        await db.close()
 
 
 def _error(console: Console, exc: Exception) -> None:

@@ -9,17 +9,15 @@ was imported the first time is then a duplicate.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
-from zoneinfo import ZoneInfo
-
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from typing import TYPE_CHECKING, NamedTuple
+from zoneinfo import ZoneInfo, available_timezones
 
 from services.core.events import CheckedEvent
-from services.core.tenancy import get_tenant, validate_timezone
 from services.core.wire import check_event
 from services.importer import known
 from services.importer.csvfile import FIRST_ROW
@@ -28,6 +26,9 @@ from services.importer.owners import Owners, read_rep_map
 from services.importer.salesforce import HISTORY, OPPORTUNITIES, index_history, index_opportunity
 from services.importer.send import Records, Sender
 from services.importer.sources import CsvExport, JsonLines, Loaded, json_drafts, load
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 CHUNK_ROWS = 2_000
 _INDEXES = {HISTORY.name: index_history, OPPORTUNITIES.name: index_opportunity}
@@ -95,14 +96,15 @@ def tallies(loaded: list[Loaded]) -> list[FileTally]:
 
 
 async def run(
-    engine: AsyncEngine,
+    database: known.Database | AsyncEngine,
     request: Request,
     loaded: list[Loaded],
     sender: Sender | None,
     progress: Progress = lambda _i, _n: None,
 ) -> Outcome:
     """Import `loaded` (from `prepare`); `sender` None is a dry run."""
-    ctx = await _context(engine, request)
+    db = known.database(database)
+    ctx = await _context(db, request)
     tenant = request.tenant
     outcome = Outcome(tallies(loaded), [], ctx.owners, dry_run=sender is None)
     index(loaded, ctx)
@@ -112,8 +114,7 @@ async def run(
         for start in range(0, tally.total, CHUNK_ROWS):
             drafts = mapped(item, start, start + CHUNK_ROWS, ctx)
             rows = _checked(drafts, ctx, tally, outcome.problems, isinstance(item, JsonLines))
-            async with engine.connect() as conn:
-                new = await _new(conn, tenant, rows, seen, tally)
+            new = await _new(db, tenant, rows, seen, tally)
             outcome.duplicates += sum(len(r.events) for r in rows) - len(new)
             if sender is not None:
                 await sender.send([messages.record(ev, d.source, d.rep_alias) for d, ev in new])
@@ -125,18 +126,24 @@ async def run(
     return outcome
 
 
-async def _context(engine: AsyncEngine, request: Request) -> Context:
-    info = await get_tenant(engine, request.tenant)
+async def _context(db: known.Database, request: Request) -> Context:
+    info = await known.tenant(db, request.tenant)
     if info is None:
         raise ImportFailed(f"unknown tenant {request.tenant!r}: create it with salesloop tenants create")
-    try:
-        zone = ZoneInfo(validate_timezone(request.timezone or info.timezone))
-    except ValueError as exc:
-        raise ImportFailed(str(exc)) from None
+    currency, timezone = info
+    zone = request.timezone or timezone
+    if zone not in _iana_names():  # as services.core.tenancy.validate_timezone says it
+        raise ImportFailed(f"unknown IANA timezone {zone!r}")
     rep_map = read_rep_map(request.rep_map) if request.rep_map is not None else {}
-    owners = Owners(rep_map, await known.aliases(engine, request.tenant))
-    terms = await known.terms(engine, request.tenant)
-    return Context(zone, datetime.now(UTC), info.currency, owners, terms, request.day_first)
+    owners = Owners(rep_map, await known.aliases(db, request.tenant))
+    terms = await known.terms(db, request.tenant)
+    return Context(ZoneInfo(zone), datetime.now(UTC), currency, owners, terms, request.day_first)
+
+
+@functools.cache
+def _iana_names() -> frozenset[str]:
+    # services.core.tenancy's: the IANA names of Python's timezone database, not `localtime`.
+    return frozenset(available_timezones() - {"localtime"})
 
 
 def index(loaded: list[Loaded], ctx: Context) -> None:
@@ -205,13 +212,13 @@ def _checked(
 
 
 async def _new(
-    conn: AsyncConnection, tenant: str, rows: list[_Checked], seen: set[str], tally: FileTally
+    db: known.Database, tenant: str, rows: list[_Checked], seen: set[str], tally: FileTally
 ) -> list[tuple[Draft, CheckedEvent]]:
     """The rows' events the tenant does not have yet; tallies each row imported or duplicate."""
     candidates = [(d, ev) for r in rows for d, ev in r.events]
     ids = {d.body["event_id"] for d, _ in candidates}
-    known_ids = await known.known_ids(conn, tenant, ids)
-    facts = await known.known_facts(conn, tenant, [d.fact for d, _ in candidates if d.fact is not None])
+    known_ids = await known.known_ids(db, tenant, ids)
+    facts = await known.known_facts(db, tenant, [d.fact for d, _ in candidates if d.fact is not None])
     new = []
     for r in rows:
         fresh = 0
