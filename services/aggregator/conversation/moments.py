@@ -72,11 +72,15 @@ def _labels(rep: Script, answered: Sequence[int]) -> Spans:
 
 
 def _summaries(rep: Script) -> Spans:
-    for m in p.SUMMARY.finditer(rep.folded):
-        i = rep.run_at(m.start() + 1)
-        if rep.backchannels[i] or rep.run_words[i] < p.SUMMARY_MIN_WORDS:
-            continue
-        yield rep.sentence(m.end())[0], rep.run_ends[i]
+    """A summary opens a run of SUMMARY_MIN_WORDS or more (the pattern starts at the run's line break), so
+    it is looked for at the start of those runs only."""
+    text, match = rep.folded, p.SUMMARY.match
+    for lo, hi, words, backchannel in zip(
+        rep.run_offsets, rep.run_ends, rep.run_words, rep.backchannels, strict=True
+    ):
+        m = match(text, lo - 1) if words >= p.SUMMARY_MIN_WORDS and not backchannel else None
+        if m is not None:
+            yield rep.sentence(m.end())[0], hi
 
 
 _MIRROR_MAX_SPACES = 12  # a cut older than the count of words, kept: a mirror's words hold fewer spaces

@@ -28,8 +28,11 @@ def question_openings(text: str) -> list[Opening]:
         after = m.end()
         reach = min(len(text), after + SENTENCE_REACH)
         line_end = text.find("\n", after, reach)
-        close = search_end(text, after, reach if line_end < 0 else line_end)
-        if close is not None and "?" in close.group():
-            word = m.group("word")
-            found.append((m.start("sentence"), m.start("word"), close.end(), word in ("how", "what")))
+        stop = reach if line_end < 0 else line_end
+        if text.find("?", after, stop) < 0:  # its sentence end holds no "?": no question
+            continue
+        close = search_end(text, after, stop)
+        if close is not None and text.find("?", close.start(), close.end()) >= 0:
+            word = m.start("word")
+            found.append((m.start("sentence"), word, close.end(), text.startswith(("how", "what"), word)))
     return found

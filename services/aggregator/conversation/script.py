@@ -53,7 +53,7 @@ class Script:
 
     def sentence(self, at: int) -> tuple[int, int]:
         """The sentence holding offset `at`, within its run."""
-        i = self.run_at(at)
+        i = bisect_right(self.run_offsets, at) - 1
         return sentence_bounds(self.folded, self.run_offsets[i], self.run_ends[i], at)
 
 

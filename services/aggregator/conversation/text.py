@@ -61,7 +61,8 @@ def sentence_bounds(text: str, lo: int, hi: int, at: int) -> tuple[int, int]:
     if at - lo > SENTENCE_REACH:
         cut = text.find(" ", at - SENTENCE_REACH, at)
         lo = at - SENTENCE_REACH if cut < 0 else cut
-    hi = min(hi, at + SENTENCE_REACH)
+    if at + SENTENCE_REACH < hi:
+        hi = at + SENTENCE_REACH
     start = lo
     for m in SENTENCE_END.finditer(text, lo, hi):
         end = m.end()
