@@ -7,7 +7,6 @@ otherwise show as 13.399999999999999 s where the transcript said 13.4.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import pairwise
 from operator import itemgetter
 from statistics import median
 
@@ -51,8 +50,8 @@ def call_metrics(
     switches = max(len(turns) - 1, 0)
     return {
         "rep_talk_share": _rounded(rep_s / (rep_s + buyer_s)) if rep_s + buyer_s > 0 else None,
-        "longest_monologue_s": _longest(turns, "rep"),
-        "longest_story_s": _longest(turns, "buyer"),
+        "longest_monologue_s": _longest(_of(turns, "rep")),
+        "longest_story_s": _longest(_of(turns, "buyer")),
         "interactivity": _rounded(switches * 60.0 / span_s) if span_s > 0 else None,
         "patience_s": _patience(turns),
         "rep_questions": len(QUESTION_END.findall(rep.folded)),
@@ -65,15 +64,21 @@ def _rounded(value: float) -> float:
     return round(value, DECIMALS)
 
 
-def _longest(turns: Sequence[Turn], speaker: str) -> float:
-    return _rounded(max([end - start for who, start, end in turns if who == speaker], default=0.0))
+def _of(turns: Sequence[Turn], speaker: str) -> Sequence[Turn]:
+    """The speaker's turns: every other one, as turns alternate speakers."""
+    return turns[0 if turns and turns[0][0] == speaker else 1 :: 2]
+
+
+def _longest(turns: Sequence[Turn]) -> float:
+    return _rounded(max([end - start for _, start, end in turns], default=0.0))
 
 
 def _patience(turns: Sequence[Turn]) -> float | None:
+    """The median pause from a buyer turn to the rep turn after it, each clipped to [0, PATIENCE_CAP_S]."""
+    first = 0 if turns and turns[0][0] == "buyer" else 1  # the first buyer turn
     pauses = []
-    for before, after in pairwise(turns):
-        if before[0] == "buyer":  # clipped to [0, PATIENCE_CAP_S]
-            pause = after[1] - before[2]
-            pause = 0.0 if 0.0 > pause else pause
-            pauses.append(PATIENCE_CAP_S if PATIENCE_CAP_S < pause else pause)
+    for (_, _, end), (_, start, _) in zip(turns[first::2], turns[first + 1 :: 2], strict=False):
+        pause = start - end
+        pause = 0.0 if 0.0 > pause else pause
+        pauses.append(PATIENCE_CAP_S if PATIENCE_CAP_S < pause else pause)
     return _rounded(float(median(pauses))) if pauses else None
