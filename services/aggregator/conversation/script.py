@@ -3,8 +3,9 @@
 The speaker's runs (turns.py), in time order, each start with a line break (a run's segments are joined
 by spaces), so a pattern finds where runs start by a literal; `folded` is that text lowercased for
 matching. Offsets map back to the run and to the segment a match is in, whose start is the moment's
-time. Both scripts are written in one pass over the sorted segments, and what the analysis asks of a
-run (where it is, when it was said, whether it is a back-channel) is kept in lists indexed by the run.
+time. Both scripts are made from the sorted segments together, and what the analysis asks of a run
+(where it is, when it was said, its words, whether it is a back-channel) is kept in lists indexed by
+the run, made once.
 """
 
 from __future__ import annotations
@@ -42,14 +43,6 @@ class Script:
 
     def run_at(self, at: int) -> int:
         return bisect_right(self.run_offsets, at) - 1
-
-    def bounds(self, i: int) -> tuple[int, int]:
-        """Where run `i` starts and ends in `text`."""
-        return self.run_offsets[i], self.run_ends[i]
-
-    def start_at(self, at: int) -> float:
-        """The start of the segment holding offset `at`."""
-        return self.segment_starts[bisect_right(self.segment_offsets, at) - 1]
 
     def sentence(self, at: int) -> tuple[int, int]:
         """The sentence holding offset `at`, within its run."""

@@ -9,7 +9,7 @@ Talk metrics are measured on turns. Moments are found in runs: a back-channel do
 saying ("A red line?" - "Mhm." is a mirror the buyer answered), though it is no switch.
 
 Segments and turns are plain tuples: a call has hundreds of them, and a tuple costs a tenth of an
-object to make.
+object to make. Runs are kept beside each speaker's Script (script.py), which finds them.
 """
 
 from __future__ import annotations
