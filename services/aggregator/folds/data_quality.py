@@ -26,22 +26,28 @@ _OWN_API: str = Source.API.value  # events sent to our API name reps themselves,
 
 def unresolved_rows(events: Iterable[Event], updates: Iterable[CrmUpdate]) -> list[tuple[Any, ...]]:
     """`data_quality` increments (tenant, source, kind, value, events, first_seen, last_seen), in key
-    order."""
-    found: list[tuple[Key, datetime]] = [
-        ((e.tenant, e.source, *e.rep_alias), e.occurred_at)
-        for e in events
-        if e.rep_id is None and e.rep_alias is not None and e.source != _OWN_API
-    ]
-    found += [
-        ((u.tenant, u.source, *u.rep_alias), u.occurred_at)
-        for u in updates
-        if u.property == "owner"
-        and u.rep_id is None
-        and u.rep_alias is not None
-        and u.attribution is not None
-    ]
-    seen: dict[Key, tuple[int, datetime, datetime]] = {}
-    for key, at in found:
-        n, first, last = seen.get(key, (0, at, at))
-        seen[key] = (n + 1, min(first, at), max(last, at))
-    return [(*key, *counts) for key, counts in sorted(seen.items())]
+    order. One pass, one running count per identity: an import of a CRM whose owners are not mapped yet
+    brings thousands of events naming a few dozen identities."""
+    seen: dict[tuple[str, str, tuple[str, str]], list[Any]] = {}  # -> [events, first_seen, last_seen]
+    for e in events:
+        alias = e.rep_alias
+        if alias is not None and e.rep_id is None and e.source != _OWN_API:
+            _count(seen, (e.tenant, e.source, alias), e.occurred_at)
+    for u in updates:
+        alias = u.rep_alias
+        if u.property == "owner" and u.rep_id is None and alias is not None and u.attribution is not None:
+            _count(seen, (u.tenant, u.source, alias), u.occurred_at)
+    return [(tenant, source, *alias, *counts) for (tenant, source, alias), counts in sorted(seen.items())]
+
+
+def _count(seen: dict[tuple[str, str, tuple[str, str]], list[Any]], key: tuple[str, str, tuple[str, str]],
+           at: datetime) -> None:  # fmt: skip
+    found = seen.get(key)
+    if found is None:
+        seen[key] = [1, at, at]
+        return
+    found[0] += 1
+    if at < found[1]:
+        found[1] = at
+    elif at > found[2]:
+        found[2] = at
