@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 
-from services.aggregator import archive_partitions
+from services.aggregator import archive_partitions, gc_pause
 from services.core.crm import CrmUpdate
 from services.core.db import asyncpg_dsn
 from services.core.settings import Settings
@@ -49,8 +49,9 @@ REBUILD_LOCK_KEY = 0x5A1E5100
 # (unique across the archive's monthly partitions, which no unique index of `events` can be) in key
 # order (lock order). Events that occurred before the archive's horizon (retention dropped their month)
 # are not. Returns the keys that were not new, or past the horizon: few rows, where the new ones would
-# be thousands. The events whose key was new are then COPYed into `events` itself (archive_events):
-# no other transaction can archive them meanwhile, as it would wait on their new keys first.
+# be thousands; when every key was new (the counts say so) the anti-join does not even run. The
+# events whose key was new are then COPYed into `events` itself (archive_events): no other transaction
+# can archive them meanwhile, as it would wait on their new keys first.
 STAGE_TABLE = "aggregator_stage_keys"
 CREATE_STAGE = f"""
 CREATE TEMP TABLE IF NOT EXISTS {STAGE_TABLE} (tenant text, event_id text, occurred_at timestamptz)
@@ -66,7 +67,8 @@ WITH fresh AS (
   RETURNING tenant, event_id
 )
 SELECT s.tenant, s.event_id, s.occurred_at < {_HORIZON} AS past FROM {STAGE_TABLE} s
-WHERE NOT EXISTS (SELECT 1 FROM fresh n WHERE n.tenant = s.tenant AND n.event_id = s.event_id)
+WHERE (SELECT count(*) FROM fresh) < (SELECT count(*) FROM {STAGE_TABLE})
+  AND NOT EXISTS (SELECT 1 FROM fresh n WHERE n.tenant = s.tenant AND n.event_id = s.event_id)
 """
 ARCHIVED = "tenant, event_id, type, occurred_at, received_at, source, rep_id, contact_id, payload".split(", ")
 ARCHIVE_UPDATES = """
@@ -184,8 +186,10 @@ class Store:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
-        async with self._pool.acquire() as conn, conn.transaction():
-            yield conn
+        """A batch transaction, with the cyclic garbage collector paused (gc_pause.py)."""
+        with gc_pause.paused():
+            async with self._pool.acquire() as conn, conn.transaction():
+                yield conn
 
     async def save_offsets(self, conn: asyncpg.Connection, offsets: dict[int, int]) -> None:
         parts = sorted(offsets)
